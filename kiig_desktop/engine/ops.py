@@ -1,0 +1,270 @@
+"""Whole operations the worker offers: generate, scan a chain of prefixes, score a sequence, judge.
+
+Each operation is a generator: it yields small event dicts (streamed to the client as they happen)
+and returns its result. The incremental KV-cache work stays inside the worker, so a 16-step chain
+costs one request, not thousands of token round trips.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import time
+from collections.abc import Generator, Sequence
+
+import numpy as np
+
+from ..errors import Cancelled, InputError
+from .backend import Backend
+from .logits import LN2, row_stats
+
+Events = Generator[dict, None, dict]
+
+
+# ---------------------------------------------------------------------------- chat templates
+
+
+def chat_prompt(backend: Backend, messages: list[dict], add_generation_prompt: bool = True) -> str:
+    """Render ``messages`` with the model's own chat template (from its GGUF), else a plain fallback."""
+    template = backend.info().get("chat_template")
+    bos = backend.token_text(backend.info()["bos"]) if backend.info()["bos"] >= 0 else ""
+    eos = backend.token_text(backend.info()["eos"]) if backend.info()["eos"] >= 0 else ""
+    if template:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        try:
+            formatter = Jinja2ChatFormatter(template, eos_token=eos, bos_token=bos, add_generation_prompt=add_generation_prompt)
+            return formatter(messages=messages).prompt
+        except Exception as exc:  # noqa: BLE001 - a template that cannot render falls back, with a note
+            raise InputError(f"the model's chat template could not be rendered: {exc}") from None
+    parts = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
+    if add_generation_prompt:
+        parts.append("Assistant:")
+    return "\n".join(parts)
+
+
+def prompt_tokens(backend: Backend, messages: list[dict]) -> list[int]:
+    text = chat_prompt(backend, messages)
+    add_bos = backend.info()["add_bos"]
+    tokens = backend.tokenize(text, add_bos=add_bos, special=True)
+    bos = backend.info()["bos"]
+    if add_bos and len(tokens) >= 2 and tokens[0] == bos and tokens[1] == bos:
+        tokens = tokens[1:]  # templates that write bos_token themselves
+    return tokens
+
+
+# ---------------------------------------------------------------------------- generation
+
+
+def generate(
+    backend: Backend,
+    messages: list[dict],
+    max_tokens: int = 256,
+    temperature: float = 0.0,
+    seed: int | None = None,
+    top_k: int = 5,
+    top_p: float = 0.95,
+    json_schema: dict | None = None,
+    grammar: str | None = None,
+) -> Events:
+    """Chat-templated generation; each token streams with its log-prob, entropy and top-k alternatives."""
+    tokens = prompt_tokens(backend, messages)
+    backend.clear()
+    backend.check_fits(len(tokens) + 1, "the prompt")
+    started = time.monotonic()
+    backend.decode(tokens, outputs="last")
+    prompt_s = time.monotonic() - started
+    if json_schema is not None and grammar is None:
+        from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+        grammar = json_schema_to_gbnf(json.dumps(json_schema))
+    sampler = backend.make_sampler(temperature, backend.seed if seed is None else seed, grammar=grammar, top_p=top_p)
+    dec = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    out_tokens: list[dict] = []
+    text_parts: list[str] = []
+    stop = "length"
+    gen_started = time.monotonic()
+    try:
+        for _ in range(max_tokens):
+            if backend.n_past >= backend.n_ctx:
+                stop = "context"
+                break
+            row = backend.last_logits()
+            lse, entropy, top = row_stats(row, top_k)
+            token = backend.sample(sampler)
+            if backend.is_eog(token):
+                stop = "eos"
+                break
+            piece = dec.decode(backend.piece(token))
+            record = {
+                "id": token,
+                "text": piece,
+                "logprob": float(row[token]) - lse,
+                "entropy_bits": entropy / LN2,
+                "top": [{"id": t, "text": backend.piece(t).decode("utf-8", errors="replace"), "logprob": lp} for t, lp in top],
+            }
+            out_tokens.append(record)
+            text_parts.append(piece)
+            yield {"type": "token", **record}
+            backend.decode([token], outputs="last")
+    except Cancelled:
+        stop = "cancelled"
+    finally:
+        sampler.close()
+    tail = dec.decode(b"", final=True)
+    if tail:
+        text_parts.append(tail)
+    gen_s = time.monotonic() - gen_started
+    return {
+        "text": "".join(text_parts),
+        "tokens": out_tokens,
+        "n_prompt_tokens": len(tokens),
+        "stop": stop,
+        "prompt_s": prompt_s,
+        "gen_s": gen_s,
+        "tokens_per_s": len(out_tokens) / gen_s if gen_s > 0 else 0.0,
+    }
+
+
+# ---------------------------------------------------------------------------- scoring
+
+
+def _context_targets(segment: Sequence[int], next_token: int) -> list[int]:
+    return list(segment[1:]) + [next_token]
+
+
+def scan(
+    backend: Backend,
+    segments: list[list[int]],
+    probe: list[int],
+    answer_start: int,
+    candidates: list[list[int]] | None = None,
+) -> Events:
+    """Evaluate the context ``segments`` once, incrementally; after each segment, score ``probe``.
+
+    ``probe`` (e.g. tok(" Answer:") + tok(" " + answer)) is decoded on top of the prefix and then
+    removed from the KV cache. Returns per context token its log-prob and the entropy (nats) of
+    the distribution that predicted it, and per checkpoint the log-prob of every probe token and
+    of each candidate continuation at ``answer_start`` (the option letters).
+    """
+    if not segments or not probe or not 0 < answer_start <= len(probe):
+        raise InputError("scan needs at least one segment, a probe and an answer start inside it")
+    context = [t for seg in segments for t in seg]
+    backend.clear()
+    backend.check_fits(len(context) + len(probe) + max((len(c) for c in candidates or [[]]), default=0), "this chain")
+    n = len(context)
+    ctx_lp = np.full(n, np.nan)
+    ctx_ent = np.full(n, np.nan)
+    checkpoints = []
+    pos = 0
+    started = time.monotonic()
+    evaluated = 0
+    for k, seg in enumerate(segments):
+        if not seg:
+            raise InputError(f"segment {k} has no tokens")
+        nxt = context[pos + len(seg)] if pos + len(seg) < n else -1
+        lse, ent, tlp = backend.decode(seg, outputs="all", targets=_context_targets(seg, nxt))
+        # row i (position pos+i) predicts token pos+i+1
+        end = min(pos + len(seg) + 1, n)
+        ctx_lp[pos + 1 : end] = tlp[: end - pos - 1]
+        ctx_ent[pos + 1 : end] = ent[: end - pos - 1]
+        first_lp = float(backend.last_logits()[probe[0]]) - float(lse[-1])
+        evaluated += len(seg)
+        cp = _score_probe(backend, probe, answer_start, candidates, first_lp)
+        evaluated += len(probe) - 1
+        backend.truncate(pos + len(seg))
+        pos += len(seg)
+        checkpoints.append(cp)
+        yield {"type": "progress", "done": k + 1, "total": len(segments), "tokens": evaluated}
+    elapsed = time.monotonic() - started
+    return {
+        "context_logprob": ctx_lp,
+        "context_entropy": ctx_ent,
+        "checkpoints": checkpoints,
+        "n_context": n,
+        "tokens_evaluated": evaluated,
+        "seconds": elapsed,
+    }
+
+
+def _score_probe(backend: Backend, probe, answer_start, candidates, first_lp: float) -> dict:
+    """Decode probe[:-1] on top of the prefix, read the candidates at ``answer_start``, then drop it."""
+    base = backend.n_past
+    s = answer_start
+    head_targets = list(probe[1 : s + 1]) + ([-1] if s >= len(probe) else [])
+    lse, _ent, tlp = backend.decode(probe[:s], outputs="all", targets=head_targets)
+    lps = [first_lp] + [float(x) for x in tlp[: min(s, len(probe) - 1)]]
+    cand_lp = _candidate_logprobs(backend, candidates, backend.last_logits(), float(lse[-1])) if candidates else None
+    tail = probe[s:-1]
+    if tail:
+        _lse, _ent, tlp2 = backend.decode(tail, outputs="all", targets=probe[s + 1 :])
+        lps.extend(float(x) for x in tlp2)
+    backend.truncate(base)
+    return {"probe_logprob": lps, "candidates": cand_lp}
+
+
+def _candidate_logprobs(backend: Backend, candidates: list[list[int]], row: np.ndarray, lse: float) -> list[float]:
+    """Log-prob of each candidate continuation at the current position (multi-token ones decoded)."""
+    first = [float(row[c[0]]) - lse for c in candidates]
+    out = []
+    base = backend.n_past
+    for cand, lp0 in zip(candidates, first, strict=True):
+        if len(cand) == 1:
+            out.append(lp0)
+            continue
+        _lse, _ent, tlp = backend.decode(cand[:-1], outputs="all", targets=cand[1:])
+        out.append(lp0 + float(np.sum(tlp)))
+        backend.truncate(base)
+    return out
+
+
+def eval_sequence(backend: Backend, tokens: list[int]) -> Events:
+    """From-scratch evaluation: log-prob and entropy (nats) for every token after the first."""
+    backend.clear()
+    backend.check_fits(len(tokens), "this sequence")
+    started = time.monotonic()
+    _lse, ent, tlp = backend.decode(tokens, outputs="all", targets=list(tokens[1:]) + [-1])
+    yield {"type": "progress", "done": 1, "total": 1, "tokens": len(tokens)}
+    return {"logprob": tlp[:-1], "entropy": ent[:-1], "seconds": time.monotonic() - started}
+
+
+def prefill(backend: Backend, tokens: list[int]) -> Events:
+    """Plain prefill with no outputs but the last: the speed reference for benchmarks."""
+    backend.clear()
+    backend.check_fits(len(tokens), "this sequence")
+    started = time.monotonic()
+    backend.decode(tokens, outputs="last")
+    yield {"type": "progress", "done": 1, "total": 1, "tokens": len(tokens)}
+    return {"seconds": time.monotonic() - started, "n_tokens": len(tokens)}
+
+
+def next_token_logprobs(backend: Backend, messages: list[dict], candidates: list[str]) -> Events:
+    """Log-prob that the assistant's reply starts with each candidate (its first token)."""
+    tokens = prompt_tokens(backend, messages)
+    backend.clear()
+    backend.check_fits(len(tokens), "the judge prompt")
+    backend.decode(tokens, outputs="last")
+    row = backend.last_logits()
+    lse, _entropy, _top = row_stats(row)
+    out = {}
+    first_tokens = {}
+    for cand in candidates:
+        ids = backend.tokenize(cand, add_bos=False, special=False)
+        if not ids:
+            continue
+        first_tokens[cand] = ids[0]
+        out[cand] = float(row[ids[0]]) - lse
+    yield {"type": "progress", "done": 1, "total": 1, "tokens": len(tokens)}
+    return {"logprobs": out, "first_tokens": first_tokens, "n_prompt_tokens": len(tokens)}
+
+
+def smoke(backend: Backend) -> Events:
+    """A tiny decode that proves this build runs on this CPU: finite logits, sane distribution."""
+    tokens = backend.tokenize("The capital of France is", add_bos=backend.info()["add_bos"])
+    backend.clear()
+    backend.decode(tokens, outputs="last")
+    row = backend.last_logits()
+    lse, entropy, top = row_stats(row, 1)
+    finite = bool(np.isfinite(row).all())
+    yield {"type": "progress", "done": 1, "total": 1, "tokens": len(tokens)}
+    return {"finite": finite, "entropy_bits": entropy / LN2, "top": backend.piece(top[0][0]).decode("utf-8", "replace") if top else ""}

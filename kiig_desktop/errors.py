@@ -1,0 +1,54 @@
+"""Expected errors: each carries one clear message for the user (and an optional hint).
+
+Anything raised as a ``KiigError`` is an anticipated failure -- bad input, a broken model file,
+a crashed worker -- and is shown as text, never as a traceback.
+"""
+
+from __future__ import annotations
+
+
+class KiigError(Exception):
+    """Base for all expected errors; ``str(err)`` is the user-facing message."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
+
+
+class ModelFileError(KiigError):
+    """A model path that is missing, unreadable, not GGUF, truncated or unsupported."""
+
+
+class ModelNotFound(KiigError):
+    """A model name or id that matches no discovered model."""
+
+
+class EngineError(KiigError):
+    """The engine worker reported a failure (load failed, context overflow, ...)."""
+
+
+class WorkerCrashed(EngineError):
+    """The worker process died (signal, abort, out of memory); the next call starts a new one."""
+
+
+class ContextOverflow(EngineError):
+    """A request needs more tokens than the loaded context holds."""
+
+
+class Cancelled(KiigError):
+    """The user cancelled a long operation."""
+
+    def __init__(self, message: str = "cancelled") -> None:
+        super().__init__(message)
+
+
+class InputError(KiigError):
+    """Invalid user input (a malformed dataset line, a bad option value)."""
+
+
+class StoreError(KiigError):
+    """A session file that cannot be opened, written or migrated."""

@@ -1,0 +1,171 @@
+"""The engine on the real embedded model: tokens, generation, logprobs, cancel, crash recovery."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from kiig_desktop.errors import Cancelled, ContextOverflow, WorkerCrashed
+
+MESSAGES = [{"role": "user", "content": "Explain in two sentences why the sky is blue."}]
+
+
+def _run(gen):
+    events = []
+    while True:
+        try:
+            events.append(next(gen))
+        except StopIteration as stop:
+            return events, stop.value
+
+
+def test_tokenize_round_trip(client):
+    for text in ["Hello world", "Dose: 2.5 mg twice daily.", "Ünïcödé — 日本語 テキスト", "  leading spaces\nand lines\r\n"]:
+        tokens = client.tokenize(text)
+        assert tokens and all(isinstance(t, int) for t in tokens)
+        assert client.detokenize(tokens) == text
+    assert client.tokenize("x", add_bos=False) != client.tokenize("x y")
+
+
+def test_greedy_generation_is_reproducible(client):
+    _, a = _run(client.generate(MESSAGES, max_tokens=24, temperature=0.0))
+    _, b = _run(client.generate(MESSAGES, max_tokens=24, temperature=0.0, seed=123))
+    assert a["text"] and a["text"] == b["text"]
+    assert [t["id"] for t in a["tokens"]] == [t["id"] for t in b["tokens"]]
+
+
+def test_sampled_generation_is_reproducible_with_seed(client):
+    runs = [_run(client.generate(MESSAGES, max_tokens=24, temperature=1.0, seed=s))[1]["text"] for s in (7, 7, 8)]
+    assert runs[0] == runs[1]
+    assert runs[0] != runs[2]  # a different seed samples differently (24 tokens at T=1)
+
+
+def test_streamed_tokens_carry_logprob_entropy_and_alternatives(client):
+    events, result = _run(client.generate(MESSAGES, max_tokens=16, top_k=5))
+    tokens = [e for e in events if e["type"] == "token"]
+    assert len(tokens) == len(result["tokens"]) == 16
+    assert "".join(t["text"] for t in tokens) == result["text"]
+    for t in tokens:
+        assert t["logprob"] <= 0 and math.isfinite(t["logprob"])
+        assert len(t["top"]) == 5
+        assert t["top"][0]["logprob"] >= t["logprob"] - 1e-6  # greedy: the chosen token is the top one
+        assert all(a["logprob"] >= b["logprob"] for a, b in zip(t["top"], t["top"][1:], strict=False))
+    entropies = [t["entropy_bits"] for t in tokens]
+    assert all(0 <= h < math.log2(49152) for h in entropies)
+    assert max(entropies) > 0.5 and len({round(h, 3) for h in entropies}) > 5  # real, varying entropies
+
+
+def test_streamed_logprobs_equal_a_separate_forward_pass(client):
+    _, result = _run(client.generate(MESSAGES, max_tokens=20, top_k=0))
+    prompt = client.call("chat_prompt", messages=MESSAGES)
+    prompt_ids = client.tokenize(prompt, special=True)
+    gen_ids = [t["id"] for t in result["tokens"]]
+    full = client.eval_sequence(prompt_ids + gen_ids)
+    lp = np.asarray(full["logprob"])[len(prompt_ids) - 1 :]
+    ent = np.asarray(full["entropy"])[len(prompt_ids) - 1 :] / math.log(2)
+    streamed_lp = np.array([t["logprob"] for t in result["tokens"]])
+    streamed_ent = np.array([t["entropy_bits"] for t in result["tokens"]])
+    np.testing.assert_allclose(lp, streamed_lp, atol=2e-3)
+    np.testing.assert_allclose(ent, streamed_ent, atol=2e-3)
+
+
+def test_cancel_stops_generation_within_half_a_second(client):
+    gen = client.generate(MESSAGES, max_tokens=4000)
+    seen = 0
+    for event in gen:
+        seen += event["type"] == "token"
+        if seen == 5:
+            break
+    # breaking out of the stream cancels and drains; the next request must work at once
+    assert client.tokenize("ok")
+    from kiig_desktop.events import CancelToken
+
+    token = CancelToken()
+    done = threading.Event()
+    result = {}
+
+    def consume():
+        result["events"], result["value"] = _run(client.generate(MESSAGES, max_tokens=4000, cancel=token))
+        done.set()
+
+    t = threading.Thread(target=consume)
+    t.start()
+    time.sleep(0.5)
+    started = time.monotonic()
+    token.cancel()
+    assert done.wait(5)
+    elapsed = time.monotonic() - started
+    t.join()
+    assert elapsed < 0.5, f"cancel took {elapsed:.3f} s"
+    assert result["value"]["stop"] == "cancelled"
+    assert 0 < len(result["value"]["tokens"]) < 4000
+
+
+def test_cancel_interrupts_a_long_prefill(client):
+    from kiig_desktop.events import CancelToken
+
+    tokens = client.tokenize("The patient reports chest pain radiating to the left arm. " * 400)[:7000]
+    token = CancelToken()
+    outcome = {}
+
+    def work():
+        try:
+            client.eval_sequence(tokens, cancel=token)
+            outcome["r"] = "finished"
+        except Cancelled:
+            outcome["r"] = "cancelled"
+
+    t = threading.Thread(target=work)
+    t.start()
+    time.sleep(0.8)
+    started = time.monotonic()
+    token.cancel()
+    t.join(10)
+    assert outcome["r"] == "cancelled"
+    assert time.monotonic() - started < 0.5
+    assert client.tokenize("still alive") == client.tokenize("still alive")
+
+
+def test_kill_9_mid_generation_gives_clear_error_then_recovers(fresh_client):
+    fresh_client.start()
+    pid = fresh_client._proc.pid
+    gen = fresh_client.generate(MESSAGES, max_tokens=2000)
+    next(gen)
+    os.kill(pid, signal.SIGKILL)
+    with pytest.raises(WorkerCrashed) as err:
+        for _ in gen:
+            pass
+    assert "SIGKILL" in str(err.value) and "fresh worker" in str(err.value)
+    _, result = _run(fresh_client.generate(MESSAGES, max_tokens=5))
+    assert len(result["tokens"]) == 5
+    assert fresh_client._proc.pid != pid
+
+
+@pytest.mark.parametrize("kind,words", [("segv", "segmentation fault"), ("abort", "SIGABRT"), ("exit", "code 3")])
+def test_native_crash_is_reported_and_next_call_works(fresh_client, kind, words):
+    fresh_client.start()
+    with pytest.raises(WorkerCrashed) as err:
+        fresh_client.call("debug_crash", kind=kind)
+    assert words in str(err.value)
+    assert fresh_client.detokenize(fresh_client.tokenize("recovered")) == "recovered"
+
+
+def test_context_overflow_is_a_clear_error(fresh_client):
+    long_text = "word " * 5000
+    with pytest.raises(ContextOverflow) as err:
+        fresh_client.eval_sequence(fresh_client.tokenize(long_text))
+    assert "context holds 4096" in str(err.value)
+    assert fresh_client.tokenize("fine")  # the worker is still serving
+
+
+def test_next_token_logprobs_are_log_probabilities(client):
+    out = client.next_token_logprobs([{"role": "user", "content": "Is water wet? Answer Yes or No."}], ["Yes", "No", "Maybe"])
+    assert set(out) == {"Yes", "No", "Maybe"}
+    assert all(v < 0 for v in out.values())
+    assert sum(math.exp(v) for v in out.values()) <= 1.0
