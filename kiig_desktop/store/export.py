@@ -1,0 +1,298 @@
+"""Export a run as CSV or JSONL (one row per step) and import JSONL into another session.
+
+Every row carries its run and chain context and the step's metrics (a chain without steps, e.g.
+an item that failed, gets one row with empty step fields). JSONL rows also carry, on the first row
+of each run, ``run_data`` (settings, versions, models by role) and, on the first row of each chain,
+``chain_data`` (the exact record with its token curve, the item, the generation and KI evidence):
+``import_jsonl`` rebuilds the run from those with identical numbers. CSV is for spreadsheets: the
+same flat columns, structures (options, option probabilities) as JSON text.
+
+``import_jsonl`` also accepts plain ``kiig score`` / ``kiig ki`` output lines (no ``kiig_export``
+field): they become one run of kind ``import``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from ..errors import InputError, StoreError
+from .codec import canonical_json, now_iso, sha256_text
+from .schema import RUN_KINDS, RUN_STATUSES
+from .session import SessionStore, compute_run_key
+
+EXPORT_FORMAT = 1
+STEP_METRICS = ("answer_nll", "answer_ppl", "delta_nll", "info_gain", "seq_ppl", "entropy_bits", "p_correct")
+COLUMNS = (
+    "run_id", "run_uid", "run_kind", "run_name", "run_status", "run_started", "run_finished", "run_seed",
+    "model_path", "model_sha256", "judge_path", "judge_sha256",
+    "chain_key", "chain_status", "chain_error", "mode", "question", "answer", "answer_idx", "options",
+    "n_steps", "n_tokens", "info_gain_mean", "delta_nll_mean", "paper_info_gain", "paper_mean", "ki_mean", "correct",
+    "baseline_answer_nll", "baseline_answer_ppl", "baseline_seq_ppl", "baseline_entropy_bits", "baseline_p_correct",
+    "step_index", "step_text", "step_start", "step_end", *STEP_METRICS, "option_probs", "applicable", "ki",
+)
+
+
+def _model_ref(run: dict, record: dict) -> tuple[Any, Any, Any, Any]:
+    rec_model = record.get("model") if isinstance(record.get("model"), dict) else None
+    run_model = run["models"].get("scorer") or run["models"].get("subject") or run["models"].get("judge")
+    model = rec_model or run_model or {}
+    judge = run["models"].get("judge") or {}
+    return model.get("path"), model.get("sha256"), judge.get("path"), judge.get("sha256")
+
+
+def iter_rows(store: SessionStore, run_id: int, *, full: bool) -> Iterator[dict]:
+    """Export rows of one run; ``full`` adds ``run_data``/``chain_data`` (JSONL round trip)."""
+    run = store.get_run(run_id)
+    first = True
+    for light in store.chains_for_run(run_id):
+        chain_id = light["id"]
+        record = store.load_chain(chain_id, curve=full)
+        item_data = store.load_item(chain_id)
+        item = item_data or {}
+        model_path, model_sha, judge_path, judge_sha = _model_ref(run, record)
+        baseline = record.get("baseline") if isinstance(record.get("baseline"), dict) else {}
+        base = {
+            "kiig_export": EXPORT_FORMAT,
+            "run_id": run["id"], "run_uid": run["uid"], "run_kind": run["kind"], "run_name": run["name"],
+            "run_status": run["status"], "run_started": run["started"], "run_finished": run["finished"],
+            "run_seed": run["seed"], "model_path": model_path, "model_sha256": model_sha,
+            "judge_path": judge_path, "judge_sha256": judge_sha,
+            "chain_key": light["key"], "chain_status": light["status"], "chain_error": record.get("error"),
+            "mode": record.get("mode"), "question": item.get("question"), "answer": item.get("answer"),
+            "answer_idx": item.get("answer_idx"), "options": item.get("options"),
+            "n_steps": light["n_steps"], "n_tokens": record.get("n_tokens"),
+            "info_gain_mean": record.get("info_gain_mean"), "delta_nll_mean": record.get("delta_nll_mean"),
+            "paper_info_gain": record.get("paper_info_gain"), "paper_mean": record.get("paper_mean"),
+            "ki_mean": record.get("ki_mean", light["ki_mean"]), "correct": light["correct"],
+            **{f"baseline_{k}": baseline.get(k) for k in ("answer_nll", "answer_ppl", "seq_ppl", "entropy_bits", "p_correct")},
+        }
+        steps = [s if isinstance(s, dict) else {"text": s} for s in (record.get("steps") or [])] or [None]
+        for pos, step in enumerate(steps):
+            row = dict(base)
+            s = step or {}
+            row.update({
+                "step_index": s.get("index", pos if step is not None else None),
+                "step_text": s.get("text"), "step_start": s.get("start"), "step_end": s.get("end"),
+                **{k: s.get(k) for k in STEP_METRICS},
+                "option_probs": s.get("option_probs"), "applicable": s.get("applicable"), "ki": s.get("ki"),
+            })
+            if full and first:
+                row["run_data"] = _run_data(store, run)
+                first = False
+            if full and pos == 0:
+                row["chain_data"] = {
+                    "record": record,
+                    "item": item_data,
+                    "generation": _generation_data(store, chain_id),
+                    "ki": [_ki_data(store, ev) for ev in store.load_ki(chain_id)],
+                }
+            yield row
+
+
+def _model_data(store: SessionStore, model_id: int) -> dict:
+    m = store.get_model(model_id)
+    return {k: m[k] for k in ("path", "sha256", "name", "architecture", "quantization", "parameters",
+                              "context_length", "size", "metadata")}
+
+
+def _run_data(store: SessionStore, run: dict) -> dict:
+    return {
+        "uid": run["uid"], "run_key": run["run_key"], "kind": run["kind"], "name": run["name"],
+        "status": run["status"], "settings": run["settings"], "versions": run["versions"], "seed": run["seed"],
+        "started": run["started"], "finished": run["finished"], "origin": run["origin"],
+        "models": {role: _model_data(store, m["id"]) for role, m in run["models"].items()},
+    }
+
+
+def _generation_data(store: SessionStore, chain_id: int) -> dict | None:
+    gen = store.load_generation(chain_id)
+    if gen is not None and gen.get("model_id") is not None:
+        gen["model"] = _model_data(store, gen.pop("model_id"))
+    return gen
+
+
+def _ki_data(store: SessionStore, evaluation: dict) -> dict:
+    return {"judge": _model_data(store, evaluation["judge_model_id"]), "corpus": evaluation["corpus"],
+            "ki_mean": evaluation["ki_mean"], "steps": evaluation["steps"]}
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _csv_value(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    return value
+
+
+def write_rows(rows: Iterator[dict], fmt: str, out: IO[str]) -> int:
+    """Write rows as ``csv`` or ``jsonl`` to an open text stream; returns the number of rows."""
+    n = 0
+    if fmt == "csv":
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(COLUMNS)
+        for row in rows:
+            writer.writerow([_csv_value(row.get(c)) for c in COLUMNS])
+            n += 1
+    elif fmt == "jsonl":
+        for row in rows:
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            n += 1
+    else:
+        raise InputError(f"unknown export format {fmt!r}; use csv or jsonl")
+    return n
+
+
+def export_run(store: SessionStore, run_id: int, fmt: str, output: Path | None, stdout: IO[str]) -> int:
+    """Export one run to ``output`` (created owner-only, replaced atomically) or to ``stdout``."""
+    full = fmt == "jsonl"
+    store.get_run(run_id)  # a clear error before any file is touched
+    if output is None:
+        return write_rows(iter_rows(store, run_id, full=full), fmt, stdout)
+    part = output.with_name(output.name + ".part")
+    try:
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise StoreError(f"cannot write {output}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            n = write_rows(iter_rows(store, run_id, full=full), fmt, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(part, output)
+    except BaseException as exc:
+        try:
+            os.unlink(part)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise StoreError(f"cannot write {output}: {exc.strerror or exc}") from None
+        raise
+    return n
+
+
+# --------------------------------------------------------------------------- importing
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path} is not UTF-8 text") from None
+    rows = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            raise InputError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise InputError(f"{path}:{n}: expected a JSON object")
+        rows.append(row)
+    if not rows:
+        raise InputError(f"{path} has no rows to import")
+    return rows
+
+
+def import_jsonl(store: SessionStore, path: Path) -> list[dict]:
+    """Import a JSONL export (or plain output lines) in ONE transaction; returns a summary per run."""
+    rows = _read_jsonl(path)
+    with store.transaction("import into"):
+        if "kiig_export" in rows[0]:
+            return _import_export_rows(store, rows, path)
+        return [_import_output_lines(store, rows, path)]
+
+
+def _ensure(store: SessionStore, model: dict | None) -> int | None:
+    return None if not model else store.ensure_model(model)
+
+
+def _import_export_rows(store: SessionStore, rows: list[dict], path: Path) -> list[dict]:
+    runs: dict[str, dict] = {}  # uid -> summary
+    for n, row in enumerate(rows, 1):
+        if row.get("kiig_export") != EXPORT_FORMAT:
+            raise InputError(f"{path}:{n}: not a row of a KIIG JSONL export (format {EXPORT_FORMAT})")
+        try:
+            _import_row(store, row, runs, path, n)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise InputError(f"{path}:{n}: malformed export row ({type(exc).__name__}: {exc})") from None
+    return list(runs.values())
+
+
+def _import_row(store: SessionStore, row: dict, runs: dict[str, dict], path: Path, n: int) -> None:
+    """One export row: a run's first row creates the run, a chain's first row saves the chain."""
+    uid = row.get("run_uid")
+    if "run_data" in row:
+        data = row["run_data"]
+        exists = store.conn.execute("SELECT id FROM runs WHERE uid = ?", (data["uid"],)).fetchone()
+        if exists:
+            runs[data["uid"]] = {"run_id": exists[0], "uid": data["uid"], "chains": 0, "skipped": True}
+            return
+        if data["kind"] not in RUN_KINDS or data["status"] not in RUN_STATUSES:
+            raise InputError(f"{path}:{n}: unknown run kind or status ({data['kind']!r}, {data['status']!r})")
+        models = {role: store.ensure_model(m) for role, m in (data.get("models") or {}).items()}
+        origin = dict(data.get("origin") or {})
+        origin.setdefault("imported_from", path.name)
+        origin.setdefault("imported", now_iso())
+        run_id = store.insert_run(
+            uid=data["uid"], run_key=data["run_key"], kind=data["kind"], name=data.get("name"),
+            status=data["status"], settings=data["settings"], versions=data.get("versions") or {},
+            seed=data.get("seed"), models=models, started=data["started"], finished=data.get("finished"),
+            origin=origin,
+        )
+        runs[data["uid"]] = {"run_id": run_id, "uid": data["uid"], "chains": 0, "skipped": False}
+    if uid not in runs:
+        raise InputError(f"{path}:{n}: row of run {uid!r} comes before that run's first row (run_data)")
+    summary = runs[uid]
+    if summary["skipped"] or "chain_data" not in row:
+        return
+    data = row["chain_data"]
+    if not isinstance(data.get("record"), dict):
+        raise InputError(f"{path}:{n}: chain_data has no record")
+    gen = data.get("generation")
+    if gen is not None:
+        gen = dict(gen)
+        gen["model_id"] = _ensure(store, gen.pop("model", None))
+    chain_id = store.save_chain(summary["run_id"], row["chain_key"], data["record"], item=data.get("item"), generation=gen)
+    for ev in data.get("ki") or []:
+        store.save_ki(chain_id, store.ensure_model(ev["judge"]), ev["corpus"], ev["steps"], ev["ki_mean"])
+    summary["chains"] += 1
+
+
+def _import_output_lines(store: SessionStore, rows: list[dict], path: Path) -> dict:
+    """Plain ``kiig score``/``kiig ki`` output lines -> one run of kind ``import``."""
+    for n, row in enumerate(rows, 1):
+        if not isinstance(row.get("id"), (str, int)):
+            raise InputError(f"{path}:{n}: neither a KIIG export row nor an output line with an \"id\"")
+    is_ki = all("ki_mean" in r and "info_gain_mean" not in r for r in rows)
+    role = "judge" if is_ki else "scorer"
+    model = next((r["model"] for r in rows if isinstance(r.get("model"), dict) and r["model"].get("sha256")), None)
+    models = {role: store.ensure_model(model)} if model and model.get("path") else {}
+    settings = {"source_file": path.name, "source_sha256": sha256_text(canonical_json(rows))}
+    key = compute_run_key("import", settings, {role: model["sha256"]} if models else {}, None)
+    existing = store.conn.execute("SELECT id FROM runs WHERE run_key = ?", (key,)).fetchone()
+    if existing:
+        return {"run_id": existing[0], "chains": 0, "skipped": True}
+    run_id = store.insert_run(
+        uid=uuid.uuid4().hex, run_key=key, kind="import", name=path.stem, status="finished", settings=settings,
+        versions={}, seed=None, models=models, started=now_iso(), finished=now_iso(),
+        origin={"imported_from": path.name, "format": "output lines"},
+    )
+    for row in rows:
+        store.save_chain(run_id, str(row["id"]), row)
+    return {"run_id": run_id, "chains": len(rows), "skipped": False}
