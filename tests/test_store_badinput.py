@@ -11,10 +11,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-from .store_support import make_item, make_record, model_info
 
 from kiig_desktop.errors import StoreError
 from kiig_desktop.store import SessionStore
+
+from .store_support import make_item, make_record, model_info
 
 
 def _sha(path: Path) -> str:

@@ -13,10 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
-from .store_support import REPO, make_record, model_info
 
 from kiig_desktop.errors import StoreError
 from kiig_desktop.store import SessionStore
+
+from .store_support import REPO, make_record, model_info
 
 
 def _python(code: str, *args: str, **kw) -> subprocess.Popen:

@@ -11,6 +11,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
+from kiig_desktop import cli
+from kiig_desktop.errors import InputError
+from kiig_desktop.store import SessionStore
+from kiig_desktop.store.export import COLUMNS, import_jsonl, iter_rows, write_rows
+
 from .store_support import (
     SHA_B,
     SHA_J,
@@ -21,11 +27,6 @@ from .store_support import (
     model_info,
     without_curve,
 )
-
-from kiig_desktop import cli
-from kiig_desktop.errors import InputError
-from kiig_desktop.store import SessionStore
-from kiig_desktop.store.export import COLUMNS, import_jsonl, iter_rows, write_rows
 
 
 def _build(path: Path) -> int:

@@ -16,6 +16,10 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from kiig_desktop.errors import StoreError
+from kiig_desktop.store import SCHEMA_VERSION, SessionStore, connection, corpus_schema, schema, session
+
 from .store_support import (
     SHA_A,
     SHA_J,
@@ -26,9 +30,6 @@ from .store_support import (
     model_info,
     without_curve,
 )
-
-from kiig_desktop.errors import StoreError
-from kiig_desktop.store import SCHEMA_VERSION, SessionStore, connection, corpus_schema, schema, session
 
 DATA = Path(__file__).parent / "data"
 

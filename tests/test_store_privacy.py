@@ -10,9 +10,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-from .store_support import REPO, make_item, make_record, model_info
 
 from kiig_desktop.store import SessionStore
+
+from .store_support import REPO, make_item, make_record, model_info
 
 
 def _mode(path: Path) -> int:

@@ -7,6 +7,11 @@ import math
 import sqlite3
 
 import pytest
+
+from kiig_desktop.errors import StoreError
+from kiig_desktop.store import APPLICATION_ID, SCHEMA_VERSION, SessionStore
+from kiig_desktop.store import schema as schema_mod
+
 from .store_support import (
     SHA_A,
     SHA_B,
@@ -19,10 +24,6 @@ from .store_support import (
     model_info,
     without_curve,
 )
-
-from kiig_desktop.errors import StoreError
-from kiig_desktop.store import APPLICATION_ID, SCHEMA_VERSION, SessionStore
-from kiig_desktop.store import schema as schema_mod
 
 SETTINGS = {"input_sha256": "1" * 64, "mode": "answer", "split": "lines", "engine": {"n_ctx": 4096, "n_gpu_layers": 0}}
 

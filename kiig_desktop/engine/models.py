@@ -140,7 +140,7 @@ def read_header(path: str | os.PathLike) -> GGUFHeader:
 
     try:
         reader = gguf.GGUFReader(str(p), "r")
-    except Exception as exc:  # noqa: BLE001 - gguf raises many types for broken files
+    except Exception:  # noqa: BLE001 - gguf raises many types for broken files
         raise ModelFileError(
             f"{p} is truncated or damaged: its GGUF header does not describe the {p.stat().st_size:,} bytes the file holds",
             hint="the download or copy was probably interrupted; fetch the file again",
