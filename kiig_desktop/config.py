@@ -43,6 +43,7 @@ class EngineOptions:
     n_threads: int | None = None  # None: the number of physical cores llama.cpp picks
     n_batch: int = 512
     seed: int = 0
+    flash_attn: bool = False  # on: faster prefill, but logits then depend on batch boundaries
 
     def to_dict(self) -> dict:
         return asdict(self)

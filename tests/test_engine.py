@@ -71,8 +71,8 @@ def test_streamed_logprobs_equal_a_separate_forward_pass(client):
     ent = np.asarray(full["entropy"])[len(prompt_ids) - 1 :] / math.log(2)
     streamed_lp = np.array([t["logprob"] for t in result["tokens"]])
     streamed_ent = np.array([t["entropy_bits"] for t in result["tokens"]])
-    np.testing.assert_allclose(lp, streamed_lp, atol=2e-3)
-    np.testing.assert_allclose(ent, streamed_ent, atol=2e-3)
+    np.testing.assert_allclose(lp, streamed_lp, atol=1e-6)
+    np.testing.assert_allclose(ent, streamed_ent, atol=1e-6)
 
 
 def test_cancel_stops_generation_within_half_a_second(client):

@@ -149,6 +149,7 @@ class EngineClient:
             "n_gpu_layers": self.options.n_gpu_layers,
             "n_batch": self.options.n_batch,
             "n_ctx": self.options.n_ctx,
+            "flash_attn": self.options.flash_attn,
             "n_threads": info.get("n_threads"),
         }
 
@@ -195,7 +196,7 @@ class EngineClient:
         """Start ``python -m kiig_desktop.engine.worker`` with a request pipe and a cancel channel."""
         req_parent, req_child = socket.socketpair()
         cancel_parent, cancel_child = socket.socketpair()
-        opts = {k: v for k, v in self.options.to_dict().items() if k in ("n_ctx", "n_gpu_layers", "n_threads", "n_batch", "seed")}
+        opts = {k: v for k, v in self.options.to_dict().items() if k in ("n_ctx", "n_gpu_layers", "n_threads", "n_batch", "seed", "flash_attn")}
         cmd = [sys.executable, "-m", "kiig_desktop.engine.worker", str(req_child.fileno()), str(cancel_child.fileno()), self.model.path, json.dumps(opts)]
         if self.echo_log:
             cmd.append("--echo")
@@ -362,6 +363,10 @@ class EngineClient:
     def tokenize(self, text: str, add_bos: bool = False, special: bool = False) -> list[int]:
         return self.call("tokenize", text=text, add_bos=add_bos, special=special)
 
+    def tokenize_many(self, texts: list[str], special: bool = False) -> list[list[int]]:
+        """Each text tokenized on its own (no BOS), in one round trip."""
+        return self.call("tokenize_many", texts=list(texts), special=special)
+
     def detokenize(self, tokens: list[int], special: bool = False) -> str:
         return self.call("detokenize", tokens=list(tokens), special=special)
 
@@ -377,6 +382,10 @@ class EngineClient:
 
     def next_token_logprobs(self, messages: list[dict], candidates: list[str], cancel: CancelToken | None = None) -> dict[str, float]:
         return self.call("next_token_logprobs", cancel=cancel, messages=messages, candidates=candidates)["logprobs"]
+
+    def first_token_ids(self, candidates: list[str]) -> dict[str, int]:
+        """The first token id of each candidate as this model tokenizes it (for judge answers)."""
+        return {c: ids[0] for c, ids in zip(candidates, self.tokenize_many(candidates), strict=True) if ids}
 
     def eval_sequence(self, tokens: list[int], cancel: CancelToken | None = None) -> dict:
         return self.call("eval_sequence", cancel=cancel, tokens=list(tokens))

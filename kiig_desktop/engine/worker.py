@@ -41,6 +41,7 @@ def _simple_ops(backend) -> dict[str, Callable]:
     return {
         "info": lambda: backend.info(),
         "tokenize": lambda text, add_bos=False, special=False: backend.tokenize(text, add_bos, special),
+        "tokenize_many": lambda texts, special=False: [backend.tokenize(t, False, special) for t in texts],
         "detokenize": lambda tokens, special=False: backend.detokenize(tokens, special),
         "pieces": lambda tokens: backend.pieces_text(tokens),
         "chat_prompt": lambda messages, add_generation_prompt=True: ops.chat_prompt(backend, messages, add_generation_prompt),
