@@ -213,7 +213,7 @@ def test_the_session_stays_readable_by_ordinary_sqlite_tools(tmp_path):
 
 @pytest.fixture
 def kiig(monkeypatch, capsys):
-    monkeypatch.setattr(cli, "COMMAND_MODULES", [*cli.COMMAND_MODULES, "export"])
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ["export"])
 
     def run(*argv: str) -> tuple[int, str, str]:
         code = cli.main([str(a) for a in argv])
