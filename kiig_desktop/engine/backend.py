@@ -11,6 +11,7 @@ import collections
 import ctypes
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import llama_cpp
 import numpy as np
@@ -20,6 +21,16 @@ from ..errors import Cancelled, ContextOverflow, EngineError
 from .logits import reduce_rows
 
 LOG_LINES = 200
+
+
+@dataclass
+class Reduced:
+    """What a decode with ``outputs="all"`` keeps of its logits: a few floats per position."""
+
+    lse: np.ndarray
+    entropy: np.ndarray  # nats
+    target_logprob: np.ndarray
+    extra: dict[int, list[float]] = field(default_factory=dict)
 
 
 class LogCapture:
@@ -234,13 +245,13 @@ class Backend:
                 hint="load the model with a larger context (n_ctx) or shorten the input",
             )
 
-    def decode(self, tokens: Sequence[int], outputs: str = "last", targets: Sequence[int] | None = None):
+    def decode(self, tokens: Sequence[int], outputs: str = "last", targets: Sequence[int] | None = None, extra: dict[int, Sequence[int]] | None = None) -> Reduced | None:
         """Append ``tokens`` to the cache.
 
         ``outputs``: "none", "last" (logits of the final position stay readable via ``last_logits``)
-        or "all" (every position is reduced batch by batch; returns arrays of log-normaliser,
-        entropy (nats) and target log-prob, where ``targets[i]`` is the token that follows
-        position i, or -1 when unknown).
+        or "all": every position is reduced batch by batch to its log-normaliser, entropy (nats)
+        and the log-prob of ``targets[i]`` (the token that follows position i, -1 when unknown);
+        ``extra`` asks for the log-probs of more tokens at some positions (row -> token ids).
         """
         n = len(tokens)
         if n == 0:
@@ -252,11 +263,13 @@ class Backend:
             # previous token with it keeps every number equal to a from-scratch evaluation.
             prev = self.history[-1]
             self.truncate(self.n_past - 1)
-            out = self.decode([prev, tokens[0]], outputs, None if targets is None else [tokens[0], targets[0]])
-            if outputs == "all":
-                return tuple(a[1:] for a in out)
-            return out
+            shifted = {r + 1: ids for r, ids in (extra or {}).items()}
+            out = self.decode([prev, tokens[0]], outputs, None if targets is None else [tokens[0], targets[0]], shifted)
+            if out is None:
+                return None
+            return Reduced(out.lse[1:], out.entropy[1:], out.target_logprob[1:], {r - 1: v for r, v in out.extra.items()})
         lse_parts, ent_parts, tlp_parts = [], [], []
+        extra_out: dict[int, list[float]] = {}
         for b0 in range(0, n, self.n_batch):
             if self._cancelled():
                 raise Cancelled()
@@ -274,9 +287,9 @@ class Backend:
                 b.logits[m - 1] = True
             rc = llama_cpp.llama_decode(self.ctx.ctx, b)
             if rc != 0:
+                # a failed or aborted decode may leave part of the batch in the cache
+                llama_cpp.llama_memory_seq_rm(self.ctx.memory, 0, self.n_past, -1)
                 if rc == 2 or self._cancelled():
-                    # an aborted decode may leave part of the batch in the cache
-                    self.truncate(self.n_past)
                     raise Cancelled()
                 reasons = "; ".join(self.log.errors()) or f"return code {rc}"
                 raise EngineError(f"llama_decode failed: {reasons}")
@@ -284,13 +297,16 @@ class Backend:
                 view = np.ctypeslib.as_array(llama_cpp.llama_get_logits(self.ctx.ctx), shape=(m, self.n_vocab))
                 t = np.asarray(targets[b0 : b0 + m] if targets is not None else [-1] * m)
                 lse, ent, tlp = reduce_rows(view, t)
+                for row, ids in (extra or {}).items():
+                    if b0 <= row < b0 + m:
+                        extra_out[row] = [float(view[row - b0, tid]) - float(lse[row - b0]) for tid in ids]
                 lse_parts.append(lse)
                 ent_parts.append(ent)
                 tlp_parts.append(tlp)
             self.n_past += m
             self.history.extend(chunk)
         if outputs == "all":
-            return np.concatenate(lse_parts), np.concatenate(ent_parts), np.concatenate(tlp_parts)
+            return Reduced(np.concatenate(lse_parts), np.concatenate(ent_parts), np.concatenate(tlp_parts), extra_out)
         return None
 
     def last_logits(self) -> np.ndarray:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import codecs
 import json
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Generator
 
 import numpy as np
 
@@ -129,10 +129,6 @@ def generate(
 # ---------------------------------------------------------------------------- scoring
 
 
-def _context_targets(segment: Sequence[int], next_token: int) -> list[int]:
-    return list(segment[1:]) + [next_token]
-
-
 def scan(
     backend: Backend,
     segments: list[list[int]],
@@ -142,80 +138,75 @@ def scan(
 ) -> Events:
     """Evaluate the context ``segments`` once, incrementally; after each segment, score ``probe``.
 
-    ``probe`` (e.g. tok(" Answer:") + tok(" " + answer)) is decoded on top of the prefix and then
-    removed from the KV cache. Returns per context token its log-prob and the entropy (nats) of
-    the distribution that predicted it, and per checkpoint the log-prob of every probe token and
-    of each candidate continuation at ``answer_start`` (the option letters).
+    ``probe`` (e.g. tok(" Answer:") + tok(" " + answer)) is decoded in the same batch as the
+    segment it follows, read, and removed from the KV cache before the next segment. Returns per
+    context token its log-prob and the entropy (nats) of the distribution that predicted it, and
+    per checkpoint the log-prob of every probe token and of each candidate continuation at
+    ``answer_start`` (the option letters).
     """
-    if not segments or not probe or not 0 < answer_start <= len(probe):
-        raise InputError("scan needs at least one segment, a probe and an answer start inside it")
+    if not segments or not probe or not 0 < answer_start < len(probe):
+        raise InputError("scan needs at least one segment, and a probe with tokens before and after its answer start")
     context = [t for seg in segments for t in seg]
-    backend.clear()
-    backend.check_fits(len(context) + len(probe) + max((len(c) for c in candidates or [[]]), default=0), "this chain")
     n = len(context)
+    candidates = candidates or []
+    backend.clear()
+    backend.check_fits(n + len(probe) + max((len(c) for c in candidates), default=0), "this chain")
     ctx_lp = np.full(n, np.nan)
     ctx_ent = np.full(n, np.nan)
     checkpoints = []
     pos = 0
     started = time.monotonic()
     evaluated = 0
+    single = [c[0] for c in candidates if len(c) == 1]
     for k, seg in enumerate(segments):
         if not seg:
             raise InputError(f"segment {k} has no tokens")
-        nxt = context[pos + len(seg)] if pos + len(seg) < n else -1
-        lse, ent, tlp = backend.decode(seg, outputs="all", targets=_context_targets(seg, nxt))
-        # row i (position pos+i) predicts token pos+i+1
-        end = min(pos + len(seg) + 1, n)
-        ctx_lp[pos + 1 : end] = tlp[: end - pos - 1]
-        ctx_ent[pos + 1 : end] = ent[: end - pos - 1]
-        first_lp = float(backend.last_logits()[probe[0]]) - float(lse[-1])
-        evaluated += len(seg)
-        cp = _score_probe(backend, probe, answer_start, candidates, first_lp)
-        evaluated += len(probe) - 1
-        backend.truncate(pos + len(seg))
-        pos += len(seg)
-        checkpoints.append(cp)
+        m = len(seg)
+        nxt = context[pos + m] if pos + m < n else -1
+        # rows 0..m-1 predict the segment's next tokens, row m-1 also the probe's first token;
+        # rows m.. (the probe) predict the rest of the probe
+        tokens = list(seg) + list(probe[:-1])
+        targets = list(seg[1:]) + [probe[0]] + list(probe[1:])
+        extra = {m - 1: [nxt]} if nxt >= 0 else {}
+        cand_row = m - 1 + answer_start  # the row that predicts probe[answer_start]
+        if single:
+            extra[cand_row] = single
+        out = backend.decode(tokens, outputs="all", targets=targets, extra=extra)
+        ctx_lp[pos + 1 : pos + m] = out.target_logprob[: m - 1]
+        ctx_ent[pos + 1 : pos + m] = out.entropy[: m - 1]
+        if nxt >= 0:
+            ctx_lp[pos + m] = out.extra[m - 1][0]
+            ctx_ent[pos + m] = out.entropy[m - 1]
+        probe_lp = [float(x) for x in out.target_logprob[m - 1 : m - 1 + len(probe)]]
+        cand_lp = None
+        if candidates:
+            read = iter(out.extra.get(cand_row, []))
+            backend.truncate(pos + m + answer_start)
+            cand_lp = [next(read) if len(c) == 1 else _multi_token_logprob(backend, c) for c in candidates]
+        backend.truncate(pos + m)
+        evaluated += len(tokens)
+        pos += m
+        checkpoints.append({"probe_logprob": probe_lp, "candidates": cand_lp})
         yield {"type": "progress", "done": k + 1, "total": len(segments), "tokens": evaluated}
-    elapsed = time.monotonic() - started
     return {
         "context_logprob": ctx_lp,
         "context_entropy": ctx_ent,
         "checkpoints": checkpoints,
         "n_context": n,
         "tokens_evaluated": evaluated,
-        "seconds": elapsed,
+        "seconds": time.monotonic() - started,
     }
 
 
-def _score_probe(backend: Backend, probe, answer_start, candidates, first_lp: float) -> dict:
-    """Decode probe[:-1] on top of the prefix, read the candidates at ``answer_start``, then drop it."""
+def _multi_token_logprob(backend: Backend, cand: list[int]) -> float:
+    """ln p(cand) at the current end of the cache, for a candidate of several tokens."""
     base = backend.n_past
-    s = answer_start
-    head_targets = list(probe[1 : s + 1]) + ([-1] if s >= len(probe) else [])
-    lse, _ent, tlp = backend.decode(probe[:s], outputs="all", targets=head_targets)
-    lps = [first_lp] + [float(x) for x in tlp[: min(s, len(probe) - 1)]]
-    cand_lp = _candidate_logprobs(backend, candidates, backend.last_logits(), float(lse[-1])) if candidates else None
-    tail = probe[s:-1]
-    if tail:
-        _lse, _ent, tlp2 = backend.decode(tail, outputs="all", targets=probe[s + 1 :])
-        lps.extend(float(x) for x in tlp2)
+    # the first token's log-prob needs the row before it: re-decode the last cached token with it
+    prev = backend.history[-1]
+    backend.truncate(base - 1)
+    out = backend.decode([prev] + list(cand[:-1]), outputs="all", targets=list(cand))
     backend.truncate(base)
-    return {"probe_logprob": lps, "candidates": cand_lp}
-
-
-def _candidate_logprobs(backend: Backend, candidates: list[list[int]], row: np.ndarray, lse: float) -> list[float]:
-    """Log-prob of each candidate continuation at the current position (multi-token ones decoded)."""
-    first = [float(row[c[0]]) - lse for c in candidates]
-    out = []
-    base = backend.n_past
-    for cand, lp0 in zip(candidates, first, strict=True):
-        if len(cand) == 1:
-            out.append(lp0)
-            continue
-        _lse, _ent, tlp = backend.decode(cand[:-1], outputs="all", targets=cand[1:])
-        out.append(lp0 + float(np.sum(tlp)))
-        backend.truncate(base)
-    return out
+    return float(np.sum(out.target_logprob))
 
 
 def eval_sequence(backend: Backend, tokens: list[int]) -> Events:
@@ -223,9 +214,9 @@ def eval_sequence(backend: Backend, tokens: list[int]) -> Events:
     backend.clear()
     backend.check_fits(len(tokens), "this sequence")
     started = time.monotonic()
-    _lse, ent, tlp = backend.decode(tokens, outputs="all", targets=list(tokens[1:]) + [-1])
+    out = backend.decode(tokens, outputs="all", targets=list(tokens[1:]) + [-1])
     yield {"type": "progress", "done": 1, "total": 1, "tokens": len(tokens)}
-    return {"logprob": tlp[:-1], "entropy": ent[:-1], "seconds": time.monotonic() - started}
+    return {"logprob": out.target_logprob[:-1], "entropy": out.entropy[:-1], "seconds": time.monotonic() - started}
 
 
 def prefill(backend: Backend, tokens: list[int]) -> Events:

@@ -1,0 +1,151 @@
+"""InfoGain on the real embedded model, checked against from-scratch evaluations (DESIGN.md section 3)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from kiig_desktop.metrics.infogain import ANSWER_PREFIX, plan_chain, question_text, score_chain
+from kiig_desktop.resources import resource_path
+
+CHAINS = [json.loads(line) for line in resource_path("chains", "clinical_chains.jsonl").read_text().splitlines()[:4]]
+ARITH = {
+    "id": "arith", "question": "A box holds 12 pencils. How many pencils are in 3 boxes?", "answer": "36",
+    "steps": ["Each box has 12 pencils.", "Three boxes hold 3 x 12 pencils.", "3 x 12 = 36.", "So there are 36 pencils."],
+}
+ALL = CHAINS + [ARITH]
+
+
+def _score(client, chain):
+    return score_chain(client, chain["question"], chain["answer"], chain["steps"], chain.get("options"), chain.get("answer_idx"))
+
+
+@pytest.fixture(scope="module")
+def scored(client):
+    return [(c, _score(client, c)) for c in ALL]
+
+
+def _from_scratch(client, chain, k):
+    """Tokens of prefix k built independently of plan_chain, evaluated in one pass."""
+    info = client.info
+    q = question_text(chain["question"], chain.get("options"))
+    seq = ([info["bos"]] if info["add_bos"] else []) + client.tokenize(q)
+    for s in chain["steps"][:k]:
+        seq += client.tokenize("\n" + s)
+    head, ans = client.tokenize(ANSWER_PREFIX), client.tokenize(" " + chain["answer"])
+    seq += head + ans
+    out = client.eval_sequence(seq)
+    lp = np.asarray(out["logprob"])
+    return -lp[-len(ans):].mean(), math.exp(-lp.mean()), seq
+
+
+def test_incremental_answer_nll_equals_from_scratch(client, scored):
+    for chain, record in scored:
+        prefixes = [record["baseline"]] + record["steps"]
+        assert len(prefixes) == len(chain["steps"]) + 1
+        for k, entry in enumerate(prefixes):
+            nll, seq_ppl, seq = _from_scratch(client, chain, k)
+            assert abs(entry["answer_nll"] - nll) < 1e-4, (chain["id"], k)
+            assert abs(entry["answer_ppl"] - math.exp(nll)) < 1e-3 * math.exp(nll)
+            assert abs(entry["seq_ppl"] - seq_ppl) < 1e-4 * seq_ppl, (chain["id"], k)  # paper mode
+        assert record["n_tokens"] == len(seq)
+
+
+def test_step_metrics_follow_the_definitions(scored):
+    for _chain, r in scored:
+        prefixes = [r["baseline"]] + r["steps"]
+        for k, step in enumerate(r["steps"], start=1):
+            assert step["index"] == k - 1
+            assert step["info_gain"] == pytest.approx(prefixes[k - 1]["answer_ppl"] - prefixes[k]["answer_ppl"], abs=1e-12)
+            assert step["delta_nll"] == pytest.approx(prefixes[k - 1]["answer_nll"] - prefixes[k]["answer_nll"], abs=1e-12)
+        n = len(r["steps"])
+        assert r["info_gain_mean"] == pytest.approx(sum(s["info_gain"] for s in r["steps"]) / n)
+        assert r["delta_nll_mean"] == pytest.approx(sum(s["delta_nll"] for s in r["steps"]) / n)
+        seq = [p["seq_ppl"] for p in prefixes]
+        assert r["paper_info_gain"] == pytest.approx(sum(seq[k - 1] - seq[k] for k in range(1, n + 1)) / (n + 1))
+        assert r["paper_mean"] == pytest.approx(sum(seq) / (n + 1))
+        # the chain's mean delta NLL telescopes to (first - last) / n
+        assert r["delta_nll_mean"] == pytest.approx((prefixes[0]["answer_nll"] - prefixes[-1]["answer_nll"]) / n)
+
+
+def test_option_probabilities(client, scored):
+    for chain, r in scored:
+        if "options" not in chain:
+            assert "option_probs" not in r["baseline"]
+            continue
+        for entry in [r["baseline"]] + r["steps"]:
+            probs = entry["option_probs"]
+            assert list(probs) == list(chain["options"])
+            assert sum(probs.values()) == pytest.approx(1.0, abs=1e-9)
+            h = -sum(p * math.log2(p) for p in probs.values() if p > 0)
+            assert entry["entropy_bits"] == pytest.approx(h)
+            assert 0 <= entry["entropy_bits"] <= math.log2(len(probs))
+            assert entry["p_correct"] == probs[chain["answer_idx"]]
+    # against a direct computation: softmax over ln p(" L" | prefix-0 context ending in " Answer:")
+    chain, r = scored[0]
+    info = client.info
+    ctx = ([info["bos"]] if info["add_bos"] else []) + client.tokenize(question_text(chain["question"], chain["options"])) + client.tokenize(ANSWER_PREFIX)
+    lps = []
+    for letter in chain["options"]:
+        tok = client.tokenize(" " + letter)
+        lps.append(float(np.sum(np.asarray(client.eval_sequence(ctx + tok)["logprob"])[-len(tok):])))
+    p = np.exp(np.array(lps) - max(lps))
+    p /= p.sum()
+    assert list(r["baseline"]["option_probs"].values()) == pytest.approx(list(p), abs=1e-6)
+
+
+def test_token_curve_is_the_teacher_forced_step_tokens(client, scored):
+    chain, r = scored[-1]
+    curve = r["token_curve"]
+    plan = plan_chain(client, chain["question"], chain["answer"], chain["steps"])
+    step_tokens = [t for seg in plan.segments[1:] for t in seg]
+    assert curve["token_ids"] == step_tokens
+    assert len(curve["surprisal_bits"]) == len(curve["entropy_bits"]) == len(curve["pieces"]) == len(step_tokens)
+    assert curve["step"] == sorted(curve["step"]) and set(curve["step"]) == set(range(len(chain["steps"])))
+    full = client.eval_sequence([t for seg in plan.segments for t in seg])
+    lp = np.asarray(full["logprob"])[len(plan.segments[0]) - 1 :]
+    ent = np.asarray(full["entropy"])[len(plan.segments[0]) - 1 :]
+    np.testing.assert_allclose(curve["surprisal_bits"], -lp / math.log(2), atol=1e-9)
+    np.testing.assert_allclose(curve["entropy_bits"], ent / math.log(2), atol=1e-9)
+    assert "".join(curve["pieces"]) == "".join("\n" + s for s in chain["steps"])
+
+
+def test_answer_that_the_chain_names_becomes_more_likely(client):
+    """A sanity check of direction, not of medicine: stating the answer verbatim lowers its NLL."""
+    r = score_chain(client, "What colour is a ripe banana?", "yellow", ["A ripe banana is yellow.", "So the colour is yellow."])
+    assert r["steps"][0]["answer_nll"] < r["baseline"]["answer_nll"]
+    assert r["steps"][0]["delta_nll"] > 0 and r["steps"][0]["info_gain"] > 0
+
+
+def test_llm_decomposition_on_the_real_model_is_valid_or_falls_back(client):
+    from kiig_desktop.pipeline import llm_json_generator
+    from kiig_desktop.steps import split_with_llm
+
+    text = "First, 12 times 3 means adding 12 three times. Then 12 + 12 = 24. Finally 24 + 12 = 36."
+    result = split_with_llm(text, "What is 12 times 3?", llm_json_generator(client))
+    assert result.steps
+    if result.mode == "llm":
+        assert result.fallback_reason is None
+        for s in result.steps:
+            assert 0 <= s.start < s.end <= len(text)
+            if s.aligned:
+                assert text[s.start : s.end] == s.text
+    else:
+        assert result.fallback_reason  # the 135M model may well produce unusable JSON: it must say why
+        assert [s.text for s in result.steps] == [text[s.start : s.end] for s in result.steps]
+
+
+def test_scan_scores_multi_token_candidates_like_a_fresh_pass(client):
+    q = client.tokenize("Which drug is first-line for type 2 diabetes?")
+    step = client.tokenize("\nGuidelines start with a biguanide.")
+    head, ans = client.tokenize(ANSWER_PREFIX), client.tokenize(" Metformin")
+    cands = [client.tokenize(" Metformin"), client.tokenize(" Insulin glargine"), client.tokenize(" B")]
+    assert len(cands[0]) > 1 and len(cands[1]) > 1 and len(cands[2]) == 1
+    scan = client.call("scan", segments=[q, step], probe=head + ans, answer_start=len(head), candidates=cands)
+    for k, prefix in enumerate([q, q + step]):
+        for cand, got in zip(cands, scan["checkpoints"][k]["candidates"], strict=True):
+            full = np.asarray(client.eval_sequence(prefix + head + cand)["logprob"])
+            assert got == pytest.approx(float(full[-len(cand):].sum()), abs=1e-6)
