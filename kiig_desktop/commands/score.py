@@ -1,0 +1,100 @@
+"""``kiig score``: InfoGain for every chain in a JSONL file (DESIGN.md section 4)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from ..engine.client import EngineClient
+from ..errors import InputError, StoreError
+from ..events import CancelToken, ItemDone, Message, Progress
+from ..metrics.infogain import MODES
+from ..pipeline import ScoreConfig, file_sha256, iter_score, output_line, read_score_input
+from ..steps import MODES as SPLIT_MODES
+from ._common import add_engine_args, engine_options
+from ._progress import ProgressLine
+
+
+def register(sub) -> None:
+    p = sub.add_parser("score", help="score the InfoGain of reasoning chains in a JSONL file")
+    p.add_argument("--model", required=True, help="scorer model: a .gguf path, an id/name from `kiig models`, or `default`")
+    p.add_argument("--input", required=True, help="JSONL, one chain per line (see DESIGN.md section 4)")
+    p.add_argument("--output", required=True, help="JSONL written when the run completes")
+    p.add_argument("--mode", choices=MODES, default="answer", help="which numbers the GUI and reports lead with (both are computed)")
+    p.add_argument("--split", choices=SPLIT_MODES, default="auto", help="how `reasoning` is split into steps (`steps` are used verbatim)")
+    p.add_argument("--db", default=None, help="session file: commit each chain as it completes; a rerun resumes")
+    p.add_argument("--seed", type=int, default=None)
+    add_engine_args(p)
+    p.set_defaults(func=run)
+
+
+def _open_output(path: Path):
+    """Write to ``OUTPUT.part`` and rename at the end, so a killed run leaves no half file."""
+    if path.is_dir():
+        raise InputError(f"--output {path} is a folder")
+    if not path.parent.exists():
+        raise InputError(f"--output folder {path.parent} does not exist")
+    part = path.with_name(path.name + ".part")
+    try:
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except OSError as exc:
+        raise InputError(f"cannot write {part}: {exc.strerror}") from None
+    return part, os.fdopen(fd, "w", encoding="utf-8")
+
+
+def run(args: argparse.Namespace) -> int:
+    input_path = Path(args.input)
+    jobs = read_score_input(input_path)  # missing/binary files raise InputError: exit 2
+    if not jobs:
+        raise InputError(f"{input_path} has no lines to score")
+    output = Path(args.output)
+    cancel = CancelToken()
+    store = None
+    if args.db:
+        from ..store import SessionStore
+
+        store = SessionStore.open(args.db)
+    part, out = _open_output(output)
+    bar = ProgressLine("scoring")
+    summary = None
+    try:
+        with EngineClient(args.model, engine_options(args)) as client:
+            gen = iter_score(client, jobs, ScoreConfig(mode=args.mode, split=args.split), store=store, input_sha256=file_sha256(input_path), cancel=cancel)
+            try:
+                while True:
+                    event = next(gen)
+                    if isinstance(event, Progress):
+                        bar.update(event)
+                    elif isinstance(event, ItemDone):
+                        out.write(json.dumps(output_line(event.result), ensure_ascii=False) + "\n")
+                        if event.result.get("error"):
+                            bar.close()
+                            print(f"kiig: item {event.result.get('id') or '?'}: {event.result['error']}", file=sys.stderr)
+                    elif isinstance(event, Message):
+                        bar.close()
+                        print(f"kiig: {event.text}", file=sys.stderr)
+            except StopIteration as stop:
+                summary = stop.value
+            except KeyboardInterrupt:
+                cancel.cancel()
+                gen.close()
+                raise
+        bar.close()
+        out.close()
+        os.replace(part, output)
+    finally:
+        if not out.closed:
+            out.close()
+        if part.exists():
+            part.unlink()
+        if store is not None:
+            try:
+                store.close()
+            except StoreError:
+                pass
+    skipped = f", {summary.skipped} reloaded from the session" if summary.skipped else ""
+    print(f"kiig: scored {summary.done - summary.skipped} chains{skipped}, {summary.errors} errors -> {output}", file=sys.stderr)
+    return 1 if summary.errors else 0

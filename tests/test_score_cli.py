@@ -1,0 +1,152 @@
+"""`kiig score` end to end on the real embedded model: contract, per-line errors, resume, kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from kiig_desktop.resources import resource_path
+
+CHAINS = resource_path("chains", "clinical_chains.jsonl")
+OUTPUT_KEYS = {"id", "mode", "model", "n_tokens", "baseline", "steps", "info_gain_mean", "delta_nll_mean", "paper_info_gain", "paper_mean"}
+STEP_KEYS = {"index", "text", "answer_nll", "answer_ppl", "delta_nll", "info_gain", "seq_ppl"}
+
+
+def kiig(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kiig_desktop", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def read_jsonl(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """One uninterrupted run over the demo chains, without a session file."""
+    out = tmp_path_factory.mktemp("ref") / "out.jsonl"
+    r = kiig("score", "--model", "default", "--input", str(CHAINS), "--output", str(out))
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def test_output_contract(reference):
+    lines = read_jsonl(reference)
+    inputs = read_jsonl(CHAINS)
+    assert [x["id"] for x in lines] == [x["id"] for x in inputs]
+    for line, src in zip(lines, inputs, strict=True):
+        assert set(line) == OUTPUT_KEYS
+        assert line["mode"] == "answer"
+        assert set(line["model"]) == {"path", "sha256"}
+        assert set(line["baseline"]) == {"answer_nll", "answer_ppl", "seq_ppl", "option_probs", "entropy_bits", "p_correct"}
+        assert [s["text"] for s in line["steps"]] == src["steps"]
+        for s in line["steps"]:
+            assert set(s) == STEP_KEYS | {"option_probs", "entropy_bits", "p_correct"}
+
+
+def test_bad_lines_are_reported_and_the_batch_goes_on(tmp_path):
+    good = {"id": "ok", "question": "What is 2 + 2?", "answer": "4", "steps": ["2 + 2 = 4."]}
+    lines = [
+        json.dumps(good),
+        "{not json",
+        json.dumps({"id": "no-answer", "question": "Q?", "steps": ["s"]}),
+        json.dumps({"id": "int-question", "question": 5, "answer": "4", "steps": ["s"]}),
+        json.dumps({"id": "no-letter", "question": "Q?", "answer": "zebra", "options": {"A": "cat", "B": "dog"}, "steps": ["s"]}),
+        json.dumps({"id": "empty-steps", "question": "Q?", "answer": "4", "steps": []}),
+        json.dumps({"id": "blank-step", "question": "Q?", "answer": "4", "steps": ["fine", "   "]}),
+        json.dumps({"id": "reasoning", "question": "What is 3 + 4?", "answer": "7", "reasoning": "1. Start with 3.\n2. Add 4 to get 7.\nThe answer is 7."}),
+    ]
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out.jsonl"
+    r = kiig("score", "--model", "default", "--input", str(src), "--output", str(out))
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    got = read_jsonl(out)
+    assert len(got) == len(lines)
+    by_line = {i + 1: g for i, g in enumerate(got)}
+    assert "error" not in by_line[1] and by_line[1]["steps"][0]["text"] == "2 + 2 = 4."
+    for n, words in [(2, "line 2: invalid JSON"), (3, "line 3"), (4, "line 4"), (5, "line 5"), (6, "line 6"), (7, "empty")]:
+        assert words in by_line[n]["error"], (n, by_line[n])
+        assert f"line {n}" in r.stderr or n == 7
+    assert [s["text"] for s in by_line[8]["steps"]] == ["1. Start with 3.", "2. Add 4 to get 7."]  # final answer split off
+
+
+def test_chain_longer_than_the_context_is_an_item_error(tmp_path):
+    short = {"id": "short", "question": "What is 1 + 1?", "answer": "2", "steps": ["1 + 1 = 2."]}
+    long = {"id": "long", "question": "Summarise.", "answer": "done", "steps": ["This sentence repeats a lot. " * 60] * 3}
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps(long) + "\n" + json.dumps(short) + "\n")
+    out = tmp_path / "out.jsonl"
+    r = kiig("score", "--model", "default", "--input", str(src), "--output", str(out), "--n-ctx", "512")
+    assert r.returncode == 1
+    first, second = read_jsonl(out)
+    assert "context holds 512" in first["error"]
+    assert "error" not in second and second["steps"]
+
+
+def test_missing_input_is_a_clean_exit_2(tmp_path):
+    r = kiig("score", "--model", "default", "--input", str(tmp_path / "nope.jsonl"), "--output", str(tmp_path / "o.jsonl"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.startswith("kiig: error:")
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_resume_skips_finished_chains_and_writes_identical_output(tmp_path, reference):
+    db = tmp_path / "s.kiig"
+    out1, out2 = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    r1 = kiig("score", "--model", "default", "--input", str(CHAINS), "--output", str(out1), "--db", str(db))
+    assert r1.returncode == 0, r1.stderr
+    assert out1.read_bytes() == reference.read_bytes()
+    r2 = kiig("score", "--model", "default", "--input", str(CHAINS), "--output", str(out2), "--db", str(db))
+    assert r2.returncode == 0
+    n = len(read_jsonl(CHAINS))
+    assert f"{n} of {n} chains already scored" in r2.stderr
+    assert out2.read_bytes() == reference.read_bytes()
+    assert oct(db.stat().st_mode & 0o777) == "0o600"
+    # other settings are a new run, never mixed with the first
+    r3 = kiig("score", "--model", "default", "--input", str(CHAINS), "--output", str(tmp_path / "c.jsonl"), "--db", str(db), "--n-batch", "256")
+    assert r3.returncode == 0 and "already scored" not in r3.stderr
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM runs WHERE kind = 'score'").fetchone()[0] == 2
+
+
+def _finished_chains(db) -> int:
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
+            return conn.execute("SELECT COUNT(*) FROM chains WHERE status = 'finished'").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def test_kill_9_part_way_then_resume_gives_identical_results(tmp_path, reference):
+    db = tmp_path / "killed.kiig"
+    out = tmp_path / "out.jsonl"
+    args = [sys.executable, "-m", "kiig_desktop", "score", "--model", "default", "--input", str(CHAINS), "--output", str(out), "--db", str(db)]
+    total = len(read_jsonl(CHAINS))
+    for kill_after in (1, 3, 5):
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 120
+        while _finished_chains(db) < kill_after and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its model worker, mid-chain
+        proc.wait()
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            done = conn.execute("SELECT COUNT(*) FROM chains WHERE status = 'finished'").fetchone()[0]
+            assert kill_after <= done < total
+            # a finished chain is whole: its steps are all there
+            for chain_id, n_steps in conn.execute("SELECT id, n_steps FROM chains"):
+                assert conn.execute("SELECT COUNT(*) FROM steps WHERE chain_id = ?", (chain_id,)).fetchone()[0] == n_steps
+        assert not out.exists()
+    r = kiig("score", *args[4:])
+    assert r.returncode == 0, r.stderr
+    assert "already scored" in r.stderr
+    assert out.read_bytes() == reference.read_bytes()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
