@@ -183,3 +183,4 @@ def test_cli_doctor_reports_a_working_build():
     assert "AVX" in report["system_info"]
     assert isinstance(report["gpu_offload"], bool)
     assert any(m["id"] == "default" for m in report["models"])
+    assert report["exactness"]["exact"] is True  # this build: incremental scoring equals a from-scratch pass

@@ -53,3 +53,9 @@ def human_bytes(n: int | None) -> str:
         if n >= scale:
             return f"{n / scale:.1f} {unit}"
     return f"{n} B"
+
+
+def print_engine_warnings(client) -> None:
+    """Tell the user on stderr what the loaded engine could not honour (e.g. GPU layers)."""
+    for warning in (client.info or {}).get("warnings", []):
+        print(f"kiig: warning: {warning}", file=sys.stderr)

@@ -12,6 +12,7 @@ from .. import __version__
 from ..engine.client import EngineClient, cpu_has_amx
 from ..engine.models import BUILTIN_ID, discover_models
 from ..errors import KiigError
+from ..metrics.infogain import incremental_error
 from ._common import add_engine_args, engine_options, print_json
 
 
@@ -28,6 +29,15 @@ def _version(dist: str) -> str | None:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
         return None
+
+
+def _exactness(client) -> dict:
+    """Does incremental scoring equal a from-scratch pass on this build? (kernels can differ by batch shape)"""
+    err = incremental_error(
+        client, "What colour is the sky on a clear day?", "blue",
+        ["Sunlight is scattered by the air.", "Short wavelengths scatter the most.", "So the sky looks blue."],
+    )
+    return {"max_abs_nats": err, "exact": err < 1e-4}
 
 
 def check(model: str = BUILTIN_ID, options=None) -> dict:
@@ -48,6 +58,8 @@ def check(model: str = BUILTIN_ID, options=None) -> dict:
             info = client.start()
             report["system_info"] = info.get("system_info")
             report["gpu_offload"] = info.get("gpu_offload")
+            report["warnings"] = info.get("warnings", [])
+            report["n_gpu_layers"] = client.options.n_gpu_layers
             result = client.call("smoke")
             ok = bool(result["finite"])
             report["smoke"] = {
@@ -56,6 +68,8 @@ def check(model: str = BUILTIN_ID, options=None) -> dict:
             }
             if not ok:
                 report["smoke"]["error"] = "the decode produced non-finite logits: this build computes garbage on this CPU"
+            else:
+                report["exactness"] = _exactness(client)
     except KiigError as exc:
         report["smoke"] = {"ok": False, "error": exc.message, "hint": exc.hint}
     try:
@@ -81,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
         gpu = report["gpu_offload"]
         print(f"GPU offload: {'supported by this build' if gpu else 'not available in this build (CPU only)' if gpu is not None else 'unknown'}")
         print(f"CPU has AMX: {'yes' if report['cpu']['amx'] else 'no'}")
+        for warning in report.get("warnings", []):
+            print(f"warning: {warning}", file=sys.stderr)
         smoke = report["smoke"]
         if smoke["ok"]:
             print(f"smoke decode: OK in {smoke['seconds']:.2f} s (next token {smoke['next_token']!r})")
@@ -88,6 +104,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"smoke decode: FAILED: {smoke.get('error')}", file=sys.stderr)
             if smoke.get("hint"):
                 print(f"  fix: {smoke['hint']}", file=sys.stderr)
+        ex = report.get("exactness")
+        if ex:
+            verdict = "exact" if ex["exact"] else "NOT exact: numbers depend on batch boundaries in this build (compare runs only with the same settings)"
+            print(f"incremental scoring vs from-scratch: max |diff| {ex['max_abs_nats']:.2e} nats ({verdict})")
         print(f"models found: {len(report['models'])}")
         for m in report["models"]:
             print(f"  {m['id']:<30} {m['source']:<9} {m['path']}" + (f"  ({m['error']})" if m.get("error") else ""))

@@ -7,7 +7,7 @@ import sys
 
 from ..engine.client import EngineClient
 from ..events import CancelToken
-from ._common import add_engine_args, engine_options, print_json
+from ._common import add_engine_args, engine_options, print_engine_warnings, print_json
 
 
 def register(sub) -> None:
@@ -28,6 +28,8 @@ def run(args: argparse.Namespace) -> int:
     messages = ([{"role": "system", "content": args.system}] if args.system else []) + [{"role": "user", "content": args.prompt}]
     cancel = CancelToken()
     with EngineClient(args.model, engine_options(args)) as client:
+        client.start(cancel=cancel)
+        print_engine_warnings(client)
         gen = client.generate(messages, cancel=cancel, max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed, top_k=args.top_k)
         try:
             while True:

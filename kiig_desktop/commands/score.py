@@ -14,7 +14,7 @@ from ..events import CancelToken, ItemDone, Message, Progress
 from ..metrics.infogain import MODES
 from ..pipeline import ScoreConfig, file_sha256, iter_score, output_line, read_score_input
 from ..steps import MODES as SPLIT_MODES
-from ._common import add_engine_args, engine_options
+from ._common import add_engine_args, engine_options, print_engine_warnings
 from ._progress import ProgressLine
 
 
@@ -62,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
     summary = None
     try:
         with EngineClient(args.model, engine_options(args)) as client:
+            client.start(cancel=cancel)
+            print_engine_warnings(client)
             gen = iter_score(client, jobs, ScoreConfig(mode=args.mode, split=args.split), store=store, input_sha256=file_sha256(input_path), cancel=cancel)
             try:
                 while True:

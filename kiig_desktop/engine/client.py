@@ -185,12 +185,26 @@ class EngineClient:
                         on_progress(msg["value"])
                 elif kind == "ready":
                     self.info = msg["info"]
+                    self.info["warnings"] = self._load_warnings(self.info)
                     self._inflight = None
                     return self.info
                 elif kind == "error":
                     self._inflight = None
                     self._shutdown(kill=False)
                     raise _to_error(msg["error"], self.model.name)
+
+    def _load_warnings(self, info: dict) -> list[str]:
+        """Things the user asked for that this build or model cannot give."""
+        out = []
+        if self.options.n_gpu_layers and not info.get("gpu_offload"):
+            out.append(
+                "GPU offload is not available in this build of llama.cpp: every layer runs on the CPU "
+                "(rebuild with e.g. `make install LLAMA_CMAKE_ARGS=\"-DGGML_CUDA=on\"`, see the README)"
+            )
+        train = info.get("n_ctx_train")
+        if train and self.options.n_ctx > train:
+            out.append(f"context {self.options.n_ctx:,} is larger than the {train:,} tokens {self.model.name} was trained on")
+        return out
 
     def _spawn(self) -> None:
         """Start ``python -m kiig_desktop.engine.worker`` with a request pipe and a cancel channel."""

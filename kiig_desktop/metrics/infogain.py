@@ -179,3 +179,25 @@ def token_curve(client, plan: ChainPlan, scan: dict) -> dict:
         "entropy_bits": [float(x / LN2) for x in ctx_ent[start:]],
         "step": step_of,
     }
+
+
+def reference_prefix(client, question: str, answer: str, steps: Sequence[str], options: dict[str, str] | None, k: int) -> dict:
+    """Prefix k evaluated from scratch in one pass: the check that incremental scoring is exact.
+
+    Returns ``answer_nll`` and ``seq_ppl`` of the token sequence DESIGN.md section 3 defines.
+    """
+    info = client.info or client.start()
+    seq = ([info["bos"]] if info.get("add_bos") and info.get("bos", -1) >= 0 else []) + client.tokenize(question_text(question, options))
+    for s in steps[:k]:
+        seq += client.tokenize("\n" + s)
+    ans = client.tokenize(" " + answer)
+    seq += client.tokenize(ANSWER_PREFIX) + ans
+    lp = np.asarray(client.eval_sequence(seq)["logprob"], dtype=np.float64)
+    return {"answer_nll": float(-lp[-len(ans):].mean()), "seq_ppl": math.exp(float(-lp.mean())), "n_tokens": len(seq)}
+
+
+def incremental_error(client, question: str, answer: str, steps: Sequence[str], options: dict[str, str] | None = None) -> float:
+    """Largest |incremental - from-scratch| answer NLL (nats) over the prefixes of one chain."""
+    record = score_chain(client, question, answer, steps, options, curve=False)
+    prefixes = [record["baseline"]] + record["steps"]
+    return max(abs(p["answer_nll"] - reference_prefix(client, question, answer, steps, options, k)["answer_nll"]) for k, p in enumerate(prefixes))
