@@ -44,6 +44,8 @@ class EngineOptions:
     n_batch: int = 512
     seed: int = 0
     flash_attn: bool = False  # on: faster prefill, but logits then depend on batch boundaries
+    repack: bool = False  # CPU weight repacking: can be faster for Q4_0/K-quants, but batch-dependent logits
+    chat_template: str | None = None  # a llama.cpp template name or a Jinja template; None: the GGUF's own
 
     def to_dict(self) -> dict:
         return asdict(self)

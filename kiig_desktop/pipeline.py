@@ -149,7 +149,7 @@ def run_settings(client, config: ScoreConfig, input_sha256: str) -> dict:
     o = client.options
     return {
         "method": infogain.METHOD_VERSION, "mode": config.mode, "split": config.split, "input_sha256": input_sha256,
-        "n_ctx": o.n_ctx, "n_batch": o.n_batch, "n_gpu_layers": o.n_gpu_layers, "flash_attn": o.flash_attn,
+        "n_ctx": o.n_ctx, "n_batch": o.n_batch, "n_gpu_layers": o.n_gpu_layers, "flash_attn": o.flash_attn, "repack": o.repack,
     }
 
 

@@ -17,12 +17,13 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--n-gpu-layers", type=int, default=None, help="layers to offload to the GPU (default 0; -1 = all)")
     g.add_argument("--threads", type=int, default=None, help="CPU threads (default: the cores available, up to 8)")
     g.add_argument("--n-batch", type=int, default=None, help=f"tokens per decode batch (default {d.n_batch})")
+    g.add_argument("--chat-template", default=None, help="llama.cpp template name (e.g. chatml, gemma, llama3) or a Jinja template, for models whose GGUF has none")
 
 
 def engine_options(args: argparse.Namespace, settings: Settings | None = None) -> EngineOptions:
     base = (settings or Settings.load()).engine
     opts = EngineOptions(**base.to_dict())
-    for attr, name in (("n_ctx", "n_ctx"), ("n_gpu_layers", "n_gpu_layers"), ("threads", "n_threads"), ("n_batch", "n_batch")):
+    for attr, name in (("n_ctx", "n_ctx"), ("n_gpu_layers", "n_gpu_layers"), ("threads", "n_threads"), ("n_batch", "n_batch"), ("chat_template", "chat_template")):
         value = getattr(args, attr, None)
         if value is not None:
             setattr(opts, name, value)

@@ -92,6 +92,8 @@ class Backend:
         n_batch: int = 512,
         seed: int = 0,
         flash_attn: bool = False,
+        chat_template: str | None = None,
+        repack: bool = False,
         cancel_flag: Callable[[], bool] | None = None,
         on_load_progress: Callable[[float], None] | None = None,
         log: LogCapture | None = None,
@@ -104,6 +106,9 @@ class Backend:
 
         mparams = llama_cpp.llama_model_default_params()
         mparams.n_gpu_layers = int(n_gpu_layers)
+        # CPU weight repacking (K-quants, Q4_0) runs other kernels for long and short batches, so
+        # logits then depend on batch boundaries (1e-3 nats measured on Gemma 3 Q4_K_M); off by default
+        mparams.use_extra_bufts = bool(repack)
 
         def _progress(p: float, _user: ctypes.c_void_p) -> bool:
             if on_load_progress is not None:
@@ -153,12 +158,14 @@ class Backend:
         self.n_threads = threads
         self.n_gpu_layers = int(n_gpu_layers)
         self.flash_attn = bool(flash_attn)
+        self.chat_template_override = chat_template
         self.vocab = self.model.vocab
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
         self.batch = LlamaBatch(n_tokens=self.n_batch, embd=0, n_seq_max=1, verbose=True)
         self.n_past = 0  # tokens currently in the KV cache (sequence 0, positions 0..n_past-1)
         self.history: list[int] = []  # the token at each cached position
         self._metadata = self.model.metadata()
+        self.architecture = self._metadata.get("general.architecture")
         self._info: dict | None = None
 
     # ------------------------------------------------------------------ facts
@@ -189,8 +196,33 @@ class Backend:
             "n_batch": self.n_batch,
             "n_gpu_layers": self.n_gpu_layers,
             "flash_attn": self.flash_attn,
+            "architecture": self.architecture,
             **system_info(),
         }
+
+    def builtin_template_names(self) -> list[str]:
+        n = llama_cpp.llama_chat_builtin_templates(None, 0)
+        arr = (ctypes.c_char_p * n)()
+        llama_cpp.llama_chat_builtin_templates(arr, n)
+        return [x.decode() for x in arr if x]
+
+    def apply_builtin_template(self, name: str, messages: list[dict], add_generation_prompt: bool = True) -> str | None:
+        """Render with one of llama.cpp's built-in templates (by name); None when it does not know it."""
+        msgs = (llama_cpp.llama_chat_message * len(messages))()
+        keep = []
+        for i, m in enumerate(messages):
+            role, content = m["role"].encode(), m["content"].encode("utf-8")
+            keep.extend([role, content])
+            msgs[i].role, msgs[i].content = role, content
+        size = 4096 + sum(len(m["content"].encode("utf-8")) for m in messages) * 2
+        buf = ctypes.create_string_buffer(size)
+        n = llama_cpp.llama_chat_apply_template(name.encode(), msgs, len(messages), add_generation_prompt, buf, size)
+        if n < 0:
+            return None
+        if n > size:
+            buf = ctypes.create_string_buffer(n + 1)
+            n = llama_cpp.llama_chat_apply_template(name.encode(), msgs, len(messages), add_generation_prompt, buf, n + 1)
+        return buf.raw[:n].decode("utf-8", errors="replace")
 
     def token_text(self, token: int) -> str:
         """The token's raw vocabulary text (for special tokens like ``<|im_end|>``)."""

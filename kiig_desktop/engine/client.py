@@ -150,6 +150,7 @@ class EngineClient:
             "n_batch": self.options.n_batch,
             "n_ctx": self.options.n_ctx,
             "flash_attn": self.options.flash_attn,
+            "repack": self.options.repack,
             "n_threads": info.get("n_threads"),
         }
 
@@ -201,6 +202,11 @@ class EngineClient:
                 "GPU offload is not available in this build of llama.cpp: every layer runs on the CPU "
                 "(rebuild with e.g. `make install LLAMA_CMAKE_ARGS=\"-DGGML_CUDA=on\"`, see the README)"
             )
+        used = info.get("chat_template_used") or ["jinja"]
+        if used[0] == "plain":
+            out.append(f"{self.model.name} has no chat template: prompts use a plain 'User:/Assistant:' format (set a template in the load options)")
+        elif used[0] == "builtin" and not info.get("chat_template"):
+            out.append(f"{self.model.name} has no chat template in its file: using llama.cpp's built-in {used[1]!r} template")
         train = info.get("n_ctx_train")
         if train and self.options.n_ctx > train:
             out.append(f"context {self.options.n_ctx:,} is larger than the {train:,} tokens {self.model.name} was trained on")
@@ -210,7 +216,7 @@ class EngineClient:
         """Start ``python -m kiig_desktop.engine.worker`` with a request pipe and a cancel channel."""
         req_parent, req_child = socket.socketpair()
         cancel_parent, cancel_child = socket.socketpair()
-        opts = {k: v for k, v in self.options.to_dict().items() if k in ("n_ctx", "n_gpu_layers", "n_threads", "n_batch", "seed", "flash_attn")}
+        opts = {k: v for k, v in self.options.to_dict().items() if k in ("n_ctx", "n_gpu_layers", "n_threads", "n_batch", "seed", "flash_attn", "chat_template", "repack")}
         cmd = [sys.executable, "-m", "kiig_desktop.engine.worker", str(req_child.fileno()), str(cancel_child.fileno()), self.model.path, json.dumps(opts)]
         if self.echo_log:
             cmd.append("--echo")

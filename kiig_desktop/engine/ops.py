@@ -24,19 +24,40 @@ Events = Generator[dict, None, dict]
 # ---------------------------------------------------------------------------- chat templates
 
 
+# templates llama.cpp knows by name, for GGUF files that carry none of their own
+ARCH_TEMPLATES = {"gemma": "gemma", "gemma2": "gemma", "gemma3": "gemma", "gemma3n": "gemma", "qwen2": "chatml", "qwen3": "chatml", "phi3": "phi3"}
+
+
+def chat_template_source(backend: Backend) -> tuple[str, str | None]:
+    """Which template renders prompts: ("jinja", text), ("builtin", name) or ("plain", None)."""
+    chosen = backend.chat_template_override or backend.info().get("chat_template")
+    if chosen and ("{%" in chosen or "{{" in chosen):
+        return "jinja", chosen
+    if chosen:
+        return "builtin", chosen
+    arch = backend.info().get("desc", "").split(" ")[0]
+    name = ARCH_TEMPLATES.get(backend.architecture or arch)
+    return ("builtin", name) if name else ("plain", None)
+
+
 def chat_prompt(backend: Backend, messages: list[dict], add_generation_prompt: bool = True) -> str:
-    """Render ``messages`` with the model's own chat template (from its GGUF), else a plain fallback."""
-    template = backend.info().get("chat_template")
-    bos = backend.token_text(backend.info()["bos"]) if backend.info()["bos"] >= 0 else ""
-    eos = backend.token_text(backend.info()["eos"]) if backend.info()["eos"] >= 0 else ""
-    if template:
+    """Render ``messages`` with the model's own chat template (from its GGUF), else a known one."""
+    kind, template = chat_template_source(backend)
+    info = backend.info()
+    if kind == "jinja":
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
+        bos = backend.token_text(info["bos"]) if info["bos"] >= 0 else ""
+        eos = backend.token_text(info["eos"]) if info["eos"] >= 0 else ""
         try:
             formatter = Jinja2ChatFormatter(template, eos_token=eos, bos_token=bos, add_generation_prompt=add_generation_prompt)
             return formatter(messages=messages).prompt
-        except Exception as exc:  # noqa: BLE001 - a template that cannot render falls back, with a note
+        except Exception as exc:  # noqa: BLE001 - jinja raises many types for a broken template
             raise InputError(f"the model's chat template could not be rendered: {exc}") from None
+    if kind == "builtin":
+        text = backend.apply_builtin_template(template, messages, add_generation_prompt)
+        if text is not None:
+            return text
     parts = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
     if add_generation_prompt:
         parts.append("Assistant:")

@@ -118,7 +118,11 @@ def worker_main(conn: Connection, cancel: CancelListener, path: str, options: di
             log=log,
             **options,
         )
-        conn.send({"type": "ready", "info": backend.info()})
+        from .ops import chat_template_source
+
+        info = dict(backend.info())
+        info["chat_template_used"] = list(chat_template_source(backend))
+        conn.send({"type": "ready", "info": info})
     except BaseException as exc:  # noqa: BLE001 - every load failure is reported, then we exit
         conn.send({"type": "error", "error": error_payload(exc)})
         return
