@@ -1,0 +1,71 @@
+"""Entry point of the desktop application: ``kiig-desktop [SESSION.kiig | MODEL.gguf | TEXT.txt ...]``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QGuiApplication, QIcon
+from PySide6.QtWidgets import QApplication
+
+from .. import __version__
+
+
+def configure_environment() -> None:
+    """Settings that must be in place before the first model worker starts.
+
+    llama.cpp's OpenMP threads spin while waiting; when another program holds a core (common on
+    small machines) a spinning 2-thread decode becomes hundreds of times slower. Passive waiting
+    costs nothing measurable when the cores are free. The workers inherit this environment.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def create_application(argv: list[str] | None = None) -> QApplication:
+    """The QApplication with high-DPI rounding, names (for QSettings), icon and theme."""
+    configure_environment()
+    app = QApplication.instance()
+    if app is None:
+        QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
+        app = QApplication(argv if argv is not None else sys.argv)
+    app.setApplicationName("KIIG Desktop")
+    app.setApplicationDisplayName("KIIG Desktop")
+    app.setOrganizationName("KIIG")
+    app.setApplicationVersion(__version__)
+    app.setDesktopFileName("kiig-desktop")
+    from .main_window import _icon_path
+    from .theme import theme
+
+    app.setWindowIcon(QIcon(str(_icon_path())))
+    theme().apply("system")
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Open the main window on the embedded default model; extra arguments are files to open."""
+    args = list(sys.argv if argv is None else argv)
+    app = create_application(args)
+    from .main_window import MainWindow
+    from .theme import theme
+
+    window = MainWindow()
+    saved = str(window.qsettings.value("view/theme", "system"))
+    if saved != "system":
+        window.set_theme(saved)
+    else:
+        window.theme_actions[theme().mode].setChecked(True)
+    window.show()
+    window.start([a for a in args[1:] if not a.startswith("-")])
+    # Let Ctrl+C in the terminal close the window cleanly (workers stopped, session closed).
+    signal.signal(signal.SIGINT, lambda *_: window.close())
+    timer = QTimer()
+    timer.start(250)
+    timer.timeout.connect(lambda: None)
+    code = app.exec()
+    return int(code)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

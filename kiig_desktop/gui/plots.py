@@ -1,0 +1,288 @@
+"""The base of every plot: ``StepFigure`` (the figures themselves are in ``figures.py``).
+
+A ``StepFigure`` is a pyqtgraph GraphicsLayoutWidget with one or more panels. It
+reports the step under the mouse (``step_hovered``) and clicks (``step_clicked``) as 0-based step
+indices, draws the selected and hovered step as bands in every panel, exports PNG or SVG, and
+keeps the arrays it plotted in ``data`` so tests can compare them with the stored record.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+import pyqtgraph.exporters as pg_exporters
+from PySide6.QtCore import QPointF, QRect, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QPainter
+from PySide6.QtSvg import QSvgGenerator
+
+from .theme import theme
+
+NAN = float("nan")
+
+
+def _num(value) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return NAN
+    return v if math.isfinite(v) else NAN
+
+
+def prefix_ticks(n: int) -> list[tuple[float, str]]:
+    """x tick labels for prefixes: Q (question only), then step numbers (thinned for long chains)."""
+    every = max(1, math.ceil(n / 20))
+    return [(0, "Q")] + [(k, str(k)) for k in range(1, n + 1) if k % every == 0 or k == n]
+
+
+class StepFigure(pg.GraphicsLayoutWidget):
+    """Base figure: panels, step bands, hover/click mapping, export, theming."""
+
+    step_hovered = Signal(int)
+    step_clicked = Signal(int)
+
+    def __init__(self, title: str, parent=None) -> None:
+        super().__init__(parent)
+        self.title = title
+        self.data: dict[str, np.ndarray | list] = {}
+        self.panels: list[pg.PlotItem] = []
+        self._bands: list[tuple[pg.LinearRegionItem, pg.LinearRegionItem]] = []
+        self._hover: int | None = None
+        self._items: dict[str, object] = {}  # persistent plot items, reused from one record to the next
+        self._legend_names: dict[str, str] = {}
+        self._drawn: set[str] = set()
+        self.setMinimumHeight(80)
+        self.ci.setContentsMargins(6, 6, 10, 6)
+        self.scene().sigMouseMoved.connect(self._mouse_moved)
+        self.scene().sigMouseClicked.connect(self._mouse_clicked)
+        theme().changed.connect(self.apply_theme)
+        self.setBackground(theme().colors()["plot_bg"])
+
+    # ------------------------------------------------------------------ building
+
+    def add_panel(self, row: int, y_label: str, x_label: str | None = None, legend_cols: int = 0) -> pg.PlotItem:
+        panel = self.addPlot(row=row, col=0)
+        panel.showGrid(x=True, y=True, alpha=0.18)
+        panel.setMenuEnabled(False)
+        panel.hideButtons()
+        panel.getViewBox().setMouseEnabled(x=False, y=False)
+        panel.setLabel("left", y_label)
+        if x_label:
+            panel.setLabel("bottom", x_label)
+        if legend_cols:
+            panel.addLegend(offset=(-8, 4), labelTextSize="8.5pt", colCount=legend_cols,
+                            brush=pg.mkBrush(theme().colors()["card"] + "d8"))
+        sel = pg.LinearRegionItem(movable=False, brush=pg.mkBrush(0, 0, 0, 0), pen=pg.mkPen(None))
+        hov = pg.LinearRegionItem(movable=False, brush=pg.mkBrush(0, 0, 0, 0), pen=pg.mkPen(None))
+        for band in (sel, hov):
+            band.setZValue(-20)
+            band.hide()
+            panel.addItem(band, ignoreBounds=True)
+        self.panels.append(panel)
+        self._bands.append((sel, hov))
+        self._style_panel(panel)
+        return panel
+
+    def _style_panel(self, panel: pg.PlotItem) -> None:
+        c = theme().colors()
+        font = QFont()
+        font.setPointSizeF(8.5)
+        for name in ("left", "bottom", "right", "top"):
+            axis = panel.getAxis(name)
+            axis.setPen(pg.mkPen(c["border"]))
+            axis.setTextPen(pg.mkPen(c["plot_fg"]))
+            axis.setTickFont(font)
+            if axis.label is not None:
+                axis.label.setDefaultTextColor(QColor(c["plot_fg"]))
+        sel, hov = self._bands[self.panels.index(panel)]
+        accent = QColor(c["accent"])
+        accent.setAlpha(60 if theme().dark else 45)
+        sel.setBrush(pg.mkBrush(accent))
+        hover = QColor(c["hover"])
+        hover.setAlpha(28)
+        hov.setBrush(pg.mkBrush(hover))
+        if panel.legend is not None:
+            panel.legend.setBrush(pg.mkBrush(c["card"] + "d8"))
+            panel.legend.setPen(pg.mkPen(c["border"]))
+            panel.legend.setLabelTextColor(c["plot_fg"])
+
+    def apply_theme(self) -> None:
+        self.setBackground(theme().colors()["plot_bg"])
+        for panel in self.panels:
+            self._style_panel(panel)
+        self._drop_items()
+        self.redraw()
+
+    def redraw(self) -> None:
+        """Draw the current record again (after a theme change)."""
+
+    # ------------------------------------------------------------------ persistent items
+    # Items are created once and updated with setData: rebuilding curves, legend labels and lines
+    # for every chain costs tens of milliseconds of GUI time.
+
+    def _begin(self) -> None:
+        self._drawn = set()
+
+    def _curve(self, panel: pg.PlotItem, key: str, x, y, name: str | None = None, **style) -> pg.PlotDataItem:
+        item = self._items.get(key)
+        if item is None:
+            item = pg.PlotDataItem()
+            panel.addItem(item)
+            self._items[key] = item
+        item.setData(x, y, **style)
+        item.show()
+        self._legend(panel, key, item, name)
+        self._drawn.add(key)
+        return item
+
+    def _vline(self, panel: pg.PlotItem, key: str, pos: float, pen, angle: int = 90) -> pg.InfiniteLine:
+        item = self._items.get(key)
+        if item is None:
+            item = pg.InfiniteLine(angle=angle, movable=False)
+            panel.addItem(item, ignoreBounds=True)
+            self._items[key] = item
+        item.setPen(pen)
+        item.setValue(pos)
+        item.show()
+        self._drawn.add(key)
+        return item
+
+    def _legend(self, panel: pg.PlotItem, key: str, item, name: str | None) -> None:
+        legend = panel.legend
+        if legend is None or self._legend_names.get(key) == name:
+            return
+        if key in self._legend_names:
+            legend.removeItem(item)
+            del self._legend_names[key]
+        if name:
+            legend.addItem(item, name)
+            self._legend_names[key] = name
+
+    def _end(self) -> None:
+        """Hide what the current record did not draw; hide empty legends."""
+        for key, item in self._items.items():
+            if key not in self._drawn:
+                item.hide()
+                if key in self._legend_names:
+                    for panel in self.panels:
+                        if panel.legend is not None:
+                            panel.legend.removeItem(item)
+                    del self._legend_names[key]
+        for panel in self.panels:
+            if panel.legend is not None:
+                panel.legend.setVisible(bool(panel.legend.items))
+
+    def _drop_items(self) -> None:
+        for panel in self.panels:
+            for item in self._items.values():
+                if item in panel.items:
+                    panel.removeItem(item)
+            if panel.legend is not None:
+                panel.legend.clear()
+        self._items, self._legend_names, self._drawn = {}, {}, set()
+
+    # ------------------------------------------------------------------ steps
+
+    def step_span(self, step: int) -> tuple[float, float] | None:
+        """The x range that shows ``step`` (0-based)."""
+        raise NotImplementedError
+
+    def step_at(self, x: float) -> int | None:
+        raise NotImplementedError
+
+    def set_highlight(self, selected: int | None, hovered: int | None = None) -> None:
+        sel_span = self.step_span(selected) if selected is not None and selected >= 0 else None
+        hov_span = self.step_span(hovered) if hovered is not None and hovered >= 0 and hovered != selected else None
+        for sel, hov in self._bands:
+            for band, span in ((sel, sel_span), (hov, hov_span)):
+                if span is None:
+                    band.hide()
+                else:
+                    band.setRegion(span)
+                    band.show()
+
+    def highlighted(self) -> tuple[tuple[float, float] | None, tuple[float, float] | None]:
+        """The (selected, hovered) band regions of the first panel (None when hidden)."""
+        if not self._bands:
+            return None, None
+        sel, hov = self._bands[0]
+        return (tuple(sel.getRegion()) if sel.isVisible() else None, tuple(hov.getRegion()) if hov.isVisible() else None)
+
+    def _panel_x(self, pos: QPointF) -> float | None:
+        for panel in self.panels:
+            vb = panel.getViewBox()
+            if vb.sceneBoundingRect().contains(pos):
+                return vb.mapSceneToView(pos).x()
+        return None
+
+    def _mouse_moved(self, pos: QPointF) -> None:
+        x = self._panel_x(pos)
+        step = self.step_at(x) if x is not None else None
+        step = -1 if step is None else step
+        if step != self._hover:
+            self._hover = step
+            self.step_hovered.emit(step)
+        self._update_tooltip(x)
+
+    def _update_tooltip(self, x: float | None) -> None:
+        """Show the values under the mouse (escaped: model text is never rich text)."""
+
+    def _mouse_clicked(self, event) -> None:
+        if event.button() != Qt.MouseButton.LeftButton:
+            return
+        x = self._panel_x(event.scenePos())
+        step = self.step_at(x) if x is not None else None
+        if step is not None:
+            self.step_clicked.emit(step)
+
+    def leaveEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if self._hover != -1:
+            self._hover = -1
+            self.step_hovered.emit(-1)
+        super().leaveEvent(event)
+
+    # ------------------------------------------------------------------ export
+
+    def export(self, path: str | Path) -> Path:
+        """Write the figure as PNG (2x resolution) or SVG, chosen by the file suffix."""
+        p = Path(path)
+        if p.suffix.lower() == ".svg":
+            self._export_svg(p)
+            return p
+        else:
+            if p.suffix.lower() != ".png":
+                p = p.with_suffix(".png")
+            exporter = pg_exporters.ImageExporter(self.scene())
+            exporter.parameters()["width"] = int(max(self.width(), 400) * 2)
+        exporter.export(str(p))
+        return p
+
+    def _export_svg(self, path: Path) -> None:
+        """Vector SVG through Qt's own generator (pyqtgraph's exporter fails on some Qt path output)."""
+        size = self.viewport().size()
+        gen = QSvgGenerator()
+        gen.setFileName(str(path))
+        gen.setSize(size)
+        gen.setViewBox(QRect(0, 0, size.width(), size.height()))
+        gen.setTitle(self.title)
+        gen.setDescription("Exported from KIIG Desktop")
+        painter = QPainter(gen)
+        try:
+            self.render(painter, QRectF(0, 0, size.width(), size.height()), self.viewport().rect())
+        finally:
+            painter.end()
+
+    def clear_plot(self) -> None:
+        """Show nothing (the items stay for the next record)."""
+        self.data = {}
+        self._begin()
+        self._end()
+        self.set_highlight(None, None)
+
+
+def _pen(color: str, width: float = 2.0, style=Qt.PenStyle.SolidLine) -> pg.QtGui.QPen:
+    pen = pg.mkPen(color, width=width, style=style)
+    pen.setCosmetic(True)
+    return pen
