@@ -1,0 +1,190 @@
+"""Start the real KIIG Desktop under Xvfb, walk through its main screens and save PNG screenshots.
+
+    python packaging/screenshots.py OUTDIR [--extra-model PATH.gguf ...] [--keep-data]
+
+Without a display it starts its own Xvfb (Debian: ``apt-get install xvfb``). The app runs on the
+embedded model: it generates a reasoning, scores it, shows the results (light and dark), compares
+models (any ``--extra-model`` files, else a second chain scored from a reference reasoning),
+opens the session browser, the About box and an error message, then closes cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def start_xvfb() -> subprocess.Popen | None:
+    """A private X server when there is no display (returns None when one is available)."""
+    if os.environ.get("DISPLAY") and os.environ.get("QT_QPA_PLATFORM", "xcb") == "xcb":
+        return None
+    xvfb = shutil.which("Xvfb")
+    if xvfb is None:
+        sys.exit("screenshots.py: no DISPLAY and no Xvfb (install it: apt-get install xvfb)")
+    for n in range(90, 110):
+        if not Path(f"/tmp/.X11-unix/X{n}").exists() and not Path(f"/tmp/.X{n}-lock").exists():
+            break
+    proc = subprocess.Popen([xvfb, f":{n}", "-screen", "0", "1920x1200x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        if Path(f"/tmp/.X11-unix/X{n}").exists():
+            break
+        time.sleep(0.05)
+    os.environ["DISPLAY"] = f":{n}"
+    os.environ["QT_QPA_PLATFORM"] = "xcb"
+    return proc
+
+
+class Walkthrough:
+    """Drives the window step by step, spinning the event loop while it waits."""
+
+    def __init__(self, outdir: Path, extra_models: list[str]) -> None:
+        from kiig_desktop.gui.app import create_application
+
+        self.app = create_application([sys.argv[0]])
+        from kiig_desktop.gui.main_window import MainWindow
+
+        self.outdir = outdir
+        self.extra_models = extra_models
+        self.window = MainWindow()
+        self.window.set_theme("light")
+        self.window.resize(1600, 1000)
+        self.window.show()
+        self.shots: list[str] = []
+
+    def spin(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.app.processEvents()
+            time.sleep(0.01)
+
+    def wait(self, condition, what: str, timeout: float = 240.0) -> None:
+        end = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > end:
+                raise SystemExit(f"screenshots.py: timed out waiting for {what}")
+            self.app.processEvents()
+            time.sleep(0.01)
+
+    def idle(self, timeout: float = 240.0) -> None:
+        self.wait(lambda: not self.window.tasks.active(), "background work to finish", timeout)
+        self.spin(0.3)
+
+    def shot(self, name: str, widget=None) -> None:
+        self.spin(0.4)
+        path = self.outdir / f"{name}.png"
+        (widget or self.window).grab().save(str(path))
+        self.shots.append(path.name)
+        print(f"  saved {path}", flush=True)
+
+    def run(self) -> None:
+        from kiig_desktop.analysis import Question
+
+        w = self.window
+        w.start([])
+        self.wait(lambda: w.engines.models and w.engines.loaded_ids(), "the embedded model to load")
+        for path in self.extra_models:
+            w.engines.add_model_file(path)
+        self.idle()
+        w.models_panel.compute_sha()
+        self.idle()
+        w.show_view("results")
+        self.shot("01-results-empty-state")
+
+        w.show_view("analyze")
+        item = json.loads((ROOT / "resources" / "datasets" / "clinical_mcq.jsonl").read_text().splitlines()[0])
+        question = Question(item["question"], item["answer"], item["options"], item["answer_idx"])
+        w.analyze.form.set_question(question)
+        w.analyze.max_tokens.setValue(160)
+        w.analyze.generate()
+        self.wait(lambda: w.analyze._n_tokens >= 45 or not w.analyze.busy, "tokens to stream")
+        self.shot("02-analyze-generating")
+        self.idle()
+        self.shot("03-analyze-steps")
+
+        w.analyze.score()
+        self.idle()
+        self.wait(lambda: w.results.result is not None, "the results")
+        w.results.select_step(2)
+        w.results._on_hover(0)
+        self.shot("04-results")
+        w.set_theme("dark")
+        self.shot("05-results-dark")
+        w.set_theme("light")
+        w.results._on_hover(-1)
+
+        compare = w.compare
+        compare.add_result(w.results.result, "SmolLM2 generated")
+        if self.extra_models:
+            compare.set_checked([m.id for m in w.engines.models if not m.error])
+            w.show_view("compare")
+            compare.run_comparison()
+            self.idle(600)
+        else:
+            ref = json.loads((ROOT / "resources" / "chains" / "clinical_chains.jsonl").read_text().splitlines()[0])
+            w.analyze.set_reasoning_text("\n".join(ref["steps"]))
+            w.analyze.score()
+            self.idle()
+            compare.add_result(w.results.result, "Reference reasoning")
+        w.show_view("compare")
+        self.shot("06-compare")
+
+        w.show_view("sessions")
+        w.sessions.refresh()
+        self.idle()
+        w.sessions.tree.setCurrentItem(w.sessions.tree.topLevelItem(0).child(0))
+        self.shot("07-sessions")
+
+        from kiig_desktop.gui.dialogs import AboutDialog
+
+        about = AboutDialog(w.icon, w.engines.build_info, w)
+        about.show()
+        self.shot("08-about", about)
+        about.close()
+
+        bad = Path(tempfile.mkdtemp()) / "downloaded-model.gguf"
+        bad.write_bytes(b"<html>404 Not Found</html>" * 8)
+        w.show_view("analyze")
+        w.open_paths([str(bad)])
+        self.idle()
+        self.shot("09-error-bad-model")
+        w.close()
+        self.spin(0.3)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("outdir", help="folder for the PNG files")
+    parser.add_argument("--extra-model", action="append", default=[], help="another .gguf to compare with")
+    parser.add_argument("--keep-data", action="store_true", help="keep the temporary data folder (session, settings)")
+    args = parser.parse_args(argv)
+    outdir = Path(args.outdir).expanduser().absolute()
+    outdir.mkdir(parents=True, exist_ok=True)
+    data = Path(tempfile.mkdtemp(prefix="kiig-screens-"))
+    os.environ["KIIG_DATA_DIR"] = str(data)  # a clean app: no recent files, default layout
+    xvfb = start_xvfb()
+    try:
+        walk = Walkthrough(outdir, args.extra_model)
+        walk.run()
+        print(f"{len(walk.shots)} screenshots in {outdir}: {', '.join(walk.shots)}")
+    finally:
+        if xvfb is not None:
+            xvfb.terminate()
+            xvfb.wait(5)
+        if not args.keep_data:
+            shutil.rmtree(data, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

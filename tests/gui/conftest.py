@@ -1,0 +1,117 @@
+"""GUI test fixtures: the application set up as ``kiig-desktop`` does, windows on private data folders.
+
+Every test here is marked ``gui`` (``-m "not gui"`` skips them). The real embedded model is used
+wherever a model is needed; each window is closed at teardown, which stops its model workers.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+
+
+def pytest_collection_modifyitems(config, items):
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.gui)
+
+
+@pytest.fixture(scope="session")
+def gui_app(qapp):
+    """The QApplication configured like the real app (names, theme, passive OpenMP waits)."""
+    from kiig_desktop.gui.app import create_application
+    from kiig_desktop.gui.theme import theme
+
+    app = create_application([])
+    assert app is qapp
+    assert os.environ.get("OMP_WAIT_POLICY") == "PASSIVE"
+    theme().apply("light")
+    return app
+
+
+@pytest.fixture
+def data_dir(tmp_path) -> Path:
+    path = tmp_path / "data"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def make_window(gui_app, qtbot, data_dir):
+    """Factory: a started MainWindow on ``data_dir`` (models discovered; nothing loaded yet)."""
+    from kiig_desktop.config import Settings
+    from kiig_desktop.gui.main_window import MainWindow
+
+    windows = []
+
+    def make(paths: list[str] | None = None, data: Path | None = None, size: tuple[int, int] | None = (1400, 900)):
+        settings = Settings(data_dir=data or data_dir, discover_lmstudio=False, discover_ollama=False)
+        window = MainWindow(settings, autoload=False)
+        qtbot.addWidget(window)
+        if size is not None:
+            window.resize(*size)
+        window.show()
+        window.start(paths or [])
+        qtbot.waitUntil(lambda: bool(window.engines.models) and not window.tasks.active(), timeout=30000)
+        windows.append(window)
+        return window
+
+    yield make
+    for window in windows:
+        window.close()
+
+
+@pytest.fixture
+def window(make_window):
+    return make_window()
+
+
+def wait_idle(qtbot, window, timeout: int = 120000) -> None:
+    """Wait until no background task runs (and their final signals were delivered)."""
+    qtbot.waitUntil(lambda: not window.tasks.active() and not window.results.pending, timeout=timeout)
+    qtbot.wait(20)
+
+
+def load_default(qtbot, window):
+    """Load the embedded model and return its ModelInfo."""
+    info = window.engines.default_model()
+    assert info is not None and info.source == "builtin"
+    window.engines.load(info)
+    qtbot.waitUntil(lambda: window.engines.is_loaded(info.id), timeout=60000)
+    wait_idle(qtbot, window)
+    return info
+
+
+def worker_processes() -> list[int]:
+    """Live (non-zombie) model worker processes started by this test process."""
+    me = os.getpid()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        state, ppid = fields[0], int(fields[1])
+        if ppid == me and state != "Z" and "kiig_desktop.engine.worker" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def wait_no_workers(timeout: float = 10.0) -> list[int]:
+    end = time.monotonic() + timeout
+    while True:
+        left = worker_processes()
+        if not left or time.monotonic() > end:
+            return left
+        time.sleep(0.05)
