@@ -92,7 +92,7 @@ def main() -> None:
         steps = make_steps(32, words_per_step=int(args.long_tokens / 32 * 0.85))
         plan = plan_chain(client, QUESTION, OPTIONS["B"], steps, OPTIONS, "B")
         n_ctx_tokens = sum(len(s) for s in plan.segments)
-        pid = client._proc.pid
+        pid = client.pid
         reset_ok = reset_peak_rss(pid)
         rss_before = proc_status(pid, "VmRSS")
         t = time.perf_counter()

@@ -134,7 +134,7 @@ def test_cancel_interrupts_a_long_prefill(client):
 
 def test_kill_9_mid_generation_gives_clear_error_then_recovers(fresh_client):
     fresh_client.start()
-    pid = fresh_client._proc.pid
+    pid = fresh_client.pid
     gen = fresh_client.generate(MESSAGES, max_tokens=2000)
     next(gen)
     os.kill(pid, signal.SIGKILL)
@@ -144,7 +144,7 @@ def test_kill_9_mid_generation_gives_clear_error_then_recovers(fresh_client):
     assert "SIGKILL" in str(err.value) and "fresh worker" in str(err.value)
     _, result = _run(fresh_client.generate(MESSAGES, max_tokens=5))
     assert len(result["tokens"]) == 5
-    assert fresh_client._proc.pid != pid
+    assert fresh_client.pid != pid
 
 
 @pytest.mark.parametrize("kind,words", [("segv", "segmentation fault"), ("abort", "SIGABRT"), ("exit", "code 3")])

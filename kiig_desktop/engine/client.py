@@ -155,6 +155,11 @@ class EngineClient:
         }
 
     @property
+    def pid(self) -> int | None:
+        """Process id of the running worker (None when none runs)."""
+        return self._proc.pid if self._proc is not None else None
+
+    @property
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 

@@ -26,9 +26,8 @@ WORKER_NICE = 10  # model workers yield the CPU to the window: the GUI thread st
 
 
 def worker_pid(client: EngineClient) -> int | None:
-    """The worker process id (the client does not expose it publicly yet)."""
-    proc = getattr(client, "_proc", None)
-    return proc.pid if proc is not None and proc.poll() is None else None
+    """The running worker's process id, if any."""
+    return client.pid if client.alive else None
 
 
 def lower_priority(pid: int) -> None:
