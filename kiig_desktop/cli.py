@@ -14,7 +14,7 @@ import sys
 from . import __version__
 from .errors import Cancelled, KiigError
 
-COMMAND_MODULES = ["doctor", "models", "generate", "score", "corpus", "ki", "export"]
+COMMAND_MODULES = ["doctor", "models", "generate", "score", "corpus", "ki", "export", "run", "report"]
 
 EXIT_OK, EXIT_ITEM_ERRORS, EXIT_USAGE = 0, 1, 2
 

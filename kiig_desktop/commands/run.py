@@ -1,0 +1,112 @@
+"""``kiig run``: evaluate subject models on a dataset (answers, InfoGain, KI), stored as it goes.
+
+Running the same command again resumes the run: chains already in the session are skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..batch import BatchConfig, iter_batch
+from ..datasets import LAYOUTS
+from ..errors import InputError, StoreError
+from ..events import CancelToken, ItemDone, Message, Progress
+from ..metrics.infogain import MODES
+from ..steps import MODES as SPLIT_MODES
+from ._common import add_engine_args, engine_options
+from ._progress import ProgressLine
+
+
+def register(sub) -> None:
+    p = sub.add_parser("run", help="batch evaluation: generate, grade and score every item of a dataset with each model")
+    p.add_argument("--dataset", required=True, help="dataset file (.jsonl/.csv: MedQA-style MCQ, GSM8K-style or generic)")
+    p.add_argument("--models", required=True, nargs="+", metavar="M", help="subject models: .gguf paths, ids/names, or `default`")
+    p.add_argument("--scorer", required=True, help="the model that scores InfoGain (often the same as a subject)")
+    p.add_argument("--judge", default=None, help="judge model for the Knowledge Index (needs --corpus)")
+    p.add_argument("--corpus", default=None, help="reference corpus in the session for KI (see `kiig corpus add`)")
+    p.add_argument("--db", required=True, help="session file: every chain is committed as it completes; a rerun resumes")
+    p.add_argument("--limit", type=int, default=None, help="only the first N items")
+    p.add_argument("--layout", choices=("auto", *LAYOUTS), default="auto", help="dataset layout (mixed MCQ/numeric files: generic)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (each item derives its own; default 0)")
+    p.add_argument("--max-tokens", type=int, default=384, help="longest reasoning to generate, in tokens (default 384)")
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy, deterministic (default)")
+    p.add_argument("--split", choices=SPLIT_MODES, default="auto", help="how the reasoning is split into steps")
+    p.add_argument("--mode", choices=MODES, default="answer", help="which InfoGain numbers reports lead with")
+    p.add_argument("--k", type=int, default=3, help="passages retrieved per step for KI (default 3)")
+    p.add_argument("--name", default=None, help="a name for the run (default: the dataset's file name)")
+    add_engine_args(p)
+    p.set_defaults(func=run)
+
+
+def _check(args: argparse.Namespace) -> None:
+    if (args.judge is None) != (args.corpus is None):
+        raise InputError("--judge and --corpus go together: KI needs a judge model and a reference corpus")
+    if args.max_tokens < 1:
+        raise InputError(f"--max-tokens must be at least 1, got {args.max_tokens}")
+    if args.temperature < 0:
+        raise InputError(f"--temperature must not be negative, got {args.temperature}")
+    if not 1 <= args.k <= 20:
+        raise InputError(f"--k must be between 1 and 20, got {args.k}")
+    if not Path(args.dataset).is_file():
+        raise InputError(f"no dataset file {args.dataset}")
+    if args.corpus is not None and not Path(args.db).expanduser().exists():
+        raise InputError(f"no session file {args.db}", hint="import the corpus first: kiig corpus add --db FILE --name NAME PATH")
+
+
+def run(args: argparse.Namespace) -> int:
+    _check(args)
+    from ..store import SessionStore
+
+    config = BatchConfig(max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed, split=args.split,
+                         mode=args.mode, limit=args.limit, layout=args.layout, ki_k=args.k)
+    options = engine_options(args)
+    options.seed = args.seed
+    cancel = CancelToken()
+    bar = ProgressLine("run")
+    with SessionStore.open(args.db) as store:
+        gen = iter_batch(store, args.dataset, args.models, args.scorer, judge=args.judge, corpus=args.corpus,
+                         config=config, options=options, cancel=cancel, name=args.name)
+        try:
+            while True:
+                event = next(gen)
+                if isinstance(event, Progress):
+                    phase = getattr(event, "phase", "")
+                    event.message = " ".join(x for x in (getattr(event, "model", ""), getattr(event, "item_id", ""), phase) if x)
+                    bar.update(event, force=phase == "done" and event.done == event.total)
+                elif isinstance(event, ItemDone) and event.result.get("error"):
+                    bar.close()
+                    print(f"kiig: item {event.result.get('id')} ({event.result['subject']['name']}): {event.result['error']}",
+                          file=sys.stderr)
+                elif isinstance(event, Message):
+                    bar.close()
+                    print(f"kiig: {event.text}", file=sys.stderr)
+        except StopIteration as stop:
+            summary = stop.value
+        except KeyboardInterrupt:
+            cancel.cancel()
+            gen.close()
+            raise
+        finally:
+            bar.close()
+        _print_summary(store, summary, args.db)
+    return 1 if summary.errors else 0
+
+
+def _print_summary(store, summary, db: str) -> None:
+    from ..dashboard import fmt_estimate, summarize
+
+    try:
+        report = summarize(store, summary.run_id, n_boot=1000)
+    except StoreError:
+        return
+    fresh = summary.done
+    print(f"kiig: run {summary.run_id}: {fresh} chains done now, {summary.reloaded} reloaded, {summary.errors} errors",
+          file=sys.stderr)
+    width = max(len(m.name) for m in report.models)
+    print(f"{'model':<{width}}  {'accuracy':>24}  {'mean InfoGain':>26}  {'mean KI':>22}")
+    for m in report.models:
+        print(f"{m.name:<{width}}  {fmt_estimate('accuracy', m.metrics['accuracy']):>24}  "
+              f"{fmt_estimate('info_gain_mean', m.metrics['info_gain_mean']):>26}  {fmt_estimate('ki_mean', m.metrics['ki_mean']):>22}")
+    print(f"kiig: full report: kiig report --db {db} --run {summary.run_id} --format html --output report.html", file=sys.stderr)
