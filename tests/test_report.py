@@ -1,0 +1,216 @@
+"""Batch comparison summary and report: statistics match stats.py, hostile text is escaped, the HTML
+opens in a real headless browser. Uses a synthetic batch run (no model needed)."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from kiig_desktop import cli
+from kiig_desktop.batch import chain_key
+from kiig_desktop.dashboard import METRIC_KEYS, finding, load_chain_detail, summarize
+from kiig_desktop.report import render_csv, render_html, render_json
+from kiig_desktop.stats import bootstrap_mean_ci, paired_diff_ci
+from kiig_desktop.store import SessionStore
+
+HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)> & "quoted" \'single\' </details></table>'
+SHA_A, SHA_B = "a" * 64, "b" * 64
+N_ITEMS = 12
+
+
+def _record(item_id: str, sha: str, name: str, rng: random.Random, *, correct: bool, error: str | None = None,
+            ki: float | None = 0.5) -> dict:
+    n = rng.randint(1, 5)
+    steps = [{"index": i, "text": f"step {i} {HOSTILE if i == 0 else ''}", "answer_nll": rng.uniform(0, 3),
+              "delta_nll": rng.uniform(-1, 1), "info_gain": rng.uniform(-2, 2), "applicable": True, "ki": ki}
+             for i in range(n)]
+    rec = {"id": item_id, "mode": "answer", "model": {"path": "/m/scorer.gguf", "sha256": "c" * 64}}
+    if error is None:
+        rec.update(n_tokens=50, steps=steps, info_gain_mean=sum(s["info_gain"] for s in steps) / n,
+                   delta_nll_mean=sum(s["delta_nll"] for s in steps) / n, ki_mean=ki)
+    rec.update(subject={"path": f"/m/{name}.gguf", "sha256": sha, "name": name}, extracted_answer=HOSTILE[:20],
+               correct=correct, n_generated_tokens=rng.randint(20, 90),
+               timing={"generation_s": 1.0, "scoring_s": 0.5, "ki_s": 2.0, "total_s": 3.5})
+    if error is not None:
+        rec["error"] = error
+    return rec
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory) -> Path:
+    """A batch run with two models: B answers more items but with lower InfoGain; one error, one unmatched item."""
+    path = tmp_path_factory.mktemp("report") / "synthetic.kiig"
+    rng = random.Random(3)
+    with SessionStore.open(path) as store:
+        ids = {}
+        for sha, name in ((SHA_A, f"model-A {HOSTILE}"), (SHA_B, "model-B")):
+            ids[sha] = store.ensure_model({"path": f"/m/{sha[:4]}.gguf", "sha256": sha, "name": name})
+        scorer = store.ensure_model({"path": "/m/scorer.gguf", "sha256": "c" * 64, "name": "scorer"})
+        settings = {"method": "kiig-batch-1", "subjects": [SHA_A, SHA_B], "dataset_sha256": "d" * 64, "n_items": N_ITEMS}
+        run_id, _ = store.find_or_create_run("batch", settings, {"scorer": scorer}, {"kiig": "test"}, seed=0, name=HOSTILE)
+        for sha, name in ((SHA_A, f"model-A {HOSTILE}"), (SHA_B, "model-B")):
+            for i in range(N_ITEMS):
+                if sha == SHA_B and i == N_ITEMS - 1:
+                    continue  # B never ran the last item: pairs must match by id
+                item_id = f"it-{i}" if i else f"it-0{HOSTILE}"
+                correct = rng.random() < (0.3 if sha == SHA_A else 0.8)
+                error = f"context overflow {HOSTILE}" if (sha == SHA_A and i == 4) else None
+                rec = _record(item_id, sha, name, rng, correct=correct, error=error, ki=None if i == 5 else rng.random())
+                if sha == SHA_B and rec.get("steps"):
+                    rec["info_gain_mean"] -= 1.5
+                gen = {"text": f"Reasoning {HOSTILE}\nThe answer is (C).", "tokens": [], "model_id": ids[sha],
+                       "extracted_answer": rec["extracted_answer"], "correct": correct}
+                item = {"id": item_id, "question": f"Question {i} {HOSTILE}", "answer": "Metformin", "kind": "mcq",
+                        "options": {"A": "x", "B": "Metformin"}, "answer_idx": "B"}
+                store.save_chain(run_id, chain_key(sha, item_id), rec, item=item, generation=gen)
+        store.set_run_status(run_id, "finished")
+    return path
+
+
+def _direct(store: SessionStore, run_id: int, sha: str, metric_key: str) -> dict[str, float]:
+    """item id -> value, straight from the stored chains (save order)."""
+    out = {}
+    records = store.load_run_records(run_id)
+    for chain in store.chains_for_run(run_id):
+        if not chain["key"].startswith(sha[:12] + ":"):
+            continue
+        rec = records[chain["key"]]
+        failed = chain["status"] == "error"
+        value = {
+            "accuracy": None if chain["correct"] is None else float(chain["correct"]),
+            "info_gain_mean": None if failed else chain["info_gain_mean"],
+            "delta_nll_mean": None if failed else chain["delta_nll_mean"],
+            "ki_mean": None if failed else chain["ki_mean"],
+            "n_steps": None if failed else chain["n_steps"],
+            "n_tokens": rec["n_generated_tokens"],
+        }[metric_key]
+        out[rec["id"]] = float("nan") if value is None else float(value)
+    return out
+
+
+def test_summary_equals_direct_computation_with_stats(session):
+    with SessionStore.open(session, write=False) as store:
+        run_id = store.list_runs()[-1]["id"]
+        report = summarize(store, run_id, n_boot=500, seed=11)
+        assert [m.key for m in report.models] == [SHA_A[:12], SHA_B[:12]]
+        a, b = report.models
+        assert (a.n_chains, a.n_errors, b.n_chains, b.n_errors) == (N_ITEMS, 1, N_ITEMS - 1, 0)
+        for m, sha in ((a, SHA_A), (b, SHA_B)):
+            for key in METRIC_KEYS:
+                values = list(_direct(store, run_id, sha, key).values())
+                mean, lo, hi = bootstrap_mean_ci(values, n_boot=500, seed=11)
+                e = m.metrics[key]
+                assert (e.mean, e.lo, e.hi) == pytest.approx((mean, lo, hi), rel=1e-12, abs=1e-12), key
+        assert a.metrics["info_gain_mean"].n == N_ITEMS - 1  # the failed chain is left out, not counted as 0
+        assert a.metrics["ki_mean"].n == N_ITEMS - 2
+        for key in METRIC_KEYS:
+            va, vb = _direct(store, run_id, SHA_A, key), _direct(store, run_id, SHA_B, key)
+            common = [i for i in va if i in vb]
+            assert len(common) == N_ITEMS - 1
+            mean, lo, hi, n = paired_diff_ci([vb[i] for i in common], [va[i] for i in common], n_boot=500, seed=11)
+            p = report.pair(SHA_A[:12], SHA_B[:12], key)
+            assert (p.diff.mean, p.diff.lo, p.diff.hi, p.diff.n) == pytest.approx((mean, lo, hi, n), rel=1e-12, abs=1e-12)
+        assert report.pair(SHA_A[:12], SHA_B[:12], "info_gain_mean").direction == "lower"
+        text = finding(report, SHA_A[:12], SHA_B[:12])
+        assert "model-B" in text and "less information" in text
+        # restricting and reordering models
+        only_b = summarize(store, run_id, models=["model-B"], n_boot=100)
+        assert [m.name for m in only_b.models] == ["model-B"] and not only_b.pairs
+
+
+class _Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: set[str] = set()
+        self.attrs: list[tuple[str, str | None]] = []
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.add(tag)
+        self.attrs += attrs
+        self.ids |= {v for k, v in attrs if k == "id" and v}
+
+
+@pytest.fixture(scope="module")
+def html_file(session, tmp_path_factory) -> Path:
+    with SessionStore.open(session, write=False) as store:
+        report = summarize(store, n_boot=200)
+        details = {r.chain_id: load_chain_detail(store, r.chain_id) for r in report.items}
+        html = render_html(report, details)
+    path = tmp_path_factory.mktemp("html") / "report.html"
+    path.write_text(html, encoding="utf-8")
+    return path
+
+
+def test_html_escapes_hostile_text_and_is_self_contained(html_file):
+    html = html_file.read_text(encoding="utf-8")
+    assert "<script" not in html.lower() and "<img" not in html.lower() and "</details></table>" not in html
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in html
+    parser = _Tags()
+    parser.feed(html)
+    assert parser.tags <= {"html", "head", "meta", "title", "style", "body", "main", "header", "h1", "h2", "h3", "p", "b",
+                           "section", "table", "thead", "tbody", "tr", "th", "td", "span", "br", "div", "svg", "rect",
+                           "line", "path", "text", "circle", "details", "summary", "pre", "a", "dl", "dt", "dd", "footer"}
+    assert not [k for k, _ in parser.attrs if k.startswith("on")]
+    assert not [v for k, v in parser.attrs if k in ("src", "href") and v and not v.startswith("#")]
+    assert "http://" not in html and "https://" not in html
+    assert {"summary-table", "pairs-table", "items-table", "timing-table"} <= parser.ids
+    assert html.count("<details") == 2 * N_ITEMS - 1
+
+
+def test_json_and_csv(session, capsys):
+    code = cli.main(["report", "--db", str(session), "--format", "json", "--n-boot", "100"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert [m["name"] for m in data["models"]][1] == "model-B"
+    assert {p["metric"] for p in data["pairs"]} == set(METRIC_KEYS)
+    assert len(data["items"]) == 2 * N_ITEMS - 1 and data["findings"]
+    with SessionStore.open(session, write=False) as store:
+        report = summarize(store, n_boot=100)
+    assert render_json(report) == render_json(report)
+    models_csv = render_csv(report, "models").splitlines()
+    assert len(models_csv) == 3 and models_csv[0].startswith("model,sha256,n_chains")
+    assert len(render_csv(report, "items").splitlines()) == 2 * N_ITEMS
+    assert len(render_csv(report, "pairs").splitlines()) == 1 + len(METRIC_KEYS)
+
+
+def test_report_cli_errors(tmp_path, capsys, session):
+    assert cli.main(["report", "--db", str(tmp_path / "missing.kiig")]) == 2
+    empty = tmp_path / "empty.kiig"
+    SessionStore.open(empty).close()
+    assert cli.main(["report", "--db", str(empty)]) == 2
+    assert "no batch run" in capsys.readouterr().err
+    out = tmp_path / "r.html"
+    assert cli.main(["report", "--db", str(session), "--output", str(out), "--no-chains", "--n-boot", "50"]) == 0
+    assert 'id="summary-table"' in out.read_text() and "<details" not in out.read_text()
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+def test_report_opens_in_headless_chromium(html_file, tmp_path):
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("no chromium binary (Debian: apt-get install chromium); `make test` installs it")
+    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+             "--enable-logging=stderr", "--v=0"]
+    r = subprocess.run([*flags, "--dump-dom", html_file.as_uri()], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    dom = r.stdout
+    assert 'id="summary-table"' in dom and "model-B" in dom and "<svg" in dom
+    assert "&lt;script&gt;" in dom and "<script>alert" not in dom
+    problems = [ln for ln in r.stderr.splitlines()
+                if "CONSOLE" in ln or "Uncaught" in ln or "Refused to" in ln or "Content Security Policy" in ln]
+    assert not problems, problems
+    png = tmp_path / "report.png"
+    r = subprocess.run([*flags, "--hide-scrollbars", "--window-size=1200,1600", f"--screenshot={png}", html_file.as_uri()],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and png.stat().st_size > 20_000, r.stderr[-2000:]
