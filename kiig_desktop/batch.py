@@ -31,7 +31,7 @@ from .datasets import DatasetItem, load_dataset
 from .engine.client import EngineClient
 from .engine.models import ModelInfo, resolve_model
 from .errors import Cancelled, ContextOverflow, InputError, KiigError, WorkerCrashed
-from .events import CancelToken, ItemDone, Message, Progress
+from .events import CancelToken, ItemDone, Message, Progress, offset_tokens
 from .metrics import infogain
 from .pipeline import ScoreConfig, file_sha256, score_item
 
@@ -378,14 +378,7 @@ def _generate(client, item: DatasetItem, cfg: BatchConfig, cancel, progress: Bat
 
 def _score(client, item: DatasetItem, text: str, cfg: BatchConfig, cancel, progress: BatchProgress):
     gen = score_item(client, replace(item, reasoning=text, steps=None), ScoreConfig(mode=cfg.mode, split=cfg.split), cancel)
-    before = progress.tokens
-    while True:
-        try:
-            p = next(gen)
-        except StopIteration as stop:
-            return stop.value
-        progress.tokens = before + p.tokens
-        yield progress
+    return (yield from offset_tokens(gen, progress, progress.tokens))
 
 
 def _judge(ctx: _Context, judge, judge_id: int, item: DatasetItem, record: dict) -> dict | None:

@@ -85,3 +85,25 @@ class Message:
 
     text: str
     level: str = "info"
+
+
+def run_to_end(gen, on_event=None):
+    """Drive a generator of events to its return value, passing each event to ``on_event``."""
+    while True:
+        try:
+            event = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        if on_event is not None:
+            on_event(event)
+
+
+def offset_tokens(gen, progress: Progress, before: int):
+    """Re-yield ``progress`` for each Progress of ``gen``, counting its tokens on top of ``before``."""
+    while True:
+        try:
+            p = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        progress.tokens = before + p.tokens
+        yield progress

@@ -14,7 +14,7 @@ from pathlib import Path
 from . import __version__
 from .datasets import DatasetItem, RowError, iter_jsonl, parse_score_line
 from .errors import Cancelled, ContextOverflow, InputError, KiigError, WorkerCrashed
-from .events import CancelToken, ItemDone, Message, Progress
+from .events import CancelToken, ItemDone, Message, Progress, offset_tokens
 from .metrics import infogain
 from .steps import split_reasoning, split_with_llm
 
@@ -248,14 +248,7 @@ def iter_score(
 
 def _score_job(client, job: ScoreJob, config: ScoreConfig, cancel, progress: Progress, tokens_before: int):
     try:
-        gen = score_item(client, job.item, config, cancel)
-        while True:
-            try:
-                p = next(gen)
-            except StopIteration as stop:
-                return stop.value
-            progress.tokens = tokens_before + p.tokens
-            yield progress
+        return (yield from offset_tokens(score_item(client, job.item, config, cancel), progress, tokens_before))
     except (InputError, ContextOverflow) as exc:
         # deterministic: the same input fails the same way, so the session remembers it
         record = _error_record(job, config, client.model_ref(), exc.message)

@@ -56,3 +56,15 @@ class ProgressLine:
         if self.tty and self._width:
             self.stream.write("\n")
             self.stream.flush()
+
+
+def drive(gen, cancel, on_event):
+    """Run a pipeline generator from the CLI: Ctrl-C cancels it cleanly, then re-raises."""
+    from ..events import run_to_end
+
+    try:
+        return run_to_end(gen, on_event)
+    except KeyboardInterrupt:
+        cancel.cancel()
+        gen.close()
+        raise

@@ -8,6 +8,7 @@ import sys
 from ..engine.client import EngineClient
 from ..events import CancelToken
 from ._common import add_engine_args, engine_options, print_engine_warnings, print_json
+from ._progress import drive
 
 
 def register(sub) -> None:
@@ -24,6 +25,12 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def _echo(event: dict) -> None:
+    if event.get("type") == "token":
+        sys.stdout.write(event["text"])
+        sys.stdout.flush()
+
+
 def run(args: argparse.Namespace) -> int:
     messages = ([{"role": "system", "content": args.system}] if args.system else []) + [{"role": "user", "content": args.prompt}]
     cancel = CancelToken()
@@ -31,18 +38,7 @@ def run(args: argparse.Namespace) -> int:
         client.start(cancel=cancel)
         print_engine_warnings(client)
         gen = client.generate(messages, cancel=cancel, max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed, top_k=args.top_k)
-        try:
-            while True:
-                event = next(gen)
-                if not args.json and event.get("type") == "token":
-                    sys.stdout.write(event["text"])
-                    sys.stdout.flush()
-        except StopIteration as stop:
-            result = stop.value
-        except KeyboardInterrupt:
-            cancel.cancel()
-            gen.close()
-            raise
+        result = drive(gen, cancel, lambda e: _echo(e) if not args.json else None)
         if args.json:
             print_json({
                 "text": result["text"],

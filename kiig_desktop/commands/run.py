@@ -16,7 +16,7 @@ from ..events import CancelToken, ItemDone, Message, Progress
 from ..metrics.infogain import MODES
 from ..steps import MODES as SPLIT_MODES
 from ._common import add_engine_args, engine_options
-from ._progress import ProgressLine
+from ._progress import ProgressLine, drive
 
 
 def register(sub) -> None:
@@ -68,26 +68,22 @@ def run(args: argparse.Namespace) -> int:
     with SessionStore.open(args.db) as store:
         gen = iter_batch(store, args.dataset, args.models, args.scorer, judge=args.judge, corpus=args.corpus,
                          config=config, options=options, cancel=cancel, name=args.name)
+
+        def on_event(event) -> None:
+            if isinstance(event, Progress):
+                phase = getattr(event, "phase", "")
+                event.message = " ".join(x for x in (getattr(event, "model", ""), getattr(event, "item_id", ""), phase) if x)
+                bar.update(event, force=phase == "done" and event.done == event.total)
+            elif isinstance(event, ItemDone) and event.result.get("error"):
+                bar.close()
+                print(f"kiig: item {event.result.get('id')} ({event.result['subject']['name']}): {event.result['error']}",
+                      file=sys.stderr)
+            elif isinstance(event, Message):
+                bar.close()
+                print(f"kiig: {event.text}", file=sys.stderr)
+
         try:
-            while True:
-                event = next(gen)
-                if isinstance(event, Progress):
-                    phase = getattr(event, "phase", "")
-                    event.message = " ".join(x for x in (getattr(event, "model", ""), getattr(event, "item_id", ""), phase) if x)
-                    bar.update(event, force=phase == "done" and event.done == event.total)
-                elif isinstance(event, ItemDone) and event.result.get("error"):
-                    bar.close()
-                    print(f"kiig: item {event.result.get('id')} ({event.result['subject']['name']}): {event.result['error']}",
-                          file=sys.stderr)
-                elif isinstance(event, Message):
-                    bar.close()
-                    print(f"kiig: {event.text}", file=sys.stderr)
-        except StopIteration as stop:
-            summary = stop.value
-        except KeyboardInterrupt:
-            cancel.cancel()
-            gen.close()
-            raise
+            summary = drive(gen, cancel, on_event)
         finally:
             bar.close()
         _print_summary(store, summary, args.db)

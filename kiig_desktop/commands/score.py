@@ -15,7 +15,7 @@ from ..metrics.infogain import MODES
 from ..pipeline import ScoreConfig, file_sha256, iter_score, output_line, read_score_input
 from ..steps import MODES as SPLIT_MODES
 from ._common import add_engine_args, engine_options, print_engine_warnings
-from ._progress import ProgressLine
+from ._progress import ProgressLine, drive
 
 
 def register(sub) -> None:
@@ -65,25 +65,20 @@ def run(args: argparse.Namespace) -> int:
             client.start(cancel=cancel)
             print_engine_warnings(client)
             gen = iter_score(client, jobs, ScoreConfig(mode=args.mode, split=args.split), store=store, input_sha256=file_sha256(input_path), cancel=cancel)
-            try:
-                while True:
-                    event = next(gen)
-                    if isinstance(event, Progress):
-                        bar.update(event)
-                    elif isinstance(event, ItemDone):
-                        out.write(json.dumps(output_line(event.result), ensure_ascii=False) + "\n")
-                        if event.result.get("error"):
-                            bar.close()
-                            print(f"kiig: item {event.result.get('id') or '?'}: {event.result['error']}", file=sys.stderr)
-                    elif isinstance(event, Message):
+
+            def on_event(event) -> None:
+                if isinstance(event, Progress):
+                    bar.update(event)
+                elif isinstance(event, ItemDone):
+                    out.write(json.dumps(output_line(event.result), ensure_ascii=False) + "\n")
+                    if event.result.get("error"):
                         bar.close()
-                        print(f"kiig: {event.text}", file=sys.stderr)
-            except StopIteration as stop:
-                summary = stop.value
-            except KeyboardInterrupt:
-                cancel.cancel()
-                gen.close()
-                raise
+                        print(f"kiig: item {event.result.get('id') or '?'}: {event.result['error']}", file=sys.stderr)
+                elif isinstance(event, Message):
+                    bar.close()
+                    print(f"kiig: {event.text}", file=sys.stderr)
+
+            summary = drive(gen, cancel, on_event)
         bar.close()
         out.close()
         os.replace(part, output)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
-from ..events import CancelToken, Progress
+from ..events import CancelToken, Progress, run_to_end
 
 LN2 = math.log(2.0)
 ANSWER_PREFIX = " Answer:"
@@ -98,12 +98,7 @@ def iter_score_chain(
 
 
 def score_chain(client, question: str, answer: str, steps: Sequence[str], options=None, correct_letter=None, *, cancel=None, curve: bool = True) -> dict:
-    gen = iter_score_chain(client, question, answer, steps, options, correct_letter, cancel=cancel, curve=curve)
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
+    return run_to_end(iter_score_chain(client, question, answer, steps, options, correct_letter, cancel=cancel, curve=curve))
 
 
 def _option_stats(plan: ChainPlan, cand_lp: list[float] | None) -> dict:
