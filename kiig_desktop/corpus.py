@@ -40,8 +40,8 @@ from .errors import InputError
 from .events import CancelToken, Progress
 
 __all__ = [
-    "FileReport", "ImportReport", "Passage", "add_documents", "corpus_fingerprint", "get_chunks", "list_corpora", "remove_corpus",
-    "remove_document", "sanitize_query", "search",
+    "FileReport", "ImportReport", "Passage", "add_documents", "corpus_fingerprint", "get_chunks", "list_corpora", "list_documents",
+    "list_files", "remove_corpus", "remove_document", "sanitize_query", "search",
 ]
 
 MAX_MESSAGES_PER_FILE = 20
@@ -381,6 +381,27 @@ def list_corpora(db) -> list[dict]:
                (SELECT coalesce(sum(size), 0) FROM corpus_files f WHERE f.corpus_id = c.id)
         FROM corpora c ORDER BY c.name""").fetchall()
     return [{"name": r[0], "created": r[1], "files": r[2], "documents": r[3], "chunks": r[4], "bytes": r[5]} for r in rows]
+
+
+def list_files(db, name: str) -> list[dict]:
+    """Files imported into corpus ``name``: name, kind, documents, chunks, bytes, imported, warnings."""
+    cid = corpus_id(db, name)
+    rows = db.execute("SELECT name, kind, n_documents, n_chunks, size, imported, warnings FROM corpus_files "
+                      "WHERE corpus_id = ? ORDER BY name", [cid]).fetchall()
+    return [{"name": r[0], "kind": r[1], "documents": r[2], "chunks": r[3], "bytes": r[4], "imported": r[5],
+             "warnings": json.loads(r[6]) if r[6] else []} for r in rows]
+
+
+def list_documents(db, name: str, file_name: str, limit: int = 1000) -> tuple[list[dict], int]:
+    """Documents of one imported file (source, title, chunks), at most ``limit``, and how many it has."""
+    cid = corpus_id(db, name)
+    row = db.execute("SELECT id FROM corpus_files WHERE corpus_id = ? AND name = ?", [cid, file_name]).fetchone()
+    if row is None:
+        raise InputError(f"corpus {name!r} has no file named {file_name!r}")
+    total = db.execute("SELECT count(*) FROM corpus_documents WHERE file_id = ?", [row[0]]).fetchone()[0]
+    docs = db.execute("SELECT source, title, n_chunks FROM corpus_documents WHERE file_id = ? ORDER BY id LIMIT ?",
+                      [row[0], int(limit)]).fetchall()
+    return [{"source": d[0], "title": d[1], "chunks": d[2]} for d in docs], int(total)
 
 
 def remove_corpus(db, name: str) -> None:

@@ -9,6 +9,7 @@ strings with ``OR``. BM25 then rewards passages that contain more of the terms a
 from __future__ import annotations
 
 import re
+import sqlite3
 from dataclasses import asdict, dataclass
 
 from .errors import InputError
@@ -17,6 +18,8 @@ from .errors import InputError
 _WORD = re.compile(r"[^\W_]+")
 
 MAX_QUERY_TERMS = 32
+# The index's tokenizer (store/corpus_schema.py): match_spans must split and stem exactly like it.
+FTS_TOKENIZE = "porter unicode61 remove_diacritics 2"
 MAX_K = 100
 
 # BM25 column weights for (corpus_tag, title, text): the tag only restricts the search.
@@ -138,3 +141,39 @@ def search(db, name: str, query: str, k: int = 5) -> list[Passage]:
         Passage(source=src, chunk=int(chunk), text=text, score=float(score), chunk_id=int(cid_), title=title)
         for cid_, chunk, title, text, src, score in rows
     ]
+
+
+def match_spans(text: str, query: str) -> list[tuple[int, int]]:
+    """Character ranges of ``text`` that the query's content terms match in the corpus index.
+
+    The text is tokenised and stemmed by FTS5 itself (an in-memory table with the index's
+    tokenizer, read back with ``highlight()``), so "inhibitors" is marked for the term "inhibitor"
+    exactly when search would match it. Ranges are sorted and do not overlap.
+    """
+    terms = content_terms(query, keep_stop_if_empty=True)[:MAX_QUERY_TERMS]
+    if not terms or not text:
+        return []
+    marks = [chr(c) for c in range(0xE000, 0xF900) if chr(c) not in text][:2]
+    if len(marks) < 2:
+        return []
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.execute(f"CREATE VIRTUAL TABLE t USING fts5(x, tokenize='{FTS_TOKENIZE}')")
+        conn.execute("INSERT INTO t(rowid, x) VALUES (1, ?)", [text])
+        row = conn.execute("SELECT highlight(t, 0, ?, ?) FROM t WHERE t MATCH ?", [*marks, _quoted(terms)]).fetchone()
+    finally:
+        conn.close()
+    spans: list[tuple[int, int]] = []
+    pos, start = 0, None
+    for ch in row[0] if row else "":
+        if ch == marks[0]:
+            start = pos
+        elif ch == marks[1] and start is not None:
+            if spans and spans[-1][1] == start:
+                spans[-1] = (spans[-1][0], pos)
+            else:
+                spans.append((start, pos))
+            start = None
+        else:
+            pos += 1
+    return spans

@@ -390,6 +390,22 @@ def test_list_remove_and_isolation(db, tmp_path):
         corpus.remove_document(db, "second", "nope")
 
 
+def test_list_files_and_documents(db, tmp_path):
+    write(tmp_path / "docs" / "a.md", "# Malaria\n\nMalaria is spread by Anopheles mosquitoes.\n")
+    write(tmp_path / "docs" / "b.jsonl", "".join(json.dumps({"id": f"b{i}", "title": f"B {i}", "text": f"Fact {i}."}) + "\n"
+                                                 for i in range(3)))
+    corpus.add_documents(db, "c", [tmp_path / "docs"])
+    files = corpus.list_files(db, "c")
+    assert [(f["name"], f["kind"], f["documents"], f["chunks"]) for f in files] == [("a.md", "md", 1, 1), ("b.jsonl", "jsonl", 3, 3)]
+    assert all(f["bytes"] > 0 and f["imported"] and f["warnings"] == [] for f in files)
+    docs, total = corpus.list_documents(db, "c", "b.jsonl", limit=2)
+    assert total == 3 and docs == [{"source": "b0", "title": "B 0", "chunks": 1}, {"source": "b1", "title": "B 1", "chunks": 1}]
+    with pytest.raises(InputError, match="no file named"):
+        corpus.list_documents(db, "c", "nope.md")
+    with pytest.raises(InputError, match="no corpus named"):
+        corpus.list_files(db, "other")
+
+
 def test_bad_arguments(db, tmp_path):
     with pytest.raises(InputError):
         corpus.add_documents(db, "  ", [tmp_path])

@@ -9,7 +9,7 @@ import pytest
 import sqlite_utils
 
 from kiig_desktop import corpus
-from kiig_desktop.corpus_search import sanitize_query
+from kiig_desktop.corpus_search import FTS_TOKENIZE, match_spans, sanitize_query
 from kiig_desktop.resources import resource_path
 from kiig_desktop.store import corpus_schema
 
@@ -155,3 +155,25 @@ def test_paraphrases_cover_the_demo_corpus():
 def test_paraphrased_query_finds_source_in_top_3(demo_db, query, expected):
     hits = corpus.search(demo_db, "clinical", query, k=3)
     assert expected in [h.source for h in hits], [(h.source, round(h.score, 2)) for h in hits]
+
+
+def test_match_spans_mark_what_the_index_matches():
+    text = "ACE Inhibitors cause a dry cough; the inhibitor blocks <b>bradykinin</b> breakdown in the café."
+    spans = match_spans(text, "Why does an ACE inhibitor cause coughing? (cafe)")
+    assert [text[a:b] for a, b in spans] == ["ACE", "Inhibitors", "cause", "cough", "inhibitor", "café"]
+    assert spans == sorted(spans) and all(b <= c for (_a, b), (c, _d) in zip(spans, spans[1:], strict=False))
+    # a query of stop words only keeps them, as search does
+    assert [text[a:b] for a, b in match_spans(text, "the and of")] == ["the", "the"]
+    assert match_spans("", "cough") == [] and match_spans(text, "  ?! ") == []
+    assert match_spans("\ue000 cough \ue001", "cough") == [(2, 7)]  # marker-like characters in the text
+
+
+def test_match_spans_use_the_index_tokenizer():
+    assert f"tokenize='{FTS_TOKENIZE}'" in " ".join(corpus_schema.CORPUS_DDL)
+
+
+def test_match_spans_agree_with_search(demo_db):
+    query = "Why does lisinopril cause a dry cough?"
+    hit = corpus.search(demo_db, "clinical", query, 1)[0]
+    marked = {hit.text[a:b].casefold() for a, b in match_spans(hit.text, query)}
+    assert {"lisinopril", "cough", "dry"} <= marked

@@ -255,6 +255,26 @@ def test_score_chain_with_fake_judge(demo_db):
     assert out["n_applicable"] == 2 and out["n_judged"] == 2
 
 
+def test_iter_chain_ki_reports_each_step_and_returns_the_same_result(demo_db):
+    gen = K.iter_chain_ki(demo_db, "clinical", FakeJudge(), STEPS, "Which test monitors warfarin?", k=3)
+    events = []
+    while True:
+        try:
+            events.append(next(gen))
+        except StopIteration as stop:
+            out = stop.value
+            break
+    assert [(e.done, e.total) for e in events] == [(i, len(STEPS)) for i in range(len(STEPS) + 1)]
+    assert all(isinstance(e, Progress) for e in events)
+    assert out == K.score_chain_ki(demo_db, "clinical", FakeJudge(), STEPS, "Which test monitors warfarin?", k=3)
+    cancel = CancelToken()
+    gen = K.iter_chain_ki(demo_db, "clinical", FakeJudge(), STEPS, cancel=cancel)
+    next(gen)
+    cancel.cancel()
+    with pytest.raises(Cancelled):
+        next(gen)
+
+
 def test_chain_without_applicable_steps_has_no_mean(demo_db):
     judge = FakeJudge()
     out = K.score_chain_ki(demo_db, "clinical", judge, [STEPS[0], STEPS[3]])

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from typing import Protocol
 
 from ..corpus_search import STOP_WORDS, Passage, content_terms, corpus_id, search, word_tokens
@@ -343,11 +343,14 @@ def judge_model_ref(judge: Judge) -> dict:
     return dict(ref or {})
 
 
-def score_chain_ki(db, corpus: str, judge: Judge, steps: list[dict], question: str | None = None, *, k: int = 3,
-                   cancel: CancelToken | None = None, max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS) -> dict:
-    """KI of every step of one chain; ``ki_mean`` is over applicable, judged steps (None if none)."""
+def iter_chain_ki(db, corpus: str, judge: Judge, steps: list[dict], question: str | None = None, *, k: int = 3,
+                  cancel: CancelToken | None = None,
+                  max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS) -> Generator[Progress, None, dict]:
+    """:func:`score_chain_ki` as a generator: yields Progress (steps done) and returns its result."""
     corpus_id(db, corpus)  # fail early, before any judging, on an unknown corpus
     out_steps = []
+    started = time.monotonic()
+    yield Progress(done=0, total=len(steps), message="", started=started)
     for pos, step in enumerate(steps):
         if cancel:
             cancel.check()
@@ -367,9 +370,21 @@ def score_chain_ki(db, corpus: str, judge: Judge, steps: list[dict], question: s
                 if ki is None:
                     rec["reason"] = "judge gave no probability to Yes or No"
         out_steps.append(rec)
+        yield Progress(done=pos + 1, total=len(steps), message=text, started=started)
     scored = [s["ki"] for s in out_steps if s["applicable"] and s["ki"] is not None]
     return {"steps": out_steps, "ki_mean": sum(scored) / len(scored) if scored else None,
             "n_applicable": sum(1 for s in out_steps if s["applicable"]), "n_judged": len(scored)}
+
+
+def score_chain_ki(db, corpus: str, judge: Judge, steps: list[dict], question: str | None = None, *, k: int = 3,
+                   cancel: CancelToken | None = None, max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS) -> dict:
+    """KI of every step of one chain; ``ki_mean`` is over applicable, judged steps (None if none)."""
+    gen = iter_chain_ki(db, corpus, judge, steps, question, k=k, cancel=cancel, max_prompt_chars=max_prompt_chars)
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
 
 
 def parse_ki_item(obj: object, line_no: int) -> dict:
@@ -448,6 +463,6 @@ def ki_items(db, corpus: str, judge: Judge, items: Iterable[dict], *, k: int = 3
 
 __all__ = [
     "DEFAULT_MAX_PROMPT_CHARS", "NO_CANDIDATES", "SYSTEM_PROMPT", "STOP_WORDS", "YES_CANDIDATES", "Judge",
-    "build_judge_messages", "build_query", "is_applicable", "judge_claim", "judge_model_ref", "ki_items", "parse_ki_item",
+    "build_judge_messages", "build_query", "is_applicable", "iter_chain_ki", "judge_claim", "judge_model_ref", "ki_items", "parse_ki_item",
     "score_chain_ki", "step_claim", "yes_no_probability",
 ]
