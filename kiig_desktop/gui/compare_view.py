@@ -49,7 +49,17 @@ from .theme import SERIES, theme
 from .widgets import EmptyState, PlotFrame, compact_combo, plain_label, rich_tooltip
 from .workers import Task, TaskManager
 
-SUMMARY_COLUMNS = ("Chain", "Reasoning model", "Answer", "Correct?", "Mean InfoGain", "Mean ΔNLL", "Steps", "Tokens")
+SUMMARY_COLUMNS = ("Chain", "Reasoning model", "Answer", "Correct?", "Mean InfoGain", "Mean KI", "Mean ΔNLL", "Steps",
+                   "Tokens")
+KI_COLUMN = SUMMARY_COLUMNS.index("Mean KI")
+
+
+def chain_ki_mean(result: AnalysisResult) -> float | None:
+    """The chain's mean KI: its latest KI evaluation's, else the record's (batch runs); None if absent."""
+    if result.ki:
+        return result.ki[-1].get("ki_mean")
+    value = result.record.get("ki_mean")
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def summary_row(label: str, result: AnalysisResult) -> list:
@@ -61,7 +71,7 @@ def summary_row(label: str, result: AnalysisResult) -> list:
     correct = r.get("correct", gen.get("correct"))
     return [label, Path(subject["path"]).stem if subject else "imported text",
             r.get("extracted_answer", gen.get("extracted_answer")) or "—",
-            None if correct is None else bool(correct), r.get("info_gain_mean"), r.get("delta_nll_mean"),
+            None if correct is None else bool(correct), r.get("info_gain_mean"), chain_ki_mean(result), r.get("delta_nll_mean"),
             len(r.get("steps") or []), r.get("n_tokens")]
 
 
@@ -135,7 +145,7 @@ class CompareView(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for col, width in enumerate((0, 210, 64, 76, 104, 96, 52, 58)):
+        for col, width in enumerate((0, 210, 64, 76, 104, 76, 96, 52, 58)):
             if width:
                 self.table.setColumnWidth(col, width)
         self.table.setWordWrap(False)
@@ -222,6 +232,13 @@ class CompareView(QWidget):
         task.succeeded.connect(lambda results: [self.add_result(r) for r in results])
         task.failed.connect(lambda text: self.message.emit(text, "error"))
 
+    def set_ki(self, chain_id: int, ki: list[dict]) -> None:
+        """New KI evaluations of a chain: its Mean KI cell follows (if it is in the comparison)."""
+        for _label, result in self.results:
+            if result.chain_id == chain_id:
+                result.ki = list(ki)
+        self._fill_table()
+
     def _remove_selected(self) -> None:
         rows = sorted({i.row() for i in self.chain_list.selectedIndexes()}, reverse=True)
         for row in rows:
@@ -253,11 +270,11 @@ class CompareView(QWidget):
             values = summary_row(label, result)
             for col, value in enumerate(values):
                 if value is None:
-                    text = "—"
+                    text = "" if col == KI_COLUMN else "—"
                 elif isinstance(value, bool):
                     text = "✓ yes" if value else "✗ no"
                 elif isinstance(value, float):
-                    text = f"{value:+.4f}" if col in (4, 5) else f"{value:.4f}"
+                    text = f"{value:.3f}" if col == KI_COLUMN else f"{value:+.4f}" if col in (4, 6) else f"{value:.4f}"
                 else:
                     text = str(value)
                 item = QTableWidgetItem(text)

@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QProgressBar,
-    QScrollArea,
     QSplitter,
     QTabWidget,
     QToolButton,
@@ -34,12 +33,13 @@ from .analyze_view import AnalyzeView
 from .compare_view import CompareView
 from .dialogs import AboutDialog
 from .engines import Engines
+from .ki_setup import install_knowledge, show_knowledge_index
 from .models_panel import ModelsPanel
 from .results_view import ResultsView
 from .session_file import SessionFile
 from .sessions_view import SessionsView
 from .theme import theme
-from .widgets import MessageBar, plain_label
+from .widgets import MessageBar, plain_label, scrollable
 from .workers import Task, TaskManager
 
 MODEL_SUFFIXES = (".gguf",)
@@ -122,6 +122,7 @@ class MainWindow(QMainWindow):
         self.add_view("results", "Results", self.results)
         self.add_view("compare", "Compare", self.compare)
         self.add_view("sessions", "Sessions", self.sessions)
+        install_knowledge(self)  # the Corpora view and the Results view's Knowledge Index panel
         self.models_panel = ModelsPanel(self.engines)
         self.add_dock("models", "Models", scrollable(self.models_panel), Qt.DockWidgetArea.LeftDockWidgetArea)
         self.models_panel.message.connect(self.show_message)
@@ -217,10 +218,12 @@ class MainWindow(QMainWindow):
         self._action(a, "&Split into Steps", self._split, "Ctrl+L")
         self._action(a, "S&core Chain", self._score, "Ctrl+Return")
         self._action(a, "Run &Comparison", self._compare, "Ctrl+Shift+Return")
+        self._action(a, "&Knowledge Index…", lambda: show_knowledge_index(self), "Ctrl+K",
+                     "Score the shown chain's steps against a reference corpus and read the evidence")
 
         self.view_menu = v = mb.addMenu("&View")
         for i, (key, title) in enumerate((("analyze", "Analyze"), ("results", "Results"), ("compare", "Compare"),
-                                          ("sessions", "Sessions"))):
+                                          ("sessions", "Sessions"), ("corpora", "Corpora"))):
             self._action(v, title, lambda _=False, k=key: self.show_view(k), f"Ctrl+{i + 1}")
         v.addSeparator()
         for dock in self.docks.values():
@@ -485,16 +488,6 @@ class MainWindow(QMainWindow):
         self.engines.close_all()
         self.session.close()
         event.accept()
-
-
-def scrollable(widget: QWidget) -> QScrollArea:
-    """A dock's content that can shrink below its natural height on small screens."""
-    area = QScrollArea()
-    area.setWidget(widget)
-    area.setWidgetResizable(True)
-    area.setFrameShape(QScrollArea.Shape.NoFrame)
-    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-    return area
 
 
 def _icon_path() -> Path:

@@ -2,7 +2,10 @@
 
 Hovering a step anywhere (text, table, any plot) highlights it everywhere; clicking selects it.
 What is shown always comes from the session (the record as stored), so reopening a chain later
-draws exactly the same numbers.
+draws exactly the same numbers. A chain's Knowledge Index evaluations (``result.ki``) fill the
+table's KI column and the mean-KI card; a side panel (the KI controls and evidence, attached by
+the main window as a second tab beside the plots) follows the focused step through
+``focus_changed``.
 """
 
 from __future__ import annotations
@@ -15,13 +18,15 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QHBoxLayout,
+    QPushButton,
     QSplitter,
     QStackedWidget,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from ..analysis import AnalysisResult, Question, ki_by_step, load_result
+from ..analysis import AnalysisResult, Question, load_result
 from .figures import AnswerFigure, OptionsFigure, TokenFigure
 from .plots import StepFigure
 from .reasoning_view import ReasoningView
@@ -63,6 +68,8 @@ class ResultsView(QWidget):
 
     message = Signal(str, str)  # text, level
     shown = Signal(object)  # the AnalysisResult now displayed
+    focus_changed = Signal(int)  # the step to explain: the selected one, else the hovered one (-1: none)
+    ki_shown = Signal()  # the KI evaluation on display changed (another one chosen, or new data)
 
     def __init__(self, session: SessionFile, tasks: TaskManager, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -73,6 +80,9 @@ class ResultsView(QWidget):
         self._generation = 0
         self.selected: int | None = None
         self.hovered: int | None = None
+        self.ki_index = -1  # which of the chain's KI evaluations is shown (-1: the latest)
+        self._focus = -1
+        self.side_panel: QWidget | None = None
         self.stack = QStackedWidget()
         self.empty = EmptyState(
             "No results yet",
@@ -95,12 +105,22 @@ class ResultsView(QWidget):
         outer.setSpacing(8)
         self.title = plain_label("", "heading", wrap=True)
         self.subtitle = plain_label("", "muted", wrap=True, selectable=True)
-        outer.addWidget(self.title)
+        self.ki_button = QPushButton("Knowledge Index")
+        self.ki_button.setCheckable(True)
+        self.ki_button.setToolTip("Show the Knowledge Index panel beside the steps: score this chain's steps against "
+                                  "a reference corpus and read the evidence behind each step (Ctrl+K)")
+        self.ki_button.hide()
+        head = QHBoxLayout()
+        head.addWidget(self.title, 1)
+        head.addWidget(self.ki_button, 0, Qt.AlignmentFlag.AlignTop)
+        outer.addLayout(head)
         outer.addWidget(self.subtitle)
         cards = QHBoxLayout()
         cards.setSpacing(8)
         self.cards = {
             "info_gain": MetricCard("Mean InfoGain (Δ PPL per step)", "Mean over steps of the answer-perplexity drop"),
+            "ki": MetricCard("Mean KI (applicable steps)", "Knowledge Index: mean over the steps that make a factual "
+                             "claim of the judge's probability that the corpus supports it"),
             "delta_nll": MetricCard("Mean ΔNLL (nats per step)", "Mean over steps of the answer NLL drop"),
             "ppl": MetricCard("Answer PPL: question → final", "Answer perplexity with the question only, and after the last step"),
             "answer": MetricCard("Final answer", "The answer the reasoning states, graded against the ground truth"),
@@ -141,10 +161,15 @@ class ResultsView(QWidget):
         for frame in self.frames.values():
             right.addWidget(frame)
         right.setSizes([330, 250, 230])
+        self.right_tabs = QTabWidget()
+        self.right_tabs.setDocumentMode(True)
+        self.right_tabs.setTabBarAutoHide(True)
+        self.right_tabs.addTab(right, "Plots")
+        self.right_tabs.currentChanged.connect(self._right_tab_changed)
 
         main = QSplitter(Qt.Orientation.Horizontal)
         main.addWidget(left)
-        main.addWidget(right)
+        main.addWidget(self.right_tabs)
         main.setStretchFactor(0, 1)
         main.setStretchFactor(1, 1)
         main.setSizes([600, 620])
@@ -187,6 +212,7 @@ class ResultsView(QWidget):
         the last plot is drawn, then ``shown`` is emitted."""
         self.result = result
         self.selected = self.hovered = None
+        self.ki_index = -1
         self._generation += 1
         record, item = result.record, result.item or {}
         q = Question.from_item(item)
@@ -207,7 +233,7 @@ class ResultsView(QWidget):
         self.table.set_record(None)
         self.stack.setCurrentIndex(1)
         self.pending = True
-        stages = [lambda: self._show_text(result), lambda: self.table.set_record(record, ki_by_step(result.ki)),
+        stages = [lambda: self._show_text(result), lambda: self.table.set_record(record, self.ki_steps()),
                   lambda: self.answer_fig.set_record(record), lambda: self.token_fig.set_record(record),
                   lambda: self.options_fig.set_record(record, letter)]
         QTimer.singleShot(STAGE_PAUSE_MS, lambda g=self._generation: self._run_stages(g, stages))
@@ -276,6 +302,74 @@ class ResultsView(QWidget):
             mark = "✓ correct" if correct else "✗ wrong"
             self.cards["answer"].set_value(f"{extracted or 'none'} · {mark}", c["good"] if correct else c["bad"])
         self.cards["steps"].set_value(f"{len(steps)} · {r.get('n_tokens', '—')}")
+        self._fill_ki_card()
+
+    def _fill_ki_card(self) -> None:
+        card, ev = self.cards["ki"], self.ki_evaluation()
+        if ev is None:
+            card.set_value("not scored", theme().colors()["muted"])
+            card.caption.setText("Mean KI (applicable steps)")
+            return
+        steps = ev.get("steps") or []
+        judged = sum(1 for s in steps if s.get("applicable") and s.get("ki") is not None)
+        mean = ev.get("ki_mean")
+        c = theme().colors()
+        card.set_value("—" if mean is None else f"{mean:.3f}", None if mean is None else c["good"] if mean >= 0.5 else c["bad"])
+        card.caption.setText(f"Mean KI · {judged} of {len(steps)} steps judged")
+
+    # ------------------------------------------------------------------ Knowledge Index
+
+    def ki_evaluation(self) -> dict | None:
+        """The KI evaluation on display (the latest unless another was chosen), or None."""
+        ki = self.result.ki if self.result is not None else []
+        if not ki:
+            return None
+        return ki[self.ki_index] if -len(ki) <= self.ki_index < len(ki) else ki[-1]
+
+    def ki_steps(self) -> dict[int, dict] | None:
+        """Step index -> KI step of the evaluation on display (None without KI data)."""
+        ev = self.ki_evaluation()
+        if ev is None:
+            return None
+        return {int(s.get("index", i)): s for i, s in enumerate(ev.get("steps") or [])}
+
+    def set_ki(self, chain_id: int, ki: list[dict], index: int = -1) -> None:
+        """New KI evaluations of chain ``chain_id`` (shown if it is on display), keeping the selection."""
+        if self.result is None or self.result.chain_id != chain_id:
+            return
+        self.result.ki = list(ki)
+        self.show_ki_evaluation(index)
+
+    def show_ki_evaluation(self, index: int) -> None:
+        """Show another of the chain's KI evaluations in the table and the card."""
+        if self.result is None:
+            return
+        self.ki_index = index
+        selected = self.selected
+        self.table.set_record(self.result.record, self.ki_steps())
+        self.table.select_step(selected)
+        self._fill_ki_card()
+        self.ki_shown.emit()
+
+    def attach_side_panel(self, panel: QWidget, title: str = "Knowledge Index") -> None:
+        """Add ``panel`` as a tab beside the plots; the header's Knowledge Index button switches to it."""
+        self.side_panel = panel
+        self.right_tabs.addTab(panel, title)
+        self.ki_button.show()
+        self.ki_button.toggled.connect(self.show_side_panel)
+
+    def show_side_panel(self, on: bool = True) -> None:
+        """Show the side panel (or the plots) beside the steps."""
+        if self.side_panel is not None:
+            self.right_tabs.setCurrentWidget(self.side_panel if on else self.right_tabs.widget(0))
+
+    def side_panel_shown(self) -> bool:
+        return self.side_panel is not None and self.right_tabs.currentWidget() is self.side_panel
+
+    def _right_tab_changed(self, _index: int) -> None:
+        self.ki_button.blockSignals(True)
+        self.ki_button.setChecked(self.side_panel_shown())
+        self.ki_button.blockSignals(False)
 
     def _refresh_colors(self) -> None:
         if self.result is not None:
@@ -301,6 +395,14 @@ class ResultsView(QWidget):
             fig.set_highlight(self.selected, self.hovered)
         self.text_view.set_highlight(self.selected, self.hovered)
         self.table.set_hovered(self.hovered)
+        focus = self.selected if self.selected is not None else self.hovered if self.hovered is not None else -1
+        if focus != self._focus:
+            self._focus = focus
+            self.focus_changed.emit(focus)
+
+    def focused_step(self) -> int | None:
+        """The step the side panel explains: the selected one, else the hovered one."""
+        return None if self._focus < 0 else self._focus
 
     # ------------------------------------------------------------------ export
 

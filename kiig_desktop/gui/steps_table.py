@@ -30,7 +30,7 @@ class Column:
     title: str
     get: Callable[[dict, dict], Any]  # (step, context) -> value
     fmt: str = "{:.4f}"
-    scale: str | None = None  # "diverging" | "sequential" | None
+    scale: str | None = None  # "diverging" | "sequential" | "probability" (diverging around 0.5) | None
     tip: str = ""
     optional: bool = True  # hidden when the chain has no value for it
     width: int = 78
@@ -55,6 +55,8 @@ COLUMNS: list[Column] = [
            "ΔNLL (nats): how much the step lowered the answer's negative log-likelihood (positive = closer to the answer)"),
     Column("info_gain", "InfoGain", _key("info_gain"), "{:+.3f}", "diverging",
            "InfoGain: answer perplexity before the step minus after it (the paper's unit)"),
+    Column("ki", "KI", _ki, "{:.2f}", "probability",
+           "Knowledge Index of the step (judge probability the knowledge is supported); n/a: no factual claim", width=56),
     Column("answer_ppl", "Ans. PPL", _key("answer_ppl"), "{:.3f}", "sequential", "Answer perplexity after this step"),
     Column("answer_nll", "Ans. NLL", _key("answer_nll"), "{:.4f}", None,
            "Mean negative log-likelihood (nats) of the answer tokens after this step", shown=False),
@@ -62,8 +64,6 @@ COLUMNS: list[Column] = [
            "Option entropy (bits) of the option-letter distribution after this step"),
     Column("p_correct", "P(corr.)", _key("p_correct"), "{:.3f}", None, "Probability of the correct option letter"),
     Column("seq_ppl", "Seq PPL", _key("seq_ppl"), "{:.3f}", None, "Whole-sequence perplexity (paper-parity mode)"),
-    Column("ki", "KI", _ki, "{:.2f}", None, "Knowledge Index of the step (judge probability the knowledge is supported)",
-           width=56),
 ]
 
 
@@ -165,11 +165,26 @@ class StepsModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ToolTipRole and col.key == "text":
             # Escaped and wrapped: a tooltip would otherwise render markup found in model output.
             return rich_tooltip(str(step.get("text", "")))
+        if role == Qt.ItemDataRole.ToolTipRole and col.key == "ki":
+            return self._ki_tip(step)
         if role == Qt.ItemDataRole.TextAlignmentRole and col.key != "text":
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.BackgroundRole:
             return self._background(row, col, step)
         return None
+
+    def _ki_tip(self, step: dict) -> str | None:
+        ks = (self.context.get("ki") or {}).get(step.get("index"))
+        if ks is None:
+            return None
+        reason = str(ks.get("reason") or "")
+        if not ks.get("applicable"):
+            return rich_tooltip(f"n/a: {reason}\n(not counted in the mean KI)")
+        ki = ks.get("ki")
+        if not isinstance(ki, (int, float)):
+            return rich_tooltip(f"not judged: {reason}")
+        n = len(ks.get("evidence") or [])
+        return rich_tooltip(f"KI {ki:.4f} from {n} passage{'' if n == 1 else 's'}: {reason}")
 
     def _background(self, row: int, col: Column, step: dict) -> QColor | None:
         dark = theme().dark
@@ -183,6 +198,8 @@ class StepsModel(QAbstractTableModel):
             return diverging_color(value, max(abs(lo), abs(hi)), dark)
         if col.scale == "sequential":
             return sequential_color(value, lo, hi, dark)
+        if col.scale == "probability":
+            return diverging_color(None if value is None else value - 0.5, 0.5, dark)
         return None
 
     def set_hovered(self, row: int | None) -> None:

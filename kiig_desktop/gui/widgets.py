@@ -12,6 +12,8 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMenu,
+    QMessageBox,
+    QScrollArea,
     QSizePolicy,
     QToolButton,
     QVBoxLayout,
@@ -210,3 +212,31 @@ def labelled_row(label: str, widget: QWidget, stretch: bool = True) -> QHBoxLayo
 def connect_all(signals: list, slot: Callable) -> None:
     for signal in signals:
         signal.connect(slot)
+
+
+def scrollable(widget: QWidget) -> QScrollArea:
+    """A dock's content that can shrink below its natural height on small screens."""
+    area = QScrollArea()
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QScrollArea.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    return area
+
+
+def human_size(n: float) -> str:
+    """A byte count for people: 512 B, 20.5 KB, 3.1 MB."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def confirm(parent: QWidget, title: str, text: str) -> bool:
+    """Ask Yes/No in a message box that shows ``text`` as plain text (corpus names may hold markup)."""
+    box = QMessageBox(QMessageBox.Icon.Question, title, text, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                      parent)
+    box.setTextFormat(Qt.TextFormat.PlainText)
+    box.setDefaultButton(QMessageBox.StandardButton.No)
+    return box.exec() == QMessageBox.StandardButton.Yes

@@ -191,9 +191,10 @@ def test_generate_score_save_reopen_compare(qtbot, make_window, tmp_path):
     for row, (_label, result) in enumerate(win2.compare.results):
         record = result.record
         values = [table.item(row, c).data(Qt.ItemDataRole.UserRole) for c in range(table.columnCount())]
-        assert values[4] == record["info_gain_mean"] and values[5] == record["delta_nll_mean"]
-        assert values[6] == len(record["steps"]) and values[7] == record["n_tokens"]
+        assert values[4] == record["info_gain_mean"] and values[6] == record["delta_nll_mean"]
+        assert values[7] == len(record["steps"]) and values[8] == record["n_tokens"]
         assert values[3] == record.get("correct")
+        assert values[5] is None and table.item(row, 5).text() == ""  # no KI evaluation: the KI cell is blank
         nll = [record["baseline"]["answer_nll"]] + [s["answer_nll"] for s in record["steps"]]
         np.testing.assert_array_equal(win2.compare.figure.data[f"nll:{row}"], nll)
     assert {r.chain_id for _l, r in win2.compare.results} == {first.chain_id, second.chain_id}
