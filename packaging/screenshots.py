@@ -3,9 +3,11 @@
     python packaging/screenshots.py OUTDIR [--extra-model PATH.gguf ...] [--keep-data]
 
 Without a display it starts its own Xvfb (Debian: ``apt-get install xvfb``). The app runs on the
-embedded model: it generates a reasoning, scores it, shows the results (light and dark), compares
-models (any ``--extra-model`` files, else a second chain scored from a reference reasoning),
-opens the session browser, the About box and an error message, then closes cleanly.
+embedded model: it generates a reasoning, scores it, shows the results (light and dark), imports
+the demo reference corpus in the Corpora view and tries a search, compares models (any
+``--extra-model`` files, else a second chain scored from a reference reasoning) with their
+Knowledge Index, scores a reference chain's KI and shows its evidence panel, opens the session
+browser, the About box and an error message, then closes cleanly.
 """
 
 from __future__ import annotations
@@ -87,6 +89,50 @@ class Walkthrough:
         self.shots.append(path.name)
         print(f"  saved {path}", flush=True)
 
+    def score_ki(self, result) -> None:
+        """Show ``result`` and score its Knowledge Index with the demo corpus, judged by the embedded model."""
+        w = self.window
+        w.results.show_result(result)
+        self.wait(lambda: not w.results.pending, "the results")
+        w.results.show_side_panel(True)
+        w.ki_panel.select_corpus("clinical")
+        w.ki_panel.run()
+        self.idle()
+
+    def corpora(self) -> None:
+        """The Corpora view after importing the demo corpus, with a search tried."""
+        w = self.window
+        view = w.corpora_view
+        w.show_view("corpora")
+        view.import_demo()
+        self.idle()
+        top = view.tree.topLevelItem(0)
+        top.setExpanded(True)
+        top.child(0).setExpanded(True)
+        self.idle()
+        view.query.setText("Why does lisinopril cause a dry cough?")
+        view.run_search()
+        self.idle()
+        view.hits_tree.setCurrentItem(view.hits_tree.topLevelItem(0))
+        w.message_bar.hide()  # the import's notice would hide itself a few seconds later
+        self.shot("10-corpora")
+
+    def ki_evidence(self) -> None:
+        """A reference chain with one wrong claim: KI column, mean KI card and the evidence of that step."""
+        from kiig_desktop.analysis import Question
+
+        w = self.window
+        lines = (ROOT / "resources" / "chains" / "clinical_chains.jsonl").read_text().splitlines()
+        ref = next(json.loads(line) for line in lines if json.loads(line)["id"] == "demo-warfarin")
+        w.analyze.form.set_question(Question(ref["question"], ref["answer"], ref["options"], ref["answer_idx"]))
+        w.analyze.set_reasoning_text("\n".join(ref["steps"]))
+        w.analyze.score()
+        self.idle()
+        self.score_ki(w.results.result)
+        w.show_view("results")
+        w.results.select_step(1)
+        self.shot("11-results-ki")
+
     def run(self) -> None:
         from kiig_desktop.analysis import Question
 
@@ -122,6 +168,7 @@ class Walkthrough:
         self.shot("05-results-dark")
         w.set_theme("light")
         w.results._on_hover(-1)
+        self.corpora()
 
         compare = w.compare
         compare.add_result(w.results.result, "SmolLM2 generated")
@@ -136,8 +183,11 @@ class Walkthrough:
             w.analyze.score()
             self.idle()
             compare.add_result(w.results.result, "Reference reasoning")
+        for _label, result in list(compare.results):
+            self.score_ki(result)
         w.show_view("compare")
         self.shot("06-compare")
+        self.ki_evidence()
 
         w.show_view("sessions")
         w.sessions.refresh()
