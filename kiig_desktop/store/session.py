@@ -26,8 +26,9 @@ import sqlite_utils
 
 from ..errors import StoreError
 from . import rows as R
-from .codec import canonical_json, dumps, dumps_opt, loads, now_iso, opt_float, opt_int, sha256_text
+from .codec import canonical_json, dumps, dumps_opt, loads, now_iso, opt_int, sha256_text
 from .connection import Opened, close_opened, open_reader, open_writer, translate
+from .ki_rows import read_ki, write_ki
 from .schema import MODEL_ROLES, RUN_KINDS, RUN_STATUSES, SCHEMA_VERSION
 
 _RUN_INSERT = (
@@ -433,53 +434,12 @@ class SessionStore:
             self._save_ki(chain_id, judge_model_id, corpus, steps, ki_mean)
 
     def _save_ki(self, chain_id: int, judge_model_id: int, corpus: str, steps: list[dict], ki_mean: float | None) -> None:
-        self.conn.execute(
-            "DELETE FROM ki_evaluations WHERE chain_id = ? AND judge_model_id = ? AND corpus = ?",
-            (chain_id, judge_model_id, corpus),
-        )
-        cur = self.conn.execute(
-            "INSERT INTO ki_evaluations (chain_id, judge_model_id, corpus, ki_mean, created) VALUES (?, ?, ?, ?, ?)",
-            (chain_id, judge_model_id, corpus, opt_float(ki_mean), now_iso()),
-        )
-        evaluation_id = int(cur.lastrowid)
-        for pos, step in enumerate(steps):
-            step_cur = self.conn.execute(
-                "INSERT INTO ki_steps (evaluation_id, idx, applicable, ki, judge_p, reason, extra) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                R.ki_step_row(evaluation_id, pos, step),
-            )
-            self.conn.executemany(
-                "INSERT INTO ki_evidence (ki_step_id, rank, source, chunk, score, extra) VALUES (?, ?, ?, ?, ?, ?)",
-                R.evidence_rows(int(step_cur.lastrowid), step.get("evidence") or []),
-            )
-        self.conn.execute("UPDATE chains SET ki_mean = ? WHERE id = ?", (opt_float(ki_mean), chain_id))
+        write_ki(self.conn, chain_id, judge_model_id, corpus, steps, ki_mean)
 
     def load_ki(self, chain_id: int) -> list[dict]:
         """Every KI evaluation of a chain: ``[{"judge_model_id", "judge", "corpus", "ki_mean", "created", "steps"}]``."""
-        out = []
         with self._read():
-            evaluations = self._all(
-                "SELECT e.id, e.judge_model_id, e.corpus, e.ki_mean, e.created, m.path, m.sha256 "
-                "FROM ki_evaluations e JOIN models m ON m.id = e.judge_model_id WHERE e.chain_id = ? ORDER BY e.id",
-                (chain_id,),
-            )
-            for ev in evaluations:
-                steps = []
-                for step_row in self.conn.execute(
-                    "SELECT id, idx, applicable, ki, judge_p, reason, extra FROM ki_steps WHERE evaluation_id = ? ORDER BY idx",
-                    (ev["id"],),
-                ).fetchall():
-                    evidence = [R.evidence_from_row(r) for r in self.conn.execute(
-                        "SELECT source, chunk, score, extra FROM ki_evidence WHERE ki_step_id = ? ORDER BY rank", (step_row[0],))]
-                    steps.append(R.ki_step_from_row(step_row[1:], evidence))
-                out.append({
-                    "judge_model_id": ev["judge_model_id"],
-                    "judge": {"path": ev["path"], "sha256": ev["sha256"]},
-                    "corpus": ev["corpus"],
-                    "ki_mean": ev["ki_mean"],
-                    "created": ev["created"],
-                    "steps": steps,
-                })
-        return out
+            return read_ki(self.conn, chain_id)
 
     # ------------------------------------------------------------------ integrity
 

@@ -1,0 +1,52 @@
+"""Knowledge Index evidence in the session: one evaluation per (chain, judge, corpus), its steps
+and the passages each step was judged against. SQL only; ``session.py`` owns the transactions."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from . import rows as R
+from .codec import now_iso, opt_float
+
+
+def write_ki(conn: sqlite3.Connection, chain_id: int, judge_model_id: int, corpus: str, steps: list[dict], ki_mean: float | None) -> None:
+    """Replace this judge's evaluation of the chain (inside the caller's transaction)."""
+    conn.execute("DELETE FROM ki_evaluations WHERE chain_id = ? AND judge_model_id = ? AND corpus = ?", (chain_id, judge_model_id, corpus))
+    cur = conn.execute(
+        "INSERT INTO ki_evaluations (chain_id, judge_model_id, corpus, ki_mean, created) VALUES (?, ?, ?, ?, ?)",
+        (chain_id, judge_model_id, corpus, opt_float(ki_mean), now_iso()),
+    )
+    evaluation_id = int(cur.lastrowid)
+    for pos, step in enumerate(steps):
+        step_cur = conn.execute(
+            "INSERT INTO ki_steps (evaluation_id, idx, applicable, ki, judge_p, reason, extra) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            R.ki_step_row(evaluation_id, pos, step),
+        )
+        conn.executemany(
+            "INSERT INTO ki_evidence (ki_step_id, rank, source, chunk, score, extra) VALUES (?, ?, ?, ?, ?, ?)",
+            R.evidence_rows(int(step_cur.lastrowid), step.get("evidence") or []),
+        )
+    conn.execute("UPDATE chains SET ki_mean = ? WHERE id = ?", (opt_float(ki_mean), chain_id))
+
+
+def read_ki(conn: sqlite3.Connection, chain_id: int) -> list[dict]:
+    """Every evaluation of a chain, oldest first, with steps and evidence."""
+    out = []
+    evaluations = conn.execute(
+        "SELECT e.id, e.judge_model_id, e.corpus, e.ki_mean, e.created, m.path, m.sha256 "
+        "FROM ki_evaluations e JOIN models m ON m.id = e.judge_model_id WHERE e.chain_id = ? ORDER BY e.id",
+        (chain_id,),
+    ).fetchall()
+    for ev_id, judge_model_id, corpus, ki_mean, created, path, sha in evaluations:
+        steps = []
+        for step_row in conn.execute(
+            "SELECT id, idx, applicable, ki, judge_p, reason, extra FROM ki_steps WHERE evaluation_id = ? ORDER BY idx", (ev_id,)
+        ).fetchall():
+            evidence = [R.evidence_from_row(r) for r in conn.execute(
+                "SELECT source, chunk, score, extra FROM ki_evidence WHERE ki_step_id = ? ORDER BY rank", (step_row[0],))]
+            steps.append(R.ki_step_from_row(step_row[1:], evidence))
+        out.append({
+            "judge_model_id": judge_model_id, "judge": {"path": path, "sha256": sha}, "corpus": corpus,
+            "ki_mean": ki_mean, "created": created, "steps": steps,
+        })
+    return out
