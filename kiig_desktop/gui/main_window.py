@@ -31,6 +31,7 @@ from ..errors import KiigError
 from ..resources import resource_path
 from .analyze_view import AnalyzeView
 from .compare_view import CompareView
+from .dashboard_setup import install_dashboard
 from .dialogs import AboutDialog
 from .engines import Engines
 from .ki_setup import install_knowledge, show_knowledge_index
@@ -123,6 +124,7 @@ class MainWindow(QMainWindow):
         self.add_view("compare", "Compare", self.compare)
         self.add_view("sessions", "Sessions", self.sessions)
         install_knowledge(self)  # the Corpora view and the Results view's Knowledge Index panel
+        install_dashboard(self)  # batch runs and the model comparison dashboard
         self.models_panel = ModelsPanel(self.engines)
         self.add_dock("models", "Models", scrollable(self.models_panel), Qt.DockWidgetArea.LeftDockWidgetArea)
         self.models_panel.message.connect(self.show_message)
@@ -223,7 +225,7 @@ class MainWindow(QMainWindow):
 
         self.view_menu = v = mb.addMenu("&View")
         for i, (key, title) in enumerate((("analyze", "Analyze"), ("results", "Results"), ("compare", "Compare"),
-                                          ("sessions", "Sessions"), ("corpora", "Corpora"))):
+                                          ("sessions", "Sessions"), ("corpora", "Corpora"), ("dashboard", "Dashboard"))):
             self._action(v, title, lambda _=False, k=key: self.show_view(k), f"Ctrl+{i + 1}")
         v.addSeparator()
         for dock in self.docks.values():
