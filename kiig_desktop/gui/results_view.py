@@ -221,9 +221,9 @@ class ResultsView(QWidget):
         model = record.get("model") or {}
         scorer = Path(str(model.get("path", "?"))).name
         run = result.run or {}
-        subject = (run.get("models") or {}).get("subject")
+        subject = (run.get("models") or {}).get("subject") or record.get("subject")  # batch: the chain's own model
         parts = [f"Ground truth: {item.get('answer', '?')}" + (f" ({letter})" if letter else ""),
-                 f"scorer: {scorer}", f"reasoning: {Path(subject['path']).name if subject else 'imported text'}",
+                 f"scorer: {scorer}", f"reasoning: {Path(str(subject.get('path', '?'))).name if subject else 'imported text'}",
                  f"mode: {record.get('mode', 'answer')}", f"run {result.run_id} · chain {result.chain_id}"]
         self.subtitle.setText("   ·   ".join(parts))
         self._fill_cards(result)
