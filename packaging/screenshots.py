@@ -1,13 +1,15 @@
 """Start the real KIIG Desktop under Xvfb, walk through its main screens and save PNG screenshots.
 
-    python packaging/screenshots.py OUTDIR [--extra-model PATH.gguf ...] [--keep-data]
+    python packaging/screenshots.py OUTDIR [--extra-model PATH.gguf ...] [--batch-limit N] [--keep-data]
 
 Without a display it starts its own Xvfb (Debian: ``apt-get install xvfb``). The app runs on the
 embedded model: it generates a reasoning, scores it, shows the results (light and dark), imports
 the demo reference corpus in the Corpora view and tries a search, compares models (any
 ``--extra-model`` files, else a second chain scored from a reference reasoning) with their
 Knowledge Index, scores a reference chain's KI and shows its evidence panel, opens the session
-browser, the About box and an error message, then closes cleanly.
+browser, the About box and an error message, runs a small batch evaluation from the Dashboard
+(the sample clinical MCQ set, every model, ``--batch-limit`` items) and shows its dashboard, then
+closes cleanly.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def start_xvfb() -> subprocess.Popen | None:
 class Walkthrough:
     """Drives the window step by step, spinning the event loop while it waits."""
 
-    def __init__(self, outdir: Path, extra_models: list[str]) -> None:
+    def __init__(self, outdir: Path, extra_models: list[str], batch_limit: int = 4) -> None:
         from kiig_desktop.gui.app import create_application
 
         self.app = create_application([sys.argv[0]])
@@ -58,6 +60,7 @@ class Walkthrough:
 
         self.outdir = outdir
         self.extra_models = extra_models
+        self.batch_limit = batch_limit
         self.window = MainWindow()
         self.window.set_theme("light")
         self.window.resize(1600, 1000)
@@ -132,6 +135,35 @@ class Walkthrough:
         w.show_view("results")
         w.results.select_step(1)
         self.shot("11-results-ki")
+
+    def dashboard(self) -> None:
+        """A batch run started from the Dashboard's form (shot while it runs), then its dashboard tabs."""
+        from kiig_desktop.events import ItemDone
+
+        w = self.window
+        view, form = w.dashboard, w.dashboard.form
+        w.message_bar.hide()
+        w.show_view("dashboard")
+        form.choose_dataset(form.dataset_combo.itemData(0))  # the sample clinical MCQ set
+        self.idle()
+        form.set_checked([m.id for m in w.engines.models if not m.error])
+        form.limit.setValue(self.batch_limit)
+        form.max_tokens.setValue(320)
+        form.run()
+        total = form.progress.maximum()
+        self.wait(lambda: sum(isinstance(e, ItemDone) for e in form.events) >= max(1, total // 2) or form.task is None,
+                  "the batch to get halfway", 900)
+        self.wait(lambda: not view.pending, "the dashboard to update")
+        self.wait(lambda: form.status.text().startswith("generating") or form.task is None, "the next item", 120)
+        self.shot("12-dashboard-batch-running")
+        self.idle(1200)
+        self.wait(lambda: not view.pending and view.report is not None and view.report.run["status"] == "finished",
+                  "the dashboard")
+        w.message_bar.hide()
+        for index, name in ((0, "13-dashboard"), (1, "14-dashboard-differences"), (2, "15-dashboard-items")):
+            view.tabs.setCurrentIndex(index)
+            self.shot(name)
+        view.tabs.setCurrentIndex(0)
 
     def run(self) -> None:
         from kiig_desktop.analysis import Question
@@ -208,6 +240,7 @@ class Walkthrough:
         w.open_paths([str(bad)])
         self.idle()
         self.shot("09-error-bad-model")
+        self.dashboard()
         w.close()
         self.spin(0.3)
 
@@ -216,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("outdir", help="folder for the PNG files")
     parser.add_argument("--extra-model", action="append", default=[], help="another .gguf to compare with")
+    parser.add_argument("--batch-limit", type=int, default=4, help="items of the sample set the batch screenshot runs")
     parser.add_argument("--keep-data", action="store_true", help="keep the temporary data folder (session, settings)")
     args = parser.parse_args(argv)
     outdir = Path(args.outdir).expanduser().absolute()
@@ -224,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["KIIG_DATA_DIR"] = str(data)  # a clean app: no recent files, default layout
     xvfb = start_xvfb()
     try:
-        walk = Walkthrough(outdir, args.extra_model)
+        walk = Walkthrough(outdir, args.extra_model, args.batch_limit)
         walk.run()
         print(f"{len(walk.shots)} screenshots in {outdir}: {', '.join(walk.shots)}")
     finally:
