@@ -20,7 +20,7 @@ from collections.abc import Callable, Generator
 from pathlib import Path
 
 from .. import errors as E
-from ..config import EngineOptions, Settings, ensure_private_dir
+from ..config import WORKER_ENV_DEFAULTS, EngineOptions, Settings, ensure_private_dir
 from ..events import CancelToken
 from .models import ModelInfo, resolve_model
 
@@ -226,9 +226,8 @@ class EngineClient:
         if self.echo_log:
             cmd.append("--echo")
         env = dict(os.environ)
-        # OpenMP threads that spin while waiting collapse throughput (measured 25x) as soon as
-        # another process wants the same cores: a second model, the GUI, a test runner.
-        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        for key, value in WORKER_ENV_DEFAULTS.items():
+            env.setdefault(key, value)
         pkg_root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = pkg_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         log = _worker_log()

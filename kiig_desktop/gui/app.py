@@ -11,16 +11,13 @@ from PySide6.QtGui import QGuiApplication, QIcon
 from PySide6.QtWidgets import QApplication
 
 from .. import __version__
+from ..config import WORKER_ENV_DEFAULTS
 
 
 def configure_environment() -> None:
-    """Settings that must be in place before the first model worker starts.
-
-    llama.cpp's OpenMP threads spin while waiting; when another program holds a core (common on
-    small machines) a spinning 2-thread decode becomes hundreds of times slower. Passive waiting
-    costs nothing measurable when the cores are free. The workers inherit this environment.
-    """
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    """OpenMP wait settings (see ``WORKER_ENV_DEFAULTS``) for the whole process, workers included."""
+    for key, value in WORKER_ENV_DEFAULTS.items():
+        os.environ.setdefault(key, value)
 
 
 def create_application(argv: list[str] | None = None) -> QApplication:

@@ -32,6 +32,7 @@ def gui_app(qapp):
     app = create_application([])
     assert app is qapp
     assert os.environ.get("OMP_WAIT_POLICY") == "PASSIVE"
+    assert os.environ.get("GOMP_SPINCOUNT") == "1000"
     theme().apply("light")
     return app
 
