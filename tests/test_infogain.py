@@ -149,3 +149,34 @@ def test_scan_scores_multi_token_candidates_like_a_fresh_pass(client):
         for cand, got in zip(cands, scan["checkpoints"][k]["candidates"], strict=True):
             full = np.asarray(client.eval_sequence(prefix + head + cand)["logprob"])
             assert got == pytest.approx(float(full[-len(cand):].sum()), abs=1e-6)
+
+
+def test_batches_never_end_in_a_lone_token():
+    from kiig_desktop.engine.backend import batch_spans
+
+    for n in range(1, 40):
+        spans = batch_spans(n, 8)
+        assert sum(m for _, m in spans) == n
+        assert [b for b, _ in spans] == [sum(m for _, m in spans[:i]) for i in range(len(spans))]
+        assert all(1 <= m <= 8 for _, m in spans)
+        assert len(spans) == 1 or spans[-1][1] >= 2, n
+
+
+def test_exact_when_segments_overrun_a_small_batch(builtin_path):
+    """A small n_batch splits every segment (8k+1 tokens each) across batches; scores stay exact."""
+    from kiig_desktop.config import EngineOptions
+    from kiig_desktop.engine.client import EngineClient
+    from kiig_desktop.metrics.infogain import incremental_error
+
+    with EngineClient("default", EngineOptions(n_ctx=2048, n_batch=8)) as small:
+        small.start()
+        words = "the patient has a fever and a cough with chest pain for three days now".split()
+        steps = []
+        for target in (9, 17, 25):
+            k = 1
+            while len(small.tokenize("\n" + " ".join(words[:k]))) < target and k < len(words):
+                k += 1
+            steps.append(" ".join(words[:k]))
+        lengths = [len(small.tokenize("\n" + s)) for s in steps]
+        assert any(n % 8 == 1 for n in lengths), lengths
+        assert incremental_error(small, ARITH["question"], ARITH["answer"], steps) < 1e-4

@@ -60,6 +60,19 @@ class LogCapture:
         return interesting[-limit:]
 
 
+def batch_spans(n: int, size: int) -> list[tuple[int, int]]:
+    """(start, length) of the batches that decode ``n`` tokens, never a lone trailing token.
+
+    A one-token batch takes another kernel path (see ``decode``), so ``size + 1`` tokens go in
+    batches of ``size - 1`` and 2.
+    """
+    spans = [(b0, min(size, n - b0)) for b0 in range(0, n, size)]
+    if len(spans) > 1 and spans[-1][1] == 1 and size > 2:
+        start, length = spans[-2]
+        spans[-2:] = [(start, length - 1), (start + length - 1, 2)]
+    return spans
+
+
 def default_threads() -> int:
     try:
         cores = len(os.sched_getaffinity(0))
@@ -302,11 +315,10 @@ class Backend:
             return Reduced(out.lse[1:], out.entropy[1:], out.target_logprob[1:], {r - 1: v for r, v in out.extra.items()})
         lse_parts, ent_parts, tlp_parts = [], [], []
         extra_out: dict[int, list[float]] = {}
-        for b0 in range(0, n, self.n_batch):
+        for b0, m in batch_spans(n, self.n_batch):
             if self._cancelled():
                 raise Cancelled()
-            chunk = tokens[b0 : b0 + self.n_batch]
-            m = len(chunk)
+            chunk = tokens[b0 : b0 + m]
             b = self.batch.batch
             b.n_tokens = m
             for i, tok in enumerate(chunk):
