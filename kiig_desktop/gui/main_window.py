@@ -10,7 +10,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, Qt
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
+from PySide6.QtGui import (
+    QAction,
+    QActionGroup,
+    QCloseEvent,
+    QDragEnterEvent,
+    QDropEvent,
+    QGuiApplication,
+    QIcon,
+    QKeySequence,
+)
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
@@ -100,6 +109,7 @@ class MainWindow(QMainWindow):
         self.engines = Engines(self.tasks, self.settings, self.qsettings, self)
         self.session = SessionFile(self.settings, self.qsettings, self.tasks, self)
         self.views: dict[str, QWidget] = {}
+        self._pages: dict[str, QWidget] = {}  # the tab page (a scroll area) around each view
         self.docks: dict[str, QDockWidget] = {}
         self.splitters: dict[str, QSplitter] = {}
         self._closing = False
@@ -142,7 +152,8 @@ class MainWindow(QMainWindow):
     def add_view(self, key: str, title: str, widget: QWidget) -> int:
         """Add a main tab; later features (KI evidence, dataset dashboard) register theirs here."""
         self.views[key] = widget
-        index = self.tabs.addTab(widget, title)
+        self._pages[key] = page = scrollable(widget, horizontal=True)  # small screens scroll, never clip
+        index = self.tabs.addTab(page, title)
         if hasattr(widget, "message"):
             widget.message.connect(self.show_message)
         return index
@@ -162,7 +173,12 @@ class MainWindow(QMainWindow):
         return dock
 
     def show_view(self, key: str) -> None:
-        self.tabs.setCurrentWidget(self.views[key])
+        self.tabs.setCurrentWidget(self._pages[key])
+
+    def current_view(self) -> QWidget | None:
+        """The view on the current tab."""
+        page = self.tabs.currentWidget()
+        return next((self.views[k] for k, p in self._pages.items() if p is page), None)
 
     # ------------------------------------------------------------------ chrome
 
@@ -425,13 +441,24 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ layout memory
 
+    def _default_geometry(self) -> None:
+        """First start: 1440x900, or nearly all of a smaller screen, centred on it."""
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        if screen is None:
+            self.resize(1440, 900)
+            return
+        avail = screen.availableGeometry()
+        width, height = min(1440, int(avail.width() * 0.96)), min(900, int(avail.height() * 0.94))
+        self.resize(width, height)
+        self.move(avail.x() + (avail.width() - width) // 2, avail.y() + (avail.height() - height) // 2)
+
     def _restore_layout(self) -> None:
         self.theme_actions.get(str(self.qsettings.value("view/theme", "system")), self.theme_actions["system"]).setChecked(True)
         geometry = self.qsettings.value("window/geometry")
         if isinstance(geometry, QByteArray) and not geometry.isEmpty():
             self.restoreGeometry(geometry)
         else:
-            self.resize(1440, 900)
+            self._default_geometry()
         state = self.qsettings.value("window/state")
         if isinstance(state, QByteArray) and not state.isEmpty():
             self.restoreState(state)

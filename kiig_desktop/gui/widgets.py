@@ -214,13 +214,18 @@ def connect_all(signals: list, slot: Callable) -> None:
         signal.connect(slot)
 
 
-def scrollable(widget: QWidget) -> QScrollArea:
-    """A dock's content that can shrink below its natural height on small screens."""
+def scrollable(widget: QWidget, horizontal: bool = False) -> QScrollArea:
+    """``widget`` in a frameless scroll area, so a dock or a page fits small screens.
+
+    The widget fills the area while there is room and scrolls once the area is smaller than the
+    widget's minimum size (vertically only, unless ``horizontal``).
+    """
     area = QScrollArea()
     area.setWidget(widget)
     area.setWidgetResizable(True)
     area.setFrameShape(QScrollArea.Shape.NoFrame)
-    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    if not horizontal:
+        area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
     return area
 
 

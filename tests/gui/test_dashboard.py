@@ -182,7 +182,7 @@ def test_batch_run_from_the_window_with_cancel_and_resume(qtbot, window, tmp_pat
     double_click(qtbot, view, 1, col)
     qtbot.waitUntil(lambda: win.results.result is not None and win.results.result.chain_id == chain_id
                     and not win.results.pending, timeout=20000)
-    assert win.tabs.currentWidget() is win.results
+    assert win.current_view() is win.results
     with win.session.reader() as st:
         record = st.load_chain(chain_id)
     assert win.results.result.record["info_gain_mean"] == record["info_gain_mean"]
@@ -262,7 +262,7 @@ def test_dashboard_numbers_pairs_and_drill_down(qtbot, window, tmp_path):
     double_click(qtbot, view, 0, answer_col)
     qtbot.waitUntil(lambda: win.results.result is not None and win.results.result.chain_id == chain_id
                     and not win.results.pending, timeout=20000)
-    assert win.tabs.currentWidget() is win.results
+    assert win.current_view() is win.results
     shown = win.results.result.record
     assert shown["info_gain_mean"] == expected.info_gain_mean and shown["id"] == expected.item_id
     assert "m1.gguf" in win.results.subtitle.text()  # the chain's own subject model (a batch has several)
@@ -363,5 +363,5 @@ def test_dataset_check_lists_bad_rows_and_blocks_the_run(qtbot, window, tmp_path
     action = next(a for a in win.view_menu.actions() if a.text() == "Dashboard")
     assert action.shortcut().toString() == "Ctrl+6"
     action.trigger()
-    assert win.tabs.currentWidget() is view
+    assert win.current_view() is view
     wait_idle(qtbot, win)

@@ -135,7 +135,7 @@ def test_generate_score_save_reopen_compare(qtbot, make_window, tmp_path):
     analyze.score()
     wait_idle(qtbot, win)
     first = win.results.result
-    assert first is not None and win.tabs.currentWidget() is win.results
+    assert first is not None and win.current_view() is win.results
     with win.session.reader() as reader:
         stored = reader.load_chain(first.chain_id)
         generation = reader.load_generation(first.chain_id)
@@ -186,7 +186,7 @@ def test_generate_score_save_reopen_compare(qtbot, make_window, tmp_path):
     assert sorted(sessions.selected_chains()) == sorted([(first.run_id, first.chain_id), (second.run_id, second.chain_id)])
     sessions.buttons["compare"].click()
     qtbot.waitUntil(lambda: len(win2.compare.results) == 2, timeout=10000)
-    assert win2.tabs.currentWidget() is win2.compare
+    assert win2.current_view() is win2.compare
     table = win2.compare.table
     for row, (_label, result) in enumerate(win2.compare.results):
         record = result.record

@@ -56,7 +56,7 @@ def test_model_and_imported_text_is_shown_as_plain_text(qtbot, window):
     path = window.session.sessions_dir / "reasoning.md"
     path.write_text(f"1. {HOSTILE}\n2. Second step.\nAnswer: B", encoding="utf-8")
     window.open_paths([str(path)])
-    assert window.tabs.currentWidget() is window.analyze
+    assert window.current_view() is window.analyze
     assert HOSTILE in window.analyze.reasoning.toPlainText()
     assert window.analyze.steps_editor.steps()[0].text == f"1. {HOSTILE}"
 
@@ -119,7 +119,7 @@ def test_layout_theme_and_recent_sessions_are_remembered(qtbot, make_window, dat
     assert second.qsettings.value("window/geometry") == geometry
     assert not second.docks["models"].isVisible()
     assert second.theme_actions["dark"].isChecked()
-    assert second.tabs.currentWidget() is second.compare
+    assert second.current_view() is second.compare
     assert second.session.path == target  # the last session is reopened
     assert str(target) in second.session.recent()
     assert [a.text() for a in second.recent_menu.actions()][0] == str(target)
@@ -156,7 +156,7 @@ def test_menus_shortcuts_and_empty_states(qtbot, window):
     window.activateWindow()
     qtbot.waitUntil(window.isActiveWindow, timeout=5000)
     qtbot.keyClick(window, Qt.Key.Key_3, Qt.KeyboardModifier.ControlModifier)
-    assert window.tabs.currentWidget() is window.compare
+    assert window.current_view() is window.compare
     assert window.results.stack.currentIndex() == 0  # empty-state hints
     assert window.compare.stack.currentIndex() == 0
     assert window.sessions.stack.currentIndex() == 0
@@ -217,3 +217,20 @@ def test_pyside_keeps_none_alive(gui_app):
     for _ in range(2000):
         label.setText("x")
     assert sys.getrefcount(None) >= before - 50
+
+
+def test_window_fits_a_small_laptop_screen(qtbot, window):
+    """Every tab scrolls rather than clipping: the window can shrink to 1024x640 (a 1366x768
+    laptop with a panel has about 1366x728), and the first start fits the available screen."""
+    hint = window.minimumSizeHint()
+    assert hint.width() <= 1024 and hint.height() <= 640, hint
+    avail = window.screen().availableGeometry()
+    window.qsettings.remove("window/geometry")
+    window._default_geometry()
+    assert window.width() <= avail.width() and window.height() <= avail.height()
+    window.resize(1024, 640)
+    for key in window.views:
+        window.show_view(key)
+        qtbot.waitUntil(lambda: window.size().width() == 1024)
+        assert window.current_view() is window.views[key]
+        assert window.width() == 1024 and window.height() == 640, key
