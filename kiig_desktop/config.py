@@ -34,10 +34,15 @@ def default_data_dir() -> Path:
 
 
 def ensure_private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) if needed; a folder we create is readable by its owner only."""
-    if not path.exists():
-        path.mkdir(parents=True, exist_ok=True)
-        os.chmod(path, 0o700)
+    """Create ``path`` (and parents) if needed; every folder we create is readable by its owner only."""
+    missing = []
+    p = path
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    for folder in reversed(missing):
+        folder.mkdir(exist_ok=True)
+        os.chmod(folder, 0o700)
     return path
 
 

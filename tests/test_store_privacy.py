@@ -38,6 +38,25 @@ def test_session_files_are_owner_only_even_with_a_permissive_umask(tmp_path):
         os.umask(old)
 
 
+def test_the_data_folder_and_its_subfolders_are_created_owner_only(tmp_path, monkeypatch):
+    from kiig_desktop.config import Settings, ensure_private_dir
+
+    monkeypatch.setenv("KIIG_DATA_DIR", str(tmp_path / "new" / "kiig-data"))
+    old = os.umask(0o022)
+    try:
+        logs = ensure_private_dir(Settings.load().data_dir / "logs")
+    finally:
+        os.umask(old)
+    for folder in (tmp_path / "new", tmp_path / "new" / "kiig-data", logs):
+        assert _mode(folder) == 0o700, folder
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    os.chmod(existing, 0o755)
+    ensure_private_dir(existing / "sub")
+    assert _mode(existing) == 0o755  # a folder the user already had is left as it was
+    assert _mode(existing / "sub") == 0o700
+
+
 def test_every_connection_keeps_temporary_data_in_memory(tmp_path):
     with SessionStore.open(tmp_path / "s.kiig") as s, s.reader() as r:
         assert s.conn.execute("PRAGMA temp_store").fetchone()[0] == 2
