@@ -70,6 +70,7 @@ def test_ki_on_demo_chains(tmp_path, capsys, session, opener):
                            "--input", resource_path("chains", "clinical_chains.jsonl"), "--output", out_path)
     assert code == 0, err
     assert opener.opened == ["judge.gguf"]
+    assert out_path.stat().st_mode & 0o777 == 0o600
     lines = read_jsonl(out_path)
     chains = read_jsonl(resource_path("chains", "clinical_chains.jsonl"))
     assert [r["id"] for r in lines] == [c["id"] for c in chains]

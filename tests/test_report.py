@@ -189,6 +189,8 @@ def test_report_cli_errors(tmp_path, capsys, session):
     out = tmp_path / "r.html"
     assert cli.main(["report", "--db", str(session), "--output", str(out), "--no-chains", "--n-boot", "50"]) == 0
     assert 'id="summary-table"' in out.read_text() and "<details" not in out.read_text()
+    assert out.stat().st_mode & 0o777 == 0o600  # the report holds question text
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("r.")) == ["r.html"]
 
 
 def _chromium() -> str | None:

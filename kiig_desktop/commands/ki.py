@@ -20,6 +20,7 @@ from pathlib import Path
 from .. import __version__
 from ..errors import Cancelled, InputError, KiigError
 from ..events import CancelToken, ItemDone, Progress
+from ..files import private_output
 from ._progress import ProgressLine
 
 KI_METHOD_VERSION = 1  # bump when the prompt, candidates or applicability rules change results
@@ -102,11 +103,8 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"corpus {args.corpus!r} is empty")
         settings = {"corpus": args.corpus, "corpus_fingerprint": corpus_fingerprint(store.db, args.corpus), "k": args.k,
                     "max_prompt_chars": args.max_prompt_chars, "method": KI_METHOD_VERSION}
-        try:
-            out = open(args.output, "w", encoding="utf-8")  # noqa: SIM115 - closed below
-        except OSError as exc:
-            raise InputError(f"cannot write {args.output}: {exc.strerror or exc}") from None
-        with out:
+        # the output appears complete or not at all; what was judged is already in the session
+        with private_output(args.output) as out:
             return _judge_all(args, store, items, settings, out, ki_items)
 
 

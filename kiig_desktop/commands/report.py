@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from ..errors import InputError
+from ..files import write_private_text
 from ..report import CSV_TABLES
 
 
@@ -49,14 +49,6 @@ def run(args: argparse.Namespace) -> int:
     if args.output is None:
         sys.stdout.write(text)
         return 0
-    out = Path(args.output)
-    if out.is_dir():
-        raise InputError(f"--output {out} is a folder")
-    tmp = out.with_name(out.name + ".part")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, out)
-    except OSError as exc:
-        raise InputError(f"cannot write {out}: {exc.strerror or exc}") from None
+    out = write_private_text(args.output, text)
     print(f"kiig: wrote {out}", file=sys.stderr)
     return 0

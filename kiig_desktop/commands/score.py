@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 from ..engine.client import EngineClient
 from ..errors import InputError, StoreError
 from ..events import CancelToken, ItemDone, Message, Progress
+from ..files import private_output
 from ..metrics.infogain import MODES
 from ..pipeline import ScoreConfig, file_sha256, iter_score, output_line, read_score_input
 from ..steps import MODES as SPLIT_MODES
@@ -31,20 +31,6 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _open_output(path: Path):
-    """Write to ``OUTPUT.part`` and rename at the end, so a killed run leaves no half file."""
-    if path.is_dir():
-        raise InputError(f"--output {path} is a folder")
-    if not path.parent.exists():
-        raise InputError(f"--output folder {path.parent} does not exist")
-    part = path.with_name(path.name + ".part")
-    try:
-        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    except OSError as exc:
-        raise InputError(f"cannot write {part}: {exc.strerror}") from None
-    return part, os.fdopen(fd, "w", encoding="utf-8")
-
-
 def run(args: argparse.Namespace) -> int:
     input_path = Path(args.input)
     jobs = read_score_input(input_path)  # missing/binary files raise InputError: exit 2
@@ -57,11 +43,11 @@ def run(args: argparse.Namespace) -> int:
         from ..store import SessionStore
 
         store = SessionStore.open(args.db)
-    part, out = _open_output(output)
     bar = ProgressLine("scoring")
     summary = None
     try:
-        with EngineClient(args.model, engine_options(args)) as client:
+        # the output appears only when the run completes: a killed run leaves no half file
+        with private_output(output, error=InputError) as out, EngineClient(args.model, engine_options(args)) as client:
             client.start(cancel=cancel)
             print_engine_warnings(client)
             gen = iter_score(client, jobs, ScoreConfig(mode=args.mode, split=args.split), store=store, input_sha256=file_sha256(input_path), cancel=cancel)
@@ -80,13 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
             summary = drive(gen, cancel, on_event)
         bar.close()
-        out.close()
-        os.replace(part, output)
     finally:
-        if not out.closed:
-            out.close()
-        if part.exists():
-            part.unlink()
         if store is not None:
             try:
                 store.close()

@@ -10,7 +10,6 @@ computed off the GUI thread; "Export HTML report…" writes exactly what ``kiig 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -38,8 +37,8 @@ from ..dashboard import (
     load_chain_detail,
     summarize,
 )
-from ..errors import InputError
 from ..events import CancelToken
+from ..files import write_private_text
 from ..report import render_html
 from .batch_form import BatchForm
 from .corpora import Corpora
@@ -420,14 +419,7 @@ class DashboardView(QWidget):
 
         def work(_c: CancelToken) -> str:
             text = self.session.read(lambda st: html_report(st, run_id))
-            tmp = out.with_name(out.name + ".part")
-            try:
-                tmp.write_text(text, encoding="utf-8")
-                os.replace(tmp, out)
-            except OSError as exc:
-                tmp.unlink(missing_ok=True)
-                raise InputError(f"cannot write {out}: {exc.strerror or exc}") from None
-            return str(out)
+            return str(write_private_text(out, text))
 
         task = self.tasks.run(f"Writing the report of run {run_id}", work)
         task.succeeded.connect(lambda p: self.message.emit(f"Report saved to {p}", "info"))

@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 
 from ..config import Settings
 from ..errors import KiigError
+from ..files import write_private_text
 from ..resources import resource_path
 from .analyze_view import AnalyzeView
 from .compare_view import CompareView
@@ -379,7 +380,11 @@ class MainWindow(QMainWindow):
             return
         path, _ = QFileDialog.getSaveFileName(self, "Export steps table", "steps.tsv", "Tab-separated (*.tsv)")
         if path:
-            Path(path).write_text(self.results.table.to_tsv(), encoding="utf-8")
+            try:
+                write_private_text(path, self.results.table.to_tsv())
+            except KiigError as exc:
+                self.show_message(str(exc), "error")
+                return
             self.show_message(f"Steps table saved to {path}", "info")
 
     def export_run_dialog(self) -> None:

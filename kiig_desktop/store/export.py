@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from ..errors import InputError, StoreError
+from ..files import private_output
 from .codec import canonical_json, now_iso, sha256_text
 from .schema import RUN_KINDS, RUN_STATUSES
 from .session import SessionStore, compute_run_key
@@ -161,26 +161,8 @@ def export_run(store: SessionStore, run_id: int, fmt: str, output: Path | None, 
     store.get_run(run_id)  # a clear error before any file is touched
     if output is None:
         return write_rows(iter_rows(store, run_id, full=full), fmt, stdout)
-    part = output.with_name(output.name + ".part")
-    try:
-        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    except OSError as exc:
-        raise StoreError(f"cannot write {output}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            n = write_rows(iter_rows(store, run_id, full=full), fmt, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(part, output)
-    except BaseException as exc:
-        try:
-            os.unlink(part)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise StoreError(f"cannot write {output}: {exc.strerror or exc}") from None
-        raise
-    return n
+    with private_output(output, newline="", error=StoreError) as fh:
+        return write_rows(iter_rows(store, run_id, full=full), fmt, fh)
 
 
 # --------------------------------------------------------------------------- importing
