@@ -12,6 +12,7 @@ import importlib
 import sys
 
 from . import __version__
+from .commands._common import new_session_guard
 from .errors import Cancelled, KiigError
 
 COMMAND_MODULES = ["doctor", "models", "generate", "score", "corpus", "ki", "export", "run", "report"]
@@ -35,16 +36,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _kept(args: argparse.Namespace) -> str:
+    """What an interrupted long command kept, for its last line."""
+    if not hasattr(args, "db") or not (hasattr(args, "input") or hasattr(args, "dataset")):
+        return ""
+    if args.db:
+        return f"; finished chains are saved in {args.db}, and the same command resumes"
+    return "; nothing was saved (with --db SESSION, finished chains are kept and a rerun resumes)"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with new_session_guard(getattr(args, "db", None)):  # a failed command leaves no new empty session
+            return int(args.func(args) or 0)
     except Cancelled:
-        print("kiig: cancelled", file=sys.stderr)
+        print(f"kiig: cancelled{_kept(args)}", file=sys.stderr)
         return 130
     except KeyboardInterrupt:
-        print("\nkiig: interrupted", file=sys.stderr)
+        print(f"\nkiig: interrupted{_kept(args)}", file=sys.stderr)
         return 130
     except KiigError as exc:
         print(f"kiig: error: {exc}", file=sys.stderr)

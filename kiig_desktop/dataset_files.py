@@ -59,7 +59,7 @@ def _open_checked(path: str | Path, encoding: str) -> tuple[Path, bytes]:
         raise InputError(f"cannot read dataset file {p}: {exc.strerror or exc}") from None
     if not _is_wide_encoding(encoding):
         if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-            raise InputError(f"{p} is UTF-16 encoded", hint="pass encoding='utf-16' or re-save it as UTF-8")
+            raise InputError(f"{p} is UTF-16 encoded", hint="re-save it as UTF-8 (most editors: Save As, encoding UTF-8)")
         if b"\x00" in head:
             raise InputError(f"{p} looks like a binary file, not JSON Lines or CSV text")
     return p, head

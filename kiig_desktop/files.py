@@ -8,7 +8,7 @@ killed process leaves the previous file (or none), never a truncated one.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
@@ -18,14 +18,18 @@ from .errors import InputError, KiigError
 
 @contextmanager
 def private_output(path: str | Path, *, newline: str | None = None, fsync: bool = True,
-                   error: type[KiigError] = InputError) -> Iterator[TextIO]:
+                   error: type[KiigError] = InputError, keep: Iterable[str | Path | None] = ()) -> Iterator[TextIO]:
     """A text file to write ``path`` through; it replaces ``path`` when the block ends without error.
 
-    Unwritable paths and write failures raise ``error`` with one readable line.
+    ``keep``: files this output must never replace (the input, the session). Unwritable paths,
+    those files and write failures raise ``error`` with one readable line.
     """
     out = Path(path).expanduser()
     if out.is_dir():
         raise error(f"{out} is a folder")
+    for other in keep:
+        if other is not None and _same_file(out, Path(other).expanduser()):
+            raise error(f"{out} is also the command's input or session file; choose another output file")
     if not out.parent.exists():
         raise error(f"folder {out.parent} does not exist")
     part = out.with_name(out.name + ".part")
@@ -48,9 +52,17 @@ def private_output(path: str | Path, *, newline: str | None = None, fsync: bool 
         raise
 
 
-def write_private_text(path: str | Path, text: str, *, error: type[KiigError] = InputError) -> Path:
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def write_private_text(path: str | Path, text: str, *, error: type[KiigError] = InputError,
+                       keep: Iterable[str | Path | None] = ()) -> Path:
     """Write ``text`` to ``path`` owner-only and atomically; returns the path written."""
-    with private_output(path, error=error) as fh:
+    with private_output(path, error=error, keep=keep) as fh:
         fh.write(text)
     return Path(path).expanduser()
 

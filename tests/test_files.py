@@ -69,3 +69,12 @@ def test_a_full_disk_is_a_readable_error(tmp_path, monkeypatch):
         write_private_text(tmp_path / "x.jsonl", "data")
     assert calls
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_output_never_replaces_the_input_or_the_session(tmp_path):
+    source = tmp_path / "chains.jsonl"
+    source.write_text("precious\n")
+    with pytest.raises(InputError, match="input or session"):
+        write_private_text(tmp_path / "." / "chains.jsonl", "scores", keep=(source, None))
+    assert source.read_text() == "precious\n"
+    assert write_private_text(tmp_path / "other.jsonl", "scores", keep=(source,)).read_text() == "scores"

@@ -150,3 +150,48 @@ def test_kill_9_part_way_then_resume_gives_identical_results(tmp_path, reference
     assert out.read_bytes() == reference.read_bytes()
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--n-ctx", "8"], "--n-ctx must be at least 256, got 8"),
+    (["--n-batch", "0"], "--n-batch must be at least 1"),
+    (["--max-tokens", "-1"], "--max-tokens must be at least 1"),
+])
+def test_engine_values_llama_cpp_would_abort_on_are_refused_first(extra, message):
+    r = kiig("generate", "--model", "default", "--prompt", "hi", *extra)
+    assert r.returncode == 2 and r.stderr.startswith(f"kiig: error: {message}") and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_the_output_never_replaces_the_input(tmp_path):
+    src = tmp_path / "chains.jsonl"
+    src.write_text(resource_path("chains", "clinical_chains.jsonl").read_text().splitlines()[0] + "\n")
+    before = src.read_text()
+    r = kiig("score", "--model", "default", "--input", str(src), "--output", str(src))
+    assert r.returncode == 2 and "input or session file" in r.stderr
+    assert src.read_text() == before
+
+
+def test_ctrl_c_keeps_finished_chains_says_so_and_the_rerun_resumes(tmp_path, reference):
+    db, out = tmp_path / "s.kiig", tmp_path / "out.jsonl"
+    args = ["score", "--model", "default", "--input", str(CHAINS), "--output", str(out), "--db", str(db)]
+    proc = subprocess.Popen([sys.executable, "-m", "kiig_desktop", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    done = 0
+    while time.monotonic() < deadline and proc.poll() is None and done == 0:
+        time.sleep(0.2)
+        if db.exists():
+            try:
+                with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
+                    done = con.execute("SELECT count(*) FROM chains").fetchone()[0]
+            except sqlite3.Error:
+                pass
+    assert done >= 1 and proc.poll() is None, "the run ended before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert "interrupted" in err and f"finished chains are saved in {db}" in err and "Traceback" not in err
+    assert not out.exists() and not list(tmp_path.glob("*.part"))
+    r = kiig(*args)
+    assert r.returncode == 0 and "already scored" in r.stderr
+    assert read_jsonl(out) == read_jsonl(reference)

@@ -267,4 +267,13 @@ def test_cli_errors_are_one_line_exit_2(tmp_path, kiig):
         assert code == 2 and "in use by another process" in err
         code, text, _ = kiig("sessions", "--db", a)  # viewing while it is open for writing
         assert code == 0 and "2 run(s)" in text
+    fresh = tmp_path / "new.kiig"
+    code, _, err = kiig("import", "--db", fresh, notes)
+    assert code == 2 and not fresh.exists()  # a failed command leaves no new empty session
+    size = a.stat().st_size
+    code, _, err = kiig("export", "--db", a, "--run", 1, "--format", "csv", "--output", a)
+    assert code == 2 and "input or session file" in err
+    assert a.stat().st_size == size
+    code, text, _ = kiig("sessions", "--db", a)
+    assert code == 0 and "2 run(s)" in text
     assert not list(tmp_path.glob("*.part"))

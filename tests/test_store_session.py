@@ -279,3 +279,18 @@ def test_missing_ids_give_store_errors(store):
     with pytest.raises(StoreError, match="no run"):
         store.set_run_status(5, "finished")
     assert store.load_item(1) is None and store.load_generation(1) is None and store.load_ki(1) == []
+
+
+def test_discard_if_blank_removes_only_sessions_without_content(tmp_path):
+    from kiig_desktop.store.connection import discard_if_blank
+
+    blank = tmp_path / "blank.kiig"
+    SessionStore.open(blank).close()
+    assert discard_if_blank(blank) and not blank.exists()
+    used = tmp_path / "used.kiig"
+    with SessionStore.open(used) as s:
+        s.ensure_model(model_info())
+    assert not discard_if_blank(used) and used.exists()
+    other = tmp_path / "notes.txt"
+    other.write_text("not a session")
+    assert not discard_if_blank(other) and other.exists()

@@ -5,8 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 from ..config import EngineOptions, Settings
+from ..errors import InputError
+
+MIN_N_CTX = 256  # smaller contexts abort inside llama.cpp with a chat prompt
 
 
 def add_engine_args(p: argparse.ArgumentParser) -> None:
@@ -29,7 +35,26 @@ def engine_options(args: argparse.Namespace, settings: Settings | None = None) -
             setattr(opts, name, value)
     if getattr(args, "seed", None) is not None:
         opts.seed = args.seed
+    # values llama.cpp would abort on (a crashed worker) are refused here with the limit
+    for value, flag, low in ((opts.n_ctx, "--n-ctx", MIN_N_CTX), (opts.n_batch, "--n-batch", 1), (opts.n_threads or 1, "--threads", 1)):
+        if value < low:
+            raise InputError(f"{flag} must be at least {low}, got {value}")
     return opts
+
+
+@contextmanager
+def new_session_guard(db: str | None) -> Iterator[None]:
+    """If the command creates the session ``db`` and then fails before storing anything, remove it."""
+    path = Path(db).expanduser() if db else None
+    existed = path is None or path.exists()
+    try:
+        yield
+    except BaseException:
+        if not existed and path.is_file():
+            from ..store.connection import discard_if_blank
+
+            discard_if_blank(path)
+        raise
 
 
 def print_json(data, stream=None) -> None:

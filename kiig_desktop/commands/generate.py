@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from ..engine.client import EngineClient
+from ..errors import InputError
 from ..events import CancelToken
 from ._common import add_engine_args, engine_options, print_engine_warnings, print_json
 from ._progress import drive
@@ -32,6 +33,8 @@ def _echo(event: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.max_tokens < 1:
+        raise InputError(f"--max-tokens must be at least 1, got {args.max_tokens}")
     messages = ([{"role": "system", "content": args.system}] if args.system else []) + [{"role": "user", "content": args.prompt}]
     cancel = CancelToken()
     with EngineClient(args.model, engine_options(args)) as client:

@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         settings = {"corpus": args.corpus, "corpus_fingerprint": corpus_fingerprint(store.db, args.corpus), "k": args.k,
                     "max_prompt_chars": args.max_prompt_chars, "method": KI_METHOD_VERSION}
         # the output appears complete or not at all; what was judged is already in the session
-        with private_output(args.output) as out:
+        with private_output(args.output, keep=(args.input, args.db)) as out:
             return _judge_all(args, store, items, settings, out, ki_items)
 
 

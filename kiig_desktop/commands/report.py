@@ -49,6 +49,6 @@ def run(args: argparse.Namespace) -> int:
     if args.output is None:
         sys.stdout.write(text)
         return 0
-    out = write_private_text(args.output, text)
+    out = write_private_text(args.output, text, keep=(args.db,))
     print(f"kiig: wrote {out}", file=sys.stderr)
     return 0

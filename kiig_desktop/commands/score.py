@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     summary = None
     try:
         # the output appears only when the run completes: a killed run leaves no half file
-        with private_output(output, error=InputError) as out, EngineClient(args.model, engine_options(args)) as client:
+        with private_output(output, keep=(input_path, args.db)) as out, EngineClient(args.model, engine_options(args)) as client:
             client.start(cancel=cancel)
             print_engine_warnings(client)
             gen = iter_score(client, jobs, ScoreConfig(mode=args.mode, split=args.split), store=store, input_sha256=file_sha256(input_path), cancel=cancel)

@@ -419,7 +419,7 @@ class DashboardView(QWidget):
 
         def work(_c: CancelToken) -> str:
             text = self.session.read(lambda st: html_report(st, run_id))
-            return str(write_private_text(out, text))
+            return str(write_private_text(out, text, keep=(self.session.path,)))
 
         task = self.tasks.run(f"Writing the report of run {run_id}", work)
         task.succeeded.connect(lambda p: self.message.emit(f"Report saved to {p}", "info"))

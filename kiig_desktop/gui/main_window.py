@@ -381,7 +381,7 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getSaveFileName(self, "Export steps table", "steps.tsv", "Tab-separated (*.tsv)")
         if path:
             try:
-                write_private_text(path, self.results.table.to_tsv())
+                write_private_text(path, self.results.table.to_tsv(), keep=(self.session.path,))
             except KiigError as exc:
                 self.show_message(str(exc), "error")
                 return

@@ -458,3 +458,27 @@ def close_opened(opened: Opened) -> None:
         _unregister(opened.key)
         if opened.lock_fd is not None:
             release_lock_fd(opened.key, opened.lock_fd)
+
+
+def discard_if_blank(path: Path) -> bool:
+    """Delete the session at ``path`` if it holds nothing but its schema; True when deleted.
+
+    A command that fails before storing anything (an unknown model, a broken dataset) should not
+    leave a new, empty session file behind. Runs, models or corpus rows all count as content.
+    """
+    try:
+        con = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+            if "runs" not in tables:
+                return False
+            for table in ("runs", "models", "corpora", "corpus_files", "corpus_chunks"):
+                if table in tables and con.execute(f'SELECT 1 FROM "{table}" LIMIT 1').fetchone():
+                    return False
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return False
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return True

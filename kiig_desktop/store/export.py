@@ -161,7 +161,7 @@ def export_run(store: SessionStore, run_id: int, fmt: str, output: Path | None, 
     store.get_run(run_id)  # a clear error before any file is touched
     if output is None:
         return write_rows(iter_rows(store, run_id, full=full), fmt, stdout)
-    with private_output(output, newline="", error=StoreError) as fh:
+    with private_output(output, newline="", error=StoreError, keep=(store.path,)) as fh:
         return write_rows(iter_rows(store, run_id, full=full), fmt, fh)
 
 
