@@ -52,7 +52,7 @@ class EngineOptions:
 
     n_ctx: int = 4096
     n_gpu_layers: int = 0
-    n_threads: int | None = None  # None: the number of physical cores llama.cpp picks
+    n_threads: int | None = None  # None: the cores this process may use, up to 8
     n_batch: int = 512
     seed: int = 0
     flash_attn: bool = False  # on: faster prefill, but logits then depend on batch boundaries
