@@ -103,7 +103,7 @@ def check_model_path(path: str | os.PathLike) -> Path:
         if len(magic) < 4:
             raise ModelFileError(f"{p} is not a GGUF model file (it is empty or too short)")
         raise ModelFileError(
-            f"{p} is not a GGUF model file (it starts with {magic!r}, not b'GGUF')",
+            f"{p} is not a GGUF model file (it does not begin with the GGUF signature)",
             hint="KIIG Desktop runs quantized GGUF models; convert others with llama.cpp's tools",
         )
     return p

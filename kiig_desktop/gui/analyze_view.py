@@ -170,6 +170,8 @@ class AnalyzeView(QWidget):
         row.addWidget(self.progress, 1)
         sc.addLayout(row)
         sc.addWidget(self.score_status)
+        self._busy_kind: str | None = None
+        self.steps_editor.changed.connect(self._steps_changed)
 
         left = QWidget()
         lv = QVBoxLayout(left)
@@ -202,7 +204,14 @@ class AnalyzeView(QWidget):
 
     # ------------------------------------------------------------------ state
 
+    def _steps_changed(self) -> None:
+        """A score status belongs to the steps it scored: new or edited steps clear it."""
+        if self._busy_kind != "score":
+            self.progress.setVisible(False)
+            self.score_status.setText("")
+
     def _set_busy(self, kind: str | None) -> None:
+        self._busy_kind = kind
         idle = kind is None
         for w in (self.generate_button, self.import_button, self.split_button, self.score_button, self.subject,
                   self.scorer, self.split_mode, self.steps_editor):
@@ -317,7 +326,9 @@ class AnalyzeView(QWidget):
     def _generated(self, gen: dict, subject, settings: GenerationSettings) -> None:
         self.generation, self.generation_model, self.generation_settings = gen, subject, settings
         verdict = {True: " · ✓ correct", False: " · ✗ wrong"}.get(gen.get("correct"), "")
-        answer = gen.get("extracted_answer") or "none found"
+        answer = gen.get("extracted_answer")
+        if answer is None:
+            answer, verdict = "none found", (" (counts as wrong)" if gen.get("correct") is False else "")
         self.gen_status.set_full_text(f"{len(gen['tokens'])} tokens · {gen.get('tokens_per_s') or 0:.0f} tok/s · "
                                 f"stop: {gen.get('stop')} · answer: {answer}{verdict}")
 

@@ -50,7 +50,7 @@ from .results_view import ResultsView
 from .session_file import SessionFile
 from .sessions_view import SessionsView
 from .theme import theme
-from .widgets import MessageBar, plain_label, scrollable
+from .widgets import MessageBar, PageArea, plain_label, scrollable
 from .workers import Task, TaskManager
 
 MODEL_SUFFIXES = (".gguf",)
@@ -153,7 +153,7 @@ class MainWindow(QMainWindow):
     def add_view(self, key: str, title: str, widget: QWidget) -> int:
         """Add a main tab; later features (KI evidence, dataset dashboard) register theirs here."""
         self.views[key] = widget
-        self._pages[key] = page = scrollable(widget, horizontal=True)  # small screens scroll, never clip
+        self._pages[key] = page = PageArea(widget)  # small screens scroll, never clip
         index = self.tabs.addTab(page, title)
         if hasattr(widget, "message"):
             widget.message.connect(self.show_message)

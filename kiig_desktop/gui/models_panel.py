@@ -91,7 +91,7 @@ class ModelsPanel(QWidget):
             self.fields[key] = label
             form.addRow(plain_label(title), label)
         sha_row = QHBoxLayout()
-        self.sha_label = ElidedLabel("not computed")
+        self.sha_label = ElidedLabel("—")
         self.sha_label.setProperty("role", "muted")
         self.sha_copy = QToolButton()
         self.sha_copy.setText("Copy")
@@ -220,7 +220,7 @@ class ModelsPanel(QWidget):
             self.fields[key].set_full_text(value)
         sha = self._sha.get(info.id) if info else None
         sha = sha or (info.known_sha256 if info else None)
-        self.sha_label.set_full_text(sha or "not computed")
+        self.sha_label.set_full_text(sha or "—")
         self.sha_button.setVisible(sha is None)
         self.sha_copy.setVisible(sha is not None)
         self.sha_button.setEnabled(info is not None and info.error is None and sha is None)

@@ -300,7 +300,8 @@ class ResultsView(QWidget):
             self.cards["answer"].set_value(extracted or "not graded")
         else:
             mark = "✓ correct" if correct else "✗ wrong"
-            self.cards["answer"].set_value(f"{extracted or 'none'} · {mark}", c["good"] if correct else c["bad"])
+            text = f"{extracted} · {mark}" if extracted else "no answer found"
+            self.cards["answer"].set_value(text, c["good"] if correct else c["bad"])
         self.cards["steps"].set_value(f"{len(steps)} · {r.get('n_tokens', '—')}")
         self._fill_ki_card()
 

@@ -67,10 +67,23 @@ class StepsEditor(QWidget):
         self.buttons["up"].clicked.connect(lambda: self._move(-1))
         self.buttons["down"].clicked.connect(lambda: self._move(1))
         self.table.itemChanged.connect(self._edited)
+        self.table.currentCellChanged.connect(lambda *_: self._update_buttons())
         self._loading = False
+        self._update_buttons()
 
     def _update_stack(self) -> None:
-        self.stack.setCurrentIndex(1 if self.table.rowCount() else 0)
+        rows = self.table.rowCount()
+        self.stack.setCurrentIndex(1 if rows else 0)
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        """Delete, merge and move need a selected step (merge and moves a neighbour too)."""
+        rows, row = self.table.rowCount(), self.table.currentRow()
+        selected = 0 <= row < rows
+        self.buttons["delete"].setEnabled(selected)
+        self.buttons["merge"].setEnabled(selected and row + 1 < rows)
+        self.buttons["up"].setEnabled(selected and row > 0)
+        self.buttons["down"].setEnabled(selected and row + 1 < rows)
 
     def _item(self, draft: StepDraft) -> QTableWidgetItem:
         item = QTableWidgetItem(draft.text)

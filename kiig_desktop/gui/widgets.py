@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from collections.abc import Callable
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QApplication,
     QFrame,
@@ -214,19 +214,57 @@ def connect_all(signals: list, slot: Callable) -> None:
         signal.connect(slot)
 
 
-def scrollable(widget: QWidget, horizontal: bool = False) -> QScrollArea:
-    """``widget`` in a frameless scroll area, so a dock or a page fits small screens.
-
-    The widget fills the area while there is room and scrolls once the area is smaller than the
-    widget's minimum size (vertically only, unless ``horizontal``).
-    """
+def scrollable(widget: QWidget) -> QScrollArea:
+    """A dock's content that can shrink below its natural height on small screens."""
     area = QScrollArea()
     area.setWidget(widget)
     area.setWidgetResizable(True)
     area.setFrameShape(QScrollArea.Shape.NoFrame)
-    if not horizontal:
-        area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
     return area
+
+
+class PageArea(QScrollArea):
+    """A main tab's page: fills the tab, and scrolls only when the tab is smaller than the page's
+    minimum size (a small screen), so the window never has to outgrow the screen.
+
+    ``widgetResizable`` would size a page with word-wrapped text to its preferred height and
+    scroll on a large screen too; this keeps the page at max(viewport, minimum size).
+    """
+
+    def __init__(self, page: QWidget) -> None:
+        super().__init__()
+        self.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.setWidgetResizable(False)
+        self.setWidget(page)
+        page.installEventFilter(self)
+
+    def page(self) -> QWidget:
+        return self.widget()
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt override
+        if obj is self.widget() and event.type() == QEvent.Type.LayoutRequest:
+            QTimer.singleShot(0, self._fit)
+        return super().eventFilter(obj, event)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        page = self.widget()
+        if page is None:
+            return
+        need = page.minimumSizeHint().expandedTo(page.minimumSize())
+        view = self.maximumViewportSize()  # the viewport without scroll bars
+        width, height = max(view.width(), need.width()), max(view.height(), need.height())
+        bar = self.style().pixelMetric(self.style().PixelMetric.PM_ScrollBarExtent)
+        if width > view.width():  # a horizontal bar takes height from the page
+            height = max(view.height() - bar, need.height())
+        if height > view.height():
+            width = max(view.width() - bar, need.width())
+        if page.size().toTuple() != (width, height):
+            page.resize(width, height)
 
 
 def human_size(n: float) -> str:

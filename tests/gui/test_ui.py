@@ -228,9 +228,41 @@ def test_window_fits_a_small_laptop_screen(qtbot, window):
     window.qsettings.remove("window/geometry")
     window._default_geometry()
     assert window.width() <= avail.width() and window.height() <= avail.height()
+    # a loaded chain with a long, wrapping question: no scrolling where there is room
+    record = fake_record(["Step one.", "Step two.", "Step three."], reasoning="Step one.\nStep two.\nStep three.")
+    run_id, chain_id = store_fake_chain(window.session, record)
+    open_chain(qtbot, window, run_id, chain_id)
+    window.resize(1600, 1000)
+    page = window.tabs.currentWidget()
+    qtbot.waitUntil(lambda: page.viewport().height() > 700)
+    wait_idle(qtbot, window)
+    assert page.verticalScrollBar().maximum() == 0 and page.horizontalScrollBar().maximum() == 0
+    assert page.widget().height() == page.viewport().height()
     window.resize(1024, 640)
     for key in window.views:
         window.show_view(key)
         qtbot.waitUntil(lambda: window.size().width() == 1024)
         assert window.current_view() is window.views[key]
         assert window.width() == 1024 and window.height() == 640, key
+        page = window.tabs.currentWidget()
+        wait_idle(qtbot, window)
+        hint = page.widget().minimumSizeHint()
+        assert page.widget().height() >= hint.height() and page.widget().width() >= hint.width(), key
+
+
+def test_step_buttons_follow_the_selection_and_new_steps_clear_the_score_status(qtbot, window):
+    view = window.analyze
+    editor = view.steps_editor
+    editor.set_steps([])
+    b = editor.buttons
+    assert b["add"].isEnabled() and not any(b[k].isEnabled() for k in ("delete", "merge", "up", "down"))
+    editor.set_steps([StepDraft("one", 0, 3), StepDraft("two", 4, 7)])
+    editor.table.setCurrentCell(0, 0)
+    assert b["delete"].isEnabled() and b["merge"].isEnabled() and b["down"].isEnabled() and not b["up"].isEnabled()
+    editor.table.setCurrentCell(1, 0)
+    assert b["up"].isEnabled() and not b["merge"].isEnabled() and not b["down"].isEnabled()
+
+    view.score_status.setText("Scored 2 steps in 0.5 s · saved to the session (run 1, chain 1)")
+    view.progress.setVisible(True)
+    editor.set_steps([StepDraft("a different step", 0, 16)])
+    assert view.score_status.text() == "" and not view.progress.isVisible()
