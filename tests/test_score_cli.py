@@ -174,8 +174,10 @@ def test_the_output_never_replaces_the_input(tmp_path):
 def test_ctrl_c_keeps_finished_chains_says_so_and_the_rerun_resumes(tmp_path, reference):
     db, out = tmp_path / "s.kiig", tmp_path / "out.jsonl"
     args = ["score", "--model", "default", "--input", str(CHAINS), "--output", str(out), "--db", str(db)]
+    # a shell's background job (CI runners, nohup) inherits SIGINT ignored; a terminal's Ctrl-C does not
     proc = subprocess.Popen([sys.executable, "-m", "kiig_desktop", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     done = 0
     while time.monotonic() < deadline and proc.poll() is None and done == 0:
