@@ -91,23 +91,37 @@ def _x_axis(sx: _Scale, ticks: list[float], y0: float, y1: float, fmt: Fmt) -> l
     return out
 
 
-def bar_chart(title: str, labels: Sequence[str], values: Sequence[Interval], *, fmt: Fmt, unit: str = "",
-              colors: Sequence[str] | None = None, width: int = 340, domain: tuple[float, float] | None = None) -> str:
-    """Horizontal bars (one per label) from 0 to the mean, with a whisker for the interval."""
-    row, top, label_w, right = 24, 30, 118, 58
-    height = top + row * len(labels) + 26
+_ROW, _TOP, _LABEL_W, _RIGHT = 24, 30, 118, 58  # row charts: row height, top margin, label column, value column
+
+
+def _row_chart(title: str, labels: Sequence[str], values: Sequence[Interval], fmt: Fmt, unit: str, width: int,
+               domain: tuple[float, float] | None) -> tuple[list[str], _Scale, float]:
+    """The frame shared by one-row-per-label charts: title, unit, x axis; returns (parts, scale, x of zero)."""
+    height = _TOP + _ROW * len(labels) + 26
     x0, ticks, x1 = _domain([v for m, lo, hi in values for v in (m, lo, hi)], fixed=domain)
-    sx = _Scale(x0, x1, label_w, width - right)
+    sx = _Scale(x0, x1, _LABEL_W, width - _RIGHT)
     parts = [_open(width, height, title), _text(8, 17, title, size=12, weight="600")]
     if unit:
         parts.append(_text(width - 8, 17, unit, size=10, anchor="end", fill=MUTED))
-    parts += _x_axis(sx, ticks, top - 4, top + row * len(labels), fmt)
-    zero = sx(0.0)
-    parts.append(f'<line x1="{zero:.1f}" y1="{top - 4}" x2="{zero:.1f}" y2="{top + row * len(labels)}" stroke="{MUTED}"/>')
+    parts += _x_axis(sx, ticks, _TOP - 4, _TOP + _ROW * len(labels), fmt)
+    return parts, sx, sx(0.0)
+
+
+def _row_label(i: int, label: str) -> tuple[float, str]:
+    """The y of row ``i``'s centre and its label, shortened in the middle."""
+    y = _TOP + i * _ROW + _ROW / 2
+    return y, _text(_LABEL_W - 6, y + 4, _clip(label, 17), size=11, anchor="end", extra=f' data-label="{escape(label)}"')
+
+
+def bar_chart(title: str, labels: Sequence[str], values: Sequence[Interval], *, fmt: Fmt, unit: str = "",
+              colors: Sequence[str] | None = None, width: int = 340, domain: tuple[float, float] | None = None) -> str:
+    """Horizontal bars (one per label) from 0 to the mean, with a whisker for the interval."""
+    parts, sx, zero = _row_chart(title, labels, values, fmt, unit, width, domain)
+    parts.append(f'<line x1="{zero:.1f}" y1="{_TOP - 4}" x2="{zero:.1f}" y2="{_TOP + _ROW * len(labels)}" stroke="{MUTED}"/>')
     for i, (label, (mean, lo, hi)) in enumerate(zip(labels, values, strict=True)):
-        y = top + i * row + row / 2
+        y, label_text = _row_label(i, label)
         c = (colors or PALETTE)[i % len(colors or PALETTE)]
-        parts.append(_text(label_w - 6, y + 4, _clip(label, 17), size=11, anchor="end", extra=f' data-label="{escape(label)}"'))
+        parts.append(label_text)
         if not _finite(mean):
             parts.append(_text(zero + 4, y + 4, "no data", size=10, fill=MUTED))
             continue
@@ -117,7 +131,7 @@ def bar_chart(title: str, labels: Sequence[str], values: Sequence[Interval], *, 
             xl, xh = sx(lo), sx(hi)
             parts.append(f'<path d="M{xl:.1f},{y:.1f}H{xh:.1f}M{xl:.1f},{y - 5:.1f}V{y + 5:.1f}M{xh:.1f},{y - 5:.1f}V{y + 5:.1f}" '
                          f'stroke="{INK}" stroke-width="1.3" fill="none"/>')
-        parts.append(_text(width - right + 6, y + 4, fmt(mean), size=10))
+        parts.append(_text(width - _RIGHT + 6, y + 4, fmt(mean), size=10))
     parts.append("</svg>")
     return "".join(parts)
 
@@ -125,20 +139,12 @@ def bar_chart(title: str, labels: Sequence[str], values: Sequence[Interval], *, 
 def forest_plot(title: str, labels: Sequence[str], values: Sequence[Interval], *, fmt: Fmt, unit: str = "",
                 width: int = 340) -> str:
     """Differences with intervals around a zero line; rows whose interval excludes 0 are drawn solid."""
-    row, top, label_w, right = 24, 30, 118, 58
-    height = top + row * len(labels) + 26
-    x0, ticks, x1 = _domain([v for m, lo, hi in values for v in (m, lo, hi)])
-    sx = _Scale(x0, x1, label_w, width - right)
-    parts = [_open(width, height, title), _text(8, 17, title, size=12, weight="600")]
-    if unit:
-        parts.append(_text(width - 8, 17, unit, size=10, anchor="end", fill=MUTED))
-    parts += _x_axis(sx, ticks, top - 4, top + row * len(labels), fmt)
-    zero = sx(0.0)
-    parts.append(f'<line x1="{zero:.1f}" y1="{top - 4}" x2="{zero:.1f}" y2="{top + row * len(labels)}" stroke="{INK}" '
+    parts, sx, zero = _row_chart(title, labels, values, fmt, unit, width, None)
+    parts.append(f'<line x1="{zero:.1f}" y1="{_TOP - 4}" x2="{zero:.1f}" y2="{_TOP + _ROW * len(labels)}" stroke="{INK}" '
                  'stroke-dasharray="3,3"/>')
     for i, (label, (mean, lo, hi)) in enumerate(zip(labels, values, strict=True)):
-        y = top + i * row + row / 2
-        parts.append(_text(label_w - 6, y + 4, _clip(label, 17), size=11, anchor="end", extra=f' data-label="{escape(label)}"'))
+        y, label_text = _row_label(i, label)
+        parts.append(label_text)
         if not _finite(mean):
             parts.append(_text(zero + 4, y + 4, "no pairs", size=10, fill=MUTED))
             continue
@@ -148,7 +154,7 @@ def forest_plot(title: str, labels: Sequence[str], values: Sequence[Interval], *
             parts.append(f'<line x1="{sx(lo):.1f}" y1="{y:.1f}" x2="{sx(hi):.1f}" y2="{y:.1f}" stroke="{c}" stroke-width="2"/>')
         fill = c if clear else "#ffffff"
         parts.append(f'<rect x="{sx(mean) - 5:.1f}" y="{y - 5:.1f}" width="10" height="10" fill="{fill}" stroke="{c}" stroke-width="1.5"/>')
-        parts.append(_text(width - right + 6, y + 4, fmt(mean), size=10, fill=c))
+        parts.append(_text(width - _RIGHT + 6, y + 4, fmt(mean), size=10, fill=c))
     parts.append("</svg>")
     return "".join(parts)
 

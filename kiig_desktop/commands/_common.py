@@ -63,24 +63,6 @@ def print_json(data, stream=None) -> None:
     stream.write("\n")
 
 
-def human_count(n: int | None) -> str:
-    if n is None:
-        return "?"
-    for unit, scale in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f}{unit}"
-    return str(n)
-
-
-def human_bytes(n: int | None) -> str:
-    if n is None:
-        return "?"
-    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} B"
-
-
 def print_engine_warnings(client) -> None:
     """Tell the user on stderr what the loaded engine could not honour (e.g. GPU layers)."""
     for warning in (client.info or {}).get("warnings", []):

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError, StoreError
-from ._common import human_bytes, print_json
+from ..units import human_bytes
+from ._common import print_json
 from ._progress import ProgressLine
 
 

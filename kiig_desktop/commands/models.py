@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from ..engine.models import discover_models
-from ._common import human_bytes, human_count, print_json
+from ..units import human_bytes, human_count
+from ._common import print_json
 
 
 def register(sub) -> None:

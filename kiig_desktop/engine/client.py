@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .. import errors as E
 from ..config import WORKER_ENV_DEFAULTS, EngineOptions, Settings, ensure_private_dir
-from ..events import CancelToken
+from ..events import CancelToken, run_to_end
 from .models import ModelInfo, resolve_model
 
 _SIGNAL_TEXT = {
@@ -376,14 +376,7 @@ class EngineClient:
 
     def call(self, op: str, cancel: CancelToken | None = None, on_event: Callable[[dict], None] | None = None, **args):
         """Run one operation to its end and return the result, passing events to ``on_event``."""
-        gen = self.stream(op, cancel=cancel, **args)
-        while True:
-            try:
-                event = next(gen)
-            except StopIteration as stop:
-                return stop.value
-            if on_event is not None:
-                on_event(event)
+        return run_to_end(self.stream(op, cancel=cancel, **args), on_event)
 
     # ------------------------------------------------------------------ conveniences
 

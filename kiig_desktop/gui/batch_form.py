@@ -37,7 +37,7 @@ from ..resources import resource_path
 from .batch_task import BatchRequest, RunStarted, batch_work, progress_text
 from .corpora import Corpora
 from .engines import Engines
-from .model_combo import ModelCombo, model_label
+from .model_combo import ModelCheckList, ModelCombo
 from .session_file import SessionFile
 from .theme import theme
 from .widgets import ElidedLabel, compact_combo, plain_label, rich_tooltip
@@ -125,7 +125,7 @@ class BatchForm(QWidget):
         m_box = QGroupBox("2 · Models")
         m = QVBoxLayout(m_box)
         m.addWidget(plain_label("Subject models (each answers every item)", "muted", wrap=True))
-        self.model_list = QListWidget()
+        self.model_list = ModelCheckList()
         self.model_list.setMinimumHeight(52)
         self.model_list.setMaximumHeight(104)
         m.addWidget(self.model_list)
@@ -218,28 +218,16 @@ class BatchForm(QWidget):
 
     def _fill_models(self) -> None:
         checked = set(self.checked_ids())
-        first = self.model_list.count() == 0
-        self.model_list.clear()
         default = self.engines.default_model()
-        for info in self.engines.models:
-            if info.error:
-                continue
-            item = QListWidgetItem(model_label(info, self.engines.is_loaded(info.id)))
-            item.setData(Qt.ItemDataRole.UserRole, info.id)
-            item.setToolTip(rich_tooltip(info.path))
-            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            on = info.id in checked or (first and not checked and default is not None and info.id == default.id)
-            item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
-            self.model_list.addItem(item)
+        if self.model_list.count() == 0 and not checked and default is not None:
+            checked = {default.id}  # the first fill checks the default model
+        self.model_list.fill(self.engines, checked, tooltip=lambda info: rich_tooltip(info.path))
 
     def checked_ids(self) -> list[str]:
-        return [self.model_list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.model_list.count())
-                if self.model_list.item(i).checkState() == Qt.CheckState.Checked]
+        return self.model_list.checked_ids()
 
     def set_checked(self, ids: list[str]) -> None:
-        for i in range(self.model_list.count()):
-            item = self.model_list.item(i)
-            item.setCheckState(Qt.CheckState.Checked if item.data(Qt.ItemDataRole.UserRole) in ids else Qt.CheckState.Unchecked)
+        self.model_list.set_checked(ids)
 
     def _fill_corpora(self) -> None:
         current = self.corpus.currentData()

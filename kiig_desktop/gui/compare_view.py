@@ -43,7 +43,7 @@ from ..events import CancelToken, Progress
 from .analyze_view import AnalyzeView
 from .engines import Engines
 from .figures import OverlayFigure
-from .model_combo import model_label
+from .model_combo import ModelCheckList
 from .session_file import SessionFile
 from .theme import SERIES, theme
 from .widgets import EmptyState, PlotFrame, compact_combo, plain_label, rich_tooltip
@@ -91,7 +91,7 @@ class CompareView(QWidget):
         c = QVBoxLayout(controls)
         c.addWidget(plain_label("Runs the question from the Analyze tab with every checked model: each one writes "
                                 "its own reasoning, which is split and scored.", "muted", wrap=True))
-        self.model_list = QListWidget()
+        self.model_list = ModelCheckList()
         self.model_list.setMinimumHeight(90)
         self.model_list.setMaximumHeight(200)
         c.addWidget(self.model_list, 1)
@@ -186,29 +186,20 @@ class CompareView(QWidget):
     def _fill_models(self) -> None:
         checked = set(self.checked_ids())
         scorer = self.scorer.currentData()
-        self.model_list.clear()
+        self.model_list.fill(self.engines, checked)
         self.scorer.clear()
         self.scorer.addItem("Each model scores its own reasoning", None)
         for info in self.engines.models:
-            if info.error:
-                continue
-            item = QListWidgetItem(model_label(info, self.engines.is_loaded(info.id)))
-            item.setData(Qt.ItemDataRole.UserRole, info.id)
-            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            item.setCheckState(Qt.CheckState.Checked if info.id in checked else Qt.CheckState.Unchecked)
-            self.model_list.addItem(item)
-            self.scorer.addItem(f"Same scorer for all: {info.name}", info.id)
+            if not info.error:
+                self.scorer.addItem(f"Same scorer for all: {info.name}", info.id)
         index = self.scorer.findData(scorer)
         self.scorer.setCurrentIndex(max(0, index))
 
     def checked_ids(self) -> list[str]:
-        return [self.model_list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.model_list.count())
-                if self.model_list.item(i).checkState() == Qt.CheckState.Checked]
+        return self.model_list.checked_ids()
 
     def set_checked(self, ids: list[str]) -> None:
-        for i in range(self.model_list.count()):
-            item = self.model_list.item(i)
-            item.setCheckState(Qt.CheckState.Checked if item.data(Qt.ItemDataRole.UserRole) in ids else Qt.CheckState.Unchecked)
+        self.model_list.set_checked(ids)
 
     # ------------------------------------------------------------------ chains
 

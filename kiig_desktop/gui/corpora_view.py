@@ -15,14 +15,12 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLineEdit,
     QProgressBar,
     QPushButton,
     QSpinBox,
     QSplitter,
     QStackedWidget,
-    QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -31,10 +29,11 @@ from PySide6.QtWidgets import (
 from ..corpus import ImportReport, Passage, list_files
 from ..corpus_search import match_spans
 from ..events import CancelToken, Progress
+from ..units import human_bytes
 from .corpora import DEMO_CORPUS, Corpora
 from .evidence_panel import PassageItem, PassageView
 from .theme import theme
-from .widgets import compact_combo, confirm, human_size, plain_label, rich_tooltip
+from .widgets import compact_combo, confirm, make_tree, plain_label, rich_tooltip
 from .workers import Task
 
 CORPUS, FILE, DOC, MORE = 1, 2, 3, 4
@@ -84,16 +83,9 @@ class CorporaView(QWidget):
     def _build_list(self) -> QWidget:
         box = QGroupBox("Corpora in this session")
         v = QVBoxLayout(box)
-        self.tree = QTreeWidget()
-        self.tree.setHeaderLabels(["Corpus / file / document", "Documents", "Chunks", "Size"])
+        self.tree = make_tree(["Corpus / file / document", "Documents", "Chunks", "Size"], widths={1: 84, 2: 64, 3: 76})
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.tree.setUniformRowHeights(True)
         self.tree.setAlternatingRowColors(True)
-        header = self.tree.header()
-        header.setStretchLastSection(False)
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for col, width in ((1, 84), (2, 64), (3, 76)):
-            self.tree.setColumnWidth(col, width)
         self.empty = QWidget()
         ev = QVBoxLayout(self.empty)
         ev.addStretch(1)
@@ -166,15 +158,9 @@ class CorporaView(QWidget):
         v = QVBoxLayout(box)
         self.report_summary = plain_label("Nothing imported yet in this window.", "muted", wrap=True, selectable=True)
         v.addWidget(self.report_summary)
-        self.report_tree = QTreeWidget()
-        self.report_tree.setHeaderLabels(["File", "Outcome", "Documents", "Chunks"])
-        self.report_tree.setUniformRowHeights(False)
+        self.report_tree = make_tree(["File", "Outcome", "Documents", "Chunks"], widths={1: 90, 2: 84, 3: 64},
+                                     uniform_rows=False)
         self.report_tree.setWordWrap(True)
-        header = self.report_tree.header()
-        header.setStretchLastSection(False)
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for col, width in ((1, 90), (2, 84), (3, 64)):
-            self.report_tree.setColumnWidth(col, width)
         v.addWidget(self.report_tree, 1)
         return box
 
@@ -196,15 +182,8 @@ class CorporaView(QWidget):
         row.addWidget(self.k)
         row.addWidget(self.search_button)
         v.addLayout(row)
-        self.hits_tree = QTreeWidget()
-        self.hits_tree.setHeaderLabels(["#", "Source", "Chunk", "Score"])
+        self.hits_tree = make_tree(["#", "Source", "Chunk", "Score"], stretch=1, widths={0: 34, 2: 60, 3: 70})
         self.hits_tree.setRootIsDecorated(False)
-        self.hits_tree.setUniformRowHeights(True)
-        header = self.hits_tree.header()
-        header.setStretchLastSection(False)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
-        for col, width in ((0, 34), (2, 60), (3, 70)):
-            self.hits_tree.setColumnWidth(col, width)
         self.preview = PassageView()
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.hits_tree)
@@ -258,7 +237,7 @@ class CorporaView(QWidget):
             selected, self._pending_select = (CORPUS, self._pending_select, None), None
         self.tree.clear()
         for c in self.corpora.items:
-            item = QTreeWidgetItem([c["name"], str(c["documents"]), str(c["chunks"]), human_size(int(c["bytes"] or 0))])
+            item = QTreeWidgetItem([c["name"], str(c["documents"]), str(c["chunks"]), human_bytes(int(c["bytes"] or 0))])
             item.setData(0, Qt.ItemDataRole.UserRole, (CORPUS, c["name"], None))
             item.setToolTip(0, rich_tooltip(f"{c['name']}\n{c['files']} files · created {c['created']}"))
             font = item.font(0)
@@ -267,7 +246,7 @@ class CorporaView(QWidget):
             self._align(item)
             self.tree.addTopLevelItem(item)
             for f in files.get(c["name"], []):
-                child = QTreeWidgetItem([f["name"], str(f["documents"]), str(f["chunks"]), human_size(int(f["bytes"] or 0))])
+                child = QTreeWidgetItem([f["name"], str(f["documents"]), str(f["chunks"]), human_bytes(int(f["bytes"] or 0))])
                 child.setData(0, Qt.ItemDataRole.UserRole, (FILE, c["name"], f["name"]))
                 tip = f"{f['name']} ({f['kind']}) · imported {f['imported']}" + "".join(f"\n- {w}" for w in f["warnings"])
                 child.setToolTip(0, rich_tooltip(tip))

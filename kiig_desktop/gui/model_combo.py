@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QComboBox, QSizePolicy
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QComboBox, QListWidget, QListWidgetItem, QSizePolicy
 
 from ..engine.models import ModelInfo
 from .engines import Engines
@@ -49,3 +50,30 @@ class ModelCombo(QComboBox):
         index = self.findData(model_id)
         if index >= 0:
             self.setCurrentIndex(index)
+
+
+class ModelCheckList(QListWidget):
+    """The usable models (broken files left out) with a check box each: pick several at once."""
+
+    def fill(self, engines: Engines, checked: set[str], tooltip=None) -> None:
+        """Rebuild from ``engines.models``, checking the ids in ``checked``; ``tooltip(info)`` per row."""
+        self.clear()
+        for info in engines.models:
+            if info.error:
+                continue
+            item = QListWidgetItem(model_label(info, engines.is_loaded(info.id)))
+            item.setData(Qt.ItemDataRole.UserRole, info.id)
+            if tooltip is not None:
+                item.setToolTip(tooltip(info))
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Checked if info.id in checked else Qt.CheckState.Unchecked)
+            self.addItem(item)
+
+    def checked_ids(self) -> list[str]:
+        return [self.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.count())
+                if self.item(i).checkState() == Qt.CheckState.Checked]
+
+    def set_checked(self, ids: list[str]) -> None:
+        for i in range(self.count()):
+            item = self.item(i)
+            item.setCheckState(Qt.CheckState.Checked if item.data(Qt.ItemDataRole.UserRole) in ids else Qt.CheckState.Unchecked)

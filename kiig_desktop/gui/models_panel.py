@@ -23,29 +23,12 @@ from PySide6.QtWidgets import (
 )
 
 from ..engine.models import ModelInfo
+from ..units import human_bytes, human_count
 from .engines import Engines
 from .theme import theme
 from .widgets import ElidedLabel, plain_label
 
 SOURCE_TITLES = {"builtin": "Embedded", "folder": "Models folder / added", "lmstudio": "LM Studio", "ollama": "Ollama"}
-
-
-def human_count(n: int | None) -> str:
-    if not n:
-        return "—"
-    for unit, scale in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return str(n)
-
-
-def human_bytes(n: int | None) -> str:
-    if not n:
-        return "—"
-    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} B"
 
 
 class ModelsPanel(QWidget):
@@ -209,10 +192,10 @@ class ModelsPanel(QWidget):
         h = info.header if info else None
         values = {
             "name": info.name if info else "—", "source": SOURCE_TITLES.get(info.source, info.source) if info else "—",
-            "architecture": h.architecture if h else "—", "parameters": human_count(h.parameters) if h else "—",
+            "architecture": h.architecture if h else "—", "parameters": human_count(h.parameters or None, "—", " ") if h else "—",
             "quantization": h.quantization if h else "—",
             "context": f"{h.context_length:,} tokens (trained)" if h and h.context_length else "—",
-            "size": human_bytes(info.size) if info else "—", "path": info.path if info else "—",
+            "size": human_bytes(info.size or None, "—") if info else "—", "path": info.path if info else "—",
         }
         if info and info.error:
             values["architecture"] = info.error

@@ -9,11 +9,9 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QFileDialog,
     QHBoxLayout,
-    QHeaderView,
     QMessageBox,
     QPushButton,
     QStackedWidget,
-    QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -23,7 +21,7 @@ from ..events import CancelToken
 from ..store.export import export_run
 from .session_file import SessionFile
 from .theme import theme
-from .widgets import EmptyState, plain_label
+from .widgets import EmptyState, make_tree, plain_label
 from .workers import TaskManager
 
 RUN, CHAIN = 1, 2
@@ -53,17 +51,9 @@ class SessionsView(QWidget):
         self.session, self.tasks = session, tasks
         self.runs: list[dict] = []
         self.path_label = plain_label("", "muted", selectable=True)
-        self.tree = QTreeWidget()
-        self.tree.setHeaderLabels(list(COLUMNS))
+        self.tree = make_tree(list(COLUMNS), widths={1: 130, 2: 300, 3: 110, 4: 60, 5: 70, 6: 150})
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.tree.setUniformRowHeights(True)
         self.tree.setAlternatingRowColors(True)
-        header = self.tree.header()
-        header.setStretchLastSection(False)
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for col, width in enumerate((0, 130, 300, 110, 60, 70, 150)):
-            if width:
-                self.tree.setColumnWidth(col, width)
         buttons = QHBoxLayout()
         self.buttons = {}
         for key, text in (("open", "Open in Results"), ("compare", "Compare selected"), ("export", "Export run…"),

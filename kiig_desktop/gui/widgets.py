@@ -10,12 +10,14 @@ from PySide6.QtWidgets import (
     QApplication,
     QFrame,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QMenu,
     QMessageBox,
     QScrollArea,
     QSizePolicy,
     QToolButton,
+    QTreeWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -267,13 +269,18 @@ class PageArea(QScrollArea):
             page.resize(width, height)
 
 
-def human_size(n: float) -> str:
-    """A byte count for people: 512 B, 20.5 KB, 3.1 MB."""
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
+def make_tree(headers: list[str], *, stretch: int = 0, widths: dict[int, int] | None = None,
+              uniform_rows: bool = True) -> QTreeWidget:
+    """A tree/table with one stretching column and fixed widths for the others."""
+    tree = QTreeWidget()
+    tree.setHeaderLabels(headers)
+    tree.setUniformRowHeights(uniform_rows)
+    header = tree.header()
+    header.setStretchLastSection(False)
+    header.setSectionResizeMode(stretch, QHeaderView.ResizeMode.Stretch)
+    for col, width in (widths or {}).items():
+        tree.setColumnWidth(col, width)
+    return tree
 
 
 def confirm(parent: QWidget, title: str, text: str) -> bool:

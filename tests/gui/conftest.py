@@ -90,6 +90,15 @@ def load_default(qtbot, window):
     return info
 
 
+def start_generation(window, question, max_tokens: int):
+    """Put ``question`` in Analyze and start generating up to ``max_tokens`` tokens; returns the view."""
+    analyze = window.analyze
+    analyze.form.set_question(question)
+    analyze.max_tokens.setValue(max_tokens)
+    analyze.generate()
+    return analyze
+
+
 def worker_processes() -> list[int]:
     """Live (non-zombie) model worker processes started by this test process."""
     me = os.getpid()

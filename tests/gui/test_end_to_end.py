@@ -13,7 +13,7 @@ from PySide6.QtGui import QGuiApplication, QImage
 from kiig_desktop.analysis import Question
 from kiig_desktop.store import SessionStore
 
-from .conftest import load_default, wait_idle
+from .conftest import load_default, start_generation, wait_idle
 
 pytestmark = pytest.mark.slow
 
@@ -118,12 +118,8 @@ def check_exports(results, tmp_path) -> None:
 def test_generate_score_save_reopen_compare(qtbot, make_window, tmp_path):
     win = make_window()
     load_default(qtbot, win)
-    analyze = win.analyze
-    analyze.form.set_question(QUESTION)
-    analyze.max_tokens.setValue(64)
-
     # generate: tokens stream in, coloured by probability
-    analyze.generate()
+    analyze = start_generation(win, QUESTION, 64)
     wait_idle(qtbot, win)
     gen = analyze.generation
     assert gen is not None and gen["tokens"], "the generation did not finish"

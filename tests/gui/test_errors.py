@@ -13,7 +13,7 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent
 
 from kiig_desktop.gui.engines import worker_pid
 
-from .conftest import load_default, wait_idle, wait_no_workers, worker_processes
+from .conftest import load_default, start_generation, wait_idle, wait_no_workers, worker_processes
 from .test_end_to_end import QUESTION
 
 pytestmark = pytest.mark.slow
@@ -60,10 +60,7 @@ def test_worker_killed_mid_generation_is_reported_and_recovers(qtbot, window):
     info = load_default(qtbot, window)
     client = window.engines.client(info.id)
     pid = worker_pid(client)
-    analyze = window.analyze
-    analyze.form.set_question(QUESTION)
-    analyze.max_tokens.setValue(2000)
-    analyze.generate()
+    analyze = start_generation(window, QUESTION, 2000)
     qtbot.waitUntil(lambda: analyze._n_tokens >= 5, timeout=30000)
     os.kill(pid, signal.SIGKILL)
     wait_idle(qtbot, window)
@@ -100,10 +97,7 @@ def test_context_overflow_is_a_readable_message(qtbot, window):
 def test_closing_during_a_run_cancels_and_leaves_no_process(qtbot, make_window):
     window = make_window()
     load_default(qtbot, window)
-    analyze = window.analyze
-    analyze.form.set_question(QUESTION)
-    analyze.max_tokens.setValue(2000)
-    analyze.generate()
+    analyze = start_generation(window, QUESTION, 2000)
     qtbot.waitUntil(lambda: analyze._n_tokens >= 3, timeout=30000)
     assert worker_processes()
     started = time.monotonic()
@@ -116,10 +110,7 @@ def test_closing_during_a_run_cancels_and_leaves_no_process(qtbot, make_window):
 
 def test_stop_generation_and_cancel_scoring(qtbot, window):
     load_default(qtbot, window)
-    analyze = window.analyze
-    analyze.form.set_question(QUESTION)
-    analyze.max_tokens.setValue(2000)
-    analyze.generate()
+    analyze = start_generation(window, QUESTION, 2000)
     qtbot.waitUntil(lambda: analyze._n_tokens >= 4, timeout=30000)
     analyze.stop_button.click()
     wait_idle(qtbot, window)
