@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import ast
+import socket
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "kiig_desktop"
 QT = ("PySide6", "pyqtgraph", "superqt", "shiboken6")
@@ -50,6 +53,31 @@ def test_gui_never_imports_llama_cpp():
 def test_no_network_client_code_in_the_product():
     offenders = [(str(p.relative_to(PKG)), n) for p in _modules() for n in _imports(p) if n in NETWORK or _top(n) in NETWORK]
     assert offenders == []
+
+
+def test_sockets_are_only_local_pairs():
+    """``socket`` serves the model worker's Unix socket pairs; nothing opens, binds or resolves an address."""
+    users = sorted(str(p.relative_to(PKG)) for p in _modules() if "socket" in _imports(p))
+    assert users == ["engine/client.py", "engine/worker.py"]
+    for rel in users:
+        calls = {node.func.attr for node in ast.walk(ast.parse((PKG / rel).read_text(encoding="utf-8")))
+                 if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                 and isinstance(node.func.value, ast.Name) and node.func.value.id == "socket"}
+        assert calls <= {"socketpair", "socket"}, (rel, calls)
+        text = (PKG / rel).read_text(encoding="utf-8")
+        for word in ("AF_INET", "create_connection", "getaddrinfo", ".bind(", ".listen(", ".connect("):
+            assert word not in text, (rel, word)
+
+
+def test_the_worker_refuses_a_socket_that_is_not_a_local_pair():
+    from kiig_desktop.engine.worker import main
+
+    inet = socket.socket(socket.AF_INET, socket.SOCK_STREAM)  # never bound or connected
+    try:
+        with pytest.raises(SystemExit, match="not a local socket pair"):
+            main([str(inet.fileno()), str(inet.fileno()), "model.gguf", "{}"])
+    finally:
+        inet.close()
 
 
 def test_core_works_with_qt_missing():

@@ -161,11 +161,24 @@ def worker_main(conn: Connection, cancel: CancelListener, path: str, options: di
     backend.close()
 
 
+def _require_local_socket(fd: int) -> None:
+    """The worker talks only over the Unix socket pairs its client made; anything else is refused."""
+    probe = socket.socket(fileno=os.dup(fd))
+    try:
+        family = probe.family
+    finally:
+        probe.close()
+    if family != socket.AF_UNIX:
+        raise SystemExit(f"kiig worker: descriptor {fd} is not a local socket pair ({family!r}); refusing to start")
+
+
 def main(argv: list[str] | None = None) -> None:
     """``python -m kiig_desktop.engine.worker CONN_FD CANCEL_FD PATH OPTIONS_JSON [--echo]``."""
     import json
 
     args = list(sys.argv[1:] if argv is None else argv)
+    for fd in args[:2]:
+        _require_local_socket(int(fd))
     conn = Connection(int(args[0]))
     cancel = CancelListener(socket.socket(fileno=int(args[1])))
     worker_main(conn, cancel, args[2], json.loads(args[3]), echo_log="--echo" in args[4:])
