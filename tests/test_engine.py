@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -130,6 +131,22 @@ def test_cancel_interrupts_a_long_prefill(client):
     assert outcome["r"] == "cancelled"
     assert time.monotonic() - started < 0.5
     assert client.tokenize("still alive") == client.tokenize("still alive")
+
+
+def test_workers_spin_briefly_then_sleep_unless_the_user_says_otherwise(fresh_client, monkeypatch):
+    from kiig_desktop.config import WORKER_ENV_DEFAULTS
+
+    def worker_env(client) -> dict[str, str]:
+        raw = Path(f"/proc/{client.pid}/environ").read_bytes().split(b"\0")
+        return dict(x.decode().split("=", 1) for x in raw if b"=" in x)
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.setenv("GOMP_SPINCOUNT", "5")
+    fresh_client.start()
+    env = worker_env(fresh_client)
+    assert env["OMP_WAIT_POLICY"] == WORKER_ENV_DEFAULTS["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert env["GOMP_SPINCOUNT"] == "5"  # the user's own setting wins
+    assert "OMP_WAIT_POLICY" not in os.environ  # the caller's environment is left alone
 
 
 def test_kill_9_mid_generation_gives_clear_error_then_recovers(fresh_client):

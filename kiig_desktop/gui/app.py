@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 
@@ -11,18 +10,10 @@ from PySide6.QtGui import QGuiApplication, QIcon
 from PySide6.QtWidgets import QApplication
 
 from .. import __version__
-from ..config import WORKER_ENV_DEFAULTS
-
-
-def configure_environment() -> None:
-    """OpenMP wait settings (see ``WORKER_ENV_DEFAULTS``) for the whole process, workers included."""
-    for key, value in WORKER_ENV_DEFAULTS.items():
-        os.environ.setdefault(key, value)
 
 
 def create_application(argv: list[str] | None = None) -> QApplication:
     """The QApplication with high-DPI rounding, names (for QSettings), icon and theme."""
-    configure_environment()
     app = QApplication.instance()
     if app is None:
         QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)

@@ -25,14 +25,12 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def gui_app(qapp):
-    """The QApplication configured like the real app (names, theme, passive OpenMP waits)."""
+    """The QApplication configured like the real app (names, theme)."""
     from kiig_desktop.gui.app import create_application
     from kiig_desktop.gui.theme import theme
 
     app = create_application([])
     assert app is qapp
-    assert os.environ.get("OMP_WAIT_POLICY") == "PASSIVE"
-    assert os.environ.get("GOMP_SPINCOUNT") == "1000"
     theme().apply("light")
     return app
 
