@@ -282,15 +282,25 @@ def test_missing_ids_give_store_errors(store):
 
 
 def test_discard_if_blank_removes_only_sessions_without_content(tmp_path):
+    from kiig_desktop.corpus import add_documents
+    from kiig_desktop.resources import resource_path
     from kiig_desktop.store.connection import discard_if_blank
 
     blank = tmp_path / "blank.kiig"
     SessionStore.open(blank).close()
     assert discard_if_blank(blank) and not blank.exists()
+    models_only = tmp_path / "models-only.kiig"
+    with SessionStore.open(models_only) as s:
+        s.ensure_model(model_info())
+    assert discard_if_blank(models_only) and not models_only.exists()
     used = tmp_path / "used.kiig"
     with SessionStore.open(used) as s:
-        s.ensure_model(model_info())
+        s.find_or_create_run("score", {}, {"scorer": s.ensure_model(model_info())}, {})
     assert not discard_if_blank(used) and used.exists()
+    corpus = tmp_path / "corpus.kiig"
+    with SessionStore.open(corpus) as s:
+        add_documents(s.db, "refs", [resource_path("corpus", "clinical_facts.jsonl")])
+    assert not discard_if_blank(corpus) and corpus.exists()
     other = tmp_path / "notes.txt"
     other.write_text("not a session")
     assert not discard_if_blank(other) and other.exists()

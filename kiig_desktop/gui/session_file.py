@@ -21,6 +21,7 @@ from ..config import Settings, ensure_private_dir
 from ..errors import StoreError
 from ..events import CancelToken
 from ..store import SessionStore
+from ..store.connection import discard_if_blank
 from .workers import Task, TaskManager
 
 T = TypeVar("T")
@@ -102,14 +103,12 @@ class SessionFile(QObject):
             return
         store, path, was_untitled = self.store, self.path, self.untitled
         self.store, self.path = None, None
-        empty = was_untitled and not store.list_runs()
         store.close()
-        if empty and path is not None:
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)
+        if was_untitled and path is not None:
+            discard_if_blank(path)  # runs or corpora keep the autosave
 
     def close(self) -> None:
-        """Close the session (an empty autosave file is removed)."""
+        """Close the session (an autosave file holding nothing is removed)."""
         with self.lock:
             self._close_store()
 

@@ -463,8 +463,9 @@ def close_opened(opened: Opened) -> None:
 def discard_if_blank(path: Path) -> bool:
     """Delete the session at ``path`` if it holds nothing but its schema; True when deleted.
 
-    A command that fails before storing anything (an unknown model, a broken dataset) should not
-    leave a new, empty session file behind. Runs, models or corpus rows all count as content.
+    A command that fails before storing anything (an unknown model, a broken dataset), or an
+    autosave the user left empty, should not stay behind. Runs and corpora are content; model rows
+    alone are not (they only describe the files that runs used).
     """
     try:
         con = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
@@ -472,7 +473,7 @@ def discard_if_blank(path: Path) -> bool:
             tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
             if "runs" not in tables:
                 return False
-            for table in ("runs", "models", "corpora", "corpus_files", "corpus_chunks"):
+            for table in ("runs", "corpora", "corpus_files", "corpus_chunks"):
                 if table in tables and con.execute(f'SELECT 1 FROM "{table}" LIMIT 1').fetchone():
                     return False
         finally:

@@ -179,6 +179,14 @@ def test_autosave_session_lifecycle_export_and_delete(qtbot, make_window, data_d
     qtbot.waitUntil(lambda: window.sessions.tree.topLevelItemCount() == 0, timeout=10000)
     window.new_session()  # the empty autosave file is removed when it is left
     assert not path.exists() and window.session.path != path
+    # an autosave holding only a corpus is kept: a corpus is the user's work too
+    from kiig_desktop.corpus import add_documents
+    from kiig_desktop.resources import resource_path
+
+    with_corpus = window.session.path
+    window.session.write(lambda st: add_documents(st.db, "refs", [resource_path("corpus", "clinical_facts.jsonl")]))
+    window.new_session()
+    assert with_corpus.exists() and window.session.path != with_corpus
 
 
 def test_steps_editor_operations(qtbot, window):
