@@ -8,7 +8,6 @@ session is exactly what was computed.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -276,17 +275,3 @@ def load_result(store, run_id: int, chain_id: int) -> AnalysisResult:
     )
 
 
-def ki_by_step(ki: list[dict]) -> dict[int, dict] | None:
-    """Step index -> KI step of the latest evaluation (None when the chain has no KI data)."""
-    if not ki:
-        return None
-    return {int(s.get("index", i)): s for i, s in enumerate(ki[-1].get("steps") or [])}
-
-
-def finite(value: Any) -> float | None:
-    """A float that can be shown or plotted, else None."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None

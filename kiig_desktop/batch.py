@@ -32,8 +32,9 @@ from .engine.client import EngineClient
 from .engine.models import ModelInfo, resolve_model
 from .errors import Cancelled, ContextOverflow, InputError, KiigError, WorkerCrashed
 from .events import CancelToken, ItemDone, Message, Progress, offset_tokens
+from .files import file_sha256
 from .metrics import infogain
-from .pipeline import ScoreConfig, file_sha256, score_item
+from .pipeline import ScoreConfig, score_item
 
 BATCH_METHOD = "kiig-batch-1"
 PROMPT_VERSION = "kiig-batch-prompt-1"

@@ -38,6 +38,7 @@ from .corpus_import import (
 from .corpus_search import Passage, corpus_id, sanitize_query, search
 from .errors import InputError
 from .events import CancelToken, Progress
+from .files import file_sha256
 
 __all__ = [
     "FileReport", "ImportReport", "Passage", "add_documents", "corpus_fingerprint", "get_chunks", "list_corpora", "list_documents",
@@ -180,16 +181,6 @@ def _collect(paths: Iterable[str | Path]) -> list[tuple[Path, str, str | None, i
     return found
 
 
-def _hash(path: Path, cancel: CancelToken | None) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-            if cancel:
-                cancel.check()
-    return h.hexdigest()
-
-
 def _delete_file_rows(db, file_id: int) -> None:
     conn = db.conn
     conn.execute("DELETE FROM corpus_chunks WHERE document_id IN (SELECT id FROM corpus_documents WHERE file_id = ?)", [file_id])
@@ -214,7 +205,7 @@ def _import_file(db, cid: int, path: Path, fr: FileReport, settings: str, cancel
                         break
                 else:
                     raise _SkipFile("empty file (only whitespace)")
-        digest = _hash(path, cancel)
+        digest = file_sha256(path, cancel)
         size = path.stat().st_size
     except OSError as exc:
         raise _SkipFile(f"cannot read: {exc.strerror or exc}") from exc

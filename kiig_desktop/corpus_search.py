@@ -13,13 +13,13 @@ import sqlite3
 from dataclasses import asdict, dataclass
 
 from .errors import InputError
+from .store.corpus_schema import FTS_TOKENIZE
 
 # Word tokens as FTS5's unicode61 tokenizer sees them: runs of letters and digits (no underscore).
 _WORD = re.compile(r"[^\W_]+")
 
 MAX_QUERY_TERMS = 32
 # The index's tokenizer (store/corpus_schema.py): match_spans must split and stem exactly like it.
-FTS_TOKENIZE = "porter unicode61 remove_diacritics 2"
 MAX_K = 100
 
 # BM25 column weights for (corpus_tag, title, text): the tag only restricts the search.

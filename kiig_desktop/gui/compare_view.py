@@ -39,7 +39,7 @@ from ..analysis import (
     split_text,
 )
 from ..errors import InputError, KiigError
-from ..events import CancelToken, Progress
+from ..events import CancelToken, Progress, run_to_end
 from .analyze_view import AnalyzeView
 from .engines import Engines
 from .figures import OverlayFigure
@@ -315,7 +315,7 @@ class CompareView(QWidget):
             for i, subject in enumerate(models):
                 yield ("status", f"{i + 1}/{len(models)} · {subject.name}: loading and generating…")
                 client = self.engines.acquire(subject, cancel)
-                gen = _run_to_end(iter_generate(client, q, settings, cancel))
+                gen = run_to_end(iter_generate(client, q, settings, cancel))
                 steps = split_text(gen["text"], split_mode).steps
                 if not steps:
                     yield ("status", f"{subject.name} wrote no reasoning; skipped")
@@ -365,11 +365,3 @@ class CompareView(QWidget):
         if path:
             written = self.figure.export(path if path.lower().endswith("." + fmt) else path + "." + fmt)
             self.message.emit(f"Plot saved to {written}", "info")
-
-
-def _run_to_end(gen):
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value

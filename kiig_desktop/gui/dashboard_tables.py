@@ -14,7 +14,7 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelInd
 from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QTableWidget, QTableWidgetItem
 
-from ..dashboard import METRICS, BatchReport, ItemResult, PairDiff, fmt_estimate, fmt_value
+from ..dashboard import METRICS, BatchReport, ItemResult, PairDiff, fmt_estimate, fmt_value, letter
 from .theme import SERIES, theme
 from .widgets import rich_tooltip
 
@@ -23,11 +23,6 @@ SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 DASH = "\u2013"
 RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 DIRECTION_TEXT = {"higher": "▲ higher", "lower": "▼ lower", "unclear": "≈ unclear"}
-
-
-def letter(i: int) -> str:
-    """Short model labels in the run's order: A, B, C, ..."""
-    return chr(ord("A") + i) if i < 26 else f"M{i + 1}"
 
 
 def swatch(color: str, size: int = 10) -> QIcon:

@@ -240,8 +240,3 @@ class Engines(QObject):
         for client in clients:
             client.close()
 
-    def worker_pids(self) -> list[int]:
-        """Process ids of the live model workers (for diagnostics and the no-leftover test)."""
-        with self._guard:
-            clients = list(self._clients.values())
-        return [pid for pid in (worker_pid(c) for c in clients) if pid is not None]

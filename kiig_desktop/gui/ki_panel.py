@@ -26,6 +26,7 @@ from ..analysis import AnalysisResult, Question
 from ..corpus import Passage, get_chunks
 from ..errors import InputError, KiigError
 from ..events import CancelToken, Progress
+from ..metrics import infogain
 from ..metrics.knowledge import build_query, iter_chain_ki, step_claim
 from ..pipeline import model_row
 from .corpora import Corpora
@@ -41,9 +42,7 @@ from .workers import Task, TaskManager
 def question_text(item: dict | None) -> str | None:
     """``Q`` as the KI judge sees it: the question, then one ``"\\nA. text"`` line per option."""
     q = Question.from_item(item)
-    if q is None:
-        return None
-    return q.question + "".join(f"\n{k}. {v}" for k, v in (q.options or {}).items())
+    return None if q is None else infogain.question_text(q.question, q.options)
 
 
 def chain_steps(record: dict) -> list[dict]:

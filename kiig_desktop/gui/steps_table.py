@@ -118,9 +118,6 @@ class StepsModel(QAbstractTableModel):
             return bool(self.context.get("ki"))
         return any(col.get(s, self.context) is not None for s in self.steps)
 
-    def column_key(self, column: int) -> str:
-        return self.columns[column].key
-
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802, B008 - Qt API
         return 0 if parent.isValid() else len(self.steps)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Callable
 
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
@@ -202,18 +201,6 @@ def compact_combo(combo, chars: int = 10):
     combo.setSizeAdjustPolicy(combo.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
     combo.setMinimumContentsLength(chars)
     return combo
-
-
-def labelled_row(label: str, widget: QWidget, stretch: bool = True) -> QHBoxLayout:
-    row = QHBoxLayout()
-    row.addWidget(plain_label(label))
-    row.addWidget(widget, 1 if stretch else 0)
-    return row
-
-
-def connect_all(signals: list, slot: Callable) -> None:
-    for signal in signals:
-        signal.connect(slot)
 
 
 def scrollable(widget: QWidget) -> QScrollArea:

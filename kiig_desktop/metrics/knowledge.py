@@ -27,7 +27,7 @@ from typing import Protocol
 
 from ..corpus_search import STOP_WORDS, Passage, content_terms, corpus_id, search, word_tokens
 from ..errors import Cancelled, ContextOverflow, InputError, KiigError
-from ..events import CancelToken, ItemDone, Progress
+from ..events import CancelToken, ItemDone, Progress, run_to_end
 
 
 class Judge(Protocol):
@@ -379,12 +379,7 @@ def iter_chain_ki(db, corpus: str, judge: Judge, steps: list[dict], question: st
 def score_chain_ki(db, corpus: str, judge: Judge, steps: list[dict], question: str | None = None, *, k: int = 3,
                    cancel: CancelToken | None = None, max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS) -> dict:
     """KI of every step of one chain; ``ki_mean`` is over applicable, judged steps (None if none)."""
-    gen = iter_chain_ki(db, corpus, judge, steps, question, k=k, cancel=cancel, max_prompt_chars=max_prompt_chars)
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
+    return run_to_end(iter_chain_ki(db, corpus, judge, steps, question, k=k, cancel=cancel, max_prompt_chars=max_prompt_chars))
 
 
 def parse_ki_item(obj: object, line_no: int) -> dict:

@@ -23,6 +23,7 @@ from __future__ import annotations
 # Version 1 was the first draft layout (corpora, corpus_documents, corpus_chunks, no FTS index).
 # Increment when the tables change; store/ rebuilds empty older corpus tables and refuses data.
 CORPUS_SCHEMA_VERSION = 2
+FTS_TOKENIZE = "porter unicode61 remove_diacritics 2"  # corpus_search highlights words the same way
 
 CORPUS_DDL: list[str] = [
     """CREATE TABLE IF NOT EXISTS corpora (
@@ -71,7 +72,7 @@ CORPUS_DDL: list[str] = [
     """CREATE VIRTUAL TABLE IF NOT EXISTS corpus_fts USING fts5(
         corpus_tag, title, text,
         content='',
-        tokenize='porter unicode61 remove_diacritics 2'
+        tokenize='""" + FTS_TOKENIZE + """'
     )""",
     """CREATE TRIGGER IF NOT EXISTS corpus_chunks_ai AFTER INSERT ON corpus_chunks BEGIN
         INSERT INTO corpus_fts(rowid, corpus_tag, title, text)
