@@ -300,9 +300,15 @@ def paired_values(results: Sequence[ItemResult], a: str, b: str, metric_key: str
 
 
 def load_chain_detail(store, chain_id: int) -> dict:
-    """Everything the chain view shows for one item: ``{"record", "item", "generation", "ki"}``."""
-    return {"record": store.load_chain(chain_id), "item": store.load_item(chain_id),
+    """What the report's drill-down shows for one item: ``{"record", "item", "generation", "ki"}``
+    (token curves left out: the report does not draw them)."""
+    return {"record": store.load_chain(chain_id, curve=False), "item": store.load_item(chain_id),
             "generation": store.load_generation(chain_id), "ki": store.load_ki(chain_id)}
+
+
+def chain_details(store, report: BatchReport) -> dict[int, dict]:
+    """The drill-down of every item of ``report``, by chain id."""
+    return {r.chain_id: load_chain_detail(store, r.chain_id) for r in report.items}
 
 
 # ------------------------------------------------------------------------------------ wording

@@ -14,7 +14,7 @@ import pytest
 
 from kiig_desktop import cli
 from kiig_desktop.batch import chain_key
-from kiig_desktop.dashboard import METRIC_KEYS, finding, load_chain_detail, summarize
+from kiig_desktop.dashboard import METRIC_KEYS, chain_details, finding, summarize
 from kiig_desktop.report import render_csv, render_html, render_json
 from kiig_desktop.stats import bootstrap_mean_ci, paired_diff_ci
 from kiig_desktop.store import SessionStore
@@ -141,7 +141,7 @@ class _Tags(HTMLParser):
 def html_file(session, tmp_path_factory) -> Path:
     with SessionStore.open(session, write=False) as store:
         report = summarize(store, n_boot=200)
-        details = {r.chain_id: load_chain_detail(store, r.chain_id) for r in report.items}
+        details = chain_details(store, report)
         html = render_html(report, details)
     path = tmp_path_factory.mktemp("html") / "report.html"
     path.write_text(html, encoding="utf-8")

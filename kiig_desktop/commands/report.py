@@ -26,7 +26,7 @@ def register(sub) -> None:
 
 
 def build(args: argparse.Namespace) -> str:
-    from ..dashboard import load_chain_detail, summarize
+    from ..dashboard import chain_details, summarize
     from ..report import render_csv, render_html, render_json
     from ..store import SessionStore
 
@@ -40,7 +40,7 @@ def build(args: argparse.Namespace) -> str:
             return render_json(report)
         if args.format == "csv":
             return render_csv(report, args.table)
-        details = None if args.no_chains else {r.chain_id: load_chain_detail(store, r.chain_id) for r in report.items}
+        details = None if args.no_chains else chain_details(store, report)
         return render_html(report, details)
 
 

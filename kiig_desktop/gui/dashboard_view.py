@@ -32,9 +32,9 @@ from ..dashboard import (
     Estimate,
     PairDiff,
     batch_runs,
+    chain_details,
     finding,
     fmt_estimate,
-    load_chain_detail,
     summarize,
 )
 from ..events import CancelToken
@@ -100,11 +100,13 @@ def finding_text(report: BatchReport, a: str | None, b: str | None) -> str:
     return finding(_AnyOrder(report), a, b)
 
 
-def html_report(store, run_id: int) -> str:
-    """``kiig report --db FILE --run RUN --format html``: the same numbers, drill-down included."""
-    report = summarize(store, run_id)
-    details = {r.chain_id: load_chain_detail(store, r.chain_id) for r in report.items}
-    return render_html(report, details)
+def html_report(store, run_id: int, report: BatchReport | None = None) -> str:
+    """``kiig report --db FILE --run RUN --format html``: the same numbers, drill-down included.
+
+    ``report``: the run's summary when the caller already has it (the bootstrap is not redone).
+    """
+    report = report if report is not None else summarize(store, run_id)
+    return render_html(report, chain_details(store, report))
 
 
 class DashboardView(QWidget):
@@ -418,7 +420,8 @@ class DashboardView(QWidget):
         out = Path(path)
 
         def work(_c: CancelToken) -> str:
-            text = self.session.read(lambda st: html_report(st, run_id))
+            shown = self.report if self.report is not None and int(self.report.run["id"]) == run_id else None
+            text = self.session.read(lambda st: html_report(st, run_id, shown))
             return str(write_private_text(out, text, keep=(self.session.path,)))
 
         task = self.tasks.run(f"Writing the report of run {run_id}", work)
