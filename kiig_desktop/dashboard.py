@@ -163,7 +163,14 @@ class BatchReport:
         return next((r for r in self.items if r.item_id == item_id and r.model == model_key), None)
 
     def pair(self, a: str, b: str, metric_key: str) -> PairDiff | None:
-        return next((p for p in self.pairs if p.a == a and p.b == b and p.metric == metric_key), None)
+        """``b − a`` for any two models (``pairs`` holds each pair once, in run order)."""
+        for p in self.pairs:
+            if p.metric == metric_key and (p.a, p.b) == (a, b):
+                return p
+            if p.metric == metric_key and (p.a, p.b) == (b, a):
+                d = p.diff
+                return PairDiff(a, b, metric_key, Estimate(-d.mean, -d.hi, -d.lo, d.n))
+        return None
 
     def to_dict(self) -> dict:
         return {

@@ -29,8 +29,6 @@ from PySide6.QtWidgets import (
 from ..dashboard import (
     METRICS,
     BatchReport,
-    Estimate,
-    PairDiff,
     batch_runs,
     chain_details,
     finding,
@@ -54,31 +52,6 @@ REFRESH_DEBOUNCE_MS = 800
 READ_TITLE = "Reading the session's batch runs"  # the status bar does not list session reads
 
 
-def pair_diff(report: BatchReport, a: str, b: str, metric_key: str) -> PairDiff | None:
-    """``b − a`` for any two models of the report (the report holds each pair once, in run order)."""
-    p = report.pair(a, b, metric_key)
-    if p is not None:
-        return p
-    q = report.pair(b, a, metric_key)
-    if q is None:
-        return None
-    d = q.diff
-    return PairDiff(a, b, metric_key, Estimate(-d.mean, -d.hi, -d.lo, d.n))
-
-
-class _AnyOrder:
-    """``report`` as ``dashboard.finding`` reads it, with pairs in either order."""
-
-    def __init__(self, report: BatchReport) -> None:
-        self.report, self.level = report, report.level
-
-    def model(self, key: str):
-        return self.report.model(key)
-
-    def pair(self, a: str, b: str, metric_key: str) -> PairDiff | None:
-        return pair_diff(self.report, a, b, metric_key)
-
-
 def finding_text(report: BatchReport, a: str | None, b: str | None) -> str:
     """The dashboard's headline: the comparison of B with A, or one model's numbers."""
     if not report.models:
@@ -97,7 +70,7 @@ def finding_text(report: BatchReport, a: str | None, b: str | None) -> str:
         status = report.run.get("status")
         why = "the run is still going" if status == "running" else f"the run is {status}; run it again to resume it"
         return f"No comparison yet: {' and '.join(missing)} {'has' if len(missing) == 1 else 'have'} no results ({why})."
-    return finding(_AnyOrder(report), a, b)
+    return finding(report, a, b)
 
 
 def html_report(store, run_id: int, report: BatchReport | None = None) -> str:
@@ -367,7 +340,7 @@ class DashboardView(QWidget):
             return
         a, b = self.pair_keys()
         two = len(report.models) > 1 and a is not None and b is not None and a != b
-        pairs = [p for p in (pair_diff(report, a, b, m.key) for m in METRICS) if p is not None] if two else []
+        pairs = [p for p in (report.pair(a, b, m.key) for m in METRICS) if p is not None] if two else []
         self.pairs_table.set_pairs(pairs, report.level)
         self.forest.set_pairs(pairs)
         self.finding.setText(finding_text(report, a, b))

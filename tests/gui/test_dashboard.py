@@ -17,7 +17,7 @@ from kiig_desktop.commands.report import build as build_report
 from kiig_desktop.dashboard import METRICS, fmt_estimate, summarize
 from kiig_desktop.events import ItemDone
 from kiig_desktop.gui.batch_task import RunStarted, fmt_duration, progress_text
-from kiig_desktop.gui.dashboard_view import finding_text, pair_diff
+from kiig_desktop.gui.dashboard_view import finding_text
 from kiig_desktop.resources import resource_path
 from kiig_desktop.store import SessionStore
 
@@ -229,7 +229,7 @@ def test_dashboard_numbers_pairs_and_drill_down(qtbot, window, tmp_path):
         view._show_pair()
         assert view.pairs_table.rowCount() == len(METRICS)
         for row, mt in enumerate(METRICS):
-            p = pair_diff(report, a, b, mt.key)
+            p = report.pair(a, b, mt.key)
             assert cell(view.pairs_table, row, 1) == fmt_estimate(mt.key, p.diff, True)
             assert p.direction in cell(view.pairs_table, row, 3)
             if mt.key == "accuracy":
@@ -237,7 +237,7 @@ def test_dashboard_numbers_pairs_and_drill_down(qtbot, window, tmp_path):
                 assert (lo, hi) == pytest.approx((100 * p.diff.lo, 100 * p.diff.hi))
         assert view.finding.text() == finding_text(report, a, b)
     forward = report.pair(keys[0], keys[2], "info_gain_mean").diff
-    reverse = pair_diff(report, keys[2], keys[0], "info_gain_mean").diff
+    reverse = report.pair(keys[2], keys[0], "info_gain_mean").diff
     assert (reverse.mean, reverse.lo, reverse.hi) == (-forward.mean, -forward.hi, -forward.lo)
     assert view.finding.text().startswith(f"Compared with {report.models[2].name}, {report.models[0].name}")
 
