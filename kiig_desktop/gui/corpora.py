@@ -77,7 +77,7 @@ class Corpora(QObject):
             return None
         self._serial += 1
         serial = self._serial
-        task = self.tasks.run("Reading the session's corpora", lambda _c: self.session.read(lambda st: list_corpora(st.db)))
+        task = self.tasks.run("Reading the session's corpora", lambda _c: self.session.read(lambda st: list_corpora(st.db)), quiet=True)
         task.succeeded.connect(lambda items: self._set(items, serial))
         task.failed.connect(lambda text: self.message.emit(text, "error"))
         return task
@@ -92,12 +92,13 @@ class Corpora(QObject):
 
     def files(self, name: str) -> Task:
         """Task: the files of corpus ``name`` (list of dicts)."""
-        return self.tasks.run("Reading the session's corpora", lambda _c: self.session.read(lambda st: list_files(st.db, name)))
+        return self.tasks.run("Reading the session's corpora", lambda _c: self.session.read(lambda st: list_files(st.db, name)), quiet=True)
 
     def documents(self, name: str, file_name: str, limit: int = 1000) -> Task:
         """Task: ``(documents, total)`` of one file of corpus ``name``."""
         return self.tasks.run("Reading the session's corpora",
-                              lambda _c: self.session.read(lambda st: list_documents(st.db, name, file_name, limit)))
+                              lambda _c: self.session.read(lambda st: list_documents(st.db, name, file_name, limit)),
+                              quiet=True)
 
     def search(self, name: str, query: str, k: int = 5) -> Task:
         """Task: the top-``k`` passages (``Passage`` list) of corpus ``name`` for ``query``."""

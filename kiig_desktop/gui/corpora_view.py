@@ -222,7 +222,7 @@ class CorporaView(QWidget):
         def work(_c: CancelToken) -> dict[str, list[dict]]:
             return self.corpora.session.read(lambda st: {n: list_files(st.db, n) for n in names})
 
-        task = self.corpora.tasks.run("Reading the session's corpora", work)
+        task = self.corpora.tasks.run("Reading the session's corpora", work, quiet=True)
         task.succeeded.connect(lambda files: self._fill_tree(files, serial))
         task.failed.connect(lambda text: self.message.emit(text, "error"))
 

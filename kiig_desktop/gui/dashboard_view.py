@@ -49,7 +49,7 @@ from .widgets import EmptyState, PlotFrame, compact_combo, plain_label, scrollab
 from .workers import Task, TaskManager
 
 REFRESH_DEBOUNCE_MS = 800
-READ_TITLE = "Reading the session's batch runs"  # the status bar does not list session reads
+READ_TITLE = "Reading the session's batch runs"
 
 
 def finding_text(report: BatchReport, a: str | None, b: str | None) -> str:
@@ -263,7 +263,7 @@ class DashboardView(QWidget):
 
         self.pending = True
         self.busy.setText("Updating…")
-        task = self.tasks.run(READ_TITLE, lambda _c: self.session.read(read))
+        task = self.tasks.run(READ_TITLE, lambda _c: self.session.read(read), quiet=True)
         task.succeeded.connect(lambda out: self._loaded(serial, *out))
         task.failed.connect(lambda text: self._failed(serial, text))
         return task

@@ -313,7 +313,7 @@ class KiPanel(QWidget):
         self._chunks_pending = bool(ids)
         if ids:
             task = self.tasks.run("Reading the session's corpora",
-                                  lambda _c: self.session.read(lambda st: get_chunks(st.db, ids)))
+                                  lambda _c: self.session.read(lambda st: get_chunks(st.db, ids)), quiet=True)
             task.succeeded.connect(lambda passages: self._chunks_loaded(serial, passages))
             task.failed.connect(lambda text: self._chunks_loaded(serial, []))
         self.show_focus()

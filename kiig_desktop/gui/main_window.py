@@ -81,13 +81,16 @@ class TaskIndicator(QWidget):
         tasks.ended.connect(self.update_state)
         self.update_state()
 
+    def _shown(self) -> list:
+        return [t for t in self.tasks.active() if not t.quiet]
+
     def _cancel(self) -> None:
-        active = self.tasks.active()
-        if active:
-            active[-1].cancel()
+        shown = self._shown()
+        if shown:
+            shown[-1].cancel()
 
     def update_state(self, *_args) -> None:
-        active = [t for t in self.tasks.active() if not t.title.startswith(("Reading the session", "Opening chain"))]
+        active = self._shown()
         self.setVisible(bool(active))
         if active:
             more = f" (+{len(active) - 1})" if len(active) > 1 else ""

@@ -202,7 +202,7 @@ class ResultsView(QWidget):
 
     def open_chain(self, run_id: int, chain_id: int) -> None:
         """Load a stored chain off the GUI thread and show it."""
-        task = self.tasks.run("Opening chain", lambda _c: self.session.read(lambda st: load_result(st, run_id, chain_id)))
+        task = self.tasks.run("Opening chain", lambda _c: self.session.read(lambda st: load_result(st, run_id, chain_id)), quiet=True)
         task.succeeded.connect(self.show_result)
         task.failed.connect(lambda text: self.message.emit(text, "error"))
 

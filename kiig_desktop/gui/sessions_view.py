@@ -95,7 +95,7 @@ class SessionsView(QWidget):
         if self.session.store is None:
             self._fill([])
             return
-        task = self.tasks.run("Reading the session", lambda _c: self.session.read(read_session))
+        task = self.tasks.run("Reading the session", lambda _c: self.session.read(read_session), quiet=True)
         task.succeeded.connect(self._fill)
         task.failed.connect(lambda text: self.message.emit(text, "error"))
 

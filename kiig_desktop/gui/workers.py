@@ -86,9 +86,10 @@ class Task(QObject):
     cancelled = Signal()
     finished = Signal()
 
-    def __init__(self, title: str, work: Work, parent: QObject | None = None) -> None:
+    def __init__(self, title: str, work: Work, parent: QObject | None = None, quiet: bool = False) -> None:
         super().__init__(parent)
         self.title = title
+        self.quiet = quiet  # a short read the status bar does not list (nor cancel)
         self.token = CancelToken()
         self.error: BaseException | None = None
         self.result: Any = None
@@ -155,9 +156,12 @@ class TaskManager(QObject):
         super().__init__(parent)
         self._tasks: list[Task] = []
 
-    def run(self, title: str, work: Work) -> Task:
-        """Create and start a task (connect to its signals right after; they are queued)."""
-        task = Task(title, work, self)
+    def run(self, title: str, work: Work, quiet: bool = False) -> Task:
+        """Create and start a task (connect to its signals right after; they are queued).
+
+        ``quiet``: a short session read that the status bar neither shows nor offers to cancel.
+        """
+        task = Task(title, work, self, quiet=quiet)
         self._tasks.append(task)
         task.finished.connect(self._on_finished)
         task.start()

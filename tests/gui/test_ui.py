@@ -274,3 +274,28 @@ def test_step_buttons_follow_the_selection_and_new_steps_clear_the_score_status(
     view.progress.setVisible(True)
     editor.set_steps([StepDraft("a different step", 0, 16)])
     assert view.score_status.text() == "" and not view.progress.isVisible()
+
+
+def test_status_bar_lists_and_cancels_real_work_not_quiet_session_reads(qtbot, window):
+    import threading
+
+    from kiig_desktop.events import CancelToken
+
+    release = threading.Event()
+
+    def slow(cancel: CancelToken) -> str:
+        while not release.wait(0.02):
+            cancel.check()
+        return "done"
+
+    work = window.tasks.run("Scoring with a model", slow)
+    read = window.tasks.run("Reading the session", slow, quiet=True)
+    indicator = window.task_indicator
+    qtbot.waitUntil(lambda: indicator.isVisibleTo(window), timeout=5000)
+    assert indicator.label.text() == "Scoring with a model…"  # the quiet read is neither shown nor counted
+    indicator._cancel()
+    qtbot.waitUntil(lambda: not work.running, timeout=5000)
+    assert read.running  # Cancel stopped the listed task, not the read that started after it
+    release.set()
+    qtbot.waitUntil(lambda: not read.running, timeout=5000)
+    assert not indicator.isVisibleTo(window)
