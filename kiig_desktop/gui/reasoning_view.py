@@ -107,10 +107,13 @@ class ReasoningView(QTextEdit):
         self._update_selections()
 
     def set_highlight(self, selected: int | None, hovered: int | None = None) -> None:
+        previous = self._selected
         self._selected = selected if selected is not None and selected >= 0 else None
         self._hovered = hovered if hovered is not None and hovered >= 0 else None
         self._update_selections()
-        if self._selected is not None and self._selected < len(self.spans) and self.spans[self._selected]:
+        # scroll to a newly selected step only: hovering elsewhere must not pull the text back
+        if self._selected != previous and self._selected is not None and self._selected < len(self.spans) \
+                and self.spans[self._selected]:
             cursor = QTextCursor(self.document())
             cursor.setPosition(min(self.spans[self._selected][0], self.document().characterCount() - 1))
             self.setTextCursor(cursor)

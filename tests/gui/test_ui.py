@@ -299,3 +299,26 @@ def test_status_bar_lists_and_cancels_real_work_not_quiet_session_reads(qtbot, w
     release.set()
     qtbot.waitUntil(lambda: not read.running, timeout=5000)
     assert not indicator.isVisibleTo(window)
+
+
+def test_hovering_a_step_does_not_scroll_the_reasoning_back_to_the_selection(qtbot, gui_app):
+    from kiig_desktop.gui.reasoning_view import ReasoningView
+
+    view = ReasoningView(read_only=True)
+    qtbot.addWidget(view)
+    view.resize(400, 120)
+    view.show()
+    lines = [f"Step {i}: a sentence long enough to take a line of its own." for i in range(60)]
+    text = "\n".join(lines)
+    view.set_plain(text)
+    starts = [text.index(line) for line in lines]
+    view.set_spans([(s, s + len(line)) for s, line in zip(starts, lines, strict=True)])
+    bar = view.verticalScrollBar()
+    view.set_highlight(50)
+    at_selection = bar.value()
+    assert at_selection > 0
+    bar.setValue(0)  # the user scrolls up to read, and moves the mouse over step 2
+    view.set_highlight(50, hovered=2)
+    assert bar.value() == 0
+    view.set_highlight(55)  # a new selection does scroll
+    assert bar.value() >= at_selection
