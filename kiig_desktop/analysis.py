@@ -18,6 +18,7 @@ from .engine.models import ModelInfo
 from .errors import Cancelled, InputError
 from .events import CancelToken, Progress
 from .metrics.infogain import METHOD_VERSION, iter_score_chain
+from .pipeline import model_row
 from .steps import split_reasoning
 from .store.codec import canonical_json, sha256_text
 
@@ -225,16 +226,6 @@ def iter_score(client, q: Question, steps: Sequence[StepDraft], *, mode: str = "
 
 
 # --------------------------------------------------------------------------------- storage
-
-
-def model_row(info: ModelInfo, ref: dict) -> dict:
-    h = info.header
-    return {
-        "path": ref["path"], "sha256": ref["sha256"], "name": info.name,
-        "architecture": h.architecture if h else None, "quantization": h.quantization if h else None,
-        "parameters": h.parameters if h else None, "context_length": h.context_length if h else None,
-        "size": info.size,
-    }
 
 
 def run_settings(record: dict, split_mode: str, source: str, backend: dict, generation: GenerationSettings | None) -> dict:

@@ -34,7 +34,7 @@ from .errors import Cancelled, ContextOverflow, InputError, KiigError, WorkerCra
 from .events import CancelToken, ItemDone, Message, Progress, offset_tokens
 from .files import file_sha256
 from .metrics import infogain
-from .pipeline import ScoreConfig, score_item
+from .pipeline import ScoreConfig, item_row, model_row, score_item
 
 BATCH_METHOD = "kiig-batch-1"
 PROMPT_VERSION = "kiig-batch-prompt-1"
@@ -128,25 +128,6 @@ def load_items(dataset: str | Path, limit: int | None = None, layout: str = "aut
     if limit is not None and limit < 1:
         raise InputError(f"--limit must be at least 1, got {limit}")
     return (ds.items[:limit] if limit else ds.items), file_sha256(dataset)
-
-
-def model_row(info: ModelInfo) -> dict:
-    """What the session records about a model file (as ``pipeline.model_row``, from the file alone)."""
-    h = info.header
-    return {
-        "path": info.path, "sha256": info.sha256(), "name": info.name, "size": info.size,
-        "architecture": h.architecture if h else None, "quantization": h.quantization if h else None,
-        "parameters": h.parameters if h else None, "context_length": h.context_length if h else None,
-        "metadata": dict(h.metadata) if h else {},
-    }
-
-
-def _item_row(item: DatasetItem) -> dict:
-    row = {"id": item.id, "question": item.question, "answer": item.answer, "kind": item.kind}
-    if item.options is not None:
-        row["options"] = item.options
-        row["answer_idx"] = item.answer_idx
-    return row
 
 
 def batch_settings(config: BatchConfig, dataset_sha256: str, n_items: int, subjects: Sequence[str],
@@ -269,7 +250,7 @@ def iter_batch(
                 record, generation, ki = yield from _run_item(ctx, clients, subject, subject_id, roles.get("judge"), item)
                 transient = record.pop("_transient", False)
                 if not transient:
-                    store.save_chain(run_id, keys[m][i], record, item=_item_row(item), generation=generation, ki=ki)
+                    store.save_chain(run_id, keys[m][i], record, item=item_row(item), generation=generation, ki=ki)
                 if record.get("error"):
                     summary.errors += 1
                     summary.error_keys.append(keys[m][i])

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from . import __version__
 from .datasets import DatasetItem, RowError, iter_jsonl, parse_score_line
+from .engine.models import ModelInfo
 from .errors import Cancelled, ContextOverflow, InputError, KiigError, WorkerCrashed
 from .events import CancelToken, ItemDone, Message, Progress, offset_tokens
 from .metrics import infogain
@@ -149,11 +150,10 @@ def versions(client=None) -> dict:
     return {"kiig": __version__, "llama_cpp_python": info.get("llama_cpp_python"), "system_info": info.get("system_info")}
 
 
-def model_row(client) -> dict:
-    """What the session records about a model file."""
-    m = client.model
+def model_row(m: ModelInfo, ref: dict | None = None) -> dict:
+    """What the session records about a model file; ``ref`` (path, sha256) when already known."""
     h = m.header
-    ref = client.model_ref()
+    ref = ref or {"path": m.path, "sha256": m.sha256()}
     return {
         "path": ref["path"], "sha256": ref["sha256"], "name": m.name, "size": m.size,
         "architecture": h.architecture if h else None, "quantization": h.quantization if h else None,
@@ -190,7 +190,7 @@ def iter_score(
     run_id = None
     if store is not None:
         client.start(cancel=cancel)
-        model_id = store.ensure_model(model_row(client))
+        model_id = store.ensure_model(model_row(client.model, client.model_ref()))
         run_id, created = store.find_or_create_run("score", run_settings(client, config, input_sha256 or ""), {"scorer": model_id}, versions(client), seed=client.options.seed)
         summary.run_id = run_id
         if not created:
@@ -218,7 +218,7 @@ def iter_score(
                 if "error" not in record:
                     tokens_before = progress.tokens
                 if store is not None and (record.get("error") is None or record.pop("_store_error", False)):
-                    store.save_chain(run_id, job.key, record, item=_item_row(job.item))
+                    store.save_chain(run_id, job.key, record, item=item_row(job.item))
             record.pop("_store_error", None)
             if record.get("error") is not None:
                 summary.errors += 1
@@ -253,7 +253,8 @@ def _score_job(client, job: ScoreJob, config: ScoreConfig, cancel, progress: Pro
         return _error_record(job, config, client.model_ref(), exc.message)
 
 
-def _item_row(item: DatasetItem | None) -> dict | None:
+def item_row(item: DatasetItem | None) -> dict | None:
+    """What the session records about a dataset item."""
     if item is None:
         return None
     row = {"id": item.id, "question": item.question, "answer": item.answer, "kind": item.kind}

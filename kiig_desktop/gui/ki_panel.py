@@ -232,7 +232,7 @@ class KiPanel(QWidget):
                 reader.close()
             for ks, step in zip(out["steps"], steps, strict=True):
                 ks["claim"], ks["query"] = step_query(ks, step, question)
-            row = model_row(client)
+            row = model_row(client.model, client.model_ref())
 
             def save(store) -> list[dict]:
                 store.save_ki(chain_id, store.ensure_model(row), corpus, out["steps"], out["ki_mean"])
