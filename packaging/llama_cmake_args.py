@@ -37,11 +37,14 @@ def cpu_flags() -> set[str]:
 
 def cmake_args() -> str:
     if platform.system() != "Linux" or platform.machine() not in ("x86_64", "AMD64"):
-        return "-DLLAVA_BUILD=OFF"  # other platforms: llama.cpp's own defaults (e.g. Metal on macOS)
+        return "-DGGML_LLAMAFILE=OFF -DLLAVA_BUILD=OFF"  # other platforms: llama.cpp's own defaults (e.g. Metal on macOS)
     flags = cpu_flags()
     args = ["-DGGML_NATIVE=OFF"]
     args += [f"-D{opt}=ON" for opt, needs in FEATURES if all(n in flags for n in needs)]
-    args.append("-DLLAVA_BUILD=OFF")
+    # llamafile's tinyBLAS matmul runs only for batches of 2+ rows, so a token decoded alone got
+    # different logits from the same token in a batch (0.036 nats on SmolLM2 Q4_1): off, for
+    # batch-invariant numbers (docs/metrics.md, exactness)
+    args += ["-DGGML_LLAMAFILE=OFF", "-DLLAVA_BUILD=OFF"]
     return " ".join(args)
 
 

@@ -304,3 +304,14 @@ def test_discard_if_blank_removes_only_sessions_without_content(tmp_path):
     other = tmp_path / "notes.txt"
     other.write_text("not a session")
     assert not discard_if_blank(other) and other.exists()
+
+
+def test_generation_without_an_answer_reads_back_as_none(store):
+    """A generation in which no answer was found keeps its keys: the batch and the views read them."""
+    run, _ = _run(store)
+    gen = {**make_generation(3, 1), "extracted_answer": None, "correct": None}
+    chain = store.save_chain(run, "k-none", make_record(3), generation=gen)
+    loaded = store.load_generation(chain)
+    assert loaded["extracted_answer"] is None and loaded["correct"] is None
+    chain = store.save_chain(run, "k-wrong", make_record(4), generation={**make_generation(4, 1), "correct": False})
+    assert store.load_generation(chain)["correct"] is False

@@ -194,11 +194,10 @@ def generation_from_row(row: tuple) -> dict:
         "text": text,
         "tokens": [{"text": p, "logprob": lp, "entropy_bits": e} for p, lp, e in zip(pieces, lps, ents, strict=False)],
         "model_id": model_id,
+        # always present: a generation with no answer found reads back as None, like the chain record
+        "extracted_answer": extracted,
+        "correct": None if correct is None else bool(correct),
     }
-    if extracted is not None:
-        gen["extracted_answer"] = extracted
-    if correct is not None:
-        gen["correct"] = bool(correct)
     gen.update(loads(extra) or {})
     return gen
 
