@@ -88,16 +88,26 @@ def test_cancel_stops_generation_within_half_a_second(client):
     from kiig_desktop.events import CancelToken
 
     token = CancelToken()
-    done = threading.Event()
+    first, done = threading.Event(), threading.Event()
     result = {}
 
     def consume():
-        result["events"], result["value"] = _run(client.generate(MESSAGES, max_tokens=4000, cancel=token))
+        gen = client.generate(MESSAGES, max_tokens=4000, cancel=token)
+        events = []
+        while True:
+            try:
+                events.append(next(gen))
+            except StopIteration as stop:
+                result["events"], result["value"] = events, stop.value
+                break
+            first.set()
         done.set()
 
     t = threading.Thread(target=consume)
     t.start()
-    time.sleep(0.5)
+    # cancel mid-generation: on a busy machine the prompt may take longer than any fixed sleep
+    assert first.wait(60)
+    time.sleep(0.2)
     started = time.monotonic()
     token.cancel()
     assert done.wait(5)
