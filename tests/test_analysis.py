@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kiig_desktop.analysis import Question, StepDraft, chain_key, grade_text, locate_steps, split_text
 from kiig_desktop.errors import InputError
+from kiig_desktop.runs.analysis import Question, StepDraft, chain_key, grade_text, locate_steps, split_text
 
 MCQ = Question("Which drug first?", "Metformin", {"A": "Insulin", "B": "Metformin"})
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from kiig_desktop import cli
-from kiig_desktop.batch import chain_key
-from kiig_desktop.dashboard import METRIC_KEYS, chain_details, finding, summarize
-from kiig_desktop.report import render_csv, render_html, render_json
-from kiig_desktop.stats import bootstrap_mean_ci, paired_diff_ci
+from kiig_desktop.reports.html import render_csv, render_html, render_json
+from kiig_desktop.reports.stats import bootstrap_mean_ci, paired_diff_ci
+from kiig_desktop.reports.summary import METRIC_KEYS, chain_details, finding, summarize
+from kiig_desktop.runs.batch import chain_key
 from kiig_desktop.store import SessionStore
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)> & "quoted" \'single\' </details></table>'

@@ -6,14 +6,14 @@ import json
 
 import pytest
 
-from kiig_desktop.errors import Cancelled, EngineError, InputError, WorkerCrashed
-from kiig_desktop.steps import (
+from kiig_desktop.chains.steps import (
     DECOMPOSE_SCHEMA,
     MODES,
     SplitResult,
     split_reasoning,
     split_with_llm,
 )
+from kiig_desktop.errors import Cancelled, EngineError, InputError, WorkerCrashed
 
 
 def assert_offsets(text: str, result: SplitResult) -> None:

@@ -41,7 +41,7 @@ def register(sub) -> None:
 
 def read_items(path: str) -> list[dict]:
     """Parse and validate the whole input file first, so a bad line stops before any model loads."""
-    from ..metrics.knowledge import parse_ki_item
+    from ..knowledge.ki import parse_ki_item
 
     items: list[dict] = []
     seen: dict[str, int] = {}
@@ -85,9 +85,9 @@ def _reusable(record: dict, item: dict) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..corpus import corpus_fingerprint
-    from ..corpus_search import corpus_id
-    from ..metrics.knowledge import ki_items
+    from ..knowledge.corpus import corpus_fingerprint
+    from ..knowledge.ki import ki_items
+    from ..knowledge.search import corpus_id
     from ..store import SessionStore
 
     if not 1 <= args.k <= 20:
@@ -109,10 +109,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _judge_all(args, store, items: list[dict], settings: dict, out, ki_items) -> int:
-    from ..metrics.knowledge import judge_model_ref
+    from ..knowledge.ki import judge_model_ref
 
     try:
-        from ..engine.judge import open_judge
+        from ..knowledge.judge import open_judge
     except ImportError as exc:
         raise KiigError(f"the judge engine is not available in this build ({exc})") from None
     with open_judge(args.model) as judge:

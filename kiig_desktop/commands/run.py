@@ -9,12 +9,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..batch import BatchConfig, iter_batch
-from ..datasets import LAYOUTS
+from ..chains.datasets import LAYOUTS
+from ..chains.steps import MODES as SPLIT_MODES
 from ..errors import InputError, StoreError
 from ..events import CancelToken, ItemDone, Message, Progress
 from ..metrics.infogain import MODES
-from ..steps import MODES as SPLIT_MODES
+from ..runs.batch import BatchConfig, iter_batch
 from ._common import add_engine_args, engine_options
 from ._progress import ProgressLine, drive
 
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_summary(store, summary, db: str) -> None:
-    from ..dashboard import fmt_estimate, summarize
+    from ..reports.summary import fmt_estimate, summarize
 
     try:
         report = summarize(store, summary.run_id, n_boot=1000)

@@ -7,13 +7,13 @@ import json
 import sys
 from pathlib import Path
 
+from ..chains.steps import MODES as SPLIT_MODES
 from ..engine.client import EngineClient
 from ..errors import InputError, StoreError
 from ..events import CancelToken, ItemDone, Message, Progress
 from ..files import file_sha256, private_output
 from ..metrics.infogain import MODES
-from ..pipeline import ScoreConfig, iter_score, output_line, read_score_input
-from ..steps import MODES as SPLIT_MODES
+from ..runs.score import ScoreConfig, iter_score, output_line, read_score_input
 from ._common import add_engine_args, engine_options, print_engine_warnings
 from ._progress import ProgressLine, drive
 

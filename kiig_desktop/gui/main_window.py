@@ -39,19 +39,19 @@ from ..config import Settings
 from ..errors import KiigError
 from ..files import write_private_text
 from ..resources import resource_path
-from .analyze_view import AnalyzeView
-from .compare_view import CompareView
-from .dashboard_setup import install_dashboard
-from .dialogs import AboutDialog
-from .engines import Engines
-from .ki_setup import install_knowledge, show_knowledge_index
-from .models_panel import ModelsPanel
-from .results_view import ResultsView
-from .session_file import SessionFile
-from .sessions_view import SessionsView
-from .theme import theme
-from .widgets import MessageBar, PageArea, plain_label, scrollable
-from .workers import Task, TaskManager
+from .analyze.analyze_view import AnalyzeView
+from .compare.compare_view import CompareView
+from .dashboard.dashboard_setup import install_dashboard
+from .knowledge.ki_setup import install_knowledge, show_knowledge_index
+from .models.models_panel import ModelsPanel
+from .results.results_view import ResultsView
+from .sessions.sessions_view import SessionsView
+from .shared.dialogs import AboutDialog
+from .shared.engines import Engines
+from .shared.session_file import SessionFile
+from .shared.theme import theme
+from .shared.widgets import MessageBar, PageArea, plain_label, scrollable
+from .shared.workers import Task, TaskManager
 
 MODEL_SUFFIXES = (".gguf",)
 SESSION_SUFFIXES = (".kiig",)

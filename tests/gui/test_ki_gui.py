@@ -10,15 +10,15 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from kiig_desktop.analysis import Question
-from kiig_desktop.corpus import get_chunks
-from kiig_desktop.corpus_search import content_terms, search
-from kiig_desktop.gui import corpora_view as corpora_view_module
-from kiig_desktop.gui.compare_view import KI_COLUMN
-from kiig_desktop.gui.ki_panel import question_text
-from kiig_desktop.gui.widgets import confirm
-from kiig_desktop.metrics.knowledge import build_query
+from kiig_desktop.gui.compare.compare_view import KI_COLUMN
+from kiig_desktop.gui.knowledge import corpora_view as corpora_view_module
+from kiig_desktop.gui.knowledge.ki_panel import question_text
+from kiig_desktop.gui.shared.widgets import confirm
+from kiig_desktop.knowledge.corpus import get_chunks
+from kiig_desktop.knowledge.ki import build_query
+from kiig_desktop.knowledge.search import content_terms, search
 from kiig_desktop.resources import resource_path
+from kiig_desktop.runs.analysis import Question
 
 from .conftest import load_default, wait_idle
 from .records import fake_record, store_fake_chain
