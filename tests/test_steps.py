@@ -6,13 +6,8 @@ import json
 
 import pytest
 
-from kiig_desktop.chains.steps import (
-    DECOMPOSE_SCHEMA,
-    MODES,
-    SplitResult,
-    split_reasoning,
-    split_with_llm,
-)
+from kiig_desktop.chains.steps import DECOMPOSE_SCHEMA, MODES, SplitResult, split_reasoning
+from kiig_desktop.chains.steps_llm import split_with_llm
 from kiig_desktop.errors import Cancelled, EngineError, InputError, WorkerCrashed
 
 

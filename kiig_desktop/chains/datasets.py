@@ -35,8 +35,8 @@ from typing import Any
 
 from kiig_desktop.errors import InputError
 
-from ..metrics.infogain import question_text
 from .dataset_files import RowError, _csv_rows, _file_format, _iter_jsonl, _open_checked, _type_name, iter_jsonl
+from .prompts import question_text
 
 __all__ = ["LAYOUTS", "Dataset", "DatasetItem", "RowError", "iter_jsonl", "load_dataset", "parse_score_line"]
 

@@ -38,7 +38,6 @@ sentence), or before a lower-case letter.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import InputError
@@ -416,7 +415,7 @@ def _trim(text: str, start: int, end: int) -> tuple[int, int]:
 def split_reasoning(text: str, mode: str = "auto") -> SplitResult:
     """Split ``text`` into steps by rules; ``mode`` is auto, lines or sentences."""
     if mode == "llm":
-        raise InputError("the llm split mode needs a model", hint="use split_with_llm() with a generator")
+        raise InputError("the llm split mode needs a model", hint="use chains.steps_llm.split_with_llm() with a generator")
     if mode not in MODES:
         raise InputError(f"unknown split mode {mode!r}", hint="use one of: " + ", ".join(MODES))
     if not isinstance(text, str):
@@ -431,9 +430,3 @@ def split_reasoning(text: str, mode: str = "auto") -> SplitResult:
     steps = [Step(n, text[s:e], s, e) for n, (s, e) in enumerate(spans)]
     return SplitResult(steps, used, mode, sec.think, sec.final_answer, sec.final_answer_span)
 
-
-def split_with_llm(text: str, question: str, generate_json: Callable[[str, str, dict], str]) -> SplitResult:
-    """Decompose ``text`` with a local model (see :mod:`kiig_desktop.chains.steps_llm`)."""
-    from .steps_llm import split_with_llm as _split_with_llm  # steps_llm builds on this module
-
-    return _split_with_llm(text, question, generate_json)

@@ -23,8 +23,10 @@ from dataclasses import replace
 from difflib import SequenceMatcher
 
 from ..errors import Cancelled, InputError, KiigError
+from ..events import CancelToken
 from .steps import DECOMPOSE_SCHEMA, SplitResult, Step, find_sections, split_reasoning
 
+LLM_SPLIT_MAX_TOKENS = 1536  # the decomposition's output budget, whoever asks for it (CLI, batch, Analyze)
 MIN_SIMILARITY = 0.6  # word-level similarity an approximately located step needs
 MIN_COVERAGE = 0.5  # share of the reasoning's letters and digits the steps must cover
 
@@ -225,3 +227,22 @@ def split_with_llm(text: str, question: str, generate_json: Callable[[str, str, 
         final_answer=sections.final_answer,
         final_answer_span=sections.final_answer_span,
     )
+
+
+def model_json_generator(client, cancel: CancelToken | None = None) -> Callable[[str, str, dict], str]:
+    """``generate_json`` over an engine client: greedy, constrained by the JSON schema, cancellable."""
+
+    def generate_json(system: str, user: str, schema: dict) -> str:
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        result = client.call("generate", cancel=cancel, messages=messages, max_tokens=LLM_SPLIT_MAX_TOKENS, temperature=0.0,
+                             top_k=0, json_schema=schema)
+        if result.get("stop") == "cancelled":
+            raise Cancelled()
+        return result["text"]
+
+    return generate_json
+
+
+def split_with_model(client, text: str, question: str, cancel: CancelToken | None = None) -> SplitResult:
+    """:func:`split_with_llm` with ``client`` (an engine client) as the decomposing model: the one LLM-split call."""
+    return split_with_llm(text, question, model_json_generator(client, cancel))

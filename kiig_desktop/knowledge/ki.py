@@ -25,6 +25,7 @@ import time
 from collections.abc import Generator, Iterable, Iterator
 from typing import Protocol
 
+from ..chains.prompts import question_text
 from ..errors import Cancelled, ContextOverflow, InputError, KiigError
 from ..events import CancelToken, ItemDone, Progress, run_to_end
 from .search import STOP_WORDS, Passage, content_terms, corpus_id, search, word_tokens
@@ -399,7 +400,7 @@ def parse_ki_item(obj: object, line_no: int) -> dict:
         raise InputError(f"{where}: \"question\" must be a string")
     options = obj.get("options")
     if question and isinstance(options, dict):
-        question += "".join(f"\n{key}. {val}" for key, val in options.items() if isinstance(val, str))
+        question = question_text(question, options)
     raw_steps = obj.get("steps")
     out: dict = {"id": str(item_id), "question": question, "steps": []}
     if raw_steps is None or raw_steps == []:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..chains.prompts import question_text
 from ..errors import InputError
 from ..events import CancelToken, Progress, run_to_end
 
@@ -36,11 +37,6 @@ class ChainPlan:
     letters: list[str]
     candidates: list[list[int]]
     correct_letter: str | None
-
-
-def question_text(question: str, options: dict[str, str] | None) -> str:
-    """Q as DESIGN.md section 3 defines it: the question, then one ``"\\nL. text"`` line per option."""
-    return question + "".join(f"\n{letter}. {text}" for letter, text in (options or {}).items())
 
 
 def plan_chain(client, question: str, answer: str, steps: Sequence[str], options: dict[str, str] | None = None, correct_letter: str | None = None) -> ChainPlan:

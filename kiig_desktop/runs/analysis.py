@@ -14,6 +14,7 @@ from typing import Any
 
 from .. import __version__
 from ..chains.answers import extract_answer, is_correct, parse_number
+from ..chains.prompts import ANALYZE_PROMPT_VERSION, analyze_prompt
 from ..chains.steps import split_reasoning
 from ..engine.models import ModelInfo
 from ..errors import Cancelled, InputError
@@ -22,7 +23,6 @@ from ..metrics.infogain import METHOD_VERSION, iter_score_chain
 from ..store.codec import canonical_json, sha256_text
 from .score import model_row
 
-PROMPT_VERSION = "kiig-reasoning-prompt-1"
 ANALYZE_METHOD = "kiig-analyze-1"
 
 
@@ -72,11 +72,7 @@ class Question:
         return out
 
     def prompt(self) -> str:
-        text = "Question: " + self.question.strip()
-        if self.options:
-            text += "".join(f"\n{k}. {v}" for k, v in self.options.items())
-        final = "Answer: <letter>" if self.options else "Answer: <answer>"
-        return text + f"\n\nExplain your reasoning step by step in a numbered list (1., 2., 3.), then write the final line as '{final}'."
+        return analyze_prompt(self.question, self.options)
 
     @classmethod
     def from_item(cls, item: dict | None) -> Question | None:
@@ -110,7 +106,7 @@ class GenerationSettings:
     seed: int = 0
 
     def to_dict(self) -> dict:
-        return {"max_tokens": self.max_tokens, "temperature": self.temperature, "seed": self.seed, "prompt": PROMPT_VERSION}
+        return {"max_tokens": self.max_tokens, "temperature": self.temperature, "seed": self.seed, "prompt": ANALYZE_PROMPT_VERSION}
 
 
 @dataclass

@@ -27,6 +27,7 @@ from pathlib import Path
 from .. import __version__
 from ..chains.answers import grade
 from ..chains.datasets import DatasetItem, load_dataset
+from ..chains.prompts import BATCH_PROMPT_VERSION, batch_messages
 from ..config import EngineOptions
 from ..engine.client import EngineClient
 from ..engine.models import ModelInfo, resolve_model
@@ -37,16 +38,7 @@ from ..metrics import infogain
 from .score import ScoreConfig, item_row, model_row, score_item
 
 BATCH_METHOD = "kiig-batch-1"
-PROMPT_VERSION = "kiig-batch-prompt-1"
 KI_METHOD_VERSION = 1  # the judge prompt and applicability rules of metrics/knowledge.py, as `kiig ki` uses them
-
-SYSTEM_PROMPT = "You are a careful expert. You reason step by step before you give an answer."
-_FINAL_LINE = {
-    "mcq": 'Finish with one last line of the form "Answer: <letter>", giving only the letter of the single best option.',
-    "numeric": 'Finish with one last line of the form "Answer: <number>", giving only the number, without units.',
-    "open": 'Finish with one last line of the form "Answer: <answer>", giving only the short final answer.',
-}
-_STEPS_LINE = "Think it through step by step, one short numbered step per line (1., 2., 3., ...)."
 
 
 @dataclass
@@ -64,7 +56,7 @@ class BatchConfig:
     ki_max_prompt_chars: int = 6000
 
     def generation(self) -> dict:
-        return {"max_tokens": self.max_tokens, "temperature": self.temperature, "seed": self.seed, "prompt": PROMPT_VERSION}
+        return {"max_tokens": self.max_tokens, "temperature": self.temperature, "seed": self.seed, "prompt": BATCH_PROMPT_VERSION}
 
 
 @dataclass
@@ -104,8 +96,7 @@ class BatchSummary:
 
 def build_messages(item: DatasetItem) -> list[dict]:
     """System + user messages asking for numbered reasoning steps and a fixed final-answer line."""
-    user = f"Question: {item.prompt_text().strip()}\n\n{_STEPS_LINE} {_FINAL_LINE.get(item.kind, _FINAL_LINE['open'])}"
-    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+    return batch_messages(item.question, item.options, item.kind)
 
 
 def item_seed(seed: int, item_id: str) -> int:
@@ -354,7 +345,7 @@ def _generate(client, item: DatasetItem, cfg: BatchConfig, cancel, progress: Bat
         "stop": result.get("stop"),
         "n_prompt_tokens": result.get("n_prompt_tokens"),
         "seed": item_seed(cfg.seed, item.id),
-        "prompt": PROMPT_VERSION,
+        "prompt": BATCH_PROMPT_VERSION,
     }
 
 

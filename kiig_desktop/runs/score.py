@@ -6,13 +6,14 @@ thread. Cancel is cooperative (a CancelToken) and reaches into the engine worker
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import __version__
 from ..chains.datasets import DatasetItem, RowError, iter_jsonl, parse_score_line
-from ..chains.steps import split_reasoning, split_with_llm
+from ..chains.steps import split_reasoning
+from ..chains.steps_llm import split_with_model
 from ..engine.models import ModelInfo
 from ..errors import Cancelled, ContextOverflow, InputError, KiigError, WorkerCrashed
 from ..events import CancelToken, ItemDone, Message, Progress, offset_tokens
@@ -20,7 +21,6 @@ from ..metrics import infogain
 
 OUTPUT_KEYS = ("id", "mode", "model", "n_tokens", "baseline", "steps", "info_gain_mean", "delta_nll_mean", "paper_info_gain", "paper_mean", "error")
 STEP_KEYS = ("index", "text", "answer_nll", "answer_ppl", "delta_nll", "info_gain", "seq_ppl", "option_probs", "entropy_bits", "p_correct")
-LLM_SPLIT_MAX_TOKENS = 1536
 
 
 @dataclass
@@ -83,26 +83,13 @@ def output_line(record: dict) -> dict:
     return out
 
 
-def llm_json_generator(client, cancel: CancelToken | None = None) -> Callable[[str, str, dict], str]:
-    """``generate_json`` for LLM step decomposition: greedy, constrained by the JSON schema."""
-
-    def generate_json(system: str, user: str, schema: dict) -> str:
-        messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
-        result = client.call("generate", cancel=cancel, messages=messages, max_tokens=LLM_SPLIT_MAX_TOKENS, temperature=0.0, top_k=0, json_schema=schema)
-        if result.get("stop") == "cancelled":
-            raise Cancelled()
-        return result["text"]
-
-    return generate_json
-
-
 def split_item(item: DatasetItem, mode: str, client=None, cancel: CancelToken | None = None) -> tuple[list[dict], dict]:
     """The steps to score (``{"text", "start"?, "end"?, ...}``) and notes on how they were split."""
     if item.steps is not None:
         steps = [{"text": s} for s in item.steps]
         return steps, {"split": "given"}
     if mode == "llm":
-        result = split_with_llm(item.reasoning or "", item.question, llm_json_generator(client, cancel))
+        result = split_with_model(client, item.reasoning or "", item.question, cancel)
     else:
         result = split_reasoning(item.reasoning or "", mode)
     steps = []

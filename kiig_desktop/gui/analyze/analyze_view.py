@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from ...chains.steps import MODES as SPLIT_MODES
-from ...chains.steps import split_with_llm
+from ...chains.steps_llm import split_with_model
 from ...errors import InputError, KiigError
 from ...events import CancelToken, Progress
 from ...runs.analysis import (
@@ -370,12 +370,7 @@ class AnalyzeView(QWidget):
 
         def work(cancel: CancelToken):
             client = self.engines.acquire(model, cancel)
-
-            def generate_json(system: str, user: str, schema: dict) -> str:
-                messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
-                return client.call("generate", cancel=cancel, messages=messages, max_tokens=1024, json_schema=schema)["text"]
-
-            result = split_with_llm(text, question, generate_json)
+            result = split_with_model(client, text, question, cancel)
             return [StepDraft(s.text, s.start, s.end) for s in result.steps], result.fallback_reason
 
         self.split_note.setText(f"Decomposing with {model.name}…")

@@ -22,11 +22,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ...chains.prompts import question_text as prompt_question_text
 from ...errors import InputError, KiigError
 from ...events import CancelToken, Progress
 from ...knowledge.corpus import Passage, get_chunks
 from ...knowledge.ki import build_query, iter_chain_ki, step_claim
-from ...metrics import infogain
 from ...runs.analysis import AnalysisResult, Question
 from ...runs.score import model_row
 from ..results.results_view import ResultsView
@@ -42,7 +42,7 @@ from .evidence_panel import EvidencePanel
 def question_text(item: dict | None) -> str | None:
     """``Q`` as the KI judge sees it: the question, then one ``"\\nA. text"`` line per option."""
     q = Question.from_item(item)
-    return None if q is None else infogain.question_text(q.question, q.options)
+    return None if q is None else prompt_question_text(q.question, q.options)
 
 
 def chain_steps(record: dict) -> list[dict]:
