@@ -409,14 +409,26 @@ def parse_ki_item(obj: object, line_no: int) -> dict:
         return out
     if not isinstance(raw_steps, list):
         raise InputError(f"{where}: \"steps\" must be a list")
-    for i, step in enumerate(raw_steps):
+    out["steps"] = steps_to_judge(raw_steps, where)
+    return out
+
+
+def steps_to_judge(steps: Iterable[object], where: str = "chain") -> list[dict]:
+    """The steps a KI pass judges: ``{"index", "text", "knowledge"?}`` from strings or step records.
+
+    ``knowledge`` (from an LLM decomposition) is kept whenever the step has one, "" included: ""
+    says the step uses no outside knowledge, so it is not applicable. Raises InputError for a step
+    that is neither a string nor an object with ``"text"``.
+    """
+    out = []
+    for i, step in enumerate(steps):
         if isinstance(step, str):
-            out["steps"].append({"index": i + 1, "text": step})
+            out.append({"index": i + 1, "text": step})
         elif isinstance(step, dict) and isinstance(step.get("text"), str):
             rec = {"index": step.get("index", i + 1), "text": step["text"]}
-            if "knowledge" in step and step["knowledge"] is not None:
+            if step.get("knowledge") is not None:
                 rec["knowledge"] = step["knowledge"]
-            out["steps"].append(rec)
+            out.append(rec)
         else:
             raise InputError(f"{where}: step {i + 1} must be a string or an object with \"text\"")
     return out
@@ -460,5 +472,5 @@ def ki_items(db, corpus: str, judge: Judge, items: Iterable[dict], *, k: int = 3
 __all__ = [
     "DEFAULT_MAX_PROMPT_CHARS", "NO_CANDIDATES", "SYSTEM_PROMPT", "STOP_WORDS", "YES_CANDIDATES", "Judge",
     "build_judge_messages", "build_query", "is_applicable", "iter_chain_ki", "judge_claim", "judge_model_ref", "ki_items", "parse_ki_item",
-    "score_chain_ki", "step_claim", "yes_no_probability",
+    "score_chain_ki", "step_claim", "steps_to_judge", "yes_no_probability",
 ]

@@ -17,10 +17,11 @@ from ..chains.answers import extract_answer, is_correct, parse_number
 from ..chains.prompts import ANALYZE_PROMPT_VERSION, analyze_prompt
 from ..chains.steps import split_reasoning
 from ..engine.models import ModelInfo
-from ..errors import Cancelled, InputError
+from ..errors import InputError
 from ..events import CancelToken, Progress
 from ..metrics.infogain import METHOD_VERSION, iter_score_chain
 from ..store.codec import canonical_json, sha256_text
+from .chain import generation_record, iter_generation
 from .score import model_row
 
 ANALYZE_METHOD = "kiig-analyze-1"
@@ -145,24 +146,10 @@ def grade_text(q: Question, text: str) -> tuple[str | None, bool | None]:
 
 def iter_generate(client, q: Question, settings: GenerationSettings, cancel: CancelToken | None = None) -> Generator[dict, None, dict]:
     """Stream the subject model's reasoning (token events); return the generation as the store keeps it."""
-    result = yield from client.generate(
-        reasoning_messages(q), cancel=cancel, max_tokens=settings.max_tokens, temperature=settings.temperature,
-        seed=settings.seed, top_k=3,
-    )
-    if result.get("stop") == "cancelled" or (cancel is not None and cancel.cancelled):
-        raise Cancelled()
+    result = yield from iter_generation(client, reasoning_messages(q), cancel=cancel, max_tokens=settings.max_tokens,
+                                        temperature=settings.temperature, seed=settings.seed, top_k=3)
     extracted, correct = grade_text(q, result["text"])
-    gen = {
-        "text": result["text"],
-        "tokens": [{"text": t["text"], "logprob": t["logprob"], "entropy_bits": t["entropy_bits"]} for t in result["tokens"]],
-        "stop": result.get("stop"),
-        "tokens_per_s": result.get("tokens_per_s"),
-        "settings": settings.to_dict(),
-        "extracted_answer": extracted,
-    }
-    if correct is not None:
-        gen["correct"] = correct
-    return gen
+    return generation_record(result, extracted, correct, tokens_per_s=result.get("tokens_per_s"), settings=settings.to_dict())
 
 
 # --------------------------------------------------------------------------------- steps

@@ -31,14 +31,15 @@ from ..chains.prompts import BATCH_PROMPT_VERSION, batch_messages
 from ..config import EngineOptions
 from ..engine.client import EngineClient
 from ..engine.models import ModelInfo, resolve_model
-from ..errors import Cancelled, ContextOverflow, InputError, KiigError, WorkerCrashed
+from ..errors import Cancelled, ContextOverflow, InputError
 from ..events import CancelToken, ItemDone, Message, Progress, offset_tokens
 from ..files import file_sha256
 from ..metrics import infogain
+from .chain import generation_record, guarded, iter_generation
+from .ki import ki_settings
 from .score import ScoreConfig, item_row, model_row, score_item
 
 BATCH_METHOD = "kiig-batch-1"
-KI_METHOD_VERSION = 1  # the judge prompt and applicability rules of metrics/knowledge.py, as `kiig ki` uses them
 
 
 @dataclass
@@ -195,19 +196,14 @@ def iter_batch(
     shas = [s.sha256() for s in subjects]
     if len(set(shas)) != len(shas):
         raise InputError("the same model file is named twice in --models")
-    ki_settings = None
-    if corpus is not None:
-        from ..knowledge.corpus import corpus_fingerprint
-
-        ki_settings = {"corpus": corpus, "corpus_fingerprint": corpus_fingerprint(store.db, corpus), "k": config.ki_k,
-                       "max_prompt_chars": config.ki_max_prompt_chars, "method": KI_METHOD_VERSION}
+    ki_config = None if corpus is None else ki_settings(store.db, corpus, config.ki_k, config.ki_max_prompt_chars)
     subject_ids = [store.ensure_model(model_row(s)) for s in subjects]
     roles = {"scorer": store.ensure_model(model_row(scorer_info))}
     if judge_info is not None:
         roles["judge"] = store.ensure_model(model_row(judge_info))
     if len(subjects) == 1:
         roles["subject"] = subject_ids[0]
-    settings = batch_settings(config, dataset_sha, len(items), shas, options, ki_settings)
+    settings = batch_settings(config, dataset_sha, len(items), shas, options, ki_config)
     run_id, _ = store.find_or_create_run("batch", settings, roles, {"kiig": __version__}, seed=config.seed,
                                          name=name or Path(dataset).name)
     stored = {c["key"]: c["status"] for c in store.chains_for_run(run_id)}
@@ -238,9 +234,8 @@ def iter_batch(
                 if cancel is not None:
                     cancel.check()
                 progress.item_id = item.id
-                record, generation, ki = yield from _run_item(ctx, clients, subject, subject_id, roles.get("judge"), item)
-                transient = record.pop("_transient", False)
-                if not transient:
+                record, generation, ki, keep = yield from _run_item(ctx, clients, subject, subject_id, roles.get("judge"), item)
+                if keep:
                     store.save_chain(run_id, keys[m][i], record, item=item_row(item), generation=generation, ki=ki)
                 if record.get("error"):
                     summary.errors += 1
@@ -274,54 +269,55 @@ class _Context:
 
 
 def _run_item(ctx: _Context, clients: dict, subject: ModelInfo, subject_id: int, judge_id: int | None,
-              item: DatasetItem) -> Generator[BatchProgress, None, tuple[dict, dict | None, dict | None]]:
-    """One chain: ``(record, generation, ki)`` as ``save_chain`` takes them.
+              item: DatasetItem) -> Generator[BatchProgress, None, tuple[dict, dict | None, dict | None, bool]]:
+    """One chain: ``(record, generation, ki, keep)``; ``keep`` says whether ``save_chain`` should store it.
 
-    Deterministic failures (prompt or chain longer than the context, nothing to score) are kept in
-    the record's ``"error"``; a crashed worker marks the record ``_transient`` so a rerun retries it.
+    A failure goes into the record's ``"error"``; :func:`~kiig_desktop.runs.chain.guarded` decides
+    whether it is lasting (stored) or transient (retried by a rerun).
     """
-    cfg, progress = ctx.config, ctx.progress
     sub_ref = {"path": subject.path, "sha256": subject.sha256(), "name": subject.name}
-    record: dict = {"id": item.id, "mode": cfg.mode, "subject": sub_ref}
+    record: dict = {"id": item.id, "mode": ctx.config.mode, "subject": sub_ref}
     timing = {"generation_s": 0.0, "scoring_s": 0.0, "ki_s": 0.0}
-    generation = None
-    ki_payload = None
+    out: dict = {"generation": None, "ki": None}
     started = time.perf_counter()
-    try:
-        progress.phase = "generating"
-        yield progress
-        generation = yield from _generate(clients["subject"], item, cfg, ctx.cancel, progress)
-        generation["model_id"] = subject_id
-        timing["generation_s"] = time.perf_counter() - started
-        record.update(extracted_answer=generation["extracted_answer"], correct=generation["correct"],
-                      n_generated_tokens=len(generation["tokens"]), stop=generation["stop"])
-        progress.phase = "scoring"
-        yield progress
-        t = time.perf_counter()
-        scored = yield from _score(clients["scorer"], item, generation["text"], cfg, ctx.cancel, progress)
-        timing["scoring_s"] = time.perf_counter() - t
-        record = {**scored, **record, "id": item.id}
-        if "judge" in clients:
-            progress.phase = "judging"
-            yield progress
-            t = time.perf_counter()
-            ki_payload = _judge(ctx, clients["judge"], judge_id, item, record)
-            timing["ki_s"] = time.perf_counter() - t
-    except (InputError, ContextOverflow) as exc:
-        record["error"] = exc.message
-    except WorkerCrashed as exc:
-        record["error"], record["_transient"] = exc.message, True
-    except Cancelled:
-        raise
-    except KiigError as exc:
-        record["error"], record["_transient"] = exc.message, True
+    _, failure = yield from guarded(_stages(ctx, clients, subject_id, judge_id, item, record, timing, out))
+    if failure is not None:
+        record["error"] = failure.message
     timing["total_s"] = time.perf_counter() - started
     record["timing"] = {k: round(v, 4) for k, v in timing.items()}
-    return record, generation, ki_payload
+    return record, out["generation"], out["ki"], failure is None or failure.lasting
+
+
+def _stages(ctx: _Context, clients: dict, subject_id: int, judge_id: int | None, item: DatasetItem, record: dict,
+            timing: dict, out: dict) -> Generator[BatchProgress, None, None]:
+    """Generate, score and judge one chain, filling ``record``, ``timing`` and ``out`` as each stage ends."""
+    cfg, progress = ctx.config, ctx.progress
+    started = time.perf_counter()
+    progress.phase = "generating"
+    yield progress
+    generation = out["generation"] = yield from _generate(clients["subject"], item, cfg, ctx.cancel, progress)
+    generation["model_id"] = subject_id
+    timing["generation_s"] = time.perf_counter() - started
+    record.update(extracted_answer=generation["extracted_answer"], correct=generation["correct"],
+                  n_generated_tokens=len(generation["tokens"]), stop=generation["stop"])
+    progress.phase = "scoring"
+    yield progress
+    t = time.perf_counter()
+    scored = yield from _score(clients["scorer"], item, generation["text"], cfg, ctx.cancel, progress)
+    timing["scoring_s"] = time.perf_counter() - t
+    merged = {**scored, **record, "id": item.id}
+    record.clear()
+    record.update(merged)
+    if "judge" in clients:
+        progress.phase = "judging"
+        yield progress
+        t = time.perf_counter()
+        out["ki"] = _judge(ctx, clients["judge"], judge_id, item, record)
+        timing["ki_s"] = time.perf_counter() - t
 
 
 def _generate(client, item: DatasetItem, cfg: BatchConfig, cancel, progress: BatchProgress):
-    stream = client.generate(build_messages(item), cancel=cancel, max_tokens=cfg.max_tokens,
+    stream = iter_generation(client, build_messages(item), cancel=cancel, max_tokens=cfg.max_tokens,
                              temperature=cfg.temperature, seed=item_seed(cfg.seed, item.id), top_k=0)
     n = 0
     while True:
@@ -334,19 +330,9 @@ def _generate(client, item: DatasetItem, cfg: BatchConfig, cancel, progress: Bat
         progress.tokens += 1
         if n % 8 == 0:
             yield progress
-    if result.get("stop") == "cancelled" or (cancel is not None and cancel.cancelled):
-        raise Cancelled()
     extracted, correct = grade(result["text"], item)
-    return {
-        "text": result["text"],
-        "tokens": [{"text": t["text"], "logprob": t["logprob"], "entropy_bits": t["entropy_bits"]} for t in result["tokens"]],
-        "extracted_answer": extracted,
-        "correct": correct,
-        "stop": result.get("stop"),
-        "n_prompt_tokens": result.get("n_prompt_tokens"),
-        "seed": item_seed(cfg.seed, item.id),
-        "prompt": BATCH_PROMPT_VERSION,
-    }
+    return generation_record(result, extracted, correct, n_prompt_tokens=result.get("n_prompt_tokens"),
+                             seed=item_seed(cfg.seed, item.id), prompt=BATCH_PROMPT_VERSION)
 
 
 def _score(client, item: DatasetItem, text: str, cfg: BatchConfig, cancel, progress: BatchProgress):
@@ -356,10 +342,9 @@ def _score(client, item: DatasetItem, text: str, cfg: BatchConfig, cancel, progr
 
 def _judge(ctx: _Context, judge, judge_id: int, item: DatasetItem, record: dict) -> dict | None:
     """KI of the record's steps; merged into the steps, returned as ``save_chain``'s ``ki``."""
-    from ..knowledge.ki import score_chain_ki
+    from ..knowledge.ki import score_chain_ki, steps_to_judge
 
-    steps = [{"index": s["index"], "text": s["text"], **({"knowledge": s["knowledge"]} if s.get("knowledge") else {})}
-             for s in record["steps"]]
+    steps = steps_to_judge(record["steps"])
     try:
         ki = score_chain_ki(ctx.store.db, ctx.corpus, judge, steps, item.prompt_text(), k=ctx.config.ki_k,
                             cancel=ctx.cancel, max_prompt_chars=ctx.config.ki_max_prompt_chars)

@@ -15,9 +15,10 @@ from ..chains.datasets import DatasetItem, RowError, iter_jsonl, parse_score_lin
 from ..chains.steps import split_reasoning
 from ..chains.steps_llm import split_with_model
 from ..engine.models import ModelInfo
-from ..errors import Cancelled, ContextOverflow, InputError, KiigError, WorkerCrashed
+from ..errors import Cancelled, InputError
 from ..events import CancelToken, ItemDone, Message, Progress, offset_tokens
 from ..metrics import infogain
+from .chain import guarded
 
 OUTPUT_KEYS = ("id", "mode", "model", "n_tokens", "baseline", "steps", "info_gain_mean", "delta_nll_mean", "paper_info_gain", "paper_mean", "error")
 STEP_KEYS = ("index", "text", "answer_nll", "answer_ppl", "delta_nll", "info_gain", "seq_ppl", "option_probs", "entropy_bits", "p_correct")
@@ -201,12 +202,11 @@ def iter_score(
                 skipped = False
             else:
                 skipped = False
-                record = yield from _score_job(client, job, config, cancel, progress, tokens_before)
+                record, keep = yield from _score_job(client, job, config, cancel, progress, tokens_before)
                 if "error" not in record:
                     tokens_before = progress.tokens
-                if store is not None and (record.get("error") is None or record.pop("_store_error", False)):
+                if store is not None and keep:
                     store.save_chain(run_id, job.key, record, item=item_row(job.item))
-            record.pop("_store_error", None)
             if record.get("error") is not None:
                 summary.errors += 1
             else:
@@ -225,19 +225,11 @@ def iter_score(
 
 
 def _score_job(client, job: ScoreJob, config: ScoreConfig, cancel, progress: Progress, tokens_before: int):
-    try:
-        return (yield from offset_tokens(score_item(client, job.item, config, cancel), progress, tokens_before))
-    except (InputError, ContextOverflow) as exc:
-        # deterministic: the same input fails the same way, so the session remembers it
-        record = _error_record(job, config, client.model_ref(), exc.message)
-        record["_store_error"] = True
-        return record
-    except WorkerCrashed as exc:
-        return _error_record(job, config, client.model_ref(), exc.message)
-    except Cancelled:
-        raise
-    except KiigError as exc:
-        return _error_record(job, config, client.model_ref(), exc.message)
+    """``(record, keep)``: the scored record, or its error record; ``keep`` when the session should store it."""
+    record, failure = yield from guarded(offset_tokens(score_item(client, job.item, config, cancel), progress, tokens_before))
+    if failure is None:
+        return record, True
+    return _error_record(job, config, client.model_ref(), failure.message), failure.lasting
 
 
 def item_row(item: DatasetItem | None) -> dict | None:

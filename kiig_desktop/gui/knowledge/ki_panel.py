@@ -22,12 +22,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ...chains.prompts import question_text as prompt_question_text
 from ...errors import InputError, KiigError
-from ...events import CancelToken, Progress
+from ...events import CancelToken, Message, Progress
 from ...knowledge.corpus import Passage, get_chunks
-from ...knowledge.ki import build_query, iter_chain_ki, step_claim
-from ...runs.analysis import AnalysisResult, Question
+from ...runs.analysis import AnalysisResult
+from ...runs.ki import CancellableJudge, chain_question, iter_stored_chain_ki, save_chain_ki, step_query
 from ...runs.score import model_row
 from ..results.results_view import ResultsView
 from ..shared.corpora import Corpora
@@ -37,46 +36,6 @@ from ..shared.session_file import SessionFile
 from ..shared.widgets import compact_combo, plain_label
 from ..shared.workers import Task, TaskManager
 from .evidence_panel import EvidencePanel
-
-
-def question_text(item: dict | None) -> str | None:
-    """``Q`` as the KI judge sees it: the question, then one ``"\\nA. text"`` line per option."""
-    q = Question.from_item(item)
-    return None if q is None else prompt_question_text(q.question, q.options)
-
-
-def chain_steps(record: dict) -> list[dict]:
-    """The steps to judge: index, text and the decomposed knowledge when the record has it."""
-    return [{"index": s.get("index", i), "text": str(s.get("text") or ""),
-             **({"knowledge": s["knowledge"]} if s.get("knowledge") else {})}
-            for i, s in enumerate(record.get("steps") or [])]
-
-
-def step_query(ks: dict, step: dict | None, question: str | None) -> tuple[str, str]:
-    """(claim, retrieval query) of a KI step: as stored, else rebuilt exactly as scoring built them."""
-    claim, query = ks.get("claim"), ks.get("query")
-    if isinstance(claim, str) and isinstance(query, str):
-        return claim, query
-    text = str(ks.get("text") or (step or {}).get("text") or "")
-    knowledge = (step or {}).get("knowledge")
-    return step_claim(text, knowledge, question)[2], build_query(text, knowledge, question)
-
-
-class CancellableJudge:
-    """The Judge protocol over an EngineClient, with the task's cancel token on every call."""
-
-    def __init__(self, client, cancel: CancelToken) -> None:
-        self.client, self.cancel = client, cancel
-
-    @property
-    def model_ref(self) -> dict:
-        return self.client.model_ref()
-
-    def next_token_logprobs(self, messages: list[dict], candidates: list[str]) -> dict[str, float]:
-        return self.client.next_token_logprobs(messages, candidates, cancel=self.cancel)
-
-    def first_token_ids(self, candidates: list[str]) -> dict[str, int]:
-        return self.client.first_token_ids(candidates)
 
 
 def evaluation_label(ev: dict) -> str:
@@ -218,27 +177,20 @@ class KiPanel(QWidget):
         except KiigError as exc:
             self.message.emit(str(exc), "error")
             return None
-        chain_id, steps, question, k = result.chain_id, chain_steps(result.record), question_text(result.item), self.k.value()
+        chain_id, record, item, k = result.chain_id, result.record, result.item, self.k.value()
 
         def work(cancel: CancelToken):
-            yield ("status", f"Loading the judge {info.name}…")
+            yield Message(f"Loading the judge {info.name}…")
             client = self.engines.acquire(info, cancel)
-            yield ("status", f"Judging {len(steps)} steps against corpus {corpus!r}…")
+            yield Message(f"Judging {len(record['steps'])} steps against corpus {corpus!r}…")
             reader = self.session.reader()
             try:
-                out = yield from iter_chain_ki(reader.db, corpus, CancellableJudge(client, cancel), steps, question,
-                                               k=k, cancel=cancel)
+                out = yield from iter_stored_chain_ki(reader.db, corpus, CancellableJudge(client, cancel), record, item,
+                                                      k=k, cancel=cancel)
             finally:
                 reader.close()
-            for ks, step in zip(out["steps"], steps, strict=True):
-                ks["claim"], ks["query"] = step_query(ks, step, question)
             row = model_row(client.model, client.model_ref())
-
-            def save(store) -> list[dict]:
-                store.save_ki(chain_id, store.ensure_model(row), corpus, out["steps"], out["ki_mean"])
-                return store.load_ki(chain_id)
-
-            return chain_id, self.session.write(save), out
+            return chain_id, self.session.write(lambda store: save_chain_ki(store, chain_id, row, corpus, out)), out
 
         self._set_busy(True)
         self.progress.setRange(0, 0)
@@ -253,8 +205,8 @@ class KiPanel(QWidget):
         return task
 
     def _event(self, event: object) -> None:
-        if isinstance(event, tuple) and event and event[0] == "status":
-            self.status.setText(event[1])
+        if isinstance(event, Message):
+            self.status.setText(event.text)
         elif isinstance(event, Progress):
             self.progress.setRange(0, max(1, event.total or 0))
             self.progress.setValue(event.done)
@@ -352,5 +304,5 @@ class KiPanel(QWidget):
         if ks is None:
             self.evidence.show_hint(f"Step {row + 1} is not part of this KI evaluation.")
             return
-        claim, query = step_query(ks, step, question_text(result.item))
+        claim, query = step_query(ks, step, chain_question(result.item))
         self.evidence.show_step(row, ks, self.chunks, claim, query)
