@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .. import errors as E
 from ..config import WORKER_ENV_DEFAULTS, EngineOptions, Settings, ensure_private_dir
-from ..events import CancelToken, run_to_end
+from ..events import CancelToken, Message, Progress, Token, run_to_end
 from .models import ModelInfo, resolve_model
 
 _SIGNAL_TEXT = {
@@ -355,7 +355,7 @@ class EngineClient:
                     msg = self._recv()
                     kind = msg.get("type")
                     if kind == "event":
-                        yield msg["event"]
+                        yield _typed_event(msg["event"])
                     elif kind == "result":
                         finished = True
                         return msg["result"]
@@ -397,7 +397,7 @@ class EngineClient:
         return self.call("chat_prompt", messages=messages, add_generation_prompt=add_generation_prompt)
 
     def generate(self, messages: list[dict], cancel: CancelToken | None = None, **kw) -> Generator[dict, None, dict]:
-        """Stream tokens of a chat-templated reply: events {"type": "token", "text", "logprob", ...}."""
+        """Stream a chat-templated reply as Token events; return the whole reply (text, tokens, stop, ...)."""
         return self.stream("generate", cancel=cancel, messages=messages, **kw)
 
     def next_token_logprobs(self, messages: list[dict], candidates: list[str], cancel: CancelToken | None = None) -> dict[str, float]:
@@ -409,6 +409,16 @@ class EngineClient:
 
     def eval_sequence(self, tokens: list[int], cancel: CancelToken | None = None) -> dict:
         return self.call("eval_sequence", cancel=cancel, tokens=list(tokens))
+
+
+def _typed_event(event: dict) -> Token | Progress | Message:
+    """A worker's event (a wire dict) as the typed event the rest of the program reads."""
+    kind = event.get("type")
+    if kind == "token":
+        return Token(event["id"], event["text"], event["logprob"], event["entropy_bits"], list(event.get("top") or []))
+    if kind == "progress":
+        return Progress(event["done"], event.get("total"), tokens=event.get("tokens", 0))
+    return Message(f"engine event {kind!r}", "debug")
 
 
 def _to_error(payload: dict, model_name: str) -> E.KiigError:

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 from ...chains.steps import MODES as SPLIT_MODES
 from ...chains.steps_llm import split_with_model
 from ...errors import InputError, KiigError
-from ...events import CancelToken, Progress
+from ...events import CancelToken, Message, Progress, Token
 from ...runs.analysis import (
     AnalysisResult,
     GenerationSettings,
@@ -41,6 +41,7 @@ from ...runs.analysis import (
     save_analysis,
     split_text,
 )
+from ...runs.compare import CompareRequest
 from ..results.reasoning_view import ReasoningView
 from ..shared.engines import Engines
 from ..shared.model_combo import ModelCombo
@@ -303,7 +304,7 @@ class AnalyzeView(QWidget):
 
         def work(cancel: CancelToken):
             client = self.engines.acquire(subject, cancel)
-            yield {"type": "status", "text": "Generating…"}
+            yield Message("Generating…")
             return (yield from iter_generate(client, q, settings, cancel))
 
         task = self._start("generate", f"Generating with {subject.name}", work)
@@ -312,15 +313,15 @@ class AnalyzeView(QWidget):
         task.cancelled.connect(self._gen_stopped)
         task.finished.connect(self._gen_finished)
 
-    def _gen_event(self, event: dict) -> None:
-        if event.get("type") == "token":
-            self.reasoning.append_token(event.get("text", ""), event.get("logprob"))
+    def _gen_event(self, event: object) -> None:
+        if isinstance(event, Token):
+            self.reasoning.append_token(event.text, event.logprob)
             self._n_tokens += 1
             if self._n_tokens % 8 == 0:
                 rate = self._n_tokens / max(1e-6, time.monotonic() - self._started)
                 self.gen_status.set_full_text(f"Generating… {self._n_tokens} tokens · {rate:.0f} tok/s")
-        elif event.get("type") == "status":
-            self.gen_status.set_full_text(event["text"])
+        elif isinstance(event, Message):
+            self.gen_status.set_full_text(event.text)
             self._started = time.monotonic()
 
     def _generated(self, gen: dict, subject, settings: GenerationSettings) -> None:
@@ -456,3 +457,8 @@ class AnalyzeView(QWidget):
 
     def current_question(self) -> Question:
         return self.form.question()
+
+    def compare_request(self) -> CompareRequest:
+        """The question and the generation, split and lead settings, as the Compare screen runs them."""
+        return CompareRequest(self.form.question(), GenerationSettings(self.max_tokens.value(), self.temperature.value(), 0),
+                              self.split_mode.currentData(), self.lead_mode.currentData())

@@ -6,6 +6,7 @@ is split and scored, by the same scorer or by the model itself) or from the sess
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
@@ -30,17 +31,9 @@ from PySide6.QtWidgets import (
 )
 
 from ...errors import InputError, KiigError
-from ...events import CancelToken, Progress, run_to_end
-from ...runs.analysis import (
-    AnalysisResult,
-    GenerationSettings,
-    iter_generate,
-    iter_score,
-    load_result,
-    save_analysis,
-    split_text,
-)
-from ..analyze.analyze_view import AnalyzeView
+from ...events import CancelToken, ItemDone, Message, Progress
+from ...runs.analysis import AnalysisResult, load_result
+from ...runs.compare import CompareRequest, iter_compare
 from ..shared.engines import Engines
 from ..shared.figures import OverlayFigure
 from ..shared.model_combo import ModelCheckList
@@ -80,10 +73,11 @@ class CompareView(QWidget):
 
     message = Signal(str, str)
 
-    def __init__(self, engines: Engines, session: SessionFile, tasks: TaskManager, analyze: AnalyzeView,
+    def __init__(self, engines: Engines, session: SessionFile, tasks: TaskManager, request: Callable[[], CompareRequest],
                  parent: QWidget | None = None) -> None:
+        """``request()`` gives the question and settings to compare with (the Analyze screen's, in the window)."""
         super().__init__(parent)
-        self.engines, self.session, self.tasks, self.analyze = engines, session, tasks, analyze
+        self.engines, self.session, self.tasks, self.request = engines, session, tasks, request
         self.results: list[tuple[str, AnalysisResult]] = []
         self.task: Task | None = None
 
@@ -296,64 +290,38 @@ class CompareView(QWidget):
             self.task.cancel()
 
     def run_comparison(self) -> None:
-        q = self.analyze.current_question()
+        request = self.request()
         models = [m for m in (self.engines.find(i) for i in self.checked_ids()) if m is not None]
         fixed = self.engines.find(self.scorer.currentData())
         try:
-            q.validate()
+            request.question.validate()
             if len(models) < 1:
                 raise InputError("check at least one model to compare (two or more to see a difference)")
         except KiigError as exc:
             self.message.emit(str(exc), "error")
             return
-        settings = GenerationSettings(self.analyze.max_tokens.value(), self.analyze.temperature.value(), 0)
-        split_mode = self.analyze.split_mode.currentData()
-        split_mode = "auto" if split_mode == "llm" else split_mode
-        lead = self.analyze.lead_mode.currentData()
 
         def work(cancel: CancelToken):
-            for i, subject in enumerate(models):
-                yield ("status", f"{i + 1}/{len(models)} · {subject.name}: loading and generating…")
-                client = self.engines.acquire(subject, cancel)
-                gen = run_to_end(iter_generate(client, q, settings, cancel))
-                steps = split_text(gen["text"], split_mode).steps
-                if not steps:
-                    yield ("status", f"{subject.name} wrote no reasoning; skipped")
-                    continue
-                scorer = fixed or subject
-                yield ("status", f"{i + 1}/{len(models)} · scoring {subject.name}'s reasoning with {scorer.name}…")
-                scorer_client = self.engines.acquire(scorer, cancel)
-                record = yield from iter_score(scorer_client, q, steps, mode=lead, reasoning=gen["text"], cancel=cancel)
-                subject_ref = client.model_ref()
-                name = f"Compare · {subject.name} → {scorer.name}"
-
-                def save(store, record=record, gen=gen, subject=subject, scorer=scorer, sc=scorer_client, ref=subject_ref, name=name):
-                    run_id, chain_id = save_analysis(
-                        store, q=q, record=record, scorer=scorer, scorer_backend=sc.backend_ref(), split_mode=split_mode,
-                        subject=subject, subject_ref=ref, generation=gen, generation_settings=settings, name=name)
-                    return load_result(store, run_id, chain_id)
-
-                result = self.session.write(save)
-                yield ("result", subject.name, result)
-            return len(models)
+            return (yield from iter_compare(models, request, acquire=self.engines.acquire, save=self.session.write,
+                                            scorer=fixed, cancel=cancel))
 
         self._set_busy(True)
         self.progress.setRange(0, 0)
         task = self.tasks.run("Comparing models", work)
         self.task = task
-        task.progress.connect(self._event)
+        task.progress.connect(lambda event: self._event(event, models))
         task.succeeded.connect(lambda n: self.status.setText(f"Compared {n} models; every chain is saved in the session."))
         task.failed.connect(lambda text: self.message.emit(text, "error"))
         task.cancelled.connect(lambda: self.status.setText("Comparison cancelled (finished chains are saved)."))
         task.finished.connect(lambda: self._set_busy(False))
         task.finished.connect(self.engines.sync)
 
-    def _event(self, event: object) -> None:
-        if isinstance(event, tuple) and event and event[0] == "status":
-            self.status.setText(event[1])
-        elif isinstance(event, tuple) and event and event[0] == "result":
-            _, name, result = event
-            self.add_result(result, f"{name} (chain {result.chain_id})")
+    def _event(self, event: object, models: list | None = None) -> None:
+        if isinstance(event, Message):
+            self.status.setText(event.text)
+        elif isinstance(event, ItemDone):
+            result = event.result
+            self.add_result(result, f"{models[event.index].name} (chain {result.chain_id})")
             self.session.notify_changed()
         elif isinstance(event, Progress):
             self.progress.setRange(0, event.total or 0)
