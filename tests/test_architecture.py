@@ -35,7 +35,7 @@ def _top(name: str) -> str:
     return name.split(".")[0]
 
 
-# ---------------------------------------------------------------- layers (docs/architecture: DESIGN.md section 2)
+# ---------------------------------------------------------------- layers (docs/architecture.md)
 #
 # An import-linter style contract. Layers, top to bottom; a module may import from its own layer
 # or any layer below, never from one above. Names joined by "|" are independent (neither imports
@@ -93,7 +93,7 @@ def _layer(module: str) -> int:
 
 def test_every_module_has_a_layer():
     unknown = sorted(m for m in _graph() if not any(_part(m) in parts for _, parts in LAYERS))
-    assert unknown == [], "put new top-level packages into LAYERS (and DESIGN.md section 2)"
+    assert unknown == [], "put new top-level packages into LAYERS (and docs/architecture.md)"
 
 
 def test_no_import_points_up():

@@ -1,4 +1,4 @@
-"""InfoGain on the real embedded model, checked against from-scratch evaluations (DESIGN.md section 3)."""
+"""InfoGain on the real embedded model, checked against from-scratch evaluations (docs/metrics.md)."""
 
 from __future__ import annotations
 

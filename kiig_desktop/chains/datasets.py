@@ -9,7 +9,7 @@ Three row layouts are understood:
 - ``gsm8k``: ``question`` and ``answer``, a worked solution whose last line is ``#### <number>``.
   The item's ``answer`` becomes the number without thousands separators; the solution above it is
   kept as ``reference_reasoning`` (with GSM8K calculator annotations ``<<48/2=24>>`` removed).
-- ``generic``: the ``kiig score`` input line of DESIGN.md section 4 (``id``, ``question``, ``answer``,
+- ``generic``: the ``kiig score`` input line of docs/cli.md (``id``, ``question``, ``answer``,
   ``options``?, ``answer_idx``?, ``steps``?, ``reasoning``?). Options and ``#### n`` answers are
   handled as above when present, but not required.
 
@@ -63,7 +63,7 @@ class DatasetItem:
     line: int = 0
 
     def to_score_input(self) -> dict[str, Any]:
-        """The ``kiig score`` input line (DESIGN.md section 4); absent optional fields are left out."""
+        """The ``kiig score`` input line (docs/cli.md); absent optional fields are left out."""
         out: dict[str, Any] = {"id": self.id, "question": self.question, "answer": self.answer}
         if self.options is not None:
             out["options"] = dict(self.options)
@@ -75,7 +75,7 @@ class DatasetItem:
         return out
 
     def prompt_text(self) -> str:
-        """``Q`` as DESIGN.md section 3 defines it: the question, then ``"\\nA. text"`` per option."""
+        """``Q`` as docs/metrics.md defines it: the question, then ``"\\nA. text"`` per option."""
         return question_text(self.question, self.options)
 
 

@@ -1,4 +1,4 @@
-"""``kiig score``: InfoGain for every chain in a JSONL file (DESIGN.md section 4)."""
+"""``kiig score``: InfoGain for every chain in a JSONL file (docs/cli.md)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from ._progress import ProgressLine, drive
 def register(sub) -> None:
     p = sub.add_parser("score", help="score the InfoGain of reasoning chains in a JSONL file")
     p.add_argument("--model", required=True, help="scorer model: a .gguf path, an id/name from `kiig models`, or `default`")
-    p.add_argument("--input", required=True, help="JSONL, one chain per line (see DESIGN.md section 4)")
+    p.add_argument("--input", required=True, help="JSONL, one chain per line (see docs/cli.md)")
     p.add_argument("--output", required=True, help="JSONL written when the run completes")
     p.add_argument("--mode", choices=MODES, default="answer", help="which numbers the GUI and reports lead with (both are computed)")
     p.add_argument("--split", choices=SPLIT_MODES, default="auto", help="how `reasoning` is split into steps (`steps` are used verbatim)")

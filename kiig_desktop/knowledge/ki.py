@@ -1,6 +1,6 @@
 """Knowledge Index (KI): is the knowledge a reasoning step uses supported by the reference corpus?
 
-Per step (DESIGN.md section 3):
+Per step (docs/metrics.md):
 
 1. :func:`is_applicable` decides whether the step makes a factual claim at all. Planning lines
    ("Let us think step by step."), questions, restatements of the question, bare final-answer

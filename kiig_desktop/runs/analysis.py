@@ -1,7 +1,7 @@
 """One interactive analysis as the desktop app runs it: prompt, generate, split, score, save, reload.
 
 Pure core (no Qt): the GUI's worker threads drive these generators and turn their yields into
-signals. A chain record is the ``kiig score`` output line (DESIGN.md section 4) plus the step
+signals. A chain record is the ``kiig score`` output line (docs/cli.md) plus the step
 offsets from the splitter and the graded final answer, so what the app shows after reopening a
 session is exactly what was computed.
 """

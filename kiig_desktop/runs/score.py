@@ -77,7 +77,7 @@ def read_score_input(path: str | Path) -> list[ScoreJob]:
 
 
 def output_line(record: dict) -> dict:
-    """The DESIGN.md section 4 output line of a stored or fresh record (extras left out)."""
+    """The docs/cli.md output line of a stored or fresh record (extras left out)."""
     out = {k: record[k] for k in OUTPUT_KEYS if k in record}
     if "steps" in out:
         out["steps"] = [{k: s[k] for k in STEP_KEYS if k in s} for s in out["steps"]]
