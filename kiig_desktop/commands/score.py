@@ -13,7 +13,7 @@ from ..errors import InputError, StoreError
 from ..events import CancelToken, ItemDone, Message, Progress
 from ..files import file_sha256, private_output
 from ..metrics.infogain import MODES
-from ..runs.score import ScoreConfig, iter_score, output_line, read_score_input
+from ..runs.score import ScoreConfig, iter_score_file, output_line, read_score_input
 from ._common import add_engine_args, engine_options, print_engine_warnings
 from ._progress import ProgressLine, drive
 
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         with private_output(output, keep=(input_path, args.db)) as out, EngineClient(args.model, engine_options(args)) as client:
             client.start(cancel=cancel)
             print_engine_warnings(client)
-            gen = iter_score(client, jobs, ScoreConfig(mode=args.mode, split=args.split), store=store, input_sha256=file_sha256(input_path), cancel=cancel)
+            gen = iter_score_file(client, jobs, ScoreConfig(mode=args.mode, split=args.split), store=store, input_sha256=file_sha256(input_path), cancel=cancel)
 
             def on_event(event) -> None:
                 if isinstance(event, Progress):

@@ -182,20 +182,20 @@ def locate_steps(text: str, steps: Sequence[StepDraft]) -> list[StepDraft]:
 # --------------------------------------------------------------------------------- scoring
 
 
-def chain_key(q: Question, steps: Sequence[StepDraft]) -> str:
+def analysis_key(q: Question, steps: Sequence[StepDraft]) -> str:
     """Same question and steps in the same run = the same work (saving again replaces it)."""
     return "chain-" + sha256_text(canonical_json({"item": q.item(), "steps": [s.text for s in steps]}))[:16]
 
 
-def iter_score(client, q: Question, steps: Sequence[StepDraft], *, mode: str = "answer", reasoning: str | None = None,
-               cancel: CancelToken | None = None) -> Generator[Progress, None, dict]:
+def iter_score_steps(client, q: Question, steps: Sequence[StepDraft], *, mode: str = "answer", reasoning: str | None = None,
+                     cancel: CancelToken | None = None) -> Generator[Progress, None, dict]:
     """Score the steps with ``client``; return the full record (id, mode, model, offsets, graded answer)."""
     q.validate()
     texts = [s.text.strip() for s in steps]
     if not texts or any(not t for t in texts):
         raise InputError("there are no steps to score (split the reasoning first; empty steps are not allowed)")
     core = yield from iter_score_chain(client, q.question, q.answer, texts, q.options, q.correct_letter(), cancel=cancel)
-    record: dict[str, Any] = {"id": chain_key(q, steps), "mode": mode, "model": client.model_ref(), **core}
+    record: dict[str, Any] = {"id": analysis_key(q, steps), "mode": mode, "model": client.model_ref(), **core}
     for out, draft in zip(record["steps"], steps, strict=True):
         if draft.start is not None and draft.end is not None:
             out["start"], out["end"] = draft.start, draft.end
@@ -211,7 +211,8 @@ def iter_score(client, q: Question, steps: Sequence[StepDraft], *, mode: str = "
 # --------------------------------------------------------------------------------- storage
 
 
-def run_settings(record: dict, split_mode: str, source: str, backend: dict, generation: GenerationSettings | None) -> dict:
+def analyze_settings(record: dict, split_mode: str, source: str, backend: dict, generation: GenerationSettings | None) -> dict:
+    """What makes two ``analyze`` runs the same work (chains of equal settings share one run)."""
     return {
         "method": ANALYZE_METHOD, "infogain": METHOD_VERSION, "mode": record.get("mode", "answer"), "split": split_mode,
         "source": source, "generation": generation.to_dict() if generation else None,
@@ -230,7 +231,7 @@ def save_analysis(store, *, q: Question, record: dict, scorer: ModelInfo, scorer
         if generation is not None:
             gen = {**generation, "model_id": models["subject"]}
     source = "generated" if gen is not None else "text"
-    settings = run_settings(record, split_mode, source, scorer_backend, generation_settings if gen else None)
+    settings = analyze_settings(record, split_mode, source, scorer_backend, generation_settings if gen else None)
     versions = {"kiig": __version__, "llama_cpp_python": scorer_backend.get("llama_cpp_python"),
                 "system_info": scorer_backend.get("system_info")}
     seed = generation_settings.seed if gen is not None and generation_settings is not None else None

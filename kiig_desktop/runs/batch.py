@@ -105,7 +105,8 @@ def item_seed(seed: int, item_id: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}:{item_id}".encode()).digest()[:4], "little") & 0x7FFFFFFF
 
 
-def chain_key(model_sha256: str, item_id: str) -> str:
+def batch_key(model_sha256: str, item_id: str) -> str:
+    """A batch chain's key in its run: the subject model's SHA-256 prefix and the item id."""
     return f"{model_sha256[:12]}:{item_id}"
 
 
@@ -207,7 +208,7 @@ def iter_batch(
     run_id, _ = store.find_or_create_run("batch", settings, roles, {"kiig": __version__}, seed=config.seed,
                                          name=name or Path(dataset).name)
     stored = {c["key"]: c["status"] for c in store.chains_for_run(run_id)}
-    keys = [[chain_key(sha, it.id) for it in items] for sha in shas]
+    keys = [[batch_key(sha, it.id) for it in items] for sha in shas]
     reloaded = [k for row in keys for k in row if k in stored]
     total = len(subjects) * len(items)
     failed_before = [k for k in reloaded if stored[k] == "error"]

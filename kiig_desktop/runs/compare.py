@@ -19,7 +19,7 @@ from .analysis import (
     GenerationSettings,
     Question,
     iter_generate,
-    iter_score,
+    iter_score_steps,
     load_result,
     save_analysis,
     split_text,
@@ -58,7 +58,7 @@ def iter_compare(models: Sequence[ModelInfo], request: CompareRequest, *, acquir
         by = scorer or subject
         yield Message(f"{i + 1}/{len(models)} · scoring {subject.name}'s reasoning with {by.name}…")
         scorer_client = acquire(by, cancel)
-        record = yield from iter_score(scorer_client, q, steps, mode=request.lead, reasoning=gen["text"], cancel=cancel)
+        record = yield from iter_score_steps(scorer_client, q, steps, mode=request.lead, reasoning=gen["text"], cancel=cancel)
         subject_ref, backend = client.model_ref(), scorer_client.backend_ref()
 
         def _save(store, record=record, gen=gen, subject=subject, by=by, ref=subject_ref, backend=backend) -> AnalysisResult:

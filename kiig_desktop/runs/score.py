@@ -124,7 +124,7 @@ def score_item(client, item: DatasetItem, config: ScoreConfig, cancel: CancelTok
     return record
 
 
-def run_settings(client, config: ScoreConfig, input_sha256: str) -> dict:
+def score_settings(client, config: ScoreConfig, input_sha256: str) -> dict:
     """What makes two runs comparable; a change in any of these starts a new run."""
     o = client.options
     return {
@@ -158,7 +158,7 @@ def _error_record(job: ScoreJob, config: ScoreConfig, model: dict | None, messag
     return record
 
 
-def iter_score(
+def iter_score_file(
     client,
     jobs: Iterable[ScoreJob],
     config: ScoreConfig,
@@ -179,7 +179,7 @@ def iter_score(
     if store is not None:
         client.start(cancel=cancel)
         model_id = store.ensure_model(model_row(client.model, client.model_ref()))
-        run_id, created = store.find_or_create_run("score", run_settings(client, config, input_sha256 or ""), {"scorer": model_id}, versions(client), seed=client.options.seed)
+        run_id, created = store.find_or_create_run("score", score_settings(client, config, input_sha256 or ""), {"scorer": model_id}, versions(client), seed=client.options.seed)
         summary.run_id = run_id
         if not created:
             done_records = store.load_run_records(run_id)

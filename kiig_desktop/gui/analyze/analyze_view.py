@@ -35,7 +35,7 @@ from ...runs.analysis import (
     Question,
     StepDraft,
     iter_generate,
-    iter_score,
+    iter_score_steps,
     load_result,
     locate_steps,
     save_analysis,
@@ -417,7 +417,7 @@ class AnalyzeView(QWidget):
 
         def work(cancel: CancelToken):
             client = self.engines.acquire(scorer, cancel)
-            record = yield from iter_score(client, q, steps, mode=mode, reasoning=text, cancel=cancel)
+            record = yield from iter_score_steps(client, q, steps, mode=mode, reasoning=text, cancel=cancel)
             subject_ref = None
             if subject is not None and gen is not None:
                 loaded = self.engines.client(subject.id)
