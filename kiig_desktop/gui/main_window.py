@@ -24,13 +24,10 @@ from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
     QFileDialog,
-    QHBoxLayout,
     QLabel,
     QMainWindow,
-    QProgressBar,
     QSplitter,
     QTabWidget,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -51,52 +48,14 @@ from .shared.corpora import Corpora
 from .shared.dialogs import AboutDialog
 from .shared.engines import Engines
 from .shared.session_file import SessionFile
+from .shared.task_indicator import TaskIndicator
 from .shared.theme import theme
-from .shared.widgets import MessageBar, PageArea, plain_label, scrollable
+from .shared.widgets import MessageBar, PageArea, scrollable
 from .shared.workers import Task, TaskManager
 
 MODEL_SUFFIXES = (".gguf",)
 SESSION_SUFFIXES = (".kiig",)
 TEXT_SUFFIXES = (".txt", ".md")
-
-
-class TaskIndicator(QWidget):
-    """Status-bar widget: the running task's title, a busy bar and a cancel button."""
-
-    def __init__(self, tasks: TaskManager, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.tasks = tasks
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        self.label = plain_label("")
-        self.bar = QProgressBar()
-        self.bar.setRange(0, 0)
-        self.bar.setMaximumWidth(120)
-        self.bar.setMaximumHeight(12)
-        self.cancel = QToolButton()
-        self.cancel.setText("Cancel")
-        self.cancel.setAutoRaise(True)
-        self.cancel.clicked.connect(self._cancel)
-        for w in (self.label, self.bar, self.cancel):
-            layout.addWidget(w)
-        tasks.started.connect(self.update_state)
-        tasks.ended.connect(self.update_state)
-        self.update_state()
-
-    def _shown(self) -> list:
-        return [t for t in self.tasks.active() if not t.quiet]
-
-    def _cancel(self) -> None:
-        shown = self._shown()
-        if shown:
-            shown[-1].cancel()
-
-    def update_state(self, *_args) -> None:
-        active = self._shown()
-        self.setVisible(bool(active))
-        if active:
-            more = f" (+{len(active) - 1})" if len(active) > 1 else ""
-            self.label.setText(active[-1].title + "…" + more)
 
 
 class MainWindow(QMainWindow):
