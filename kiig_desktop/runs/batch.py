@@ -5,7 +5,7 @@ One batch run (kind ``batch``) covers several subject models on one dataset. Per
 1. the subject model writes its reasoning with its own chat template (:func:`build_messages`),
    greedy by default, seeded per item when sampling so the result never depends on run order;
 2. the final answer is extracted and graded (:func:`kiig_desktop.chains.answers.grade`);
-3. the text is split into steps and the scorer model scores InfoGain (``pipeline.score_item``);
+3. the text is split into steps and the scorer model scores InfoGain (``runs.score.score_item``);
 4. with a judge and a corpus, each step's Knowledge Index is judged.
 
 Each chain is committed as it completes (its generation, steps, curve and KI evidence in one
