@@ -241,6 +241,12 @@ def save_analysis(store, *, q: Question, record: dict, scorer: ModelInfo, scorer
     return run_id, chain_id
 
 
+def save_result(store, **analysis: Any) -> AnalysisResult:
+    """:func:`save_analysis`, then the chain as the session now holds it (what every screen shows)."""
+    run_id, chain_id = save_analysis(store, **analysis)
+    return load_result(store, run_id, chain_id)
+
+
 def load_result(store, run_id: int, chain_id: int) -> AnalysisResult:
     """Everything the results view shows for a stored chain, exactly as saved."""
     record = store.load_chain(chain_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from ..engine.models import ModelInfo
@@ -20,8 +21,7 @@ from .analysis import (
     Question,
     iter_generate,
     iter_score_steps,
-    load_result,
-    save_analysis,
+    save_result,
     split_text,
 )
 
@@ -61,11 +61,7 @@ def iter_compare(models: Sequence[ModelInfo], request: CompareRequest, *, acquir
         record = yield from iter_score_steps(scorer_client, q, steps, mode=request.lead, reasoning=gen["text"], cancel=cancel)
         subject_ref, backend = client.model_ref(), scorer_client.backend_ref()
 
-        def _save(store, record=record, gen=gen, subject=subject, by=by, ref=subject_ref, backend=backend) -> AnalysisResult:
-            run_id, chain_id = save_analysis(
-                store, q=q, record=record, scorer=by, scorer_backend=backend, split_mode=split_mode, subject=subject,
-                subject_ref=ref, generation=gen, generation_settings=settings, name=f"Compare · {subject.name} → {by.name}")
-            return load_result(store, run_id, chain_id)
-
-        yield ItemDone(i, save(_save))
+        yield ItemDone(i, save(partial(
+            save_result, q=q, record=record, scorer=by, scorer_backend=backend, split_mode=split_mode, subject=subject,
+            subject_ref=subject_ref, generation=gen, generation_settings=settings, name=f"Compare · {subject.name} → {by.name}")))
     return len(models)

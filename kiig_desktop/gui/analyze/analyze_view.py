@@ -36,9 +36,8 @@ from ...runs.analysis import (
     StepDraft,
     iter_generate,
     iter_score_steps,
-    load_result,
     locate_steps,
-    save_analysis,
+    save_result,
     split_text,
 )
 from ...runs.compare import CompareRequest
@@ -424,14 +423,11 @@ class AnalyzeView(QWidget):
                 subject_ref = loaded.model_ref() if loaded else {"path": subject.path, "sha256": subject.sha256()}
             name = f"{subject.name if gen is not None and subject else 'Imported text'} → {scorer.name}"
 
-            def save(store) -> AnalysisResult:
-                run_id, chain_id = save_analysis(
-                    store, q=q, record=record, scorer=scorer, scorer_backend=client.backend_ref(), split_mode=split_mode,
-                    subject=subject if gen is not None else None, subject_ref=subject_ref, generation=gen,
-                    generation_settings=gen_settings, name=name)
-                return load_result(store, run_id, chain_id)
-
-            return session.write(save)
+            backend = client.backend_ref()
+            return session.write(lambda store: save_result(
+                store, q=q, record=record, scorer=scorer, scorer_backend=backend, split_mode=split_mode,
+                subject=subject if gen is not None else None, subject_ref=subject_ref, generation=gen,
+                generation_settings=gen_settings, name=name))
 
         task = self._start("score", f"Scoring with {scorer.name}", work)
         task.progress.connect(self._score_progress)
