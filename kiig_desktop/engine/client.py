@@ -152,7 +152,12 @@ class EngineClient:
             "flash_attn": self.options.flash_attn,
             "repack": self.options.repack,
             "n_threads": info.get("n_threads"),
+            "build": info.get("build"),
         }
+
+    def build(self) -> dict | None:
+        """The llama.cpp build, kernels and backend of this worker (``engine.build_info``); None before start."""
+        return (self.info or {}).get("build")
 
     @property
     def pid(self) -> int | None:
