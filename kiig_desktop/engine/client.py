@@ -408,6 +408,10 @@ class EngineClient:
     def next_token_logprobs(self, messages: list[dict], candidates: list[str], cancel: CancelToken | None = None) -> dict[str, float]:
         return self.call("next_token_logprobs", cancel=cancel, messages=messages, candidates=candidates)["logprobs"]
 
+    def reply(self, messages: list[dict], max_tokens: int = 8, cancel: CancelToken | None = None) -> str:
+        """A short greedy chat reply (a judge's True/False answer)."""
+        return self.call("generate", cancel=cancel, messages=messages, max_tokens=max_tokens, temperature=0.0, top_k=0)["text"]
+
     def first_token_ids(self, candidates: list[str]) -> dict[str, int]:
         """The first token id of each candidate as this model tokenizes it (for judge answers)."""
         return {c: ids[0] for c, ids in zip(candidates, self.tokenize_many(candidates), strict=True) if ids}

@@ -15,6 +15,10 @@ Per step (docs/metrics.md):
 
 An applicable step for which the corpus returns no passage at all is reported with ``ki = None``
 and reason ``"no evidence in the corpus"``: absence of evidence is not evidence of falsehood.
+
+That is the default ``probability`` mode; ``mode="reasoningeval"`` applies ReasoningEval's rule
+instead (True/False replies, steps without a query scored 1.0, the mean over all steps): see
+``knowledge/ki_rules.py``.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from ..chains.prompts import question_text
 from ..errors import Cancelled, ContextOverflow, InputError, KiigError
 from ..events import CancelToken, ItemDone, Progress, run_to_end
 from .search import STOP_WORDS, Passage, content_terms, corpus_id, search, word_tokens
+from . import ki_rules
+from .ki_rules import KI_METHOD_VERSION, KI_MODES
 
 
 class Judge(Protocol):
@@ -228,8 +234,7 @@ def build_query(step_text: str, knowledge: str | None = None, question: str | No
 
 # -- judge prompt and probability --------------------------------------------------------------
 
-SYSTEM_PROMPT = ("You are a careful fact checker. You compare a claim with reference passages and reply with "
-                 "a single word: Yes or No.")
+SYSTEM_PROMPT = ki_rules.SYSTEM_YES_NO
 # Ways a reply can start with the answer. Each is one token in common vocabularies (SmolLM2: "Yes"
 # 10539, " Yes" 9230, "yes" 10407, " yes" 9805, "No" 5230, ...). All-caps forms are left out: they
 # often split ("YES" -> "Y" + "ES"), and the probability of a bare "Y" is not the probability of
@@ -248,9 +253,11 @@ def _clip(text: str, limit: int) -> str:
     return text[: cut if cut > limit // 2 else limit - 1].rstrip() + "…"
 
 
-def build_judge_messages(claim: str, passages: list[Passage], *,
-                         max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS) -> list[dict[str, str]]:
+def build_judge_messages(claim: str, passages: list[Passage], *, max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS,
+                         mode: str = "probability") -> list[dict[str, str]]:
     """System + user messages asking whether the numbered passages support the claim.
+
+    ``mode`` picks the question: Yes/No (probability) or True/False (reasoningeval).
 
     The whole prompt stays within ``max_prompt_chars``: the claim gets at most a quarter of it,
     the passages share the rest (short passages leave their unused share to longer ones), and a
@@ -258,11 +265,9 @@ def build_judge_messages(claim: str, passages: list[Passage], *,
     always kept (with at least 160 characters, even if that overshoots a tiny budget).
     """
     head = "Reference passages:\n"
-    tail_tmpl = ("\n\nClaim: {claim}\n\nDo the reference passages support the claim? Answer Yes if they state it or "
-                 "it follows directly from them. Answer No if they contradict it or do not contain it. "
-                 "Reply with one word, Yes or No.")
+    system, tail_tmpl = ki_rules.prompt_parts(mode)
     claim = _clip(claim, max(80, max_prompt_chars // 4))
-    fixed = len(SYSTEM_PROMPT) + len(head) + len(tail_tmpl.format(claim=claim))
+    fixed = len(system) + len(head) + len(tail_tmpl.format(claim=claim))
     budget = max_prompt_chars - fixed
     bodies = []
     for p in passages:
@@ -278,7 +283,7 @@ def build_judge_messages(claim: str, passages: list[Passage], *,
         left -= 1
     shown = [f"[{n + 1}] {_clip(body, limits[n])}" for n, body in enumerate(bodies)] or ["(none)"]
     user = head + "\n".join(shown) + tail_tmpl.format(claim=claim)
-    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
 def yes_no_probability(logprobs: dict[str, float], yes: Iterable[str] = YES_CANDIDATES,
@@ -313,24 +318,37 @@ def yes_no_probability(logprobs: dict[str, float], yes: Iterable[str] = YES_CAND
     return ki, p["yes"], p["no"]
 
 
-def judge_claim(judge: Judge, claim: str, passages: list[Passage], *,
-                max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS) -> tuple[float | None, float, float]:
-    """Ask the judge; on ContextOverflow retry twice, each time with half the prompt that overflowed."""
-    candidates = [*YES_CANDIDATES, *NO_CANDIDATES]
+def _ask(judge: Judge, claim: str, passages: list[Passage], max_prompt_chars: int, mode: str, ask):
+    """``ask(messages)``; on ContextOverflow retry twice, each time with half the prompt that overflowed."""
     budget = max_prompt_chars
     for attempt in range(3):
-        messages = build_judge_messages(claim, passages, max_prompt_chars=budget)
+        messages = build_judge_messages(claim, passages, max_prompt_chars=budget, mode=mode)
         try:
-            logprobs = judge.next_token_logprobs(messages, candidates)
+            return ask(messages)
         except ContextOverflow:
             if attempt == 2:
                 raise
             budget = min(budget, sum(len(m["content"]) for m in messages)) // 2
-            continue
-        ids_of = getattr(judge, "first_token_ids", None)
-        token_ids = ids_of(candidates) if callable(ids_of) else None
-        return yes_no_probability(logprobs, token_ids=token_ids)
     raise AssertionError("unreachable")
+
+
+def judge_claim(judge: Judge, claim: str, passages: list[Passage], *,
+                max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS) -> tuple[float | None, float, float]:
+    """``(ki, p_yes, p_no)``: the judge's Yes/No first-token probabilities for the claim."""
+    candidates = [*YES_CANDIDATES, *NO_CANDIDATES]
+    logprobs = _ask(judge, claim, passages, max_prompt_chars, "probability",
+                    lambda messages: judge.next_token_logprobs(messages, candidates))
+    ids_of = getattr(judge, "first_token_ids", None)
+    token_ids = ids_of(candidates) if callable(ids_of) else None
+    return yes_no_probability(logprobs, token_ids=token_ids)
+
+
+def judge_true_false(judge: Judge, claim: str, passages: list[Passage], *,
+                     max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS) -> tuple[float, str]:
+    """``(score, reply)`` under ReasoningEval's rule: the judge's greedy True/False reply, 1.0 only for "True"."""
+    reply = _ask(judge, claim, passages, max_prompt_chars, "reasoningeval",
+                 lambda messages: judge.reply(messages, ki_rules.TRUE_FALSE_MAX_TOKENS))
+    return ki_rules.true_false_score(reply), reply
 
 
 # -- chains ------------------------------------------------------------------------------------
@@ -344,10 +362,38 @@ def judge_model_ref(judge: Judge) -> dict:
     return dict(ref or {})
 
 
+def _judge_step(db, corpus: str, judge: Judge, rec: dict, step: dict, claim: str, question: str | None, k: int,
+                mode: str, max_prompt_chars: int) -> None:
+    """Fill one step's record: retrieval, then the judge under ``mode``'s rule."""
+    text = rec["text"]
+    if not rec["applicable"]:
+        if mode == "reasoningeval":
+            rec.update(ki=1.0, reason=f"{rec['reason']}; {ki_rules.REASON_NO_QUERY_SCORED}")
+        return
+    query = build_query(text, step.get("knowledge"), question)
+    if mode == "reasoningeval" and not query.strip():
+        rec.update(ki=1.0, reason=ki_rules.REASON_QUERY_FAILED)
+        return
+    passages = search(db, corpus, query, k)
+    rec["evidence"] = [{"source": p.source, "chunk": p.chunk, "score": p.score, "chunk_id": p.chunk_id} for p in passages]
+    if mode == "reasoningeval":  # the judge is asked even without passages: its rule has no "no evidence" case
+        score, reply = judge_true_false(judge, claim, passages, max_prompt_chars=max_prompt_chars)
+        rec.update(ki=score, judge_reply=reply)
+        return
+    if not passages:
+        rec["reason"] = REASON_NO_EVIDENCE
+        return
+    ki, p_yes, p_no = judge_claim(judge, claim, passages, max_prompt_chars=max_prompt_chars)
+    rec.update(ki=ki, judge_p_yes=p_yes, judge_p_no=p_no)
+    if ki is None:
+        rec["reason"] = "judge gave no probability to Yes or No"
+
+
 def iter_chain_ki(db, corpus: str, judge: Judge, steps: list[dict], question: str | None = None, *, k: int = 3,
-                  cancel: CancelToken | None = None,
-                  max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS) -> Generator[Progress, None, dict]:
+                  cancel: CancelToken | None = None, max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS,
+                  mode: str = ki_rules.DEFAULT_MODE) -> Generator[Progress, None, dict]:
     """:func:`score_chain_ki` as a generator: yields Progress (steps done) and returns its result."""
+    ki_rules.check_mode(mode)
     corpus_id(db, corpus)  # fail early, before any judging, on an unknown corpus
     out_steps = []
     started = time.monotonic()
@@ -359,28 +405,20 @@ def iter_chain_ki(db, corpus: str, judge: Judge, steps: list[dict], question: st
         applicable, reason, claim = step_claim(text, step.get("knowledge"), question)
         rec = {"index": step.get("index", pos + 1), "text": text, "applicable": applicable, "ki": None,
                "reason": reason, "judge_p_yes": None, "judge_p_no": None, "evidence": []}
-        if applicable:
-            passages = search(db, corpus, build_query(text, step.get("knowledge"), question), k)
-            rec["evidence"] = [{"source": p.source, "chunk": p.chunk, "score": p.score, "chunk_id": p.chunk_id}
-                               for p in passages]
-            if not passages:
-                rec["reason"] = REASON_NO_EVIDENCE
-            else:
-                ki, p_yes, p_no = judge_claim(judge, claim, passages, max_prompt_chars=max_prompt_chars)
-                rec.update(ki=ki, judge_p_yes=p_yes, judge_p_no=p_no)
-                if ki is None:
-                    rec["reason"] = "judge gave no probability to Yes or No"
+        _judge_step(db, corpus, judge, rec, step, claim, question, k, mode, max_prompt_chars)
         out_steps.append(rec)
         yield Progress(done=pos + 1, total=len(steps), message=text, started=started)
-    scored = [s["ki"] for s in out_steps if s["applicable"] and s["ki"] is not None]
-    return {"steps": out_steps, "ki_mean": sum(scored) / len(scored) if scored else None,
-            "n_applicable": sum(1 for s in out_steps if s["applicable"]), "n_judged": len(scored)}
+    n_judged = sum(1 for s in out_steps if s["applicable"] and s["ki"] is not None)
+    return {"steps": out_steps, "ki_mean": ki_rules.chain_mean(out_steps, mode), "ki_mode": mode, "ki_k": k,
+            "n_applicable": sum(1 for s in out_steps if s["applicable"]), "n_judged": n_judged}
 
 
 def score_chain_ki(db, corpus: str, judge: Judge, steps: list[dict], question: str | None = None, *, k: int = 3,
-                   cancel: CancelToken | None = None, max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS) -> dict:
-    """KI of every step of one chain; ``ki_mean`` is over applicable, judged steps (None if none)."""
-    return run_to_end(iter_chain_ki(db, corpus, judge, steps, question, k=k, cancel=cancel, max_prompt_chars=max_prompt_chars))
+                   cancel: CancelToken | None = None, max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS,
+                   mode: str = ki_rules.DEFAULT_MODE) -> dict:
+    """KI of every step of one chain; ``ki_mean`` follows ``mode``'s rule (see ``ki_rules``; None if nothing scored)."""
+    return run_to_end(iter_chain_ki(db, corpus, judge, steps, question, k=k, cancel=cancel,
+                                    max_prompt_chars=max_prompt_chars, mode=mode))
 
 
 def parse_ki_item(obj: object, line_no: int) -> dict:
@@ -435,7 +473,8 @@ def steps_to_judge(steps: Iterable[object], where: str = "chain") -> list[dict]:
 
 
 def ki_items(db, corpus: str, judge: Judge, items: Iterable[dict], *, k: int = 3, cancel: CancelToken | None = None,
-             total: int | None = None, max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS) -> Iterator[Progress | ItemDone]:
+             total: int | None = None, max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS,
+             mode: str = ki_rules.DEFAULT_MODE) -> Iterator[Progress | ItemDone]:
     """Score many chains (items from :func:`parse_ki_item`), yielding Progress and ItemDone events.
 
     Each ItemDone carries the ``kiig ki`` output record; a failure inside one item (context
@@ -452,13 +491,13 @@ def ki_items(db, corpus: str, judge: Judge, items: Iterable[dict], *, k: int = 3
     for index, item in enumerate(items):
         if cancel:
             cancel.check()
-        record: dict = {"id": item.get("id"), "steps": [], "ki_mean": None, "model": model}
+        record: dict = {"id": item.get("id"), "steps": [], "ki_mean": None, "ki_mode": mode, "ki_k": k, "model": model}
         if item.get("error"):
             record["error"] = item["error"]
         else:
             try:
                 result = score_chain_ki(db, corpus, judge, item["steps"], item.get("question"), k=k, cancel=cancel,
-                                        max_prompt_chars=max_prompt_chars)
+                                        max_prompt_chars=max_prompt_chars, mode=mode)
                 record.update(result)
             except Cancelled:
                 raise
@@ -470,7 +509,7 @@ def ki_items(db, corpus: str, judge: Judge, items: Iterable[dict], *, k: int = 3
 
 
 __all__ = [
-    "DEFAULT_MAX_PROMPT_CHARS", "NO_CANDIDATES", "SYSTEM_PROMPT", "STOP_WORDS", "YES_CANDIDATES", "Judge",
-    "build_judge_messages", "build_query", "is_applicable", "iter_chain_ki", "judge_claim", "judge_model_ref", "ki_items", "parse_ki_item",
-    "score_chain_ki", "step_claim", "steps_to_judge", "yes_no_probability",
+    "DEFAULT_MAX_PROMPT_CHARS", "KI_METHOD_VERSION", "KI_MODES", "NO_CANDIDATES", "SYSTEM_PROMPT", "STOP_WORDS", "YES_CANDIDATES",
+    "Judge", "build_judge_messages", "build_query", "is_applicable", "iter_chain_ki", "judge_claim", "judge_model_ref",
+    "judge_true_false", "ki_items", "parse_ki_item", "score_chain_ki", "step_claim", "steps_to_judge", "yes_no_probability",
 ]

@@ -171,6 +171,9 @@ class CancellableJudge:
     def first_token_ids(self, candidates: list[str]) -> dict[str, int]:
         return self.client.first_token_ids(candidates)
 
+    def reply(self, messages: list[dict], max_tokens: int = 8) -> str:
+        return self.client.reply(messages, max_tokens, cancel=self.cancel)
+
 
 def chain_question(item: dict | None) -> str | None:
     """``Q`` of a stored chain's item, as the judge reads it (None when the chain has no question)."""

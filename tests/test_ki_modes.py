@@ -1,0 +1,86 @@
+"""KI modes: the probability rule (default) and ReasoningEval's True/False rule, with a scripted judge."""
+
+from __future__ import annotations
+
+import pytest
+
+from kiig_desktop.errors import ContextOverflow
+from kiig_desktop.knowledge import ki_rules
+from kiig_desktop.knowledge import ki as K
+
+from .test_knowledge import STEPS, FakeJudge, demo_db  # noqa: F401  (the fixture is used by name)
+
+
+class TrueFalseJudge(FakeJudge):
+    """Replies from a script, in order (greedy True/False answers); records each prompt."""
+
+    def __init__(self, replies: list[str], overflow_above: int | None = None) -> None:
+        super().__init__(overflow_above=overflow_above)
+        self.replies = list(replies)
+        self.max_tokens: list[int] = []
+
+    def reply(self, messages, max_tokens):
+        prompt = "".join(m["content"] for m in messages)
+        self.calls.append(messages)
+        if self.overflow_above is not None and len(prompt) > self.overflow_above:
+            raise ContextOverflow("too long")
+        self.max_tokens.append(max_tokens)
+        return self.replies.pop(0)
+
+
+@pytest.mark.parametrize("reply, score", [("True", 1.0), (" True\n", 1.0), ("True\nBecause ...", 1.0),
+                                          ("True.", 0.0), ("true", 0.0), ("False", 0.0), ("", 0.0), ("Yes", 0.0)])
+def test_only_an_exact_true_scores_one(reply, score):
+    assert ki_rules.true_false_score(reply) == score
+
+
+def test_reasoningeval_mode_scores_all_steps_and_counts_no_query_as_one(demo_db):
+    judge = TrueFalseJudge(["True", "False"])
+    out = K.score_chain_ki(demo_db, "clinical", judge, STEPS, "Which test monitors warfarin?", k=12, mode="reasoningeval")
+    s = out["steps"]
+    assert [x["applicable"] for x in s] == [False, True, True, False]
+    assert [x["ki"] for x in s] == [1.0, 1.0, 0.0, 1.0]  # planning and answer lines: a "None" query, 1.0
+    assert ki_rules.REASON_NO_QUERY_SCORED in s[0]["reason"]
+    assert s[1]["judge_reply"] == "True" and s[2]["judge_reply"] == "False"
+    assert out["ki_mean"] == pytest.approx(3 / 4)  # the mean over ALL steps
+    assert out["ki_mode"] == "reasoningeval" and out["ki_k"] == 12
+    assert len(judge.calls) == 2 and judge.max_tokens == [ki_rules.TRUE_FALSE_MAX_TOKENS] * 2
+    prompt = judge.calls[0][-1]["content"]
+    assert "True or False" in prompt and "Yes or No" not in prompt
+    assert judge.calls[0][0]["content"] == ki_rules.SYSTEM_TRUE_FALSE
+    assert len(s[1]["evidence"]) > 3  # k = 12 passages retrieved, not 3
+
+
+def test_probability_mode_is_unchanged_and_leaves_na_steps_out(demo_db):
+    out = K.score_chain_ki(demo_db, "clinical", FakeJudge(), STEPS, "Which test monitors warfarin?", k=3)
+    assert out["ki_mode"] == "probability" and out["ki_k"] == 3
+    assert [x["ki"] is None for x in out["steps"]] == [True, False, False, True]
+    assert out["ki_mean"] == pytest.approx(0.5)
+
+
+def test_reasoningeval_asks_the_judge_even_without_evidence(demo_db):
+    judge = TrueFalseJudge(["False"])
+    out = K.score_chain_ki(demo_db, "clinical", judge, [{"text": "Quasars emit zxqv radiation."}], mode="reasoningeval")
+    assert out["steps"][0]["ki"] == 0.0 and out["ki_mean"] == 0.0 and len(judge.calls) == 1
+    assert "(none)" in judge.calls[0][-1]["content"]
+
+
+def test_reasoningeval_failed_query_scores_one(demo_db):
+    judge = TrueFalseJudge([])
+    steps = [{"index": 1, "text": "Let us think.", "knowledge": "Let us consider it again now."}]
+    out = K.score_chain_ki(demo_db, "clinical", judge, steps, mode="reasoningeval")
+    assert out["steps"][0]["ki"] == 1.0 and not judge.calls
+
+
+def test_reasoningeval_retries_an_overflowing_prompt(demo_db):
+    judge = TrueFalseJudge(["True"], overflow_above=2500)
+    out = K.score_chain_ki(demo_db, "clinical", judge, [STEPS[1]], k=12, mode="reasoningeval")
+    assert out["steps"][0]["ki"] == 1.0 and len(judge.calls) >= 2
+
+
+def test_unknown_mode_and_settings():
+    with pytest.raises(ValueError, match="unknown KI mode"):
+        ki_rules.check_mode("binary")
+    assert ki_rules.settings("probability", None) == {"k": 3, "method": ki_rules.KI_METHOD_VERSION}
+    assert ki_rules.settings("reasoningeval", None) == {"k": 12, "method": ki_rules.KI_METHOD_VERSION, "mode": "reasoningeval"}
+    assert ki_rules.chain_mean([], "reasoningeval") is None
