@@ -97,3 +97,27 @@ def test_unknown_mode_and_settings():
     assert ki_rules.settings("probability", None) == {"k": 3, "method": ki_rules.KI_METHOD_VERSION}
     assert ki_rules.settings("reasoningeval", None) == {"k": 12, "method": ki_rules.KI_METHOD_VERSION, "mode": "reasoningeval"}
     assert ki_rules.chain_mean([], "reasoningeval") is None
+
+
+def test_the_session_stores_the_mode_and_a_v1_session_reads_as_probability(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    from kiig_desktop.store import SessionStore
+
+    from .store_support import SHA_J, make_ki_steps, make_record, model_info
+
+    with SessionStore.open(tmp_path / "s.kiig") as s:
+        judge = s.ensure_model(model_info(SHA_J, "/models/judge.gguf"))
+        run, _ = s.find_or_create_run("ki", {"k": 12, "mode": "reasoningeval"}, {"judge": judge}, {})
+        cid = s.save_chain(run, "c", make_record(0, n_steps=3, n_tokens=8),
+                           ki={"judge_model_id": judge, "corpus": "demo", "steps": make_ki_steps(0, 3), "ki_mean": 0.5,
+                               "mode": "reasoningeval", "k": 12, "method": 1})
+        [ev] = s.load_ki(cid)
+        assert (ev["mode"], ev["k"], ev["method"]) == ("reasoningeval", 12, 1)
+    old = tmp_path / "v1.kiig"
+    shutil.copyfile(Path(__file__).parent / "data" / "session_v1.kiig", old)
+    with SessionStore.open(old) as s:
+        [run] = s.list_runs()
+        [ev] = s.load_ki(s.chain_id(run["id"], "q0"))
+        assert (ev["mode"], ev["k"], ev["method"]) == ("probability", None, 1)
