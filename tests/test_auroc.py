@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pytest
-
 from kiig_desktop.stats import auroc, bootstrap_auroc_ci
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 import sqlite_utils
 
-from kiig_desktop.knowledge import corpus
 from kiig_desktop.errors import ContextOverflow
-from kiig_desktop.knowledge import ki_rules
+from kiig_desktop.knowledge import corpus, ki_rules
 from kiig_desktop.knowledge import ki as K
 from kiig_desktop.resources import resource_path
 from kiig_desktop.store import corpus_schema

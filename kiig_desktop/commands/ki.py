@@ -32,17 +32,23 @@ def register(sub) -> None:
     p.add_argument("--corpus", required=True, help="name of the reference corpus (see `kiig corpus list`)")
     p.add_argument("--input", required=True, help="JSONL: `kiig score` output, or lines with \"steps\"")
     p.add_argument("--output", required=True, help="JSONL file to write, one line per input line")
-    p.add_argument("--k", type=int, default=3, help="passages retrieved per step (default 3)")
+    p.add_argument("--ki-mode", choices=("probability", "reasoningeval"), default="probability",
+                   help="probability: p(yes) from the judge's log-probabilities, N/A steps left out (default); "
+                        "reasoningeval: ReasoningEval's rule (True/False, N/A and failures count 1.0, mean over all steps)")
+    p.add_argument("--k", type=int, default=None, help="passages retrieved per step (default 3; 12 with --ki-mode reasoningeval)")
     p.add_argument("--max-prompt-chars", type=int, default=6000,
                    help="judge prompt budget in characters (default 6000, for a 2048-token context)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..knowledge import ki_rules
     from ..runs.ki import check_corpus, read_ki_input
     from ..store import SessionStore
 
-    if not 1 <= args.k <= 20:
+    if args.k is None:
+        args.k = ki_rules.default_k(args.ki_mode)
+    if not 1 <= args.k <= ki_rules.MAX_K:
         raise InputError(f"--k must be between 1 and 20, got {args.k}")
     if args.max_prompt_chars < 1000:
         raise InputError(f"--max-prompt-chars must be at least 1000, got {args.max_prompt_chars}")
@@ -57,18 +63,23 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _judge_all(args, store, items: list[dict], out) -> int:
+    from ..knowledge.ki import KI_METHOD_VERSION, judge_model_ref
     from ..runs.ki import iter_ki_file
+    from ..store import judge_validation as validation
 
     try:
         from ..knowledge.judge import open_judge
     except ImportError as exc:
         raise KiigError(f"the judge engine is not available in this build ({exc})") from None
     with open_judge(args.model) as judge:
+        checked = validation.lookup(judge_model_ref(judge).get("sha256"), KI_METHOD_VERSION)
+        shown = validation.summary(checked, args.model)  # every output line says how far the judge can be trusted
+        print(f"kiig ki: {shown['note']}", file=sys.stderr)
         results: dict[int, dict] = {}
         written = 0
         line = ProgressLine("ki")
         events = iter_ki_file(store, args.corpus, judge, items, k=args.k, max_prompt_chars=args.max_prompt_chars,
-                              cancel=CancelToken())
+                              cancel=CancelToken(), mode=args.ki_mode)
         try:
             while True:
                 try:
@@ -83,7 +94,7 @@ def _judge_all(args, store, items: list[dict], out) -> int:
                 elif isinstance(event, ItemDone):
                     results[event.index] = event.result
                     while written < len(items) and written in results:  # in input order, as soon as ready
-                        out.write(json.dumps(results[written], ensure_ascii=False) + "\n")
+                        out.write(json.dumps({**results[written], "judge_validation": shown}, ensure_ascii=False) + "\n")
                         written += 1
                     out.flush()
         except KeyboardInterrupt:

@@ -32,9 +32,9 @@ from typing import Protocol
 from ..chains.prompts import question_text
 from ..errors import Cancelled, ContextOverflow, InputError, KiigError
 from ..events import CancelToken, ItemDone, Progress, run_to_end
-from .search import STOP_WORDS, Passage, content_terms, corpus_id, search, word_tokens
 from . import ki_rules
 from .ki_rules import KI_METHOD_VERSION, KI_MODES
+from .search import STOP_WORDS, Passage, content_terms, corpus_id, search, word_tokens
 
 
 class Judge(Protocol):

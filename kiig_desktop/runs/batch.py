@@ -53,8 +53,9 @@ class BatchConfig:
     mode: str = "answer"
     limit: int | None = None
     layout: str = "auto"  # dataset layout: auto | mcq | gsm8k | generic (mixed files need generic)
-    ki_k: int = 3
+    ki_k: int | None = None  # None: the mode's default (3, or 12 for reasoningeval)
     ki_max_prompt_chars: int = 6000
+    ki_mode: str = "probability"
 
     def generation(self) -> dict:
         return {"max_tokens": self.max_tokens, "temperature": self.temperature, "seed": self.seed, "prompt": BATCH_PROMPT_VERSION}
@@ -197,7 +198,10 @@ def iter_batch(
     shas = [s.sha256() for s in subjects]
     if len(set(shas)) != len(shas):
         raise InputError("the same model file is named twice in --models")
-    ki_config = None if corpus is None else ki_settings(store.db, corpus, config.ki_k, config.ki_max_prompt_chars)
+    ki_config = None
+    if corpus is not None:
+        ki_config = ki_settings(store.db, corpus, config.ki_k, config.ki_max_prompt_chars, config.ki_mode)
+        config = replace(config, ki_k=ki_config["k"])
     subject_ids = [store.ensure_model(model_row(s)) for s in subjects]
     roles = {"scorer": store.ensure_model(model_row(scorer_info))}
     if judge_info is not None:
@@ -343,12 +347,12 @@ def _score(client, item: DatasetItem, text: str, cfg: BatchConfig, cancel, progr
 
 def _judge(ctx: _Context, judge, judge_id: int, item: DatasetItem, record: dict) -> dict | None:
     """KI of the record's steps; merged into the steps, returned as ``save_chain``'s ``ki``."""
-    from ..knowledge.ki import score_chain_ki, steps_to_judge
+    from ..knowledge.ki import KI_METHOD_VERSION, score_chain_ki, steps_to_judge
 
     steps = steps_to_judge(record["steps"])
     try:
         ki = score_chain_ki(ctx.store.db, ctx.corpus, judge, steps, item.prompt_text(), k=ctx.config.ki_k,
-                            cancel=ctx.cancel, max_prompt_chars=ctx.config.ki_max_prompt_chars)
+                            cancel=ctx.cancel, max_prompt_chars=ctx.config.ki_max_prompt_chars, mode=ctx.config.ki_mode)
     except (ContextOverflow, InputError) as exc:
         record["ki_error"] = exc.message
         record["ki_mean"] = None
@@ -356,5 +360,7 @@ def _judge(ctx: _Context, judge, judge_id: int, item: DatasetItem, record: dict)
     for step, ks in zip(record["steps"], ki["steps"], strict=True):
         step["applicable"], step["ki"] = ks["applicable"], ks["ki"]
     record["ki_mean"] = ki["ki_mean"]
-    record["ki"] = {"corpus": ctx.corpus, "n_applicable": ki["n_applicable"], "n_judged": ki["n_judged"]}
-    return {"judge_model_id": judge_id, "corpus": ctx.corpus, "steps": ki["steps"], "ki_mean": ki["ki_mean"]}
+    record["ki"] = {"corpus": ctx.corpus, "n_applicable": ki["n_applicable"], "n_judged": ki["n_judged"],
+                    "mode": ctx.config.ki_mode, "k": ctx.config.ki_k}
+    return {"judge_model_id": judge_id, "corpus": ctx.corpus, "steps": ki["steps"], "ki_mean": ki["ki_mean"],
+            "mode": ctx.config.ki_mode, "k": ctx.config.ki_k, "method": KI_METHOD_VERSION}

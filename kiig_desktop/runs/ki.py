@@ -28,15 +28,22 @@ from ..knowledge.ki import (
     step_claim,
     steps_to_judge,
 )
+from ..knowledge.ki_rules import DEFAULT_MODE, KI_METHOD_VERSION
+from ..knowledge.ki_rules import settings as mode_settings
 from ..knowledge.search import corpus_id
+from .provenance import stamp, worker_build
 
-KI_METHOD_VERSION = 1  # bump when the judge prompt, candidates or applicability rules change results
+
+def ki_settings(db, corpus: str, k: int | None, max_prompt_chars: int, mode: str = DEFAULT_MODE) -> dict:
+    """What makes two KI passes the same work: the corpus (and its content), the mode, k (None: the
+    mode's default), the prompt budget, the method."""
+    return {"corpus": corpus, "corpus_fingerprint": corpus_fingerprint(db, corpus),
+            "max_prompt_chars": max_prompt_chars, **mode_settings(mode, k)}
 
 
-def ki_settings(db, corpus: str, k: int, max_prompt_chars: int) -> dict:
-    """What makes two KI passes the same work: the corpus (and its content), k, the prompt budget, the method."""
-    return {"corpus": corpus, "corpus_fingerprint": corpus_fingerprint(db, corpus), "k": k,
-            "max_prompt_chars": max_prompt_chars, "method": KI_METHOD_VERSION}
+def evaluation_how(settings: dict) -> dict:
+    """The ``mode``, ``k`` and ``method`` a KI evaluation is stored with, from its :func:`ki_settings`."""
+    return {"mode": settings.get("mode", DEFAULT_MODE), "k": settings["k"], "method": settings["method"]}
 
 
 # ------------------------------------------------------------------------------ a file of chains
@@ -99,16 +106,19 @@ def check_corpus(store, corpus: str) -> None:
         raise InputError(f"corpus {corpus!r} is empty")
 
 
-def iter_ki_file(store, corpus: str, judge, items: list[dict], *, k: int = 3, max_prompt_chars: int = 6000,
-                 cancel: CancelToken | None = None) -> Generator[Progress | ItemDone | Message, None, KiSummary]:
+def iter_ki_file(store, corpus: str, judge, items: list[dict], *, k: int | None = None, max_prompt_chars: int = 6000,
+                 cancel: CancelToken | None = None,
+                 mode: str = DEFAULT_MODE) -> Generator[Progress | ItemDone | Message, None, KiSummary]:
     """Judge every item of :func:`read_ki_input` (or resume), yielding each record as ``ItemDone(index in items)``.
 
     Reused records come first (``skipped=True``), then the others as they are judged; each is
     committed before it is yielded. Cancel marks the run ``cancelled`` (``interrupted`` for Ctrl+C).
     """
-    settings = ki_settings(store.db, corpus, k, max_prompt_chars)
+    settings = ki_settings(store.db, corpus, k, max_prompt_chars, mode)
+    k = settings["k"]
     judge_id = store.ensure_model(judge_model_ref(judge))
-    run_id, created = store.find_or_create_run("ki", settings, {"judge": judge_id}, {"kiig": __version__})
+    run_id, created = store.find_or_create_run("ki", settings, {"judge": judge_id},
+                                               {"kiig": __version__, "build": worker_build(judge)})
     stored = {} if created else store.load_run_records(run_id)
     summary = KiSummary(run_id)
     reused = [i for i, it in enumerate(items) if it["id"] in stored and _reusable(stored[it["id"]], it)]
@@ -123,11 +133,12 @@ def iter_ki_file(store, corpus: str, judge, items: list[dict], *, k: int = 3, ma
     try:
         if todo:
             for event in ki_items(store.db, corpus, judge, [items[i] for i in todo], k=k, cancel=cancel,
-                                  max_prompt_chars=max_prompt_chars):
+                                  max_prompt_chars=max_prompt_chars, mode=mode):
                 if isinstance(event, ItemDone):
-                    record, item = event.result, items[todo[event.index]]
+                    record, item = stamp(event.result, judge), items[todo[event.index]]
                     ki = None if record.get("error") else {
-                        "judge_model_id": judge_id, "corpus": corpus, "steps": record["steps"], "ki_mean": record["ki_mean"]}
+                        "judge_model_id": judge_id, "corpus": corpus, "steps": record["steps"], "ki_mean": record["ki_mean"],
+                        **evaluation_how(settings)}
                     store.save_chain(run_id, item["id"], record, item=_stored_item(item["_source"]), ki=ki)
                     summary.errors += bool(record.get("error"))
                     event = ItemDone(todo[event.index], record)
@@ -183,11 +194,12 @@ def chain_question(item: dict | None) -> str | None:
     return question_text(item["question"], options)
 
 
-def iter_stored_chain_ki(db, corpus: str, judge, record: dict, item: dict | None, *, k: int = 3,
-                         cancel: CancelToken | None = None) -> Generator[Progress, None, dict]:
+def iter_stored_chain_ki(db, corpus: str, judge, record: dict, item: dict | None, *, k: int | None = None,
+                         cancel: CancelToken | None = None, mode: str = DEFAULT_MODE) -> Generator[Progress, None, dict]:
     """KI of one stored chain's steps, each step with the claim and query it was judged by."""
     steps, question = steps_to_judge(record.get("steps") or []), chain_question(item)
-    out = yield from iter_chain_ki(db, corpus, judge, steps, question, k=k, cancel=cancel)
+    k = mode_settings(mode, k)["k"]
+    out = yield from iter_chain_ki(db, corpus, judge, steps, question, k=k, cancel=cancel, mode=mode)
     for ks, step in zip(out["steps"], steps, strict=True):
         ks["claim"], ks["query"] = step_query(ks, step, question)
     return out
@@ -195,5 +207,6 @@ def iter_stored_chain_ki(db, corpus: str, judge, record: dict, item: dict | None
 
 def save_chain_ki(store, chain_id: int, judge_row: dict, corpus: str, out: dict) -> list[dict]:
     """Store a chain's KI evaluation; return all of the chain's evaluations as stored."""
-    store.save_ki(chain_id, store.ensure_model(judge_row), corpus, out["steps"], out["ki_mean"])
+    how = {"mode": out.get("ki_mode", DEFAULT_MODE), "k": out.get("ki_k"), "method": KI_METHOD_VERSION}
+    store.save_ki(chain_id, store.ensure_model(judge_row), corpus, out["steps"], out["ki_mean"], how)
     return store.load_ki(chain_id)
