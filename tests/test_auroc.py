@@ -6,7 +6,8 @@ import math
 
 import numpy as np
 import pytest
-from kiig_desktop.stats import auroc, bootstrap_auroc_ci
+
+from kiig_desktop.reports.stats import auroc, bootstrap_auroc_ci
 
 
 def _direct_auroc(pos: list[float], neg: list[float]) -> float:
