@@ -107,4 +107,8 @@ def _print_summary(store, summary, db: str) -> None:
     for m in report.models:
         print(f"{m.name:<{width}}  {fmt_estimate('accuracy', m.metrics['accuracy']):>24}  "
               f"{fmt_estimate('info_gain_mean', m.metrics['info_gain_mean']):>26}  {fmt_estimate('ki_mean', m.metrics['ki_mean']):>22}")
+    if report.judge_validation:
+        print(f"kiig: KI {report.judge_validation['note']}", file=sys.stderr)
+    if report.build_warning:
+        print(f"kiig: warning: {report.build_warning}", file=sys.stderr)
     print(f"kiig: full report: kiig report --db {db} --run {summary.run_id} --format html --output report.html", file=sys.stderr)

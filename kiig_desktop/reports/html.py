@@ -33,6 +33,7 @@ h3{font-size:14px;margin:14px 0 6px}
 .sub{color:var(--muted);margin:0}.muted{color:var(--muted)}.small{font-size:12px}
 .findings{background:var(--soft);border-left:4px solid #0072B2;padding:10px 14px;margin:12px 0}
 .findings p{margin:4px 0}
+.warning{background:#fff8c5;border-left:4px solid #bf8700;padding:8px 14px;margin:12px 0}
 table{border-collapse:collapse;width:100%;margin:6px 0 10px;font-variant-numeric:tabular-nums}
 th,td{border-bottom:1px solid var(--line);padding:5px 8px;text-align:left;vertical-align:top}
 th{background:var(--soft);font-weight:600;font-size:12px;text-transform:none}
@@ -108,6 +109,7 @@ def render_html(report: BatchReport, details: dict[int, dict] | None = None) -> 
         f'{len(report.models)} model{"s" if len(report.models) != 1 else ""} \u00b7 {_e(scoring)} \u00b7 '
         f'started {_e(str(run.get("started") or "")[:16].replace("T", " "))} UTC</p>', "</header>",
     ]
+    body += _warnings(report)
     findings = [f"<p>{_e(f)}</p>" for f in _findings(report)]
     if findings:
         body += ['<section class="findings">', *findings, "</section>"]
@@ -281,6 +283,18 @@ def _num(v) -> str:
     return f"{0.0 if abs(v) < 5e-4 else v:.3f}"
 
 
+def _warnings(report: BatchReport) -> list[str]:
+    """Mixed llama.cpp builds, and the KI judge's validation (a warning when weak or never checked)."""
+    out = []
+    if report.build_warning:
+        out.append(f'<p class="warning" role="alert"><strong>Different builds.</strong> {_e(report.build_warning)}</p>')
+    jv = report.judge_validation
+    if jv:
+        cls = "warning" if jv.get("warning") else "sub"
+        out.append(f'<p class="{cls} judge-validation">KI judge — {_e(jv["note"])}</p>')
+    return out
+
+
 def _method_section(report: BatchReport, settings: dict) -> list[str]:
     gen = settings.get("generation") or {}
     ki = settings.get("ki") or {}
@@ -288,7 +302,7 @@ def _method_section(report: BatchReport, settings: dict) -> list[str]:
     rows = [
         ("Dataset sha256", settings.get("dataset_sha256")), ("Items", settings.get("n_items")),
         ("Scorer", (roles.get("scorer") or {}).get("name")), ("Judge", (roles.get("judge") or {}).get("name") or "none"),
-        ("Corpus", f"{ki.get('corpus')} (k={ki.get('k')})" if ki else "none (no KI)"),
+        ("Corpus", f"{ki.get('corpus')} (k={ki.get('k')}, KI mode {ki.get('mode') or 'probability'})" if ki else "none (no KI)"),
         ("Generation", f"max {gen.get('max_tokens')} tokens, temperature {gen.get('temperature')}, seed {gen.get('seed')}, "
                        f"prompt {gen.get('prompt')}"),
         ("Scoring", f"InfoGain {settings.get('infogain')}, mode {settings.get('mode')}, split {settings.get('split')}"),

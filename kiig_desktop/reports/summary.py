@@ -26,6 +26,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from ..errors import InputError
+from ..store import judge_validation
+from .builds import chain_build_id, record_build, split_by_build
 from .stats import bootstrap_mean_ci, paired_diff_ci
 
 
@@ -132,6 +134,7 @@ class ItemResult:
     n_tokens: int | None
     error: str | None = None
     timing: dict = field(default_factory=dict)
+    build: str | None = None  # id of the llama.cpp build that scored the chain (reports.builds)
 
     def value(self, key: str) -> float:
         """The chain's value for a metric of :data:`METRICS` (NaN when missing)."""
@@ -151,6 +154,8 @@ class BatchReport:
     n_boot: int
     level: float
     seed: int
+    build_warning: str | None = None  # several llama.cpp builds or backends in this run: what differs
+    judge_validation: dict | None = None  # the KI judge's stored validation (``store.judge_validation``)
 
     def model(self, key: str) -> ModelSummary:
         return next(m for m in self.models if m.key == key)
@@ -175,6 +180,7 @@ class BatchReport:
     def to_dict(self) -> dict:
         return {
             "run": self.run, "n_boot": self.n_boot, "level": self.level, "seed": self.seed,
+            "build_warning": self.build_warning, "judge_validation": self.judge_validation,
             "metrics": [asdict(m) for m in METRICS],
             "models": [m.to_dict() for m in self.models], "pairs": [p.to_dict() for p in self.pairs],
             "findings": [finding(self, a.key, b.key) for i, a in enumerate(self.models) for b in self.models[i + 1:]],
@@ -202,12 +208,14 @@ def _item_rows(store, run_id: int) -> dict[str, dict]:
     return {k: {"question": q, "gold": idx or ans} for k, q, ans, idx in rows}
 
 
-def _load(store, run_id: int) -> tuple[list[ItemResult], dict[str, dict]]:
+def _load(store, run_id: int) -> tuple[list[ItemResult], dict[str, dict], dict]:
     records = store.load_run_records(run_id)
     ids = {r["key"]: r["id"] for r in store.chains_for_run(run_id)}
     items = _item_rows(store, run_id)
-    out, subjects = [], {}
+    out, subjects, builds = [], {}, {}
     for key, rec in records.items():
+        build = chain_build_id(rec)
+        builds.setdefault(build, record_build(rec))
         subject = rec.get("subject") or {}
         model = str(subject.get("sha256") or key.split(":", 1)[0])[:12]
         subjects.setdefault(model, subject)
@@ -219,9 +227,9 @@ def _load(store, run_id: int) -> tuple[list[ItemResult], dict[str, dict]]:
             info_gain_mean=None if failed else rec.get("info_gain_mean"),
             delta_nll_mean=None if failed else rec.get("delta_nll_mean"), ki_mean=None if failed else rec.get("ki_mean"),
             n_steps=None if failed else len(rec.get("steps") or []), n_tokens=rec.get("n_generated_tokens"),
-            error=rec.get("error"), timing=rec.get("timing") or {},
+            error=rec.get("error"), timing=rec.get("timing") or {}, build=build,
         ))
-    return out, subjects
+    return out, subjects, builds
 
 
 def _model_meta(store, run: dict, subjects: dict[str, dict]) -> list[tuple[str, str, str, str]]:
@@ -263,7 +271,7 @@ def summarize(store, run_id: int | None = None, *, models: Sequence[str] | None 
     run = store.get_run(run_id)
     if run["kind"] != "batch":
         raise InputError(f"run {run_id} is a {run['kind']} run, not a batch run")
-    results, subjects = _load(store, run_id)
+    results, subjects, builds = _load(store, run_id)
     meta = _model_meta(store, run, subjects)
     if models:
         wanted = []
@@ -273,8 +281,9 @@ def summarize(store, run_id: int | None = None, *, models: Sequence[str] | None 
                 raise InputError(f"run {run_id} has no model {spec!r}; models: {', '.join(m[1] for m in meta)}")
             wanted += [m for m in hit if m not in wanted]
         meta = wanted
+    results = [r for r in results if r.model in {m[0] for m in meta}]
+    results, meta, build_warning = split_by_build(results, meta, builds)
     keys = [m[0] for m in meta]
-    results = [r for r in results if r.model in keys]
     summaries = []
     for key, name, path, sha in meta:
         mine = [r for r in results if r.model == key]
@@ -290,7 +299,10 @@ def summarize(store, run_id: int | None = None, *, models: Sequence[str] | None 
                 pairs.append(PairDiff(a, b, mk, Estimate(mean, lo, hi, n)))
     run_out = {k: run[k] for k in ("id", "uid", "name", "status", "started", "finished", "seed", "settings", "versions")}
     run_out["roles"] = {role: {"name": m.get("name"), "sha256": m.get("sha256")} for role, m in run["models"].items()}
-    return BatchReport(run_out, summaries, pairs, results, n_boot, level, seed)
+    judge = run["models"].get("judge") or {}
+    checked = judge_validation.lookup(judge.get("sha256"), ((run["settings"].get("ki") or {}).get("method")))
+    return BatchReport(run_out, summaries, pairs, results, n_boot, level, seed, build_warning,
+                       judge_validation.summary(checked, judge.get("name")) if judge else None)
 
 
 def _mean_ci(values: list[float], n_boot: int, level: float, seed: int) -> tuple[float, float, float, int]:

@@ -22,6 +22,7 @@ from ..events import CancelToken, Progress
 from ..metrics.infogain import METHOD_VERSION, iter_score_chain
 from ..store.codec import canonical_json, sha256_text
 from .chain import generation_record, iter_generation
+from .provenance import stamp
 from .score import model_row
 
 ANALYZE_METHOD = "kiig-analyze-1"
@@ -205,7 +206,7 @@ def iter_score_steps(client, q: Question, steps: Sequence[StepDraft], *, mode: s
         record["extracted_answer"] = extracted
         if correct is not None:
             record["correct"] = correct
-    return record
+    return stamp(record, client)
 
 
 # --------------------------------------------------------------------------------- storage
@@ -233,7 +234,7 @@ def save_analysis(store, *, q: Question, record: dict, scorer: ModelInfo, scorer
     source = "generated" if gen is not None else "text"
     settings = analyze_settings(record, split_mode, source, scorer_backend, generation_settings if gen else None)
     versions = {"kiig": __version__, "llama_cpp_python": scorer_backend.get("llama_cpp_python"),
-                "system_info": scorer_backend.get("system_info")}
+                "system_info": scorer_backend.get("system_info"), "build": scorer_backend.get("build")}
     seed = generation_settings.seed if gen is not None and generation_settings is not None else None
     run_id, _ = store.find_or_create_run("analyze", settings, models, versions, seed=seed, name=name)
     chain_id = store.save_chain(run_id, record["id"], record, item=q.item(), generation=gen)

@@ -19,6 +19,7 @@ from ..errors import Cancelled, InputError
 from ..events import CancelToken, ItemDone, Message, Progress, offset_tokens
 from ..metrics import infogain
 from .chain import guarded
+from .provenance import stamp, worker_build
 
 OUTPUT_KEYS = ("id", "mode", "model", "n_tokens", "baseline", "steps", "info_gain_mean", "delta_nll_mean", "paper_info_gain", "paper_mean", "error")
 STEP_KEYS = ("index", "text", "answer_nll", "answer_ppl", "delta_nll", "info_gain", "seq_ppl", "option_probs", "entropy_bits", "p_correct")
@@ -121,7 +122,7 @@ def score_item(client, item: DatasetItem, config: ScoreConfig, cancel: CancelTok
     record = {"id": item.id, "mode": config.mode, "model": client.model_ref()}
     record.update(scored)
     record["split"] = notes
-    return record
+    return stamp(record, client)
 
 
 def score_settings(client, config: ScoreConfig, input_sha256: str) -> dict:
@@ -135,7 +136,8 @@ def score_settings(client, config: ScoreConfig, input_sha256: str) -> dict:
 
 def versions(client=None) -> dict:
     info = (client.info if client is not None else None) or {}
-    return {"kiig": __version__, "llama_cpp_python": info.get("llama_cpp_python"), "system_info": info.get("system_info")}
+    return {"kiig": __version__, "llama_cpp_python": info.get("llama_cpp_python"), "system_info": info.get("system_info"),
+            "build": worker_build(client)}
 
 
 def model_row(m: ModelInfo, ref: dict | None = None) -> dict:

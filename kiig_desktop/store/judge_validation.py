@@ -101,10 +101,12 @@ def note(result: dict | None, model: str | None = None) -> str:
     return text
 
 
-def summary(result: dict | None) -> dict | None:
-    """What output lines and reports carry: the scores and whether to warn (None when not validated)."""
-    if not result:
-        return None
-    return {"auroc": result.get("auroc"), "auroc_ci": result.get("auroc_ci"), "accuracy": result.get("accuracy"),
-            "accuracy_ci": result.get("accuracy_ci"), "n": result.get("n"), "method": result.get("method"),
-            "warning": is_weak(result)}
+def summary(result: dict | None, model: str | None = None) -> dict:
+    """What output lines and reports carry: the scores, whether to warn, and the :func:`note` line.
+
+    ``validated`` is False (and ``warning`` True) for a judge never checked.
+    """
+    out: dict = {"validated": bool(result), "warning": is_weak(result) or not result, "note": note(result, model)}
+    if result:
+        out.update({k: result.get(k) for k in ("auroc", "auroc_ci", "accuracy", "accuracy_ci", "n", "method")})
+    return out
