@@ -37,7 +37,7 @@ class TrueFalseJudge(FakeJudge):
         if self.overflow_above is not None and len(prompt) > self.overflow_above:
             raise ContextOverflow("too long")
         self.max_tokens.append(max_tokens)
-        return self.replies.pop(0)
+        return self.replies.pop(0) if self.replies else "True"
 
 
 @pytest.mark.parametrize("reply, score", [("True", 1.0), (" True\n", 1.0), ("True\nBecause ...", 1.0),
@@ -120,3 +120,41 @@ def test_the_session_stores_the_mode_and_a_v1_session_reads_as_probability(tmp_p
         [run] = s.list_runs()
         [ev] = s.load_ki(s.chain_id(run["id"], "q0"))
         assert (ev["mode"], ev["k"], ev["method"]) == ("probability", None, 1)
+
+
+def test_kiig_ki_modes_are_separate_runs_and_lines_say_the_judge_is_not_validated(tmp_path, capsys, monkeypatch):
+    import json
+    import sys
+    import types
+
+    from kiig_desktop import cli
+    from kiig_desktop.store import SessionStore
+
+    from .test_knowledge_cli import Opener, kiig, read_jsonl
+
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ["corpus", "ki"])
+    monkeypatch.setitem(sys.modules, "kiig_desktop.knowledge.judge", types.SimpleNamespace(open_judge=Opener(TrueFalseJudge([]))))
+    db = tmp_path / "s.kiig"
+    assert cli.main(["corpus", "add", "--db", str(db), "--name", "clinical", str(resource_path("corpus", "clinical_facts.jsonl"))]) == 0
+    chains = resource_path("chains", "clinical_chains.jsonl")
+    code, _, err = kiig(capsys, "ki", "--model", "j.gguf", "--db", db, "--corpus", "clinical", "--input", chains,
+                        "--output", tmp_path / "re.jsonl", "--ki-mode", "reasoningeval")
+    assert code == 0, err
+    assert "not validated" in err and "kiig judge-check --model j.gguf" in err
+    lines = read_jsonl(tmp_path / "re.jsonl")
+    for rec in lines:
+        assert rec["ki_mode"] == "reasoningeval" and rec["ki_k"] == 12
+        assert rec["ki_mean"] == 1.0  # the scripted judge always says True; N/A steps count 1.0
+        assert rec["judge_validation"]["validated"] is False and rec["judge_validation"]["warning"] is True
+    code, _, err = kiig(capsys, "ki", "--model", "j.gguf", "--db", db, "--corpus", "clinical", "--input", chains,
+                        "--output", tmp_path / "p.jsonl")
+    assert code == 0 and "already done" not in err  # the other mode never resumes this run
+    assert {r["ki_mode"] for r in read_jsonl(tmp_path / "p.jsonl")} == {"probability"}
+    with SessionStore.open(db, create=False, write=False) as store:
+        runs = [r for r in store.list_runs() if r["kind"] == "ki"]
+        assert [(r["settings"].get("mode", "probability"), r["settings"]["k"]) for r in runs] == [("reasoningeval", 12), ("probability", 3)]
+        first = store.chains_for_run(runs[0]["id"])[0]["id"]
+        assert store.load_ki(first)[0]["mode"] == "reasoningeval" and store.load_ki(first)[0]["k"] == 12
+    code, _, err = kiig(capsys, "ki", "--model", "j.gguf", "--db", db, "--corpus", "clinical", "--input", chains,
+                        "--output", tmp_path / "re2.jsonl", "--ki-mode", "reasoningeval")
+    assert "already done" in err and json.loads((tmp_path / "re2.jsonl").read_text().splitlines()[0])["ki_mode"] == "reasoningeval"
