@@ -178,3 +178,10 @@ def mixed_warning(builds: dict[str, dict | None], what: str = "numbers") -> str 
     parts = [f"{first_label} vs {label}: " + "; ".join(differences(first, prov)) for label, prov in others]
     return (f"These {what} come from {len(distinct)} different llama.cpp builds or backends and are not "
             f"directly comparable; they are kept in separate groups. " + " | ".join(parts))
+
+
+def build_groups(records: list[dict]) -> list[int]:
+    """A group number (1, 2, ...) per record by the build it names (``record["build"]``), first seen first."""
+    ids: dict[str | None, int] = {}
+    return [ids.setdefault(build_id(r.get("build") if isinstance(r.get("build"), dict) else None), len(ids) + 1)
+            for r in records]

@@ -30,12 +30,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ...engine.build_info import build_groups, mixed_warning
 from ...errors import InputError, KiigError
 from ...events import CancelToken, ItemDone, Message, Progress
 from ...runs.analysis import AnalysisResult, load_result
 from ...runs.compare import CompareRequest, iter_compare
 from ..shared.engines import Engines
 from ..shared.figures import OverlayFigure
+from ..shared.judge_note import show_validation, validation_label
 from ..shared.model_combo import ModelCheckList
 from ..shared.session_file import SessionFile
 from ..shared.theme import SERIES, theme
@@ -149,6 +151,8 @@ class CompareView(QWidget):
         bv = QVBoxLayout(body)
         bv.setContentsMargins(0, 0, 0, 0)
         bv.addWidget(plain_label("Side by side", "heading"))
+        self.build_warning = validation_label()  # chains from different llama.cpp builds or backends
+        bv.addWidget(self.build_warning)
         bv.addWidget(self.table)
         bv.addWidget(self.plot_frame, 1)
         self.stack = QStackedWidget()
@@ -251,8 +255,12 @@ class CompareView(QWidget):
 
     def _fill_table(self) -> None:
         self.table.setRowCount(len(self.results))
+        groups = build_groups([r.record for _label, r in self.results])
+        warning = mixed_warning({f"{label} (build {g})": r.record.get("build")
+                                 for (label, r), g in zip(self.results, groups, strict=True)}, "chains")
+        show_validation(self.build_warning, warning and {"note": warning, "warning": True})
         for row, (label, result) in enumerate(self.results):
-            values = summary_row(label, result)
+            values = summary_row(label + (f" · build {groups[row]}" if warning else ""), result)
             for col, value in enumerate(values):
                 if value is None:
                     text = "" if col == KI_COLUMN else "—"

@@ -141,8 +141,12 @@ class BatchForm(QWidget):
         ki_form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         self.judge = ModelCombo(self.engines)
         self.corpus = compact_combo(QComboBox(), 10)
+        self.ki_mode = QComboBox()
+        self.ki_mode.addItem("Probability: p(yes), N/A steps left out (3 passages)", "probability")
+        self.ki_mode.addItem("ReasoningEval: True/False, N/A counts 1.0 (12 passages)", "reasoningeval")
         ki_form.addRow("Judge", self.judge)
         ki_form.addRow("Corpus", self.corpus)
+        ki_form.addRow("Rule", self.ki_mode)
         self.ki_box = QWidget()
         self.ki_box.setLayout(ki_form)
         ki_form.setContentsMargins(18, 0, 0, 0)
@@ -341,7 +345,7 @@ class BatchForm(QWidget):
                 raise InputError("the Knowledge Index needs a judge model and a reference corpus (Corpora tab)")
         config = BatchConfig(max_tokens=self.max_tokens.value(), temperature=self.temperature.value(),
                              seed=self.seed.value(), limit=self.limit.value() or None,
-                             layout=self.layout_combo.currentData())
+                             layout=self.layout_combo.currentData(), ki_mode=self.ki_mode.currentData())
         return BatchRequest(self.dataset.path, models, scorer, judge, corpus, config)
 
     def run(self) -> Task | None:

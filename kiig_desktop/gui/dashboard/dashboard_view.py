@@ -40,6 +40,7 @@ from ...reports.summary import (
 )
 from ..shared.corpora import Corpora
 from ..shared.engines import Engines
+from ..shared.judge_note import show_validation, validation_label
 from ..shared.session_file import SessionFile
 from ..shared.theme import theme
 from ..shared.widgets import EmptyState, PlotFrame, compact_combo, plain_label, scrollable
@@ -138,6 +139,10 @@ class DashboardView(QWidget):
         self.caption = plain_label("", "muted", wrap=True, selectable=True)
         c.addWidget(self.finding)
         c.addWidget(self.caption)
+        self.build_warning = validation_label()  # different llama.cpp builds or backends in one run
+        c.addWidget(self.build_warning)
+        self.judge_note = validation_label()  # the KI judge's validation score, or a warning
+        c.addWidget(self.judge_note)
 
         self.models_table = ModelsTable()
         self.pair_a, self.pair_b = compact_combo(QComboBox(), 12), compact_combo(QComboBox(), 12)
@@ -311,6 +316,9 @@ class DashboardView(QWidget):
             f"{len(report.models)} model{'s' if len(report.models) != 1 else ''} · scorer {scorer}"
             + (f" · KI with corpus {ki.get('corpus')}" if ki else " · no KI")
             + f" · {100 * report.level:.0f}% bootstrap intervals ({report.n_boot} resamples, seed {report.seed})")
+        show_validation(self.build_warning, report.build_warning and {"note": report.build_warning, "warning": True})
+        show_validation(self.judge_note, report.judge_validation and {
+            **report.judge_validation, "note": "KI judge — " + report.judge_validation["note"]})
         self.models_table.set_report(report)
         keys = [m.key for m in report.models]
         keep = previous[0] != previous[1] and all(k in keys for k in previous)  # the same pair in this run

@@ -25,12 +25,14 @@ from PySide6.QtWidgets import (
 from ...errors import InputError, KiigError
 from ...events import CancelToken, Message, Progress
 from ...knowledge.corpus import Passage, get_chunks
+from ...knowledge.ki_rules import DEFAULT_MODE, MAX_K, default_k
 from ...runs.analysis import AnalysisResult
 from ...runs.ki import CancellableJudge, chain_question, iter_stored_chain_ki, save_chain_ki, step_query
 from ...runs.score import model_row
 from ..results.results_view import ResultsView
 from ..shared.corpora import Corpora
 from ..shared.engines import Engines
+from ..shared.judge_note import show_validation, validation_label
 from ..shared.model_combo import ModelCombo
 from ..shared.session_file import SessionFile
 from ..shared.widgets import compact_combo, plain_label
@@ -42,7 +44,8 @@ def evaluation_label(ev: dict) -> str:
     judge = Path(str((ev.get("judge") or {}).get("path", "?"))).stem
     mean = ev.get("ki_mean")
     when = str(ev.get("created") or "")[:16].replace("T", " ")
-    return f"{ev.get('corpus')} · {judge} · {'KI —' if mean is None else f'KI {mean:.3f}'} · {when}"
+    rule = "" if ev.get("mode", DEFAULT_MODE) == DEFAULT_MODE else f" ({ev['mode']}, k={ev.get('k')})"
+    return f"{ev.get('corpus')} · {judge}{rule} · {'KI —' if mean is None else f'KI {mean:.3f}'} · {when}"
 
 
 class KiPanel(QWidget):
@@ -70,9 +73,15 @@ class KiPanel(QWidget):
         self.corpus = compact_combo(QComboBox(), 10)
         self.judge = ModelCombo(engines)
         self.k = QSpinBox()
-        self.k.setRange(1, 10)
-        self.k.setValue(3)
+        self.k.setRange(1, MAX_K)
+        self.k.setValue(default_k(DEFAULT_MODE))
         self.k.setToolTip("Passages retrieved per step and shown to the judge")
+        self.mode = QComboBox()
+        self.mode.addItem("Probability: p(yes), N/A steps left out", "probability")
+        self.mode.addItem("ReasoningEval: True/False, N/A counts 1.0", "reasoningeval")
+        self.mode.setToolTip("How answers become KI: the judge's Yes/No probability (default), or ReasoningEval's rule "
+                             "(exact \"True\" = 1, anything else 0; steps without a claim count 1.0; mean over all steps)")
+        self.mode.currentIndexChanged.connect(lambda _i: self.k.setValue(default_k(self.mode.currentData())))
         row = QHBoxLayout()
         row.addWidget(plain_label("Corpus"))
         row.addWidget(self.corpus, 1)
@@ -82,6 +91,10 @@ class KiPanel(QWidget):
         row = QHBoxLayout()
         row.addWidget(plain_label("Judge"))
         row.addWidget(self.judge, 1)
+        b.addLayout(row)
+        row = QHBoxLayout()
+        row.addWidget(plain_label("Rule"))
+        row.addWidget(self.mode, 1)
         b.addLayout(row)
         self.no_corpus = QWidget()
         nc = QHBoxLayout(self.no_corpus)
@@ -110,6 +123,8 @@ class KiPanel(QWidget):
         self.evaluation = compact_combo(QComboBox(), 16)
         self.evaluation.setToolTip("This chain's KI evaluations (corpus · judge · mean KI · when)")
         e.addWidget(self.evaluation)
+        self.validation = validation_label()
+        e.addWidget(self.validation)
         self.evidence = EvidencePanel()
         e.addWidget(self.evidence, 1)
 
@@ -154,7 +169,7 @@ class KiPanel(QWidget):
     def _set_busy(self, busy: bool) -> None:
         self.run_button.setEnabled(not busy and self.corpus.count() > 0)
         self.cancel_button.setEnabled(busy)
-        for w in (self.corpus, self.judge, self.k):
+        for w in (self.corpus, self.judge, self.k, self.mode):
             w.setEnabled(not busy)
         self.progress.setVisible(busy)
 
@@ -177,7 +192,7 @@ class KiPanel(QWidget):
         except KiigError as exc:
             self.message.emit(str(exc), "error")
             return None
-        chain_id, record, item, k = result.chain_id, result.record, result.item, self.k.value()
+        chain_id, record, item, k, mode = result.chain_id, result.record, result.item, self.k.value(), self.mode.currentData()
 
         def work(cancel: CancelToken):
             yield Message(f"Loading the judge {info.name}…")
@@ -186,7 +201,7 @@ class KiPanel(QWidget):
             reader = self.session.reader()
             try:
                 out = yield from iter_stored_chain_ki(reader.db, corpus, CancellableJudge(client, cancel), record, item,
-                                                      k=k, cancel=cancel)
+                                                      k=k, cancel=cancel, mode=mode)
             finally:
                 reader.close()
             row = model_row(client.model, client.model_ref())
@@ -217,7 +232,9 @@ class KiPanel(QWidget):
         chain_id, ki, out = payload
         mean = out.get("ki_mean")
         n = len(out.get("steps") or [])
-        text = (f"Mean KI {mean:.3f} over {out.get('n_judged', 0)} judged of {n} steps "
+        text = (f"Mean KI {mean:.3f} over all {n} steps (ReasoningEval's rule); saved in the session."
+                if mean is not None and out.get("ki_mode") == "reasoningeval" else
+                f"Mean KI {mean:.3f} over {out.get('n_judged', 0)} judged of {n} steps "
                 f"({n - int(out.get('n_applicable', 0))} not applicable); saved in the session."
                 if mean is not None else f"No step could be judged ({n - int(out.get('n_applicable', 0))} of {n} not "
                                          "applicable); saved in the session.")
@@ -257,6 +274,7 @@ class KiPanel(QWidget):
         self.evaluation.blockSignals(False)
         self.evaluation.setVisible(len(evaluations) > 1)
         ev = self.results.ki_evaluation()
+        show_validation(self.validation, self.results.judge_validation())
         ids = sorted({e["chunk_id"] for s in (ev or {}).get("steps") or [] for e in s.get("evidence") or []
                       if isinstance(e.get("chunk_id"), int)})
         self._chunks_serial += 1

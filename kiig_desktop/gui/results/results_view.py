@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from ...runs.analysis import AnalysisResult, Question, load_result
 from ..shared.figures import AnswerFigure, OptionsFigure, TokenFigure
+from ..shared.judge_note import evaluation_validation
 from ..shared.plots import StepFigure
 from ..shared.session_file import SessionFile
 from ..shared.theme import theme
@@ -233,7 +234,7 @@ class ResultsView(QWidget):
         self.table.set_record(None)
         self.stack.setCurrentIndex(1)
         self.pending = True
-        stages = [lambda: self._show_text(result), lambda: self.table.set_record(record, self.ki_steps()),
+        stages = [lambda: self._show_text(result), lambda: self.table.set_record(record, self.ki_steps(), self.judge_validation()),
                   lambda: self.answer_fig.set_record(record), lambda: self.token_fig.set_record(record),
                   lambda: self.options_fig.set_record(record, letter)]
         QTimer.singleShot(STAGE_PAUSE_MS, lambda g=self._generation: self._run_stages(g, stages))
@@ -327,6 +328,10 @@ class ResultsView(QWidget):
             return None
         return ki[self.ki_index] if -len(ki) <= self.ki_index < len(ki) else ki[-1]
 
+    def judge_validation(self) -> dict | None:
+        """The validation of the judge behind the KI evaluation on display (None without KI)."""
+        return evaluation_validation(self.ki_evaluation())
+
     def ki_steps(self) -> dict[int, dict] | None:
         """Step index -> KI step of the evaluation on display (None without KI data)."""
         ev = self.ki_evaluation()
@@ -347,7 +352,7 @@ class ResultsView(QWidget):
             return
         self.ki_index = index
         selected = self.selected
-        self.table.set_record(self.result.record, self.ki_steps())
+        self.table.set_record(self.result.record, self.ki_steps(), self.judge_validation())
         self.table.select_step(selected)
         self._fill_ki_card()
         self.ki_shown.emit()

@@ -94,6 +94,7 @@ class StepsModel(QAbstractTableModel):
         self.columns: list[Column] = list(COLUMNS)
         self.hovered_row: int | None = None
         self._ranges: dict[str, tuple[float, float]] = {}
+        self.judge_validation: dict | None = None  # store.judge_validation.summary of the KI judge
 
     def set_record(self, record: dict | None, ki_by_step: dict[int, dict] | None = None, paper: bool = False) -> None:
         self.beginResetModel()
@@ -128,11 +129,19 @@ class StepsModel(QAbstractTableModel):
         if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(self.columns):
             return None
         col = self.columns[section]
+        jv = self.judge_validation if col.key == "ki" else None
         if role == Qt.ItemDataRole.DisplayRole:
-            return col.title
-        if role == Qt.ItemDataRole.ToolTipRole and col.tip:
-            return col.tip
+            return col.title + (" ⚠" if jv and jv.get("warning") else "")
+        if role == Qt.ItemDataRole.ToolTipRole and (col.tip or jv):
+            return rich_tooltip("\n\n".join(t for t in (col.tip, jv and jv["note"]) if t))
         return None
+
+    def set_judge_validation(self, summary: dict | None) -> None:
+        """The KI judge's validation: the KI header warns (⚠) and its tooltip says the score."""
+        self.judge_validation = summary
+        ki = next((i for i, c in enumerate(self.columns) if c.key == "ki"), None)
+        if ki is not None:
+            self.headerDataChanged.emit(Qt.Orientation.Horizontal, ki, ki)
 
     def raw(self, row: int, key: str) -> Any:
         col = next(c for c in self.columns if c.key == key)
@@ -181,7 +190,8 @@ class StepsModel(QAbstractTableModel):
         if not isinstance(ki, (int, float)):
             return rich_tooltip(f"not judged: {reason}")
         n = len(ks.get("evidence") or [])
-        return rich_tooltip(f"KI {ki:.4f} from {n} passage{'' if n == 1 else 's'}: {reason}")
+        note = f"\n{self.judge_validation['note']}" if self.judge_validation else ""
+        return rich_tooltip(f"KI {ki:.4f} from {n} passage{'' if n == 1 else 's'}: {reason}{note}")
 
     def _background(self, row: int, col: Column, step: dict) -> QColor | None:
         dark = theme().dark
@@ -274,7 +284,10 @@ class StepsTable(QTableView):
         self._shown[key] = on
         self.setColumnHidden(index, not on)
 
-    def set_record(self, record: dict | None, ki_by_step: dict[int, dict] | None = None) -> None:
+    def set_record(self, record: dict | None, ki_by_step: dict[int, dict] | None = None,
+                   judge_validation: dict | None = None) -> None:
+        """Show a chain's steps; with KI, ``judge_validation`` (the judge's checked score) goes on the KI header."""
+        self.steps_model.judge_validation = judge_validation if ki_by_step else None
         self.steps_model.set_record(record, ki_by_step, paper=(record or {}).get("mode") == "paper")
         for i, col in enumerate(self.steps_model.columns):
             self.setColumnHidden(i, not self.column_available(col.key) or not self._shown.get(col.key, col.shown))

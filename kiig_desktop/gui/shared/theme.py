@@ -101,6 +101,7 @@ QLabel[role="empty"] {{ color: {c['muted']}; font-size: 14px; padding: 24px; }}
 QFrame[role="card"] {{ background: {c['card']}; border: 1px solid {c['border']}; border-radius: 6px; }}
 QLabel[role="metric"] {{ font-size: 18px; font-weight: 600; }}
 QLabel[role="metric-caption"] {{ color: {c['muted']}; font-size: 11px; }}
+QLabel[role="warning"] {{ color: {c['bad']}; font-weight: 600; }}
 QFrame#MessageBar {{ border-radius: 6px; }}
 QFrame#MessageBar[level="error"] {{ background: {'#4a2326' if c is _DARK else '#fdecea'}; border: 1px solid {c['bad']}; }}
 QFrame#MessageBar[level="info"] {{ background: {'#1f3350' if c is _DARK else '#e8f0fe'}; border: 1px solid {c['accent']}; }}
