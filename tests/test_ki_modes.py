@@ -158,3 +158,17 @@ def test_kiig_ki_modes_are_separate_runs_and_lines_say_the_judge_is_not_validate
     code, _, err = kiig(capsys, "ki", "--model", "j.gguf", "--db", db, "--corpus", "clinical", "--input", chains,
                         "--output", tmp_path / "re2.jsonl", "--ki-mode", "reasoningeval")
     assert "already done" in err and json.loads((tmp_path / "re2.jsonl").read_text().splitlines()[0])["ki_mode"] == "reasoningeval"
+
+
+def test_reasoningeval_mode_on_the_embedded_model(demo_db):
+    """The real engine's greedy True/False reply goes through the rule: each judged step scores exactly 0 or 1."""
+    from kiig_desktop.knowledge.judge import open_judge
+
+    with open_judge("default") as judge:
+        reply = judge.reply([{"role": "user", "content": "Reply with one word, True or False: water is wet."}], 4)
+        assert isinstance(reply, str)
+        out = K.score_chain_ki(demo_db, "clinical", judge, STEPS, "Which test monitors warfarin?", k=2, mode="reasoningeval")
+    judged = [s for s in out["steps"] if s["applicable"]]
+    assert judged and all(s["ki"] in (0.0, 1.0) and isinstance(s["judge_reply"], str) for s in judged)
+    assert all(s["ki"] == (1.0 if s["judge_reply"].strip().splitlines()[:1] == ["True"] else 0.0) for s in judged)
+    assert out["ki_mean"] == sum(s["ki"] for s in out["steps"]) / len(STEPS)
