@@ -9,7 +9,7 @@ from pathlib import Path
 from kiig_desktop.engine import build_info
 from kiig_desktop.reports.html import render_html
 from kiig_desktop.reports.summary import summarize
-from kiig_desktop.runs.batch import chain_key
+from kiig_desktop.runs.batch import batch_key
 from kiig_desktop.store import SessionStore
 
 from .test_report import SHA_A, SHA_B, _record
@@ -39,7 +39,7 @@ def _session(path: Path, build_of) -> Path:
             for i in range(8):
                 rec = _record(f"it-{i}", sha, name, rng, correct=bool(i % 2))
                 rec["build"] = build_of(name, i)
-                store.save_chain(run_id, chain_key(sha, f"it-{i}"), rec, item={"id": f"it-{i}", "question": "q", "answer": "a"})
+                store.save_chain(run_id, batch_key(sha, f"it-{i}"), rec, item={"id": f"it-{i}", "question": "q", "answer": "a"})
         store.set_run_status(run_id, "finished")
     return path
 

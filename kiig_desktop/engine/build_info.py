@@ -2,7 +2,7 @@
 
 Logits differ between llama.cpp versions, CPU code paths (x64 vs haswell variants, ISA flags, the
 llamafile matmul, weight repacking, flash attention) and backends (CPU vs CUDA, layers offloaded),
-by up to ~0.5 in logits (DESIGN.md section 3). So every stored number carries the dict that
+by up to ~0.5 in logits (docs/metrics.md, "Exactness"). So every stored number carries the dict that
 :func:`collect` returns inside the engine worker, and views compare these dicts with
 :func:`differences` before they put numbers side by side.
 

@@ -1,4 +1,4 @@
-"""The two ways of turning a judge's answers into a Knowledge Index (DESIGN.md section 3).
+"""The two ways of turning a judge's answers into a Knowledge Index (docs/metrics.md, "KI modes").
 
 ``probability`` (the default): the judge is asked Yes or No; a step's KI is
 ``p(yes) / (p(yes) + p(no))`` from its first-token log-probabilities; steps without a factual
