@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import pytest
-import sqlite_utils
 
 from kiig_desktop.errors import ContextOverflow
-from kiig_desktop.knowledge import corpus, ki_rules
 from kiig_desktop.knowledge import ki as K
+from kiig_desktop.knowledge import ki_rules
 from kiig_desktop.resources import resource_path
-from kiig_desktop.store import corpus_schema
 
+from . import test_knowledge
 from .test_knowledge import STEPS, FakeJudge
 
-
-@pytest.fixture(scope="module")
-def demo_db(tmp_path_factory):
-    db = sqlite_utils.Database(tmp_path_factory.mktemp("ki-modes") / "ki.db")
-    corpus_schema.apply(db)
-    corpus.add_documents(db, "clinical", [resource_path("corpus", "clinical_facts.jsonl")])
-    yield db
-    db.close()
+demo_db = test_knowledge.demo_db  # the demo corpus in a scratch database (a module fixture)
 
 
 class TrueFalseJudge(FakeJudge):

@@ -12,7 +12,6 @@ stored per judge model file (SHA-256) and KI method in the data folder
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from collections.abc import Generator
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from ..chains.dataset_files import RowError, iter_jsonl
 from ..errors import InputError
 from ..events import CancelToken, Progress
 from ..files import file_sha256
@@ -41,18 +41,10 @@ def load_claims(path: str | Path | None = None) -> list[dict]:
     """The labelled claims: ``{"id", "claim", "label": bool, "kind"}`` per line; InputError when malformed."""
     path = Path(path) if path else validation.claims_path()
     claims: list[dict] = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise InputError(f"cannot read the labelled claims {path}: {exc.strerror or exc}") from None
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}: line {n} is not valid JSON ({exc.msg})") from None
-        if not isinstance(obj, dict) or not isinstance(obj.get("claim"), str) or not isinstance(obj.get("label"), bool):
+    for n, obj in iter_jsonl(path):
+        if isinstance(obj, RowError):
+            raise InputError(f"{path}: {obj}")
+        if not isinstance(obj.get("claim"), str) or not isinstance(obj.get("label"), bool):
             raise InputError(f"{path}: line {n} needs a \"claim\" (text) and a \"label\" (true or false)")
         claims.append({"id": str(obj.get("id", n)), "claim": obj["claim"], "label": obj["label"],
                        "kind": str(obj.get("kind") or "other")})
