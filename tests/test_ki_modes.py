@@ -103,15 +103,16 @@ def test_the_session_stores_the_mode_and_a_v1_session_reads_as_probability(tmp_p
         run, _ = s.find_or_create_run("ki", {"k": 12, "mode": "reasoningeval"}, {"judge": judge}, {})
         cid = s.save_chain(run, "c", make_record(0, n_steps=3, n_tokens=8),
                            ki={"judge_model_id": judge, "corpus": "demo", "steps": make_ki_steps(0, 3), "ki_mean": 0.5,
-                               "mode": "reasoningeval", "k": 12, "method": 1})
+                               "mode": "reasoningeval", "k": 12, "method": 1, "build": {"backend": "CPU", "n_batch": 512}})
         [ev] = s.load_ki(cid)
         assert (ev["mode"], ev["k"], ev["method"]) == ("reasoningeval", 12, 1)
+        assert ev["build"] == {"backend": "CPU", "n_batch": 512}
     old = tmp_path / "v1.kiig"
     shutil.copyfile(Path(__file__).parent / "data" / "session_v1.kiig", old)
     with SessionStore.open(old) as s:
         [run] = s.list_runs()
         [ev] = s.load_ki(s.chain_id(run["id"], "q0"))
-        assert (ev["mode"], ev["k"], ev["method"]) == ("probability", None, 1)
+        assert (ev["mode"], ev["k"], ev["method"], ev["build"]) == ("probability", None, 1, None)
 
 
 def test_kiig_ki_modes_are_separate_runs_and_lines_say_the_judge_is_not_validated(tmp_path, capsys, monkeypatch):

@@ -37,6 +37,7 @@ from ..files import file_sha256
 from ..metrics import infogain
 from .chain import generation_record, guarded, iter_generation
 from .ki import ki_settings
+from .provenance import worker_build
 from .score import ScoreConfig, item_row, model_row, score_item
 
 BATCH_METHOD = "kiig-batch-1"
@@ -363,4 +364,4 @@ def _judge(ctx: _Context, judge, judge_id: int, item: DatasetItem, record: dict)
     record["ki"] = {"corpus": ctx.corpus, "n_applicable": ki["n_applicable"], "n_judged": ki["n_judged"],
                     "mode": ctx.config.ki_mode, "k": ctx.config.ki_k}
     return {"judge_model_id": judge_id, "corpus": ctx.corpus, "steps": ki["steps"], "ki_mean": ki["ki_mean"],
-            "mode": ctx.config.ki_mode, "k": ctx.config.ki_k, "method": KI_METHOD_VERSION}
+            "mode": ctx.config.ki_mode, "k": ctx.config.ki_k, "method": KI_METHOD_VERSION, "build": worker_build(judge)}

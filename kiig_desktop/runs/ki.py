@@ -138,7 +138,7 @@ def iter_ki_file(store, corpus: str, judge, items: list[dict], *, k: int | None 
                     record, item = stamp(event.result, judge), items[todo[event.index]]
                     ki = None if record.get("error") else {
                         "judge_model_id": judge_id, "corpus": corpus, "steps": record["steps"], "ki_mean": record["ki_mean"],
-                        **evaluation_how(settings)}
+                        **evaluation_how(settings), "build": record.get("build")}
                     store.save_chain(run_id, item["id"], record, item=_stored_item(item["_source"]), ki=ki)
                     summary.errors += bool(record.get("error"))
                     event = ItemDone(todo[event.index], record)
@@ -185,6 +185,9 @@ class CancellableJudge:
     def reply(self, messages: list[dict], max_tokens: int = 8) -> str:
         return self.client.reply(messages, max_tokens, cancel=self.cancel)
 
+    def build(self) -> dict | None:
+        return worker_build(self.client)
+
 
 def chain_question(item: dict | None) -> str | None:
     """``Q`` of a stored chain's item, as the judge reads it (None when the chain has no question)."""
@@ -200,6 +203,7 @@ def iter_stored_chain_ki(db, corpus: str, judge, record: dict, item: dict | None
     steps, question = steps_to_judge(record.get("steps") or []), chain_question(item)
     k = mode_settings(mode, k)["k"]
     out = yield from iter_chain_ki(db, corpus, judge, steps, question, k=k, cancel=cancel, mode=mode)
+    out["build"] = worker_build(judge)
     for ks, step in zip(out["steps"], steps, strict=True):
         ks["claim"], ks["query"] = step_query(ks, step, question)
     return out
@@ -207,6 +211,6 @@ def iter_stored_chain_ki(db, corpus: str, judge, record: dict, item: dict | None
 
 def save_chain_ki(store, chain_id: int, judge_row: dict, corpus: str, out: dict) -> list[dict]:
     """Store a chain's KI evaluation; return all of the chain's evaluations as stored."""
-    how = {"mode": out.get("ki_mode", DEFAULT_MODE), "k": out.get("ki_k"), "method": KI_METHOD_VERSION}
+    how = {"mode": out.get("ki_mode", DEFAULT_MODE), "k": out.get("ki_k"), "method": KI_METHOD_VERSION, "build": out.get("build")}
     store.save_ki(chain_id, store.ensure_model(judge_row), corpus, out["steps"], out["ki_mean"], how)
     return store.load_ki(chain_id)

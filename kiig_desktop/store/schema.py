@@ -46,7 +46,8 @@ token_curves     chain_id PK -> chains.id (cascade), n_tokens INTEGER, token_ids
 ki_evaluations   id, chain_id -> chains.id (cascade), judge_model_id -> models.id, corpus TEXT,
                  ki_mean REAL, created TEXT; UNIQUE(chain_id, judge_model_id, corpus);
                  since schema 2: mode TEXT (probability|reasoningeval; NULL = probability),
-                 k INTEGER (passages per step), method INTEGER (judge prompt version; NULL = 1)
+                 k INTEGER (passages per step), method INTEGER (judge prompt version; NULL = 1),
+                 build JSON (the judge's llama.cpp build, ``engine.build_info``; NULL = not recorded)
 ki_steps         id, evaluation_id -> ki_evaluations.id (cascade), idx INTEGER,
                  applicable INTEGER, ki REAL, judge_p REAL, reason TEXT, extra JSON;
                  UNIQUE(evaluation_id, idx)
@@ -256,9 +257,10 @@ class Migration:
 # Every version this project ever wrote, oldest first. Never edit a released entry: add one.
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial session schema", tuple(_V1)),
-    Migration(2, "KI evaluations record their mode, passages per step and judge prompt version", (
+    Migration(2, "KI evaluations record their mode, passages per step, judge prompt version and llama.cpp build", (
         "ALTER TABLE ki_evaluations ADD COLUMN mode TEXT",
         "ALTER TABLE ki_evaluations ADD COLUMN k INTEGER",
         "ALTER TABLE ki_evaluations ADD COLUMN method INTEGER",
+        "ALTER TABLE ki_evaluations ADD COLUMN build TEXT",
     )),
 ]

@@ -346,7 +346,7 @@ class SessionStore:
                 )
             if ki is not None:
                 self._save_ki(chain_id, int(ki["judge_model_id"]), str(ki["corpus"]), ki.get("steps") or [], ki.get("ki_mean"),
-                              {k: ki[k] for k in ("mode", "k", "method") if k in ki})
+                              {k: ki[k] for k in ("mode", "k", "method", "build") if k in ki})
             return chain_id
 
     def _item_id(self, item: dict) -> int:
@@ -440,7 +440,7 @@ class SessionStore:
         write_ki(self.conn, chain_id, judge_model_id, corpus, steps, ki_mean, how)
 
     def load_ki(self, chain_id: int) -> list[dict]:
-        """Every KI evaluation of a chain: ``[{"judge_model_id", "judge", "corpus", "ki_mean", "created", "steps", "mode", "k", "method"}]``."""
+        """Every KI evaluation of a chain: ``[{"judge_model_id", "judge", "corpus", "ki_mean", "created", "steps", "mode", "k", "method", "build"}]``."""
         with self._read():
             return read_ki(self.conn, chain_id)
 
