@@ -26,12 +26,12 @@ from pathlib import Path
 from _util import machine, save
 
 from kiig_desktop import cli
-from kiig_desktop.batch import BatchConfig, iter_batch
 from kiig_desktop.config import EngineOptions
-from kiig_desktop.dashboard import load_chain_detail, summarize
 from kiig_desktop.events import ItemDone
-from kiig_desktop.report import render_html
+from kiig_desktop.reports.html import render_html
+from kiig_desktop.reports.summary import load_chain_detail, summarize
 from kiig_desktop.resources import resource_path
+from kiig_desktop.runs.batch import BatchConfig, iter_batch
 from kiig_desktop.store import SessionStore
 
 SETS = ("clinical_mcq.jsonl", "arithmetic.jsonl")

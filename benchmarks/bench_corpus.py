@@ -29,8 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kiig_desktop import corpus  # noqa: E402
-from kiig_desktop.corpus_search import STOP_WORDS  # noqa: E402
+from kiig_desktop.knowledge import corpus  # noqa: E402
+from kiig_desktop.knowledge.search import STOP_WORDS  # noqa: E402
 
 CLINICAL = ("diabetes insulin metformin warfarin heparin aspirin troponin infarction sepsis lactate antibiotic "
             "pneumonia tuberculosis rifampicin isoniazid asthma salbutamol steroid thyroid levothyroxine anaemia "

@@ -1,7 +1,10 @@
 """Typed progress events and cooperative cancellation for long work.
 
 Long operations are plain generators yielding these events; the CLI drives them with a progress
-bar on stderr, the GUI wraps them in a worker thread that turns each event into a Qt signal.
+bar on stderr, the GUI wraps them in a worker thread that turns each event into a Qt signal. These
+dataclasses are the whole vocabulary: Progress (how far), Token (a generated token), Message (what
+happens now, warnings) and ItemDone (a finished unit). The engine client turns its worker's wire
+messages into them, so nothing above the engine sees a tuple or a dict as an event.
 """
 
 from __future__ import annotations
@@ -72,19 +75,30 @@ class Progress:
 
 @dataclass
 class ItemDone:
-    """One unit (a chain, a dataset item) finished; ``result`` is its output record."""
+    """One unit (a chain, a dataset item, a compared model) finished; ``result`` is its output record."""
 
     index: int
-    result: dict[str, Any]
+    result: Any  # the output record (a dict); a comparison yields the saved AnalysisResult
     skipped: bool = False  # True when it was already stored and only reloaded (resume)
 
 
 @dataclass
 class Message:
-    """Something to tell the user (resume counts, warnings) without stopping the work."""
+    """Something to tell the user (what happens now, resume counts, warnings) without stopping the work."""
 
     text: str
     level: str = "info"
+
+
+@dataclass
+class Token:
+    """One generated token as it streams: its text, log-probability, entropy (bits) and top alternatives."""
+
+    id: int
+    text: str
+    logprob: float
+    entropy_bits: float
+    top: list[dict[str, Any]] = field(default_factory=list)  # [{"id", "text", "logprob"}], most likely first
 
 
 def run_to_end(gen, on_event=None):

@@ -122,7 +122,7 @@ class Walkthrough:
 
     def ki_evidence(self) -> None:
         """A reference chain with one wrong claim: KI column, mean KI card and the evidence of that step."""
-        from kiig_desktop.analysis import Question
+        from kiig_desktop.runs.analysis import Question
 
         w = self.window
         lines = (ROOT / "resources" / "chains" / "clinical_chains.jsonl").read_text().splitlines()
@@ -166,7 +166,7 @@ class Walkthrough:
         view.tabs.setCurrentIndex(0)
 
     def run(self) -> None:
-        from kiig_desktop.analysis import Question
+        from kiig_desktop.runs.analysis import Question
 
         w = self.window
         w.start([])
@@ -227,7 +227,7 @@ class Walkthrough:
         w.sessions.tree.setCurrentItem(w.sessions.tree.topLevelItem(0).child(0))
         self.shot("07-sessions")
 
-        from kiig_desktop.gui.dialogs import AboutDialog
+        from kiig_desktop.gui.shared.dialogs import AboutDialog
 
         about = AboutDialog(w.icon, w.engines.build_info, w)
         about.show()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kiig_desktop.analysis import Question, StepDraft, chain_key, grade_text, locate_steps, split_text
 from kiig_desktop.errors import InputError
+from kiig_desktop.runs.analysis import Question, StepDraft, analysis_key, grade_text, locate_steps, split_text
 
 MCQ = Question("Which drug first?", "Metformin", {"A": "Insulin", "B": "Metformin"})
 
@@ -45,7 +45,7 @@ def test_split_and_locate_keep_offsets_into_the_text():
 
 
 def test_chain_key_is_the_identity_of_the_work():
-    a = chain_key(MCQ, [StepDraft("x"), StepDraft("y")])
-    assert a == chain_key(MCQ, [StepDraft("x", 0, 1), StepDraft("y")])
-    assert a != chain_key(MCQ, [StepDraft("y"), StepDraft("x")])
-    assert a != chain_key(Question("Which drug first?", "Insulin", MCQ.options), [StepDraft("x"), StepDraft("y")])
+    a = analysis_key(MCQ, [StepDraft("x"), StepDraft("y")])
+    assert a == analysis_key(MCQ, [StepDraft("x", 0, 1), StepDraft("y")])
+    assert a != analysis_key(MCQ, [StepDraft("y"), StepDraft("x")])
+    assert a != analysis_key(Question("Which drug first?", "Insulin", MCQ.options), [StepDraft("x"), StepDraft("y")])

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kiig_desktop.answers import extract_answer, grade, is_correct, parse_number
-from kiig_desktop.datasets import DatasetItem
+from kiig_desktop.chains.answers import extract_answer, grade, is_correct, parse_number
+from kiig_desktop.chains.datasets import DatasetItem
 
 OPTS = {"A": "Insulin glargine", "B": "Metformin", "C": "Glipizide", "D": "Pioglitazone"}
 ORGS = {"A": "Escherichia coli", "B": "Staphylococcus aureus", "C": "Streptococcus pneumoniae", "D": "Listeria"}

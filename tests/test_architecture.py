@@ -35,6 +35,121 @@ def _top(name: str) -> str:
     return name.split(".")[0]
 
 
+# ---------------------------------------------------------------- layers (docs/architecture.md)
+#
+# An import-linter style contract. Layers, top to bottom; a module may import from its own layer
+# or any layer below, never from one above. Names joined by "|" are independent (neither imports
+# the other); the middle layer's packages may use each other as long as no circle forms.
+LAYERS = (
+    ("commands | gui", {"commands", "gui", "cli", "__main__"}),
+    ("runs", {"runs"}),
+    ("reports : knowledge : metrics : chains", {"reports", "knowledge", "metrics", "chains"}),
+    ("store | engine", {"store", "engine"}),
+    ("ground floor", {"", "errors", "events", "config", "files", "units", "resources"}),
+)
+INDEPENDENT = ({"commands", "cli", "__main__"}, {"gui"}), ({"store"}, {"engine"})
+
+
+def _module_name(path: Path) -> tuple[str, bool]:
+    parts = list(path.relative_to(PKG.parent).with_suffix("").parts)
+    is_pkg = parts[-1] == "__init__"
+    return ".".join(parts[:-1] if is_pkg else parts), is_pkg
+
+
+def _graph() -> dict[str, set[str]]:
+    """Every internal import of every module, lazy ones (inside functions) included."""
+    mods = {_module_name(p)[0]: p for p in _modules()}
+    graph: dict[str, set[str]] = {}
+    for name, path in mods.items():
+        is_pkg = path.name == "__init__.py"
+        deps: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                base = name.split(".")
+                if node.level:
+                    base = base[: len(base) - node.level + (1 if is_pkg else 0)]
+                    target = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    target = node.module or ""
+                candidates = [target] + [f"{target}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                candidates = [a.name for a in node.names]
+            else:
+                continue
+            # importing an ancestor package of oneself (``from .. import __version__``) is not an edge
+            deps.update(c for c in candidates if c in mods and c != name and not name.startswith(c + "."))
+        graph[name] = deps
+    return graph
+
+
+def _part(module: str) -> str:
+    rest = module.split(".")[1:]
+    return rest[0] if rest else ""
+
+
+def _layer(module: str) -> int:
+    return next(i for i, (_, parts) in enumerate(LAYERS) if _part(module) in parts)
+
+
+def test_every_module_has_a_layer():
+    unknown = sorted(m for m in _graph() if not any(_part(m) in parts for _, parts in LAYERS))
+    assert unknown == [], "put new top-level packages into LAYERS (and docs/architecture.md)"
+
+
+def test_no_import_points_up():
+    upward = sorted(f"{a} -> {b} ({LAYERS[_layer(a)][0]} imports {LAYERS[_layer(b)][0]})"
+                    for a, deps in _graph().items() for b in deps if _layer(b) < _layer(a))
+    assert upward == []
+
+
+def test_independent_packages_do_not_import_each_other():
+    crossing = sorted(f"{a} -> {b}" for a, deps in _graph().items() for b in deps for one, other in INDEPENDENT
+                      if (_part(a) in one and _part(b) in other) or (_part(a) in other and _part(b) in one))
+    assert crossing == []
+
+
+def test_no_import_circles():
+    """No module reaches itself through imports, lazy ones included (Tarjan's strongly connected components)."""
+    graph = _graph()
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    circles: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                circles.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    assert circles == []
+
+
+def test_the_layer_check_sees_lazy_and_relative_imports():
+    graph = _graph()
+    assert "kiig_desktop.knowledge.judge" in graph["kiig_desktop.commands.ki"]  # imported inside a function
+    assert "kiig_desktop.chains.prompts" in graph["kiig_desktop.metrics.infogain"]  # a relative import
+
+
 def test_qt_is_imported_only_in_gui():
     offenders = [str(p.relative_to(PKG)) for p in _modules() if "gui" not in p.relative_to(PKG).parts and any(_top(n) in QT for n in _imports(p))]
     assert offenders == []

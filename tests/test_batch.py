@@ -15,14 +15,14 @@ from pathlib import Path
 import pytest
 
 from kiig_desktop import cli
-from kiig_desktop.answers import extract_answer, is_correct
-from kiig_desktop.batch import BatchConfig, build_messages, chain_key, item_seed, iter_batch
-from kiig_desktop.dashboard import summarize
-from kiig_desktop.datasets import load_dataset
+from kiig_desktop.chains.answers import extract_answer, is_correct
+from kiig_desktop.chains.datasets import load_dataset
 from kiig_desktop.engine.client import EngineClient
 from kiig_desktop.errors import Cancelled
 from kiig_desktop.events import CancelToken, ItemDone
+from kiig_desktop.reports.summary import summarize
 from kiig_desktop.resources import resource_path
+from kiig_desktop.runs.batch import BatchConfig, batch_key, build_messages, item_seed, iter_batch
 from kiig_desktop.store import SessionStore
 
 MAX_TOKENS = "80"
@@ -102,7 +102,7 @@ def test_run_stores_graded_scored_and_judged_chains(reference, mixed):
         for chain in store.chains_for_run(run["id"]):
             record, gen = store.load_chain(chain["id"]), store.load_generation(chain["id"])
             item = items[record["id"]]
-            assert chain["key"] == chain_key(sha, item.id)
+            assert chain["key"] == batch_key(sha, item.id)
             # the answer extraction is wired to the stored generation text
             extracted = extract_answer(gen["text"], item.kind, item.options)
             assert gen["extracted_answer"] == record["extracted_answer"] == extracted

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
-from kiig_desktop import corpus
-from kiig_desktop.corpus_import import Packer, chunk_record_text
 from kiig_desktop.errors import Cancelled, InputError
 from kiig_desktop.events import CancelToken, Progress
+from kiig_desktop.knowledge import corpus
+from kiig_desktop.knowledge.chunking import Packer, chunk_record_text
 from kiig_desktop.store import corpus_schema
 
 
@@ -193,7 +193,7 @@ def test_bad_files_are_skipped_with_clear_messages(db, tmp_path):
 def test_unreadable_file(db, tmp_path, monkeypatch):
     import builtins
 
-    import kiig_desktop.corpus as mod
+    import kiig_desktop.knowledge.corpus as mod
 
     path = write(tmp_path / "secret.txt", "hidden\n")
 
@@ -218,7 +218,7 @@ def test_special_file_is_not_read(db, tmp_path):
 
 
 def test_read_error_part_way_keeps_previous_version(db, tmp_path, monkeypatch):
-    import kiig_desktop.corpus as mod
+    import kiig_desktop.knowledge.corpus as mod
 
     path = write(tmp_path / "a.txt", "Version one.\n")
     corpus.add_documents(db, "c", [path])
@@ -316,7 +316,7 @@ def test_crash_mid_import_rolls_back(db, tmp_path, monkeypatch):
     corpus.add_documents(db, "c", [path])
     write(tmp_path / "b.txt", "Beta paragraph.\n")
     write(path, "Changed alpha.\n")
-    import kiig_desktop.corpus as mod
+    import kiig_desktop.knowledge.corpus as mod
 
     real = mod.chunk_text_stream
 

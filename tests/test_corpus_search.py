@@ -8,8 +8,8 @@ import re
 import pytest
 import sqlite_utils
 
-from kiig_desktop import corpus
-from kiig_desktop.corpus_search import FTS_TOKENIZE, match_spans, sanitize_query
+from kiig_desktop.knowledge import corpus
+from kiig_desktop.knowledge.search import FTS_TOKENIZE, match_spans, sanitize_query
 from kiig_desktop.resources import resource_path
 from kiig_desktop.store import corpus_schema
 

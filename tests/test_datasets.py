@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kiig_desktop.answers import extract_answer, is_correct
-from kiig_desktop.datasets import DatasetItem, RowError, iter_jsonl, load_dataset, parse_score_line
+from kiig_desktop.chains.answers import extract_answer, is_correct
+from kiig_desktop.chains.datasets import DatasetItem, RowError, iter_jsonl, load_dataset, parse_score_line
 from kiig_desktop.errors import InputError
 from kiig_desktop.resources import resource_path
 

@@ -42,3 +42,62 @@ def test_every_command_is_in_the_readme_and_has_help():
         assert f"kiig {name}" in text, f"`kiig {name}` is not documented in the README"
         assert p.format_help().strip()
     assert len(sub.choices) >= len(COMMAND_MODULES)
+
+
+# ------------------------------------------------------------------ documents cited by the code
+
+ROOT = README.parent
+CITED = re.compile(r"""(?<![\w/.])(docs/[\w./-]+\.md)(?:\s*\(\s*"([^"]+)"\s*\)|#([\w-]+))?""")
+CITING = ("kiig_desktop", "tests", "benchmarks", "packaging")
+
+
+def _citing_files() -> list[Path]:
+    files = [ROOT / "README.md", ROOT / "Makefile", ROOT / "pyproject.toml", *sorted((ROOT / "docs").glob("*.md"))]
+    for folder in CITING:
+        files += sorted(p for p in (ROOT / folder).rglob("*") if p.suffix in (".py", ".md", ".sh", ".toml")
+                        and "_resources" not in p.parts and p.name != "test_docs.py")  # its examples are not citations
+    return files
+
+
+def _citations() -> list[tuple[str, str, str | None]]:
+    out = []
+    for path in _citing_files():
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for m in CITED.finditer(text):
+            out.append((str(path.relative_to(ROOT)), m.group(1), m.group(2) or m.group(3)))
+    return out
+
+
+def _headings(doc: Path) -> set[str]:
+    titles = [line.lstrip("#").strip() for line in doc.read_text(encoding="utf-8").splitlines() if line.startswith("#")]
+    return set(titles) | {re.sub(r"[^\w -]", "", t).strip().lower().replace(" ", "-") for t in titles}
+
+
+def test_the_code_cites_the_user_documents():
+    cited = {doc for _, doc, _ in _citations()}
+    assert {"docs/metrics.md", "docs/cli.md", "docs/architecture.md"} <= cited
+
+
+def test_every_cited_document_exists_with_the_cited_section():
+    missing = []
+    for where, doc, section in _citations():
+        path = ROOT / doc
+        if not path.is_file():
+            missing.append(f"{where} cites {doc}, which does not exist")
+        elif section and section not in _headings(path):
+            missing.append(f"{where} cites section {section!r} of {doc}, which has no such heading")
+    assert missing == []
+
+
+def test_nothing_cites_a_document_outside_the_repository():
+    """DESIGN.md is the team's notes, not shipped: users read docs/ instead."""
+    outside = [str(p.relative_to(ROOT)) for p in _citing_files() if "DESIGN.md" in p.read_text(encoding="utf-8", errors="replace")]
+    assert outside == []
+
+
+def test_the_citation_check_can_fail(tmp_path):
+    text = 'see docs/metrics.md ("No Such Section") and docs/nowhere.md'
+    found = [(m.group(1), m.group(2) or m.group(3)) for m in CITED.finditer(text)]
+    assert found == [("docs/metrics.md", "No Such Section"), ("docs/nowhere.md", None)]
+    assert "No Such Section" not in _headings(ROOT / "docs" / "metrics.md")
+    assert not (ROOT / "docs" / "nowhere.md").exists()

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from kiig_desktop.errors import Cancelled, ContextOverflow, WorkerCrashed
+from kiig_desktop.events import Token
 
 MESSAGES = [{"role": "user", "content": "Explain in two sentences why the sky is blue."}]
 
@@ -49,15 +50,15 @@ def test_sampled_generation_is_reproducible_with_seed(client):
 
 def test_streamed_tokens_carry_logprob_entropy_and_alternatives(client):
     events, result = _run(client.generate(MESSAGES, max_tokens=16, top_k=5))
-    tokens = [e for e in events if e["type"] == "token"]
-    assert len(tokens) == len(result["tokens"]) == 16
-    assert "".join(t["text"] for t in tokens) == result["text"]
+    tokens = [e for e in events if isinstance(e, Token)]
+    assert len(tokens) == len(events) == len(result["tokens"]) == 16  # typed events only
+    assert "".join(t.text for t in tokens) == result["text"]
     for t in tokens:
-        assert t["logprob"] <= 0 and math.isfinite(t["logprob"])
-        assert len(t["top"]) == 5
-        assert t["top"][0]["logprob"] >= t["logprob"] - 1e-6  # greedy: the chosen token is the top one
-        assert all(a["logprob"] >= b["logprob"] for a, b in zip(t["top"], t["top"][1:], strict=False))
-    entropies = [t["entropy_bits"] for t in tokens]
+        assert t.logprob <= 0 and math.isfinite(t.logprob)
+        assert len(t.top) == 5
+        assert t.top[0]["logprob"] >= t.logprob - 1e-6  # greedy: the chosen token is the top one
+        assert all(a["logprob"] >= b["logprob"] for a, b in zip(t.top, t.top[1:], strict=False))
+    entropies = [t.entropy_bits for t in tokens]
     assert all(0 <= h < math.log2(49152) for h in entropies)
     assert max(entropies) > 0.5 and len({round(h, 3) for h in entropies}) > 5  # real, varying entropies
 
@@ -80,7 +81,7 @@ def test_cancel_stops_generation_within_half_a_second(client):
     gen = client.generate(MESSAGES, max_tokens=4000)
     seen = 0
     for event in gen:
-        seen += event["type"] == "token"
+        seen += isinstance(event, Token)
         if seen == 5:
             break
     # breaking out of the stream cancels and drains; the next request must work at once

@@ -1,4 +1,4 @@
-"""InfoGain on the real embedded model, checked against from-scratch evaluations (DESIGN.md section 3)."""
+"""InfoGain on the real embedded model, checked against from-scratch evaluations (docs/metrics.md)."""
 
 from __future__ import annotations
 
@@ -121,11 +121,10 @@ def test_answer_that_the_chain_names_becomes_more_likely(client):
 
 
 def test_llm_decomposition_on_the_real_model_is_valid_or_falls_back(client):
-    from kiig_desktop.pipeline import llm_json_generator
-    from kiig_desktop.steps import split_with_llm
+    from kiig_desktop.chains.steps_llm import split_with_model
 
     text = "First, 12 times 3 means adding 12 three times. Then 12 + 12 = 24. Finally 24 + 12 = 36."
-    result = split_with_llm(text, "What is 12 times 3?", llm_json_generator(client))
+    result = split_with_model(client, text, "What is 12 times 3?")
     assert result.steps
     if result.mode == "llm":
         assert result.fallback_reason is None

@@ -8,10 +8,10 @@ import math
 import pytest
 import sqlite_utils
 
-from kiig_desktop import corpus
 from kiig_desktop.errors import Cancelled, ContextOverflow, EngineError, InputError, WorkerCrashed
 from kiig_desktop.events import CancelToken, ItemDone, Progress
-from kiig_desktop.metrics import knowledge as K
+from kiig_desktop.knowledge import corpus
+from kiig_desktop.knowledge import ki as K
 from kiig_desktop.resources import resource_path
 from kiig_desktop.store import corpus_schema
 

@@ -19,7 +19,7 @@ from .test_knowledge import FakeJudge
 
 
 class Opener:
-    """Stands in for ``kiig_desktop.engine.judge.open_judge`` and counts model loads."""
+    """Stands in for ``kiig_desktop.knowledge.judge.open_judge`` and counts model loads."""
 
     def __init__(self, judge: FakeJudge) -> None:
         self.judge = judge
@@ -37,7 +37,7 @@ class Opener:
 def opener(monkeypatch):
     monkeypatch.setattr(cli, "COMMAND_MODULES", ["corpus", "ki"])
     op = Opener(FakeJudge(fail_when="zebra"))
-    monkeypatch.setitem(sys.modules, "kiig_desktop.engine.judge", types.SimpleNamespace(open_judge=op))
+    monkeypatch.setitem(sys.modules, "kiig_desktop.knowledge.judge", types.SimpleNamespace(open_judge=op))
     return op
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from kiig_desktop import cli
-from kiig_desktop.batch import chain_key
-from kiig_desktop.dashboard import METRIC_KEYS, chain_details, finding, summarize
-from kiig_desktop.report import render_csv, render_html, render_json
-from kiig_desktop.stats import bootstrap_mean_ci, paired_diff_ci
+from kiig_desktop.reports.html import render_csv, render_html, render_json
+from kiig_desktop.reports.stats import bootstrap_mean_ci, paired_diff_ci
+from kiig_desktop.reports.summary import METRIC_KEYS, chain_details, finding, summarize
+from kiig_desktop.runs.batch import batch_key
 from kiig_desktop.store import SessionStore
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)> & "quoted" \'single\' </details></table>'
@@ -68,7 +68,7 @@ def session(tmp_path_factory) -> Path:
                        "extracted_answer": rec["extracted_answer"], "correct": correct}
                 item = {"id": item_id, "question": f"Question {i} {HOSTILE}", "answer": "Metformin", "kind": "mcq",
                         "options": {"A": "x", "B": "Metformin"}, "answer_idx": "B"}
-                store.save_chain(run_id, chain_key(sha, item_id), rec, item=item, generation=gen)
+                store.save_chain(run_id, batch_key(sha, item_id), rec, item=item, generation=gen)
         store.set_run_status(run_id, "finished")
     return path
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from kiig_desktop.stats import bootstrap_mean_ci, paired_diff_ci
+from kiig_desktop.reports.stats import bootstrap_mean_ci, paired_diff_ci
 
 
 def _direct_ci(values: list[float], n_boot: int, level: float, seed: int) -> tuple[float, float, float]:

@@ -6,14 +6,9 @@ import json
 
 import pytest
 
+from kiig_desktop.chains.steps import DECOMPOSE_SCHEMA, MODES, SplitResult, split_reasoning
+from kiig_desktop.chains.steps_llm import split_with_llm
 from kiig_desktop.errors import Cancelled, EngineError, InputError, WorkerCrashed
-from kiig_desktop.steps import (
-    DECOMPOSE_SCHEMA,
-    MODES,
-    SplitResult,
-    split_reasoning,
-    split_with_llm,
-)
 
 
 def assert_offsets(text: str, result: SplitResult) -> None:

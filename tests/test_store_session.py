@@ -282,7 +282,7 @@ def test_missing_ids_give_store_errors(store):
 
 
 def test_discard_if_blank_removes_only_sessions_without_content(tmp_path):
-    from kiig_desktop.corpus import add_documents
+    from kiig_desktop.knowledge.corpus import add_documents
     from kiig_desktop.resources import resource_path
     from kiig_desktop.store.connection import discard_if_blank
 

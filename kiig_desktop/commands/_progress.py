@@ -59,7 +59,7 @@ class ProgressLine:
 
 
 def drive(gen, cancel, on_event):
-    """Run a pipeline generator from the CLI: Ctrl-C cancels it cleanly, then re-raises."""
+    """Run a generator of runs/ from the CLI: Ctrl-C cancels it cleanly, then re-raises."""
     from ..events import run_to_end
 
     try:

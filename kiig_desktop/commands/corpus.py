@@ -60,7 +60,7 @@ def _sql_error(exc: sqlite3.Error, db: str, action: str) -> StoreError:
 
 
 def run_add(args: argparse.Namespace) -> int:
-    from ..corpus import add_documents
+    from ..knowledge.corpus import add_documents
 
     missing = [p for p in args.paths if not Path(p).expanduser().exists()]
     if missing:
@@ -84,7 +84,7 @@ def run_add(args: argparse.Namespace) -> int:
 
 
 def run_search(args: argparse.Namespace) -> int:
-    from ..corpus import search
+    from ..knowledge.corpus import search
 
     with _open(args.db, write=False) as store:
         try:
@@ -105,7 +105,7 @@ def run_search(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from ..corpus import list_corpora
+    from ..knowledge.corpus import list_corpora
 
     with _open(args.db, write=False) as store:
         try:
@@ -124,7 +124,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_remove(args: argparse.Namespace) -> int:
-    from ..corpus import remove_corpus, remove_document
+    from ..knowledge.corpus import remove_corpus, remove_document
 
     with _open(args.db, write=True) as store, store.transaction("remove a corpus from"):
         if args.source:

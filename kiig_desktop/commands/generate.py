@@ -7,7 +7,7 @@ import sys
 
 from ..engine.client import EngineClient
 from ..errors import InputError
-from ..events import CancelToken
+from ..events import CancelToken, Token
 from ._common import add_engine_args, engine_options, print_engine_warnings, print_json
 from ._progress import drive
 
@@ -26,9 +26,9 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _echo(event: dict) -> None:
-    if event.get("type") == "token":
-        sys.stdout.write(event["text"])
+def _echo(event: object) -> None:
+    if isinstance(event, Token):
+        sys.stdout.write(event.text)
         sys.stdout.flush()
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..files import write_private_text
-from ..report import CSV_TABLES
+from ..reports.html import CSV_TABLES
 
 
 def register(sub) -> None:
@@ -26,8 +26,8 @@ def register(sub) -> None:
 
 
 def build(args: argparse.Namespace) -> str:
-    from ..dashboard import chain_details, summarize
-    from ..report import render_csv, render_html, render_json
+    from ..reports.html import render_csv, render_html, render_json
+    from ..reports.summary import chain_details, summarize
     from ..store import SessionStore
 
     if not Path(args.db).expanduser().is_file():

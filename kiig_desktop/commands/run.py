@@ -9,12 +9,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..batch import BatchConfig, iter_batch
-from ..datasets import LAYOUTS
+from ..chains.datasets import LAYOUTS
+from ..chains.steps import MODES as SPLIT_MODES
 from ..errors import InputError, StoreError
 from ..events import CancelToken, ItemDone, Message, Progress
 from ..metrics.infogain import MODES
-from ..steps import MODES as SPLIT_MODES
+from ..runs.batch import BatchConfig, iter_batch
 from ._common import add_engine_args, engine_options
 from ._progress import ProgressLine, drive
 
@@ -34,7 +34,9 @@ def register(sub) -> None:
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy, deterministic (default)")
     p.add_argument("--split", choices=SPLIT_MODES, default="auto", help="how the reasoning is split into steps")
     p.add_argument("--mode", choices=MODES, default="answer", help="which InfoGain numbers reports lead with")
-    p.add_argument("--k", type=int, default=3, help="passages retrieved per step for KI (default 3)")
+    p.add_argument("--ki-mode", choices=("probability", "reasoningeval"), default="probability",
+                   help="KI rule: probability (default) or reasoningeval (ReasoningEval's True/False rule); see `kiig ki --help`")
+    p.add_argument("--k", type=int, default=None, help="passages retrieved per step for KI (default 3; 12 with --ki-mode reasoningeval)")
     p.add_argument("--name", default=None, help="a name for the run (default: the dataset's file name)")
     add_engine_args(p)
     p.set_defaults(func=run)
@@ -47,7 +49,7 @@ def _check(args: argparse.Namespace) -> None:
         raise InputError(f"--max-tokens must be at least 1, got {args.max_tokens}")
     if args.temperature < 0:
         raise InputError(f"--temperature must not be negative, got {args.temperature}")
-    if not 1 <= args.k <= 20:
+    if args.k is not None and not 1 <= args.k <= 20:
         raise InputError(f"--k must be between 1 and 20, got {args.k}")
     if not Path(args.dataset).is_file():
         raise InputError(f"no dataset file {args.dataset}")
@@ -60,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from ..store import SessionStore
 
     config = BatchConfig(max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed, split=args.split,
-                         mode=args.mode, limit=args.limit, layout=args.layout, ki_k=args.k)
+                         mode=args.mode, limit=args.limit, layout=args.layout, ki_k=args.k, ki_mode=args.ki_mode)
     options = engine_options(args)
     options.seed = args.seed
     cancel = CancelToken()
@@ -91,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_summary(store, summary, db: str) -> None:
-    from ..dashboard import fmt_estimate, summarize
+    from ..reports.summary import fmt_estimate, summarize
 
     try:
         report = summarize(store, summary.run_id, n_boot=1000)
@@ -105,4 +107,8 @@ def _print_summary(store, summary, db: str) -> None:
     for m in report.models:
         print(f"{m.name:<{width}}  {fmt_estimate('accuracy', m.metrics['accuracy']):>24}  "
               f"{fmt_estimate('info_gain_mean', m.metrics['info_gain_mean']):>26}  {fmt_estimate('ki_mean', m.metrics['ki_mean']):>22}")
+    if report.judge_validation:
+        print(f"kiig: KI {report.judge_validation['note']}", file=sys.stderr)
+    if report.build_warning:
+        print(f"kiig: warning: {report.build_warning}", file=sys.stderr)
     print(f"kiig: full report: kiig report --db {db} --run {summary.run_id} --format html --output report.html", file=sys.stderr)

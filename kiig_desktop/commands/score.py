@@ -1,4 +1,4 @@
-"""``kiig score``: InfoGain for every chain in a JSONL file (DESIGN.md section 4)."""
+"""``kiig score``: InfoGain for every chain in a JSONL file (docs/cli.md)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import json
 import sys
 from pathlib import Path
 
+from ..chains.steps import MODES as SPLIT_MODES
 from ..engine.client import EngineClient
 from ..errors import InputError, StoreError
 from ..events import CancelToken, ItemDone, Message, Progress
 from ..files import file_sha256, private_output
 from ..metrics.infogain import MODES
-from ..pipeline import ScoreConfig, iter_score, output_line, read_score_input
-from ..steps import MODES as SPLIT_MODES
+from ..runs.score import ScoreConfig, iter_score_file, output_line, read_score_input
 from ._common import add_engine_args, engine_options, print_engine_warnings
 from ._progress import ProgressLine, drive
 
@@ -21,7 +21,7 @@ from ._progress import ProgressLine, drive
 def register(sub) -> None:
     p = sub.add_parser("score", help="score the InfoGain of reasoning chains in a JSONL file")
     p.add_argument("--model", required=True, help="scorer model: a .gguf path, an id/name from `kiig models`, or `default`")
-    p.add_argument("--input", required=True, help="JSONL, one chain per line (see DESIGN.md section 4)")
+    p.add_argument("--input", required=True, help="JSONL, one chain per line (see docs/cli.md)")
     p.add_argument("--output", required=True, help="JSONL written when the run completes")
     p.add_argument("--mode", choices=MODES, default="answer", help="which numbers the GUI and reports lead with (both are computed)")
     p.add_argument("--split", choices=SPLIT_MODES, default="auto", help="how `reasoning` is split into steps (`steps` are used verbatim)")
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         with private_output(output, keep=(input_path, args.db)) as out, EngineClient(args.model, engine_options(args)) as client:
             client.start(cancel=cancel)
             print_engine_warnings(client)
-            gen = iter_score(client, jobs, ScoreConfig(mode=args.mode, split=args.split), store=store, input_sha256=file_sha256(input_path), cancel=cancel)
+            gen = iter_score_file(client, jobs, ScoreConfig(mode=args.mode, split=args.split), store=store, input_sha256=file_sha256(input_path), cancel=cancel)
 
             def on_event(event) -> None:
                 if isinstance(event, Progress):

@@ -18,6 +18,7 @@ import numpy as np
 from llama_cpp._internals import LlamaBatch, LlamaContext, LlamaModel, LlamaSampler
 
 from ..errors import Cancelled, ContextOverflow, EngineError
+from . import build_info
 from .logits import reduce_rows
 
 LOG_LINES = 200
@@ -171,6 +172,7 @@ class Backend:
         self.n_threads = threads
         self.n_gpu_layers = int(n_gpu_layers)
         self.flash_attn = bool(flash_attn)
+        self.repack = bool(repack)
         self.chat_template_override = chat_template
         self.vocab = self.model.vocab
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
@@ -211,6 +213,7 @@ class Backend:
             "flash_attn": self.flash_attn,
             "architecture": self.architecture,
             **system_info(),
+            "build": build_info.collect(self),
         }
 
     def apply_builtin_template(self, name: str, messages: list[dict], add_generation_prompt: bool = True) -> str | None:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .. import errors as E
 from ..config import WORKER_ENV_DEFAULTS, EngineOptions, Settings, ensure_private_dir
-from ..events import CancelToken, run_to_end
+from ..events import CancelToken, Message, Progress, Token, run_to_end
 from .models import ModelInfo, resolve_model
 
 _SIGNAL_TEXT = {
@@ -152,7 +152,12 @@ class EngineClient:
             "flash_attn": self.options.flash_attn,
             "repack": self.options.repack,
             "n_threads": info.get("n_threads"),
+            "build": info.get("build"),
         }
+
+    def build(self) -> dict | None:
+        """The llama.cpp build, kernels and backend of this worker (``engine.build_info``); None before start."""
+        return (self.info or {}).get("build")
 
     @property
     def pid(self) -> int | None:
@@ -355,7 +360,7 @@ class EngineClient:
                     msg = self._recv()
                     kind = msg.get("type")
                     if kind == "event":
-                        yield msg["event"]
+                        yield _typed_event(msg["event"])
                     elif kind == "result":
                         finished = True
                         return msg["result"]
@@ -397,11 +402,15 @@ class EngineClient:
         return self.call("chat_prompt", messages=messages, add_generation_prompt=add_generation_prompt)
 
     def generate(self, messages: list[dict], cancel: CancelToken | None = None, **kw) -> Generator[dict, None, dict]:
-        """Stream tokens of a chat-templated reply: events {"type": "token", "text", "logprob", ...}."""
+        """Stream a chat-templated reply as Token events; return the whole reply (text, tokens, stop, ...)."""
         return self.stream("generate", cancel=cancel, messages=messages, **kw)
 
     def next_token_logprobs(self, messages: list[dict], candidates: list[str], cancel: CancelToken | None = None) -> dict[str, float]:
         return self.call("next_token_logprobs", cancel=cancel, messages=messages, candidates=candidates)["logprobs"]
+
+    def reply(self, messages: list[dict], max_tokens: int = 8, cancel: CancelToken | None = None) -> str:
+        """A short greedy chat reply (a judge's True/False answer)."""
+        return self.call("generate", cancel=cancel, messages=messages, max_tokens=max_tokens, temperature=0.0, top_k=0)["text"]
 
     def first_token_ids(self, candidates: list[str]) -> dict[str, int]:
         """The first token id of each candidate as this model tokenizes it (for judge answers)."""
@@ -409,6 +418,16 @@ class EngineClient:
 
     def eval_sequence(self, tokens: list[int], cancel: CancelToken | None = None) -> dict:
         return self.call("eval_sequence", cancel=cancel, tokens=list(tokens))
+
+
+def _typed_event(event: dict) -> Token | Progress | Message:
+    """A worker's event (a wire dict) as the typed event the rest of the program reads."""
+    kind = event.get("type")
+    if kind == "token":
+        return Token(event["id"], event["text"], event["logprob"], event["entropy_bits"], list(event.get("top") or []))
+    if kind == "progress":
+        return Progress(event["done"], event.get("total"), tokens=event.get("tokens", 0))
+    return Message(f"engine event {kind!r}", "debug")
 
 
 def _to_error(payload: dict, model_name: str) -> E.KiigError:

@@ -24,7 +24,7 @@ def create_application(argv: list[str] | None = None) -> QApplication:
     app.setApplicationVersion(__version__)
     app.setDesktopFileName("kiig-desktop")
     from .main_window import _icon_path
-    from .theme import theme
+    from .shared.theme import theme
 
     app.setWindowIcon(QIcon(str(_icon_path())))
     theme().apply("system")
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv if argv is None else argv)
     app = create_application(args)
     from .main_window import MainWindow
-    from .theme import theme
+    from .shared.theme import theme
 
     window = MainWindow()
     saved = str(window.qsettings.value("view/theme", "system"))

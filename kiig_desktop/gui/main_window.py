@@ -24,13 +24,10 @@ from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
     QFileDialog,
-    QHBoxLayout,
     QLabel,
     QMainWindow,
-    QProgressBar,
     QSplitter,
     QTabWidget,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -39,62 +36,26 @@ from ..config import Settings
 from ..errors import KiigError
 from ..files import write_private_text
 from ..resources import resource_path
-from .analyze_view import AnalyzeView
-from .compare_view import CompareView
-from .dashboard_setup import install_dashboard
-from .dialogs import AboutDialog
-from .engines import Engines
-from .ki_setup import install_knowledge, show_knowledge_index
-from .models_panel import ModelsPanel
-from .results_view import ResultsView
-from .session_file import SessionFile
-from .sessions_view import SessionsView
-from .theme import theme
-from .widgets import MessageBar, PageArea, plain_label, scrollable
-from .workers import Task, TaskManager
+from .analyze.analyze_view import AnalyzeView
+from .compare.compare_view import CompareView
+from .dashboard.dashboard_view import DashboardView
+from .knowledge.corpora_view import CorporaView
+from .knowledge.ki_panel import KiPanel
+from .models.models_panel import ModelsPanel
+from .results.results_view import ResultsView
+from .sessions.sessions_view import SessionsView
+from .shared.corpora import Corpora
+from .shared.dialogs import AboutDialog
+from .shared.engines import Engines
+from .shared.session_file import SessionFile
+from .shared.task_indicator import TaskIndicator
+from .shared.theme import theme
+from .shared.widgets import MessageBar, PageArea, scrollable
+from .shared.workers import Task, TaskManager
 
 MODEL_SUFFIXES = (".gguf",)
 SESSION_SUFFIXES = (".kiig",)
 TEXT_SUFFIXES = (".txt", ".md")
-
-
-class TaskIndicator(QWidget):
-    """Status-bar widget: the running task's title, a busy bar and a cancel button."""
-
-    def __init__(self, tasks: TaskManager, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.tasks = tasks
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        self.label = plain_label("")
-        self.bar = QProgressBar()
-        self.bar.setRange(0, 0)
-        self.bar.setMaximumWidth(120)
-        self.bar.setMaximumHeight(12)
-        self.cancel = QToolButton()
-        self.cancel.setText("Cancel")
-        self.cancel.setAutoRaise(True)
-        self.cancel.clicked.connect(self._cancel)
-        for w in (self.label, self.bar, self.cancel):
-            layout.addWidget(w)
-        tasks.started.connect(self.update_state)
-        tasks.ended.connect(self.update_state)
-        self.update_state()
-
-    def _shown(self) -> list:
-        return [t for t in self.tasks.active() if not t.quiet]
-
-    def _cancel(self) -> None:
-        shown = self._shown()
-        if shown:
-            shown[-1].cancel()
-
-    def update_state(self, *_args) -> None:
-        active = self._shown()
-        self.setVisible(bool(active))
-        if active:
-            more = f" (+{len(active) - 1})" if len(active) > 1 else ""
-            self.label.setText(active[-1].title + "…" + more)
 
 
 class MainWindow(QMainWindow):
@@ -129,21 +90,26 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
 
+        # Every screen is built here, the same way: it receives the services and the callables it
+        # needs; the links between screens are signals connected in _connect().
+        self.corpora = Corpora(self.session, self.tasks, self)  # the session's reference corpora
         self.analyze = AnalyzeView(self.engines, self.session, self.tasks)
         self.results = ResultsView(self.session, self.tasks)
-        self.compare = CompareView(self.engines, self.session, self.tasks, self.analyze)
+        self.compare = CompareView(self.engines, self.session, self.tasks, self.analyze.compare_request)
         self.sessions = SessionsView(self.session, self.tasks)
-        self.add_view("analyze", "Analyze", self.analyze)
-        self.add_view("results", "Results", self.results)
-        self.add_view("compare", "Compare", self.compare)
-        self.add_view("sessions", "Sessions", self.sessions)
-        install_knowledge(self)  # the Corpora view and the Results view's Knowledge Index panel
-        install_dashboard(self)  # batch runs and the model comparison dashboard
+        self.corpora_view = CorporaView(self.corpora)
+        self.dashboard = DashboardView(self.engines, self.session, self.tasks, self.corpora)
+        self.ki_panel = KiPanel(self.engines, self.session, self.tasks, self.corpora, self.results)
+        self.results.attach_side_panel(self.ki_panel)
         self.models_panel = ModelsPanel(self.engines)
+        for key, title, view in (("analyze", "Analyze", self.analyze), ("results", "Results", self.results),
+                                 ("compare", "Compare", self.compare), ("sessions", "Sessions", self.sessions),
+                                 ("corpora", "Corpora", self.corpora_view), ("dashboard", "Dashboard", self.dashboard)):
+            self.add_view(key, title, view)
         self.add_dock("models", "Models", scrollable(self.models_panel), Qt.DockWidgetArea.LeftDockWidgetArea)
-        self.models_panel.message.connect(self.show_message)
         self.splitters.update({"analyze/main": self.analyze.splitter, "compare/main": self.compare.splitter,
-                               **self.results.splitters})
+                               **self.results.splitters, "corpora/main": self.corpora_view.splitter,
+                               "dashboard/main": self.dashboard.splitter})
 
         self._build_status_bar()
         self._build_menus()
@@ -240,7 +206,7 @@ class MainWindow(QMainWindow):
         self._action(a, "&Split into Steps", self._split, "Ctrl+L")
         self._action(a, "S&core Chain", self._score, "Ctrl+Return")
         self._action(a, "Run &Comparison", self._compare, "Ctrl+Shift+Return")
-        self._action(a, "&Knowledge Index…", lambda: show_knowledge_index(self), "Ctrl+K",
+        self._action(a, "&Knowledge Index…", self.show_knowledge_index, "Ctrl+K",
                      "Score the shown chain's steps against a reference corpus and read the evidence")
 
         self.view_menu = v = mb.addMenu("&View")
@@ -275,6 +241,13 @@ class MainWindow(QMainWindow):
         self.sessions.open_requested.connect(self._open_chain)
         self.sessions.compare_requested.connect(self._compare_chains)
         self.engines.loaded.connect(self._model_loaded)
+        for source in (self.corpora, self.ki_panel, self.models_panel):  # not tabs: add_view does not connect them
+            source.message.connect(self.show_message)
+        self.ki_panel.open_corpora.connect(lambda: self.show_view("corpora"))
+        self.ki_panel.ki_saved.connect(self.compare.set_ki)
+        self.corpora_view.imported.connect(lambda report: self.ki_panel.select_corpus(report.corpus))
+        self.dashboard.open_chain.connect(self._open_chain)
+        self.dashboard.form.open_corpora.connect(lambda: self.show_view("corpora"))
 
     # ------------------------------------------------------------------ start-up
 
@@ -434,6 +407,11 @@ class MainWindow(QMainWindow):
     def _open_chain(self, run_id: int, chain_id: int) -> None:
         self.results.open_chain(run_id, chain_id)
         self.show_view("results")
+
+    def show_knowledge_index(self) -> None:
+        """Analysis → Knowledge Index: the Results view with its KI panel open."""
+        self.show_view("results")
+        self.results.show_side_panel(True)
 
     def _compare_chains(self, pairs: list) -> None:
         self.compare.add_chains(pairs)

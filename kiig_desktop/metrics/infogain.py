@@ -1,6 +1,6 @@
 """InfoGain: how much each reasoning step moves a scorer model toward the ground-truth answer.
 
-Definitions are normative (DESIGN.md section 3). For prefix k (k = 0..n) the scorer reads
+Definitions are normative (docs/metrics.md). For prefix k (k = 0..n) the scorer reads
 
     [BOS if the GGUF says add_bos] + tok(Q) + tok("\\n"+s_1) + ... + tok("\\n"+s_k) + tok(" Answer:") + tok(" "+A)
 
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..chains.prompts import question_text
 from ..errors import InputError
 from ..events import CancelToken, Progress, run_to_end
 
@@ -36,11 +37,6 @@ class ChainPlan:
     letters: list[str]
     candidates: list[list[int]]
     correct_letter: str | None
-
-
-def question_text(question: str, options: dict[str, str] | None) -> str:
-    """Q as DESIGN.md section 3 defines it: the question, then one ``"\\nL. text"`` line per option."""
-    return question + "".join(f"\n{letter}. {text}" for letter, text in (options or {}).items())
 
 
 def plan_chain(client, question: str, answer: str, steps: Sequence[str], options: dict[str, str] | None = None, correct_letter: str | None = None) -> ChainPlan:
@@ -89,7 +85,7 @@ def iter_score_chain(
         except StopIteration as stop:
             scan = stop.value
             break
-        progress.done, progress.tokens = event["done"], event["tokens"]
+        progress.done, progress.tokens = event.done, event.tokens
         yield progress
     record = chain_record(plan, scan, list(steps))
     if curve:
@@ -118,7 +114,7 @@ def _option_stats(plan: ChainPlan, cand_lp: list[float] | None) -> dict:
 
 
 def chain_record(plan: ChainPlan, scan: dict, steps: list[str]) -> dict:
-    """Turn the engine's per-token log-probs into the DESIGN.md section 4 output fields."""
+    """Turn the engine's per-token log-probs into the docs/cli.md output fields."""
     ctx_lp = np.asarray(scan["context_logprob"], dtype=np.float64)
     ends = np.cumsum([len(s) for s in plan.segments])
     prefix_sums = np.concatenate([[0.0], np.nancumsum(ctx_lp[1:])])  # sum of lp over positions 1..i
@@ -179,7 +175,7 @@ def token_curve(client, plan: ChainPlan, scan: dict) -> dict:
 def reference_prefix(client, question: str, answer: str, steps: Sequence[str], options: dict[str, str] | None, k: int) -> dict:
     """Prefix k evaluated from scratch in one pass: the check that incremental scoring is exact.
 
-    Returns ``answer_nll`` and ``seq_ppl`` of the token sequence DESIGN.md section 3 defines.
+    Returns ``answer_nll`` and ``seq_ppl`` of the token sequence docs/metrics.md defines.
     """
     info = client.info or client.start()
     seq = ([info["bos"]] if info.get("add_bos") and info.get("bos", -1) >= 0 else []) + client.tokenize(question_text(question, options))

@@ -23,7 +23,7 @@ from __future__ import annotations
 # Version 1 was the first draft layout (corpora, corpus_documents, corpus_chunks, no FTS index).
 # Increment when the tables change; store/ rebuilds empty older corpus tables and refuses data.
 CORPUS_SCHEMA_VERSION = 2
-FTS_TOKENIZE = "porter unicode61 remove_diacritics 2"  # corpus_search highlights words the same way
+FTS_TOKENIZE = "porter unicode61 remove_diacritics 2"  # knowledge.search highlights words the same way
 
 CORPUS_DDL: list[str] = [
     """CREATE TABLE IF NOT EXISTS corpora (

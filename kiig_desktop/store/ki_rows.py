@@ -6,15 +6,22 @@ from __future__ import annotations
 import sqlite3
 
 from . import rows as R
-from .codec import now_iso, opt_float
+from .codec import dumps_opt, loads, now_iso, opt_float, opt_int
 
 
-def write_ki(conn: sqlite3.Connection, chain_id: int, judge_model_id: int, corpus: str, steps: list[dict], ki_mean: float | None) -> None:
-    """Replace this judge's evaluation of the chain (inside the caller's transaction)."""
+def write_ki(conn: sqlite3.Connection, chain_id: int, judge_model_id: int, corpus: str, steps: list[dict], ki_mean: float | None,
+             how: dict | None = None) -> None:
+    """Replace this judge's evaluation of the chain (inside the caller's transaction).
+
+    ``how``: ``{"mode", "k", "method", "build"}`` of the KI pass (absent keys are stored as NULL).
+    """
+    how = how or {}
     conn.execute("DELETE FROM ki_evaluations WHERE chain_id = ? AND judge_model_id = ? AND corpus = ?", (chain_id, judge_model_id, corpus))
     cur = conn.execute(
-        "INSERT INTO ki_evaluations (chain_id, judge_model_id, corpus, ki_mean, created) VALUES (?, ?, ?, ?, ?)",
-        (chain_id, judge_model_id, corpus, opt_float(ki_mean), now_iso()),
+        "INSERT INTO ki_evaluations (chain_id, judge_model_id, corpus, ki_mean, created, mode, k, method, build) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (chain_id, judge_model_id, corpus, opt_float(ki_mean), now_iso(), how.get("mode"), opt_int(how.get("k")),
+         opt_int(how.get("method")), dumps_opt(how.get("build"))),
     )
     evaluation_id = int(cur.lastrowid)
     for pos, step in enumerate(steps):
@@ -33,11 +40,11 @@ def read_ki(conn: sqlite3.Connection, chain_id: int) -> list[dict]:
     """Every evaluation of a chain, oldest first, with steps and evidence."""
     out = []
     evaluations = conn.execute(
-        "SELECT e.id, e.judge_model_id, e.corpus, e.ki_mean, e.created, m.path, m.sha256 "
+        "SELECT e.id, e.judge_model_id, e.corpus, e.ki_mean, e.created, m.path, m.sha256, e.mode, e.k, e.method, e.build "
         "FROM ki_evaluations e JOIN models m ON m.id = e.judge_model_id WHERE e.chain_id = ? ORDER BY e.id",
         (chain_id,),
     ).fetchall()
-    for ev_id, judge_model_id, corpus, ki_mean, created, path, sha in evaluations:
+    for ev_id, judge_model_id, corpus, ki_mean, created, path, sha, mode, k, method, build in evaluations:
         steps = []
         for step_row in conn.execute(
             "SELECT id, idx, applicable, ki, judge_p, reason, extra FROM ki_steps WHERE evaluation_id = ? ORDER BY idx", (ev_id,)
@@ -48,5 +55,6 @@ def read_ki(conn: sqlite3.Connection, chain_id: int) -> list[dict]:
         out.append({
             "judge_model_id": judge_model_id, "judge": {"path": path, "sha256": sha}, "corpus": corpus,
             "ki_mean": ki_mean, "created": created, "steps": steps,
+            "mode": mode or "probability", "k": k, "method": method or 1, "build": loads(build) if build else None,
         })
     return out

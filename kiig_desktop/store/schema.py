@@ -7,7 +7,7 @@ through the same code. Journal: WAL; foreign keys on. All timestamps are ISO-860
 (``2025-05-01T12:00:00.123Z``); "JSON" columns hold JSON text; "f32"/"i32" columns hold
 little-endian float32/int32 arrays.
 
-Tables (schema version 1)
+Tables (schema version 2)
 
 schema_version   version INTEGER PK, applied TEXT, app_version TEXT, description TEXT
 meta             key TEXT PK, value TEXT: ``corpus_schema_version`` (the corpus tables' layout
@@ -44,7 +44,10 @@ token_curves     chain_id PK -> chains.id (cascade), n_tokens INTEGER, token_ids
                  pieces JSON, surprisal_bits f32, entropy_bits f32, step i32 (0-based step of
                  each token), extra JSON
 ki_evaluations   id, chain_id -> chains.id (cascade), judge_model_id -> models.id, corpus TEXT,
-                 ki_mean REAL, created TEXT; UNIQUE(chain_id, judge_model_id, corpus)
+                 ki_mean REAL, created TEXT; UNIQUE(chain_id, judge_model_id, corpus);
+                 since schema 2: mode TEXT (probability|reasoningeval; NULL = probability),
+                 k INTEGER (passages per step), method INTEGER (judge prompt version; NULL = 1),
+                 build JSON (the judge's llama.cpp build, ``engine.build_info``; NULL = not recorded)
 ki_steps         id, evaluation_id -> ki_evaluations.id (cascade), idx INTEGER,
                  applicable INTEGER, ki REAL, judge_p REAL, reason TEXT, extra JSON;
                  UNIQUE(evaluation_id, idx)
@@ -64,7 +67,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 APPLICATION_ID = 0x4B494947  # "KIIG"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 RUN_KINDS = ("score", "ki", "batch", "analyze", "import")
 RUN_STATUSES = ("running", "finished", "cancelled", "failed", "interrupted")
@@ -254,4 +257,10 @@ class Migration:
 # Every version this project ever wrote, oldest first. Never edit a released entry: add one.
 MIGRATIONS: list[Migration] = [
     Migration(1, "initial session schema", tuple(_V1)),
+    Migration(2, "KI evaluations record their mode, passages per step, judge prompt version and llama.cpp build", (
+        "ALTER TABLE ki_evaluations ADD COLUMN mode TEXT",
+        "ALTER TABLE ki_evaluations ADD COLUMN k INTEGER",
+        "ALTER TABLE ki_evaluations ADD COLUMN method INTEGER",
+        "ALTER TABLE ki_evaluations ADD COLUMN build TEXT",
+    )),
 ]

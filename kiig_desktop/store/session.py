@@ -303,7 +303,7 @@ class SessionStore:
                    generation: dict | None = None, ki: dict | None = None) -> int:
         """Store one finished chain in ONE transaction; returns the chain id.
 
-        ``ki`` (optional): ``{"judge_model_id", "corpus", "steps", "ki_mean"}`` as for ``save_ki``.
+        ``ki`` (optional): ``{"judge_model_id", "corpus", "steps", "ki_mean", "mode"?, "k"?, "method"?}`` as for ``save_ki``.
         Saving a key the run already has replaces that chain.
         """
         if not isinstance(record, dict):
@@ -345,7 +345,8 @@ class SessionStore:
                     R.curve_row(chain_id, curve),
                 )
             if ki is not None:
-                self._save_ki(chain_id, int(ki["judge_model_id"]), str(ki["corpus"]), ki.get("steps") or [], ki.get("ki_mean"))
+                self._save_ki(chain_id, int(ki["judge_model_id"]), str(ki["corpus"]), ki.get("steps") or [], ki.get("ki_mean"),
+                              {k: ki[k] for k in ("mode", "k", "method", "build") if k in ki})
             return chain_id
 
     def _item_id(self, item: dict) -> int:
@@ -426,18 +427,20 @@ class SessionStore:
 
     # ------------------------------------------------------------------ knowledge index
 
-    def save_ki(self, chain_id: int, judge_model_id: int, corpus: str, steps: list[dict], ki_mean: float | None) -> None:
-        """Store (or replace) one judge's KI evidence for a chain, in one transaction."""
+    def save_ki(self, chain_id: int, judge_model_id: int, corpus: str, steps: list[dict], ki_mean: float | None,
+                how: dict | None = None) -> None:
+        """Store (or replace) one judge's KI evidence for a chain, in one transaction (``how``: mode, k, method)."""
         with self.transaction("save KI evidence to"):
             if self.conn.execute("SELECT 1 FROM chains WHERE id = ?", (chain_id,)).fetchone() is None:
                 raise StoreError(f"no chain {chain_id} in {self.path}")
-            self._save_ki(chain_id, judge_model_id, corpus, steps, ki_mean)
+            self._save_ki(chain_id, judge_model_id, corpus, steps, ki_mean, how)
 
-    def _save_ki(self, chain_id: int, judge_model_id: int, corpus: str, steps: list[dict], ki_mean: float | None) -> None:
-        write_ki(self.conn, chain_id, judge_model_id, corpus, steps, ki_mean)
+    def _save_ki(self, chain_id: int, judge_model_id: int, corpus: str, steps: list[dict], ki_mean: float | None,
+                 how: dict | None = None) -> None:
+        write_ki(self.conn, chain_id, judge_model_id, corpus, steps, ki_mean, how)
 
     def load_ki(self, chain_id: int) -> list[dict]:
-        """Every KI evaluation of a chain: ``[{"judge_model_id", "judge", "corpus", "ki_mean", "created", "steps"}]``."""
+        """Every KI evaluation of a chain: ``[{"judge_model_id", "judge", "corpus", "ki_mean", "created", "steps", "mode", "k", "method", "build"}]``."""
         with self._read():
             return read_ki(self.conn, chain_id)
 

@@ -27,7 +27,7 @@ def pytest_collection_modifyitems(config, items):
 def gui_app(qapp):
     """The QApplication configured like the real app (names, theme)."""
     from kiig_desktop.gui.app import create_application
-    from kiig_desktop.gui.theme import theme
+    from kiig_desktop.gui.shared.theme import theme
 
     app = create_application([])
     assert app is qapp

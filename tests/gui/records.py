@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from kiig_desktop.analysis import Question, save_analysis
 from kiig_desktop.engine.models import ModelInfo
+from kiig_desktop.runs.analysis import Question, save_analysis
 
 QUESTION = Question(
     "Which drug is first-line for type 2 diabetes?",

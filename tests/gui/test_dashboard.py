@@ -12,13 +12,13 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel
 
-from kiig_desktop.batch import BatchProgress, BatchSummary
 from kiig_desktop.commands.report import build as build_report
-from kiig_desktop.dashboard import METRICS, fmt_estimate, summarize
 from kiig_desktop.events import ItemDone
-from kiig_desktop.gui.batch_task import RunStarted, fmt_duration, progress_text
-from kiig_desktop.gui.dashboard_view import finding_text
+from kiig_desktop.gui.dashboard.batch_task import RunStarted, fmt_duration, progress_text
+from kiig_desktop.gui.dashboard.dashboard_view import finding_text
+from kiig_desktop.reports.summary import METRICS, fmt_estimate, summarize
 from kiig_desktop.resources import resource_path
+from kiig_desktop.runs.batch import BatchProgress, BatchSummary
 from kiig_desktop.store import SessionStore
 
 from .conftest import wait_idle, wait_no_workers

@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication, QImage
 
-from kiig_desktop.analysis import Question
+from kiig_desktop.runs.analysis import Question
 from kiig_desktop.store import SessionStore
 
 from .conftest import load_default, start_generation, wait_idle

@@ -11,7 +11,7 @@ import pytest
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 
-from kiig_desktop.gui.engines import worker_pid
+from kiig_desktop.gui.shared.engines import worker_pid
 
 from .conftest import load_default, start_generation, wait_idle, wait_no_workers, worker_processes
 from .test_end_to_end import QUESTION

@@ -10,15 +10,15 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from kiig_desktop.analysis import Question
-from kiig_desktop.corpus import get_chunks
-from kiig_desktop.corpus_search import content_terms, search
-from kiig_desktop.gui import corpora_view as corpora_view_module
-from kiig_desktop.gui.compare_view import KI_COLUMN
-from kiig_desktop.gui.ki_panel import question_text
-from kiig_desktop.gui.widgets import confirm
-from kiig_desktop.metrics.knowledge import build_query
+from kiig_desktop.gui.compare.compare_view import KI_COLUMN
+from kiig_desktop.gui.knowledge import corpora_view as corpora_view_module
+from kiig_desktop.gui.shared.widgets import confirm
+from kiig_desktop.knowledge.corpus import get_chunks
+from kiig_desktop.knowledge.ki import build_query
+from kiig_desktop.knowledge.search import content_terms, search
 from kiig_desktop.resources import resource_path
+from kiig_desktop.runs.analysis import Question
+from kiig_desktop.runs.ki import chain_question
 
 from .conftest import load_default, wait_idle
 from .records import fake_record, store_fake_chain
@@ -118,7 +118,7 @@ def test_ki_end_to_end_on_the_embedded_model(qtbot, window):
     assert f"{len(judged)} of {len(steps)} steps judged" in results.cards["ki"].caption.text()
 
     # the evidence panel lists exactly the stored passages, the query's terms highlighted
-    question = question_text(result.item)
+    question = chain_question(result.item)
     for row, ks in enumerate(ev["steps"]):
         results.select_step(row)
         shown = panel.evidence

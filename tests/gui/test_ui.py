@@ -10,8 +10,8 @@ from PySide6.QtCore import QMimeData, Qt
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QApplication, QLabel
 
-from kiig_desktop.analysis import StepDraft
-from kiig_desktop.gui.theme import theme
+from kiig_desktop.gui.shared.theme import theme
+from kiig_desktop.runs.analysis import StepDraft
 
 from .conftest import wait_idle
 from .records import QUESTION, fake_model, fake_record, store_fake_chain
@@ -180,7 +180,7 @@ def test_autosave_session_lifecycle_export_and_delete(qtbot, make_window, data_d
     window.new_session()  # the empty autosave file is removed when it is left
     assert not path.exists() and window.session.path != path
     # an autosave holding only a corpus is kept: a corpus is the user's work too
-    from kiig_desktop.corpus import add_documents
+    from kiig_desktop.knowledge.corpus import add_documents
     from kiig_desktop.resources import resource_path
 
     with_corpus = window.session.path
@@ -302,7 +302,7 @@ def test_status_bar_lists_and_cancels_real_work_not_quiet_session_reads(qtbot, w
 
 
 def test_hovering_a_step_does_not_scroll_the_reasoning_back_to_the_selection(qtbot, gui_app):
-    from kiig_desktop.gui.reasoning_view import ReasoningView
+    from kiig_desktop.gui.results.reasoning_view import ReasoningView
 
     view = ReasoningView(read_only=True)
     qtbot.addWidget(view)

@@ -1,0 +1,1 @@
+"""The Analyze screen: a question, a generated or pasted reasoning, its steps."""

@@ -1,0 +1,1 @@
+"""The Compare screen: one question through several models, overlaid."""

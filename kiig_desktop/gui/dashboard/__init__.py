@@ -1,0 +1,1 @@
+"""The Dashboard screen: dataset batch runs and their model comparison."""

@@ -1,0 +1,1 @@
+"""The Knowledge screens: reference corpora and the Knowledge Index panel."""

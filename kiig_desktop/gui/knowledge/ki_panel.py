@@ -1,0 +1,326 @@
+"""The Knowledge Index side panel of the Results view: score the shown chain, read the evidence.
+
+Scoring runs :func:`kiig_desktop.knowledge.ki.iter_chain_ki` in a Task (retrieval on a
+read-only connection of the worker thread, the judge through its EngineClient, which the
+task's CancelToken interrupts), then saves the evaluation with ``SessionStore.save_ki`` and
+reloads it, so the table, the card and the evidence show what the session holds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QGroupBox,
+    QHBoxLayout,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ...errors import InputError, KiigError
+from ...events import CancelToken, Message, Progress
+from ...knowledge.corpus import Passage, get_chunks
+from ...knowledge.ki_rules import DEFAULT_MODE, MAX_K, default_k
+from ...runs.analysis import AnalysisResult
+from ...runs.ki import CancellableJudge, chain_question, iter_stored_chain_ki, save_chain_ki, step_query
+from ...runs.score import model_row
+from ..results.results_view import ResultsView
+from ..shared.corpora import Corpora
+from ..shared.engines import Engines
+from ..shared.judge_note import show_validation, validation_label
+from ..shared.model_combo import ModelCombo
+from ..shared.session_file import SessionFile
+from ..shared.widgets import compact_combo, plain_label
+from ..shared.workers import Task, TaskManager
+from .evidence_panel import EvidencePanel
+
+
+def evaluation_label(ev: dict) -> str:
+    judge = Path(str((ev.get("judge") or {}).get("path", "?"))).stem
+    mean = ev.get("ki_mean")
+    when = str(ev.get("created") or "")[:16].replace("T", " ")
+    rule = "" if ev.get("mode", DEFAULT_MODE) == DEFAULT_MODE else f" ({ev['mode']}, k={ev.get('k')})"
+    return f"{ev.get('corpus')} · {judge}{rule} · {'KI —' if mean is None else f'KI {mean:.3f}'} · {when}"
+
+
+class KiPanel(QWidget):
+    """Knowledge Index controls (corpus, judge, run) above the evidence of the focused step."""
+
+    message = Signal(str, str)
+    open_corpora = Signal()
+    ki_saved = Signal(int, object)  # chain id, its KI evaluations as stored
+
+    def __init__(self, engines: Engines, session: SessionFile, tasks: TaskManager, corpora: Corpora,
+                 results: ResultsView, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.engines, self.session, self.tasks, self.corpora, self.results = engines, session, tasks, corpora, results
+        self.task: Task | None = None
+        self.chunks: dict[int, Passage] = {}
+        self._chunks_serial = 0
+        self._chunks_pending = False
+        self.setMinimumWidth(320)
+
+        box = QGroupBox("Knowledge Index")
+        b = QVBoxLayout(box)
+        b.setSpacing(6)
+        b.addWidget(plain_label("Checks each step's knowledge against a reference corpus: the best passages (BM25) "
+                                "go to a judge model, whose Yes/No probability is the step's KI.", "muted", wrap=True))
+        self.corpus = compact_combo(QComboBox(), 10)
+        self.judge = ModelCombo(engines)
+        self.k = QSpinBox()
+        self.k.setRange(1, MAX_K)
+        self.k.setValue(default_k(DEFAULT_MODE))
+        self.k.setToolTip("Passages retrieved per step and shown to the judge")
+        self.mode = QComboBox()
+        self.mode.addItem("Probability: p(yes), N/A steps left out", "probability")
+        self.mode.addItem("ReasoningEval: True/False, N/A counts 1.0", "reasoningeval")
+        self.mode.setToolTip("How answers become KI: the judge's Yes/No probability (default), or ReasoningEval's rule "
+                             "(exact \"True\" = 1, anything else 0; steps without a claim count 1.0; mean over all steps)")
+        self.mode.currentIndexChanged.connect(lambda _i: self.k.setValue(default_k(self.mode.currentData())))
+        row = QHBoxLayout()
+        row.addWidget(plain_label("Corpus"))
+        row.addWidget(self.corpus, 1)
+        row.addWidget(plain_label("Passages"))
+        row.addWidget(self.k)
+        b.addLayout(row)
+        row = QHBoxLayout()
+        row.addWidget(plain_label("Judge"))
+        row.addWidget(self.judge, 1)
+        b.addLayout(row)
+        row = QHBoxLayout()
+        row.addWidget(plain_label("Rule"))
+        row.addWidget(self.mode, 1)
+        b.addLayout(row)
+        self.no_corpus = QWidget()
+        nc = QHBoxLayout(self.no_corpus)
+        nc.setContentsMargins(0, 0, 0, 0)
+        nc.addWidget(plain_label("This session has no reference corpus yet.", "muted", wrap=True), 1)
+        self.corpora_button = QPushButton("Open Corpora…")
+        nc.addWidget(self.corpora_button)
+        b.addWidget(self.no_corpus)
+        row = QHBoxLayout()
+        self.run_button = QPushButton("Score KI")
+        self.run_button.setProperty("role", "primary")
+        self.cancel_button = QPushButton("Cancel")
+        row.addWidget(self.run_button)
+        row.addWidget(self.cancel_button)
+        row.addStretch(1)
+        b.addLayout(row)
+        self.progress = QProgressBar()
+        self.progress.setTextVisible(False)
+        self.progress.setMaximumHeight(8)
+        self.status = plain_label("", "muted", wrap=True)
+        b.addWidget(self.progress)
+        b.addWidget(self.status)
+
+        evidence_box = QGroupBox("Evidence")
+        e = QVBoxLayout(evidence_box)
+        self.evaluation = compact_combo(QComboBox(), 16)
+        self.evaluation.setToolTip("This chain's KI evaluations (corpus · judge · mean KI · when)")
+        e.addWidget(self.evaluation)
+        self.validation = validation_label()
+        e.addWidget(self.validation)
+        self.evidence = EvidencePanel()
+        e.addWidget(self.evidence, 1)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 0, 0, 0)
+        layout.addWidget(box)
+        layout.addWidget(evidence_box, 1)
+
+        self.run_button.clicked.connect(self.run)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.corpora_button.clicked.connect(self.open_corpora)
+        self.evaluation.activated.connect(self._evaluation_chosen)
+        corpora.changed.connect(self._fill_corpora)
+        results.shown.connect(self._chain_shown)
+        results.ki_shown.connect(self._evaluation_shown)
+        results.focus_changed.connect(self._focus_changed)
+        self._fill_corpora()
+        self._set_busy(False)
+        self._evaluation_shown()
+
+    # ------------------------------------------------------------------ corpora
+
+    def _fill_corpora(self) -> None:
+        current = self.corpus.currentData()
+        self.corpus.clear()
+        for c in self.corpora.items:
+            self.corpus.addItem(f"{c['name']}  ·  {c['documents']} documents", c["name"])
+            self.corpus.setItemData(self.corpus.count() - 1, f"{c['documents']} documents, {c['chunks']} chunks",
+                                    Qt.ItemDataRole.ToolTipRole)
+        index = self.corpus.findData(current)
+        self.corpus.setCurrentIndex(index if index >= 0 else 0)
+        self.no_corpus.setVisible(self.corpora.loaded and not self.corpora.items)
+        self._set_busy(self.task is not None)
+
+    def select_corpus(self, name: str) -> None:
+        index = self.corpus.findData(name)
+        if index >= 0:
+            self.corpus.setCurrentIndex(index)
+
+    # ------------------------------------------------------------------ scoring
+
+    def _set_busy(self, busy: bool) -> None:
+        self.run_button.setEnabled(not busy and self.corpus.count() > 0)
+        self.cancel_button.setEnabled(busy)
+        for w in (self.corpus, self.judge, self.k, self.mode):
+            w.setEnabled(not busy)
+        self.progress.setVisible(busy)
+
+    def cancel(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+
+    def run(self) -> Task | None:
+        """Score the shown chain's KI with the chosen corpus and judge, then save and show it."""
+        result, corpus, info = self.results.result, self.corpus.currentData(), self.judge.chosen()
+        try:
+            if result is None:
+                raise InputError("open or score a chain first: the Knowledge Index checks a chain's steps")
+            if not corpus:
+                raise InputError("import a reference corpus first (Corpora tab)")
+            if info is None:
+                raise InputError("no judge model: add a GGUF model first")
+            if not result.record.get("steps"):
+                raise InputError("this chain has no steps to check")
+        except KiigError as exc:
+            self.message.emit(str(exc), "error")
+            return None
+        chain_id, record, item, k, mode = result.chain_id, result.record, result.item, self.k.value(), self.mode.currentData()
+
+        def work(cancel: CancelToken):
+            yield Message(f"Loading the judge {info.name}…")
+            client = self.engines.acquire(info, cancel)
+            yield Message(f"Judging {len(record['steps'])} steps against corpus {corpus!r}…")
+            reader = self.session.reader()
+            try:
+                out = yield from iter_stored_chain_ki(reader.db, corpus, CancellableJudge(client, cancel), record, item,
+                                                      k=k, cancel=cancel, mode=mode)
+            finally:
+                reader.close()
+            row = model_row(client.model, client.model_ref())
+            return chain_id, self.session.write(lambda store: save_chain_ki(store, chain_id, row, corpus, out)), out
+
+        self._set_busy(True)
+        self.progress.setRange(0, 0)
+        self.status.setText("Starting…")
+        task = self.tasks.run("Scoring the Knowledge Index", work)
+        self.task = task
+        task.progress.connect(self._event)
+        task.succeeded.connect(self._saved)
+        task.failed.connect(self._failed)
+        task.cancelled.connect(lambda: self.status.setText("Cancelled; nothing was saved."))
+        task.finished.connect(self._finished)
+        return task
+
+    def _event(self, event: object) -> None:
+        if isinstance(event, Message):
+            self.status.setText(event.text)
+        elif isinstance(event, Progress):
+            self.progress.setRange(0, max(1, event.total or 0))
+            self.progress.setValue(event.done)
+            if event.total:
+                self.status.setText(f"Judged {event.done} of {event.total} steps…")
+
+    def _saved(self, payload: tuple) -> None:
+        chain_id, ki, out = payload
+        mean = out.get("ki_mean")
+        n = len(out.get("steps") or [])
+        text = (f"Mean KI {mean:.3f} over all {n} steps (ReasoningEval's rule); saved in the session."
+                if mean is not None and out.get("ki_mode") == "reasoningeval" else
+                f"Mean KI {mean:.3f} over {out.get('n_judged', 0)} judged of {n} steps "
+                f"({n - int(out.get('n_applicable', 0))} not applicable); saved in the session."
+                if mean is not None else f"No step could be judged ({n - int(out.get('n_applicable', 0))} of {n} not "
+                                         "applicable); saved in the session.")
+        self.status.setText(text)
+        self.results.set_ki(chain_id, ki)
+        self.results.show_side_panel(True)
+        self.ki_saved.emit(chain_id, ki)
+        self.session.notify_changed()
+
+    def _failed(self, text: str) -> None:
+        self.status.setText("Failed; nothing was saved.")
+        self.message.emit(text, "error")
+
+    def _finished(self) -> None:
+        self.task = None
+        self._set_busy(False)
+        self.engines.sync()
+
+    # ------------------------------------------------------------------ evidence
+
+    def _chain_shown(self, _result: AnalysisResult) -> None:
+        self._evaluation_shown()
+
+    def _evaluation_chosen(self, index: int) -> None:
+        self.results.show_ki_evaluation(index)
+
+    def _evaluation_shown(self) -> None:
+        """Refill the evaluation list and load the passages the shown evaluation cites."""
+        result = self.results.result
+        evaluations = result.ki if result is not None else []
+        self.evaluation.blockSignals(True)
+        self.evaluation.clear()
+        for ev in evaluations:
+            self.evaluation.addItem(evaluation_label(ev))
+        if evaluations:
+            self.evaluation.setCurrentIndex(self.results.ki_index % len(evaluations))
+        self.evaluation.blockSignals(False)
+        self.evaluation.setVisible(len(evaluations) > 1)
+        ev = self.results.ki_evaluation()
+        show_validation(self.validation, self.results.judge_validation())
+        ids = sorted({e["chunk_id"] for s in (ev or {}).get("steps") or [] for e in s.get("evidence") or []
+                      if isinstance(e.get("chunk_id"), int)})
+        self._chunks_serial += 1
+        serial = self._chunks_serial
+        self.chunks = {}
+        self._chunks_pending = bool(ids)
+        if ids:
+            task = self.tasks.run("Reading the session's corpora",
+                                  lambda _c: self.session.read(lambda st: get_chunks(st.db, ids)), quiet=True)
+            task.succeeded.connect(lambda passages: self._chunks_loaded(serial, passages))
+            task.failed.connect(lambda text: self._chunks_loaded(serial, []))
+        self.show_focus()
+
+    def _chunks_loaded(self, serial: int, passages: list[Passage]) -> None:
+        if serial != self._chunks_serial:
+            return
+        self.chunks = {p.chunk_id: p for p in passages}
+        self._chunks_pending = False
+        self.show_focus()
+
+    def _focus_changed(self, _step: int) -> None:
+        self.show_focus()
+
+    def show_focus(self) -> None:
+        """Show the evidence of the focused step (selected, else hovered)."""
+        result, ev = self.results.result, self.results.ki_evaluation()
+        if result is None:
+            self.evidence.show_hint("Open or score a chain first.")
+            return
+        if ev is None:
+            self.evidence.show_hint("This chain has no Knowledge Index yet. Choose a corpus and a judge model above, "
+                                    "then Score KI.")
+            return
+        row = self.results.focused_step()
+        steps = result.record.get("steps") or []
+        if row is None or not 0 <= row < len(steps):
+            self.evidence.show_hint("Select a step (in the table, the text or a plot) to see the passages the judge "
+                                    "read, the matching terms highlighted.")
+            return
+        if self._chunks_pending:
+            self.evidence.show_hint("Reading the passages…")
+            return
+        step = steps[row]
+        ks = (self.results.ki_steps() or {}).get(int(step.get("index", row)))
+        if ks is None:
+            self.evidence.show_hint(f"Step {row + 1} is not part of this KI evaluation.")
+            return
+        claim, query = step_query(ks, step, chain_question(result.item))
+        self.evidence.show_step(row, ks, self.chunks, claim, query)

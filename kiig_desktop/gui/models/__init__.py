@@ -1,0 +1,1 @@
+"""The Models screen: discovered models, their metadata and load options."""

@@ -1,0 +1,1 @@
+"""The Results screen: one chain's curves, step table and reasoning text."""

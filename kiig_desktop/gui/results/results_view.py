@@ -1,0 +1,431 @@
+"""Results: the scored chain's text, steps table and three plots, linked by step.
+
+Hovering a step anywhere (text, table, any plot) highlights it everywhere; clicking selects it.
+What is shown always comes from the session (the record as stored), so reopening a chain later
+draws exactly the same numbers. A chain's Knowledge Index evaluations (``result.ki``) fill the
+table's KI column and the mean-KI card; a side panel (the KI controls and evidence, attached by
+the main window as a second tab beside the plots) follows the focused step through
+``focus_changed``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QPushButton,
+    QSplitter,
+    QStackedWidget,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ...runs.analysis import AnalysisResult, Question, load_result
+from ..shared.figures import AnswerFigure, OptionsFigure, TokenFigure
+from ..shared.judge_note import evaluation_validation
+from ..shared.plots import StepFigure
+from ..shared.session_file import SessionFile
+from ..shared.theme import theme
+from ..shared.widgets import EmptyState, MetricCard, PlotFrame, compact_combo, plain_label
+from ..shared.workers import TaskManager
+from .reasoning_view import ReasoningView
+from .steps_table import StepsTable
+
+STAGE_PAUSE_MS = 12
+
+
+def reasoning_of(result: AnalysisResult) -> tuple[str, list[tuple[int, int] | None]]:
+    """The text to show and each step's span in it (rebuilt from the steps when no text was kept)."""
+    record = result.record
+    steps = record.get("steps") or []
+    text = record.get("reasoning")
+    if not isinstance(text, str):
+        gen = result.generation or {}
+        text = gen.get("text") if isinstance(gen.get("text"), str) else None
+    if isinstance(text, str):
+        spans = []
+        for s in steps:
+            start, end = s.get("start"), s.get("end")
+            ok = isinstance(start, int) and isinstance(end, int) and 0 <= start <= end <= len(text)
+            spans.append((start, end) if ok else None)
+        return text, spans
+    parts, spans, pos = [], [], 0
+    for s in steps:
+        t = str(s.get("text", ""))
+        parts.append(t)
+        spans.append((pos, pos + len(t)))
+        pos += len(t) + 1
+    return "\n".join(parts), spans
+
+
+class ResultsView(QWidget):
+    """The linked results workspace for one chain."""
+
+    message = Signal(str, str)  # text, level
+    shown = Signal(object)  # the AnalysisResult now displayed
+    focus_changed = Signal(int)  # the step to explain: the selected one, else the hovered one (-1: none)
+    ki_shown = Signal()  # the KI evaluation on display changed (another one chosen, or new data)
+
+    def __init__(self, session: SessionFile, tasks: TaskManager, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.tasks = tasks
+        self.result: AnalysisResult | None = None
+        self.pending = False
+        self._generation = 0
+        self.selected: int | None = None
+        self.hovered: int | None = None
+        self.ki_index = -1  # which of the chain's KI evaluations is shown (-1: the latest)
+        self._focus = -1
+        self.side_panel: QWidget | None = None
+        self.stack = QStackedWidget()
+        self.empty = EmptyState(
+            "No results yet",
+            "Score a reasoning chain in the Analyze tab, or double-click a chain in the Sessions tab to reopen it "
+            "with its plots exactly as computed.",
+        )
+        self.stack.addWidget(self.empty)
+        self.stack.addWidget(self._build_content())
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.stack)
+        theme().changed.connect(self._refresh_colors)
+
+    # ------------------------------------------------------------------ layout
+
+    def _build_content(self) -> QWidget:
+        content = QWidget()
+        outer = QVBoxLayout(content)
+        outer.setContentsMargins(12, 10, 12, 10)
+        outer.setSpacing(8)
+        self.title = plain_label("", "heading", wrap=True)
+        self.subtitle = plain_label("", "muted", wrap=True, selectable=True)
+        self.ki_button = QPushButton("Knowledge Index")
+        self.ki_button.setCheckable(True)
+        self.ki_button.setToolTip("Show the Knowledge Index panel beside the steps: score this chain's steps against "
+                                  "a reference corpus and read the evidence behind each step (Ctrl+K)")
+        self.ki_button.hide()
+        head = QHBoxLayout()
+        head.addWidget(self.title, 1)
+        head.addWidget(self.ki_button, 0, Qt.AlignmentFlag.AlignTop)
+        outer.addLayout(head)
+        outer.addWidget(self.subtitle)
+        cards = QHBoxLayout()
+        cards.setSpacing(8)
+        self.cards = {
+            "info_gain": MetricCard("Mean InfoGain (Δ PPL per step)", "Mean over steps of the answer-perplexity drop"),
+            "ki": MetricCard("Mean KI (applicable steps)", "Knowledge Index: mean over the steps that make a factual "
+                             "claim of the judge's probability that the corpus supports it"),
+            "delta_nll": MetricCard("Mean ΔNLL (nats per step)", "Mean over steps of the answer NLL drop"),
+            "ppl": MetricCard("Answer PPL: question → final", "Answer perplexity with the question only, and after the last step"),
+            "answer": MetricCard("Final answer", "The answer the reasoning states, graded against the ground truth"),
+            "steps": MetricCard("Steps · tokens", "Steps scored and tokens the scorer read"),
+        }
+        for card in self.cards.values():
+            cards.addWidget(card)
+        outer.addLayout(cards)
+
+        self.text_view = ReasoningView(read_only=True)
+        self.table = StepsTable()
+        left = QSplitter(Qt.Orientation.Vertical)
+        left.addWidget(self._framed("Reasoning", "Tokens tinted by the subject model's probability; the selected step is highlighted.", self.text_view))
+        left.addWidget(self._framed("Steps", "Green: the step moved the scorer toward the answer; red: away from it.", self.table))
+        left.setSizes([280, 440])
+
+        self.answer_fig = AnswerFigure()
+        self.token_fig = TokenFigure()
+        self.options_fig = OptionsFigure()
+        metric = compact_combo(QComboBox(), 8)
+        metric.addItem("NLL (nats)", "nll")
+        metric.addItem("Perplexity", "ppl")
+        metric.currentIndexChanged.connect(lambda _i: self.answer_fig.set_metric(metric.currentData()))
+        self.metric_combo = metric
+        self.frames = {
+            "answer": PlotFrame("Answer uncertainty across steps",
+                                "Answer NLL after each prefix; bars: InfoGain per step (green helped, red hurt).",
+                                self.answer_fig, extra=metric),
+            "tokens": PlotFrame("Token surprisal and entropy",
+                                "Per reasoning token, as the scorer read it; dotted lines are step boundaries.", self.token_fig),
+            "options": PlotFrame("Option probabilities across steps",
+                                 "The scorer's probability of each option after each prefix (correct option bold).",
+                                 self.options_fig),
+        }
+        for key, frame in self.frames.items():
+            frame.export_requested.connect(lambda fmt, k=key: self.export_dialog(k, fmt))
+        right = QSplitter(Qt.Orientation.Vertical)
+        for frame in self.frames.values():
+            right.addWidget(frame)
+        right.setSizes([330, 250, 230])
+        self.right_tabs = QTabWidget()
+        self.right_tabs.setDocumentMode(True)
+        self.right_tabs.setTabBarAutoHide(True)
+        self.right_tabs.addTab(right, "Plots")
+        self.right_tabs.currentChanged.connect(self._right_tab_changed)
+
+        main = QSplitter(Qt.Orientation.Horizontal)
+        main.addWidget(left)
+        main.addWidget(self.right_tabs)
+        main.setStretchFactor(0, 1)
+        main.setStretchFactor(1, 1)
+        main.setSizes([600, 620])
+        self.splitters = {"results/main": main, "results/left": left, "results/right": right}
+        outer.addWidget(main, 1)
+
+        for src in (self.text_view, self.table, self.answer_fig, self.token_fig, self.options_fig):
+            src.step_hovered.connect(self._on_hover)
+        for sig in (self.text_view.step_clicked, self.table.step_selected, self.answer_fig.step_clicked,
+                    self.token_fig.step_clicked, self.options_fig.step_clicked):
+            sig.connect(self.select_step)
+        return content
+
+    @staticmethod
+    def _framed(title: str, caption: str, widget: QWidget) -> QWidget:
+        box = QWidget()
+        layout = QVBoxLayout(box)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        heading = plain_label(title)
+        heading.setStyleSheet("font-weight: 600;")
+        layout.addWidget(heading)
+        cap = plain_label(caption, "muted", wrap=True)
+        cap.setStyleSheet("font-size: 11px;")
+        layout.addWidget(cap)
+        layout.addWidget(widget, 1)
+        return box
+
+    # ------------------------------------------------------------------ content
+
+    def open_chain(self, run_id: int, chain_id: int) -> None:
+        """Load a stored chain off the GUI thread and show it."""
+        task = self.tasks.run("Opening chain", lambda _c: self.session.read(lambda st: load_result(st, run_id, chain_id)), quiet=True)
+        task.succeeded.connect(self.show_result)
+        task.failed.connect(lambda text: self.message.emit(text, "error"))
+
+    def show_result(self, result: AnalysisResult) -> None:
+        """Show a chain. The work is spread over a few event-loop turns (header, text and table
+        first, then one plot per turn) so the GUI thread never stalls; ``pending`` is True until
+        the last plot is drawn, then ``shown`` is emitted."""
+        self.result = result
+        self.selected = self.hovered = None
+        self.ki_index = -1
+        self._generation += 1
+        record, item = result.record, result.item or {}
+        q = Question.from_item(item)
+        letter = q.correct_letter() if q else None
+        self.title.setText(" ".join(str(item.get("question") or record.get("id") or "Chain").split()))
+        model = record.get("model") or {}
+        scorer = Path(str(model.get("path", "?"))).name
+        run = result.run or {}
+        subject = (run.get("models") or {}).get("subject") or record.get("subject")  # batch: the chain's own model
+        parts = [f"Ground truth: {item.get('answer', '?')}" + (f" ({letter})" if letter else ""),
+                 f"scorer: {scorer}", f"reasoning: {Path(str(subject.get('path', '?'))).name if subject else 'imported text'}",
+                 f"mode: {record.get('mode', 'answer')}", f"run {result.run_id} · chain {result.chain_id}"]
+        self.subtitle.setText("   ·   ".join(parts))
+        self._fill_cards(result)
+        has_options = isinstance((record.get("baseline") or {}).get("option_probs"), dict)
+        self.frames["options"].setVisible(has_options)
+        self.text_view.clear_all()
+        self.table.set_record(None)
+        self.stack.setCurrentIndex(1)
+        self.pending = True
+        stages = [lambda: self._show_text(result), lambda: self.table.set_record(record, self.ki_steps(), self.judge_validation()),
+                  lambda: self.answer_fig.set_record(record), lambda: self.token_fig.set_record(record),
+                  lambda: self.options_fig.set_record(record, letter)]
+        QTimer.singleShot(STAGE_PAUSE_MS, lambda g=self._generation: self._run_stages(g, stages))
+
+    def _show_text(self, result: AnalysisResult) -> None:
+        text, spans = reasoning_of(result)
+        gen = result.generation or {}
+        if gen.get("tokens") and gen.get("text") == text:
+            self.text_view.set_tokens(text, gen["tokens"])
+        else:
+            self.text_view.set_plain(text)
+        self.text_view.set_spans(spans)
+
+    def _run_stages(self, generation: int, stages: list) -> None:
+        if generation != self._generation:
+            return  # a newer chain replaced this one
+        if not stages:
+            self.pending = False
+            self._apply_highlight()
+            self.shown.emit(self.result)
+            return
+        stages[0]()
+        # a short pause lets Qt paint and other timers run between the plots
+        QTimer.singleShot(STAGE_PAUSE_MS, lambda: self._run_stages(generation, stages[1:]))
+
+    def warm_up(self) -> None:
+        """Draw a tiny chain once, off screen, so the first real result pays no first-use costs
+        (fonts, layouts, pyqtgraph items); called once at start-up."""
+        steps = [{"index": i, "text": f"Step {i + 1}.", "answer_nll": 1.0 - 0.1 * i, "answer_ppl": 2.0 - 0.1 * i,
+                  "delta_nll": 0.1, "info_gain": 0.1, "seq_ppl": 3.0, "option_probs": {"A": 0.5, "B": 0.5},
+                  "entropy_bits": 1.0, "p_correct": 0.5} for i in range(3)]
+        record = {"baseline": {"answer_nll": 1.1, "answer_ppl": 2.1, "option_probs": {"A": 0.5, "B": 0.5}},
+                  "steps": steps, "token_curve": {"surprisal_bits": [1.0, 2.0, 3.0], "entropy_bits": [1.0, 1.0, 1.0],
+                                                  "step": [0, 1, 2], "pieces": ["a", "b", "c"]}}
+        content = self.stack.widget(1)
+        self.table.set_record(record)
+        self.text_view.set_tokens("abc", [{"text": c, "logprob": -1.0} for c in "abc"])
+        self.answer_fig.set_record(record)
+        self.token_fig.set_record(record)
+        self.options_fig.set_record(record, "A")
+        content.resize(self.size())
+        content.grab()
+        for fig in self.figures():
+            fig.clear_plot()
+        self.table.set_record(None)
+        self.text_view.clear_all()
+
+    def _fill_cards(self, result: AnalysisResult) -> None:
+        r = result.record
+        c = theme().colors()
+        gain, dnll = r.get("info_gain_mean"), r.get("delta_nll_mean")
+        self.cards["info_gain"].set_value("—" if gain is None else f"{gain:+.3f}",
+                                          None if gain is None else c["good"] if gain > 0 else c["bad"])
+        self.cards["delta_nll"].set_value("—" if dnll is None else f"{dnll:+.4f}",
+                                          None if dnll is None else c["good"] if dnll > 0 else c["bad"])
+        steps = r.get("steps") or []
+        base = (r.get("baseline") or {}).get("answer_ppl")
+        last = steps[-1].get("answer_ppl") if steps else None
+        self.cards["ppl"].set_value("—" if base is None or last is None else f"{base:.2f} → {last:.2f}")
+        gen = result.generation or {}
+        extracted = r.get("extracted_answer", gen.get("extracted_answer"))
+        correct = r.get("correct", gen.get("correct"))
+        if correct is None:
+            self.cards["answer"].set_value(extracted or "not graded")
+        else:
+            mark = "✓ correct" if correct else "✗ wrong"
+            text = f"{extracted} · {mark}" if extracted else "no answer found"
+            self.cards["answer"].set_value(text, c["good"] if correct else c["bad"])
+        self.cards["steps"].set_value(f"{len(steps)} · {r.get('n_tokens', '—')}")
+        self._fill_ki_card()
+
+    def _fill_ki_card(self) -> None:
+        card, ev = self.cards["ki"], self.ki_evaluation()
+        if ev is None:
+            card.set_value("not scored", theme().colors()["muted"])
+            card.caption.setText("Mean KI (applicable steps)")
+            return
+        steps = ev.get("steps") or []
+        judged = sum(1 for s in steps if s.get("applicable") and s.get("ki") is not None)
+        mean = ev.get("ki_mean")
+        c = theme().colors()
+        card.set_value("—" if mean is None else f"{mean:.3f}", None if mean is None else c["good"] if mean >= 0.5 else c["bad"])
+        card.caption.setText(f"Mean KI · {judged} of {len(steps)} steps judged")
+
+    # ------------------------------------------------------------------ Knowledge Index
+
+    def ki_evaluation(self) -> dict | None:
+        """The KI evaluation on display (the latest unless another was chosen), or None."""
+        ki = self.result.ki if self.result is not None else []
+        if not ki:
+            return None
+        return ki[self.ki_index] if -len(ki) <= self.ki_index < len(ki) else ki[-1]
+
+    def judge_validation(self) -> dict | None:
+        """The validation of the judge behind the KI evaluation on display (None without KI)."""
+        return evaluation_validation(self.ki_evaluation())
+
+    def ki_steps(self) -> dict[int, dict] | None:
+        """Step index -> KI step of the evaluation on display (None without KI data)."""
+        ev = self.ki_evaluation()
+        if ev is None:
+            return None
+        return {int(s.get("index", i)): s for i, s in enumerate(ev.get("steps") or [])}
+
+    def set_ki(self, chain_id: int, ki: list[dict], index: int = -1) -> None:
+        """New KI evaluations of chain ``chain_id`` (shown if it is on display), keeping the selection."""
+        if self.result is None or self.result.chain_id != chain_id:
+            return
+        self.result.ki = list(ki)
+        self.show_ki_evaluation(index)
+
+    def show_ki_evaluation(self, index: int) -> None:
+        """Show another of the chain's KI evaluations in the table and the card."""
+        if self.result is None:
+            return
+        self.ki_index = index
+        selected = self.selected
+        self.table.set_record(self.result.record, self.ki_steps(), self.judge_validation())
+        self.table.select_step(selected)
+        self._fill_ki_card()
+        self.ki_shown.emit()
+
+    def attach_side_panel(self, panel: QWidget, title: str = "Knowledge Index") -> None:
+        """Add ``panel`` as a tab beside the plots; the header's Knowledge Index button switches to it."""
+        self.side_panel = panel
+        self.right_tabs.addTab(panel, title)
+        self.ki_button.show()
+        self.ki_button.toggled.connect(self.show_side_panel)
+
+    def show_side_panel(self, on: bool = True) -> None:
+        """Show the side panel (or the plots) beside the steps."""
+        if self.side_panel is not None:
+            self.right_tabs.setCurrentWidget(self.side_panel if on else self.right_tabs.widget(0))
+
+    def side_panel_shown(self) -> bool:
+        return self.side_panel is not None and self.right_tabs.currentWidget() is self.side_panel
+
+    def _right_tab_changed(self, _index: int) -> None:
+        self.ki_button.blockSignals(True)
+        self.ki_button.setChecked(self.side_panel_shown())
+        self.ki_button.blockSignals(False)
+
+    def _refresh_colors(self) -> None:
+        if self.result is not None:
+            self._fill_cards(self.result)
+            self.table.viewport().update()
+
+    # ------------------------------------------------------------------ linking
+
+    def figures(self) -> list[StepFigure]:
+        return [self.answer_fig, self.token_fig, self.options_fig]
+
+    def _on_hover(self, step: int) -> None:
+        self.hovered = step if step >= 0 else None
+        self._apply_highlight()
+
+    def select_step(self, step: int) -> None:
+        self.selected = step if step is not None and step >= 0 else None
+        self.table.select_step(self.selected)
+        self._apply_highlight()
+
+    def _apply_highlight(self) -> None:
+        for fig in self.figures():
+            fig.set_highlight(self.selected, self.hovered)
+        self.text_view.set_highlight(self.selected, self.hovered)
+        self.table.set_hovered(self.hovered)
+        focus = self.selected if self.selected is not None else self.hovered if self.hovered is not None else -1
+        if focus != self._focus:
+            self._focus = focus
+            self.focus_changed.emit(focus)
+
+    def focused_step(self) -> int | None:
+        """The step the side panel explains: the selected one, else the hovered one."""
+        return None if self._focus < 0 else self._focus
+
+    # ------------------------------------------------------------------ export
+
+    def copy_table(self) -> str:
+        text = self.table.to_tsv()
+        QGuiApplication.clipboard().setText(text)
+        self.message.emit(f"Copied {self.table.steps_model.rowCount()} steps to the clipboard as TSV", "info")
+        return text
+
+    def export_dialog(self, key: str, fmt: str) -> None:
+        if self.result is None:
+            return
+        suggested = f"kiig-{key}-chain{self.result.chain_id}.{fmt}"
+        path, _ = QFileDialog.getSaveFileName(self, f"Export plot as {fmt.upper()}", suggested,
+                                              "PNG image (*.png)" if fmt == "png" else "SVG drawing (*.svg)")
+        if path:
+            if not path.lower().endswith("." + fmt):
+                path += "." + fmt
+            written = self.frames[key].figure.export(path)
+            self.message.emit(f"Plot saved to {written}", "info")

@@ -1,0 +1,1 @@
+"""The Sessions screen: open, export and import session files."""

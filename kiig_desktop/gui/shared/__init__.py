@@ -1,0 +1,1 @@
+"""Pieces every screen uses: theme, widgets, workers, engines, the session file, plots."""

@@ -1,0 +1,1 @@
+"""The Knowledge Index: reference corpora (import, chunking, FTS5 search), the judge, KI per step."""

@@ -1,0 +1,515 @@
+"""Knowledge Index (KI): is the knowledge a reasoning step uses supported by the reference corpus?
+
+Per step (docs/metrics.md):
+
+1. :func:`is_applicable` decides whether the step makes a factual claim at all. Planning lines
+   ("Let us think step by step."), questions, restatements of the question, bare final-answer
+   lines and pure arithmetic are *not applicable*: they get ``ki = None`` and are left out of
+   ``ki_mean`` (never counted as 1.0).
+2. :func:`build_query` turns the claim (the step, or the ``knowledge`` its LLM decomposition
+   extracted) into a retrieval query; the top-``k`` passages come from
+   :func:`kiig_desktop.knowledge.corpus.search`.
+3. The judge model reads the numbered passages and the claim and is asked to answer Yes or No.
+   Nothing is sampled: ``ki = p_yes / (p_yes + p_no)`` from the log-probabilities of the first
+   token of the answer (see :func:`yes_no_probability`).
+
+An applicable step for which the corpus returns no passage at all is reported with ``ki = None``
+and reason ``"no evidence in the corpus"``: absence of evidence is not evidence of falsehood.
+
+That is the default ``probability`` mode; ``mode="reasoningeval"`` applies ReasoningEval's rule
+instead (True/False replies, steps without a query scored 1.0, the mean over all steps): see
+``knowledge/ki_rules.py``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Generator, Iterable, Iterator
+from typing import Protocol
+
+from ..chains.prompts import question_text
+from ..errors import Cancelled, ContextOverflow, InputError, KiigError
+from ..events import CancelToken, ItemDone, Progress, run_to_end
+from . import ki_rules
+from .ki_rules import KI_METHOD_VERSION, KI_MODES
+from .search import STOP_WORDS, Passage, content_terms, corpus_id, search, word_tokens
+
+
+class Judge(Protocol):
+    """A local model that scores how an assistant reply would start (provided by the engine).
+
+    Optional extra: ``first_token_ids(candidates) -> dict[str, int]`` (the first token id of each
+    candidate, as the worker's ``next_token_logprobs`` op already computes). When present, yes/no
+    candidates are deduplicated by token id instead of by identical log-probability.
+    """
+
+    model_ref: dict
+
+    def next_token_logprobs(self, messages: list[dict[str, str]], candidates: list[str]) -> dict[str, float]:
+        """Natural-log probability that the assistant reply starts with each candidate's first token."""
+        ...
+
+
+# -- applicability -----------------------------------------------------------------------------
+
+REASON_CLAIM = "states a factual claim"
+REASON_EMPTY = "empty step"
+REASON_NO_CONTENT = "no content words"
+REASON_PLANNING = "planning or meta statement"
+REASON_QUESTION = "a question, not a claim"
+REASON_RESTATEMENT = "restates the question"
+REASON_ANSWER = "final answer only"
+REASON_CALCULATION = "calculation, not a knowledge claim"
+REASON_NO_KNOWLEDGE = "decomposition found no knowledge in this step"
+REASON_NO_EVIDENCE = "no evidence in the corpus"
+
+# Words that carry no domain knowledge in a reasoning step: the verbs of planning, self-talk, and
+# the vocabulary of the exam question itself.
+_PROCESS_VERBS = frozenset(
+    """
+    think thinking consider considering analyze analyse analyzing analysing look looking evaluate
+    evaluating determine determining find finding figure identify identifying recall recalling
+    remember review reviewing examine examining check checking understand understanding solve
+    solving approach assess assessing explore compare comparing eliminate eliminating decide
+    interpret verify go going start starting begin break focus summarize summarise conclude list
+    see read reconsider recheck double calculate compute work working
+    """.split()
+)
+_SELF_TALK = frozenset("okay ok hmm wait mistake sure maybe alright well good let lets carefully careful need needs "
+                       "step steps try trying again thing things way".split())
+_EXAM_WORDS = frozenset(
+    """
+    answer answers question questions option options choice choices correct incorrect best likely
+    true false statement statements given information detail details key fact facts clue clues
+    mentioned stated says said described describes describe following first next finally one now
+    problem possibility possibilities mind note noted point points part parts sense make makes made
+    pick select rule ruling asks asking each
+    """.split()
+)
+_META_WORDS = _PROCESS_VERBS | _SELF_TALK | _EXAM_WORDS
+_QUERY_DROP = _PROCESS_VERBS | _SELF_TALK
+
+# Words that frame a question stem but add nothing when a step repeats them.
+_FRAMING_WORDS = frozenset("patient patients presents presenting presented history man woman boy girl year years old "
+                           "male female child".split())
+
+_NUMBER_WORDS = {w: str(i) for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty".split())}
+
+_CLAIM_VERBS = frozenset(
+    """
+    is are was were be being been has have had causes cause caused leads lead led results result
+    increases increase increased decreases decrease decreased reduces reduce reduced inhibits
+    inhibit blocks block treats treat treated indicates indicate suggests suggest shows show means
+    contains contain requires require occurs occur presents produces produce prevents prevent
+    affects affect associated characterized characterised used defined measured acts act binds
+    bind raises raise lowers lower triggers trigger involves involve includes include
+    """.split()
+)
+
+_LEADIN = re.compile(
+    r"^\s*(?:(?:so|now|first|firstly|next|then|also|and|ok(?:ay)?|well|hmm+|alright|right|but)\b[\s,]*)*"
+    r"(?:(?:let(?:'s|\s+us|\s+me)|we|i)\s+(?:should\s+|must\s+|can\s+)?"
+    r"(?:(?:recall|remember|note|know)(?:\s+that)?|(?:consider|assume)\s+that)"
+    r"|(?:recall|remember|note|keep\s+in\s+mind)\s+that"
+    r"|it\s+is\s+(?:well[\s-]+)?(?:known|established|important\s+to\s+(?:note|remember|recall))\s+that"
+    r"|as\s+we\s+know|we\s+know\s+that)\s*[,:]?\s*",
+    re.I,
+)
+_PLANNING = re.compile(
+    r"^\s*(?:(?:so|now|first|firstly|next|then|also|and|ok(?:ay)?|well|hmm+|alright|right|but)\b[\s,]*)*"
+    r"(?:let(?:'s|\s+us|\s+me)|(?:we|i)\s+(?:need|have|want|should|must|will|can|'ll|'d\s+like)|(?:we|i)'ll"
+    r"|to\s+(?:answer|solve|determine|find|figure|identify|decide)|in\s+order\s+to)\b",
+    re.I,
+)
+_INDIRECT_Q = re.compile(r"^\W*(?:\w+\W+){0,4}?(?:what|which|whether|if|how|why|who|where|when)\b", re.I)
+_ANSWER = re.compile(
+    r"^\s*(?:(?:so|thus|therefore|hence|overall|finally|in\s+conclusion|in\s+summary|then)\b[\s,]*)*"
+    r"(?:the\s+|my\s+|our\s+)?(?:correct\s+|final\s+|best\s+|right\s+|most\s+likely\s+)?(?:answer|option|choice)"
+    r"\s*(?:is|would\s+be|will\s+be|must\s+be|should\s+be|:|=|-)\s*",
+    re.I,
+)
+_OPTION_LETTER = re.compile(r"^\s*\(?[A-Ja-j]\)?(?:[.:)\]]|\s|$)\s*")
+_BECAUSE = re.compile(r"\b(?:because|since|as|due\s+to|given\s+that)\b", re.I)
+_MATH = re.compile(r"[=+*/×÷^%<>]|\d\s*-\s*\d")
+
+
+def _norm(token: str) -> str:
+    """Crude normal form for overlap tests: number words -> digits, plural/possessive s dropped."""
+    token = _NUMBER_WORDS.get(token, token)
+    if len(token) > 3 and token.endswith("s") and not token.endswith(("ss", "us", "is")):
+        token = token[:-1]
+    return token
+
+
+def _content(text: str) -> list[str]:
+    return [_norm(t) for t in content_terms(text)]
+
+
+_OPTION_LINE = re.compile(r"^\s*\(?[A-J][.):]\s.*$", re.M)
+
+
+def _question_stem(question: str) -> str:
+    """The question without its option lines ("A. text"): a claim may reuse option wording."""
+    return _OPTION_LINE.sub("", question)
+
+
+def _strip_leadin(text: str) -> str:
+    return _LEADIN.sub("", text, count=1).strip()
+
+
+def is_applicable(step_text: str, question: str | None = None) -> tuple[bool, str]:
+    """Whether a step makes a factual claim that the corpus can support or not, and why."""
+    text = (step_text or "").strip()
+    if not text:
+        return False, REASON_EMPTY
+    claim = _strip_leadin(text)
+    m = _ANSWER.match(claim)
+    if m:
+        rest = _OPTION_LETTER.sub("", claim[m.end():], count=1)
+        new = set(_content(rest)) - set(_content(question or "")) - _META_WORDS
+        if not new or (not _BECAUSE.search(rest) and len(new) <= 4):
+            return False, REASON_ANSWER
+    words = word_tokens(text)
+    content = _content(text)
+    if not content:
+        return False, REASON_NO_CONTENT
+    letters = [w for w in content if not w.isdigit()]
+    if len(letters) <= 1 and any(w.isdigit() for w in words) and _MATH.search(text):
+        return False, REASON_CALCULATION
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+", text) if s.strip()]
+    if sentences and all(s.rstrip().endswith("?") for s in sentences):
+        return False, REASON_QUESTION
+    pm = _PLANNING.match(claim)
+    if pm:
+        rest = claim[pm.end():]
+        verb = next((w for w in word_tokens(rest) if w not in ("to", "first", "now", "carefully", "just", "quickly")), "")
+        if verb in _PROCESS_VERBS and (_INDIRECT_Q.match(rest) or not (
+                any(w in _CLAIM_VERBS for w in word_tokens(rest)) or _BECAUSE.search(rest))):
+            return False, REASON_PLANNING
+    substantive = [w for w in _content(claim) if w not in _META_WORDS and not w.isdigit()]
+    if not substantive:
+        return False, REASON_PLANNING
+    if question:
+        asked = set(_content(_question_stem(question)))
+        own = [w for w in dict.fromkeys(substantive) if w not in _FRAMING_WORDS]
+        new = [w for w in own if w not in asked]
+        if not new or (len(own) >= 6 and len(new) / len(own) <= 0.15):
+            return False, REASON_RESTATEMENT
+    return True, REASON_CLAIM
+
+
+_NO_KNOWLEDGE = {"", "none", "n/a", "na", "null", "nothing", "no knowledge", "-"}
+
+
+def step_claim(step_text: str, knowledge: str | None = None, question: str | None = None) -> tuple[bool, str, str]:
+    """(applicable, reason, claim text) for a step and its optional decomposed ``knowledge``."""
+    if knowledge is not None:
+        if not isinstance(knowledge, str) or knowledge.strip().strip(".").lower() in _NO_KNOWLEDGE:
+            return False, REASON_NO_KNOWLEDGE, ""
+        ok, reason = is_applicable(knowledge, None)  # extracted knowledge is judged on its own
+        return ok, reason, _strip_leadin(knowledge)
+    ok, reason = is_applicable(step_text, question)
+    return ok, reason, _strip_leadin(step_text or "")
+
+
+def build_query(step_text: str, knowledge: str | None = None, question: str | None = None) -> str:
+    """A natural-language retrieval query for a step (``search`` sanitises it).
+
+    Uses the decomposed ``knowledge`` when given, else the step without its lead-in ("Recall
+    that ..."). A short step (fewer than 3 content terms, e.g. "It is the first-line drug.") is
+    completed with up to 8 content terms of the question.
+    """
+    base = knowledge if isinstance(knowledge, str) and knowledge.strip() else step_text or ""
+    terms = [t for t in content_terms(_strip_leadin(base)) if t not in _QUERY_DROP]
+    if len(terms) < 3 and question:
+        extra = [t for t in content_terms(_question_stem(question))
+                 if t not in terms and t not in _META_WORDS and t not in _FRAMING_WORDS]
+        terms += extra[:8]
+    return " ".join(terms)
+
+
+# -- judge prompt and probability --------------------------------------------------------------
+
+SYSTEM_PROMPT = ki_rules.SYSTEM_YES_NO
+# Ways a reply can start with the answer. Each is one token in common vocabularies (SmolLM2: "Yes"
+# 10539, " Yes" 9230, "yes" 10407, " yes" 9805, "No" 5230, ...). All-caps forms are left out: they
+# often split ("YES" -> "Y" + "ES"), and the probability of a bare "Y" is not the probability of
+# "YES".
+YES_CANDIDATES = ("Yes", " Yes", "yes", " yes")
+NO_CANDIDATES = ("No", " No", "no", " no")
+DEFAULT_MAX_PROMPT_CHARS = 6000  # about 1,500-2,000 tokens of English: fits a 2,048-token context
+_MIN_PASSAGE_CHARS = 160
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text.rfind(" ", 0, max(1, limit - 1))
+    return text[: cut if cut > limit // 2 else limit - 1].rstrip() + "…"
+
+
+def build_judge_messages(claim: str, passages: list[Passage], *, max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS,
+                         mode: str = "probability") -> list[dict[str, str]]:
+    """System + user messages asking whether the numbered passages support the claim.
+
+    ``mode`` picks the question: Yes/No (probability) or True/False (reasoningeval).
+
+    The whole prompt stays within ``max_prompt_chars``: the claim gets at most a quarter of it,
+    the passages share the rest (short passages leave their unused share to longer ones), and a
+    passage that would get fewer than 160 characters is dropped from the end. The best passage is
+    always kept (with at least 160 characters, even if that overshoots a tiny budget).
+    """
+    head = "Reference passages:\n"
+    system, tail_tmpl = ki_rules.prompt_parts(mode)
+    claim = _clip(claim, max(80, max_prompt_chars // 4))
+    fixed = len(system) + len(head) + len(tail_tmpl.format(claim=claim))
+    budget = max_prompt_chars - fixed
+    bodies = []
+    for p in passages:
+        label = f"({p.title}) " if p.title else ""
+        bodies.append(label + " ".join(p.text.split()))
+    while len(bodies) > 1 and budget // len(bodies) - 8 < _MIN_PASSAGE_CHARS:
+        bodies.pop()
+    remaining, left = budget, len(bodies)
+    limits = {}
+    for i in sorted(range(len(bodies)), key=lambda i: len(bodies[i])):  # shortest first: their spare room
+        limits[i] = min(len(bodies[i]), max(_MIN_PASSAGE_CHARS, remaining // left - 8))  # goes to longer ones
+        remaining -= limits[i] + 8
+        left -= 1
+    shown = [f"[{n + 1}] {_clip(body, limits[n])}" for n, body in enumerate(bodies)] or ["(none)"]
+    user = head + "\n".join(shown) + tail_tmpl.format(claim=claim)
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def yes_no_probability(logprobs: dict[str, float], yes: Iterable[str] = YES_CANDIDATES,
+                       no: Iterable[str] = NO_CANDIDATES,
+                       token_ids: dict[str, int] | None = None) -> tuple[float | None, float, float]:
+    """``(ki, p_yes, p_no)`` from first-token log-probabilities of the yes/no candidate strings.
+
+    Several candidate strings can map to the same first token (e.g. a tokenizer without a
+    " Yes" token splits it into " " + "Yes"); counting that token twice would inflate its class.
+    Candidates are therefore grouped by first-token id when the judge provides ``token_ids``,
+    otherwise by identical log-probability (two different tokens essentially never have
+    bit-identical log-probabilities; if they do, both are negligible). A group holding both a
+    yes and a no variant cannot tell the answers apart and is ignored. ``ki`` is None when no
+    usable probability mass is left.
+    """
+    groups: dict[object, set[str]] = {}
+    values: dict[object, float] = {}
+    for label, cands in (("yes", yes), ("no", no)):
+        for cand in cands:
+            lp = logprobs.get(cand)
+            if lp is None or math.isnan(lp):
+                continue
+            key = ("id", token_ids[cand]) if token_ids and cand in token_ids else ("lp", float(lp))
+            groups.setdefault(key, set()).add(label)
+            values[key] = float(lp)
+    p = {"yes": 0.0, "no": 0.0}
+    for key, labels in groups.items():
+        if len(labels) == 1:
+            p[next(iter(labels))] += math.exp(values[key]) if values[key] > -math.inf else 0.0
+    total = p["yes"] + p["no"]
+    ki = p["yes"] / total if total > 0 else None
+    return ki, p["yes"], p["no"]
+
+
+def _ask(judge: Judge, claim: str, passages: list[Passage], max_prompt_chars: int, mode: str, ask):
+    """``ask(messages)``; on ContextOverflow retry twice, each time with half the prompt that overflowed."""
+    budget = max_prompt_chars
+    for attempt in range(3):
+        messages = build_judge_messages(claim, passages, max_prompt_chars=budget, mode=mode)
+        try:
+            return ask(messages)
+        except ContextOverflow:
+            if attempt == 2:
+                raise
+            budget = min(budget, sum(len(m["content"]) for m in messages)) // 2
+    raise AssertionError("unreachable")
+
+
+def judge_claim(judge: Judge, claim: str, passages: list[Passage], *,
+                max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS) -> tuple[float | None, float, float]:
+    """``(ki, p_yes, p_no)``: the judge's Yes/No first-token probabilities for the claim."""
+    candidates = [*YES_CANDIDATES, *NO_CANDIDATES]
+    logprobs = _ask(judge, claim, passages, max_prompt_chars, "probability",
+                    lambda messages: judge.next_token_logprobs(messages, candidates))
+    ids_of = getattr(judge, "first_token_ids", None)
+    token_ids = ids_of(candidates) if callable(ids_of) else None
+    return yes_no_probability(logprobs, token_ids=token_ids)
+
+
+def judge_true_false(judge: Judge, claim: str, passages: list[Passage], *,
+                     max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS) -> tuple[float, str]:
+    """``(score, reply)`` under ReasoningEval's rule: the judge's greedy True/False reply, 1.0 only for "True"."""
+    reply = _ask(judge, claim, passages, max_prompt_chars, "reasoningeval",
+                 lambda messages: judge.reply(messages, ki_rules.TRUE_FALSE_MAX_TOKENS))
+    return ki_rules.true_false_score(reply), reply
+
+
+# -- chains ------------------------------------------------------------------------------------
+
+
+def judge_model_ref(judge: Judge) -> dict:
+    """The judge's ``{"path", "sha256"}`` (an attribute per the protocol; a method is accepted too)."""
+    ref = getattr(judge, "model_ref", None)
+    if callable(ref):
+        ref = ref()
+    return dict(ref or {})
+
+
+def _judge_step(db, corpus: str, judge: Judge, rec: dict, step: dict, claim: str, question: str | None, k: int,
+                mode: str, max_prompt_chars: int) -> None:
+    """Fill one step's record: retrieval, then the judge under ``mode``'s rule."""
+    text = rec["text"]
+    if not rec["applicable"]:
+        if mode == "reasoningeval":
+            rec.update(ki=1.0, reason=f"{rec['reason']}; {ki_rules.REASON_NO_QUERY_SCORED}")
+        return
+    query = build_query(text, step.get("knowledge"), question)
+    if mode == "reasoningeval" and not query.strip():
+        rec.update(ki=1.0, reason=ki_rules.REASON_QUERY_FAILED)
+        return
+    passages = search(db, corpus, query, k)
+    rec["evidence"] = [{"source": p.source, "chunk": p.chunk, "score": p.score, "chunk_id": p.chunk_id} for p in passages]
+    if mode == "reasoningeval":  # the judge is asked even without passages: its rule has no "no evidence" case
+        score, reply = judge_true_false(judge, claim, passages, max_prompt_chars=max_prompt_chars)
+        rec.update(ki=score, judge_reply=reply)
+        return
+    if not passages:
+        rec["reason"] = REASON_NO_EVIDENCE
+        return
+    ki, p_yes, p_no = judge_claim(judge, claim, passages, max_prompt_chars=max_prompt_chars)
+    rec.update(ki=ki, judge_p_yes=p_yes, judge_p_no=p_no)
+    if ki is None:
+        rec["reason"] = "judge gave no probability to Yes or No"
+
+
+def iter_chain_ki(db, corpus: str, judge: Judge, steps: list[dict], question: str | None = None, *, k: int = 3,
+                  cancel: CancelToken | None = None, max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS,
+                  mode: str = ki_rules.DEFAULT_MODE) -> Generator[Progress, None, dict]:
+    """:func:`score_chain_ki` as a generator: yields Progress (steps done) and returns its result."""
+    ki_rules.check_mode(mode)
+    corpus_id(db, corpus)  # fail early, before any judging, on an unknown corpus
+    out_steps = []
+    started = time.monotonic()
+    yield Progress(done=0, total=len(steps), message="", started=started)
+    for pos, step in enumerate(steps):
+        if cancel:
+            cancel.check()
+        text = str(step.get("text") or "")
+        applicable, reason, claim = step_claim(text, step.get("knowledge"), question)
+        rec = {"index": step.get("index", pos + 1), "text": text, "applicable": applicable, "ki": None,
+               "reason": reason, "judge_p_yes": None, "judge_p_no": None, "evidence": []}
+        _judge_step(db, corpus, judge, rec, step, claim, question, k, mode, max_prompt_chars)
+        out_steps.append(rec)
+        yield Progress(done=pos + 1, total=len(steps), message=text, started=started)
+    n_judged = sum(1 for s in out_steps if s["applicable"] and s["ki"] is not None)
+    return {"steps": out_steps, "ki_mean": ki_rules.chain_mean(out_steps, mode), "ki_mode": mode, "ki_k": k,
+            "n_applicable": sum(1 for s in out_steps if s["applicable"]), "n_judged": n_judged}
+
+
+def score_chain_ki(db, corpus: str, judge: Judge, steps: list[dict], question: str | None = None, *, k: int = 3,
+                   cancel: CancelToken | None = None, max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS,
+                   mode: str = ki_rules.DEFAULT_MODE) -> dict:
+    """KI of every step of one chain; ``ki_mean`` follows ``mode``'s rule (see ``ki_rules``; None if nothing scored)."""
+    return run_to_end(iter_chain_ki(db, corpus, judge, steps, question, k=k, cancel=cancel,
+                                    max_prompt_chars=max_prompt_chars, mode=mode))
+
+
+def parse_ki_item(obj: object, line_no: int) -> dict:
+    """Normalise one ``kiig ki`` input line (a ``kiig score`` output line or an input line with steps).
+
+    Returns ``{"id", "question", "steps": [{"index", "text", "knowledge"?}], "error"?}``; raises
+    InputError for a malformed line. A line without steps becomes an item error, not an input error.
+    """
+    where = f"input line {line_no}"
+    if not isinstance(obj, dict):
+        raise InputError(f"{where}: expected a JSON object")
+    item_id = obj.get("id", str(line_no))
+    if not isinstance(item_id, (str, int)) or isinstance(item_id, bool):
+        raise InputError(f"{where}: \"id\" must be a string")
+    question = obj.get("question")
+    if question is not None and not isinstance(question, str):
+        raise InputError(f"{where}: \"question\" must be a string")
+    options = obj.get("options")
+    if question and isinstance(options, dict):
+        question = question_text(question, options)
+    raw_steps = obj.get("steps")
+    out: dict = {"id": str(item_id), "question": question, "steps": []}
+    if raw_steps is None or raw_steps == []:
+        upstream = obj.get("error")
+        out["error"] = "no steps to check" + (f" (upstream error: {upstream})" if upstream else "")
+        return out
+    if not isinstance(raw_steps, list):
+        raise InputError(f"{where}: \"steps\" must be a list")
+    out["steps"] = steps_to_judge(raw_steps, where)
+    return out
+
+
+def steps_to_judge(steps: Iterable[object], where: str = "chain") -> list[dict]:
+    """The steps a KI pass judges: ``{"index", "text", "knowledge"?}`` from strings or step records.
+
+    ``knowledge`` (from an LLM decomposition) is kept whenever the step has one, "" included: ""
+    says the step uses no outside knowledge, so it is not applicable. Raises InputError for a step
+    that is neither a string nor an object with ``"text"``.
+    """
+    out = []
+    for i, step in enumerate(steps):
+        if isinstance(step, str):
+            out.append({"index": i + 1, "text": step})
+        elif isinstance(step, dict) and isinstance(step.get("text"), str):
+            rec = {"index": step.get("index", i + 1), "text": step["text"]}
+            if step.get("knowledge") is not None:
+                rec["knowledge"] = step["knowledge"]
+            out.append(rec)
+        else:
+            raise InputError(f"{where}: step {i + 1} must be a string or an object with \"text\"")
+    return out
+
+
+def ki_items(db, corpus: str, judge: Judge, items: Iterable[dict], *, k: int = 3, cancel: CancelToken | None = None,
+             total: int | None = None, max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS,
+             mode: str = ki_rules.DEFAULT_MODE) -> Iterator[Progress | ItemDone]:
+    """Score many chains (items from :func:`parse_ki_item`), yielding Progress and ItemDone events.
+
+    Each ItemDone carries the ``kiig ki`` output record; a failure inside one item (context
+    overflow, a crashed worker) goes into that record's ``"error"`` and the batch goes on.
+    Cancellation raises Cancelled between steps.
+    """
+    corpus_id(db, corpus)
+    if total is None and hasattr(items, "__len__"):
+        total = len(items)  # type: ignore[arg-type]
+    started = time.monotonic()
+    model = judge_model_ref(judge)
+    done = 0
+    yield Progress(done=0, total=total, message="", started=started)
+    for index, item in enumerate(items):
+        if cancel:
+            cancel.check()
+        record: dict = {"id": item.get("id"), "steps": [], "ki_mean": None, "ki_mode": mode, "ki_k": k, "model": model}
+        if item.get("error"):
+            record["error"] = item["error"]
+        else:
+            try:
+                result = score_chain_ki(db, corpus, judge, item["steps"], item.get("question"), k=k, cancel=cancel,
+                                        max_prompt_chars=max_prompt_chars, mode=mode)
+                record.update(result)
+            except Cancelled:
+                raise
+            except KiigError as exc:
+                record["error"] = str(exc)
+        done += 1
+        yield ItemDone(index=index, result=record)
+        yield Progress(done=done, total=total, message=str(record["id"]), started=started)
+
+
+__all__ = [
+    "DEFAULT_MAX_PROMPT_CHARS", "KI_METHOD_VERSION", "KI_MODES", "NO_CANDIDATES", "SYSTEM_PROMPT", "STOP_WORDS", "YES_CANDIDATES",
+    "Judge", "build_judge_messages", "build_query", "is_applicable", "iter_chain_ki", "judge_claim", "judge_model_ref",
+    "judge_true_false", "ki_items", "parse_ki_item", "score_chain_ki", "step_claim", "steps_to_judge", "yes_no_probability",
+]

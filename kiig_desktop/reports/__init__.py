@@ -1,0 +1,1 @@
+"""Batch summaries, bootstrap statistics, the HTML report and its SVG charts (no Qt)."""

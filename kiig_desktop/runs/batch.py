@@ -1,0 +1,367 @@
+"""Batch evaluation: for every subject model and dataset item, generate, grade, split, score, judge.
+
+One batch run (kind ``batch``) covers several subject models on one dataset. Per model and item:
+
+1. the subject model writes its reasoning with its own chat template (:func:`build_messages`),
+   greedy by default, seeded per item when sampling so the result never depends on run order;
+2. the final answer is extracted and graded (:func:`kiig_desktop.chains.answers.grade`);
+3. the text is split into steps and the scorer model scores InfoGain (``runs.score.score_item``);
+4. with a judge and a corpus, each step's Knowledge Index is judged.
+
+Each chain is committed as it completes (its generation, steps, curve and KI evidence in one
+transaction) under the key ``"<subject sha256[:12]>:<item id>"``. The run's identity is the dataset
+(sha256), the subject models (sha256, in order), scorer, judge, corpus fingerprint and every setting
+that changes numbers, so running the same command again resumes it. Run-level model roles hold the
+scorer and judge (and the subject when there is only one); each chain's generation names its
+subject model. ``record["timing"]`` splits the seconds of each item into generation, scoring and KI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from .. import __version__
+from ..chains.answers import grade
+from ..chains.datasets import DatasetItem, load_dataset
+from ..chains.prompts import BATCH_PROMPT_VERSION, batch_messages
+from ..config import EngineOptions
+from ..engine.client import EngineClient
+from ..engine.models import ModelInfo, resolve_model
+from ..errors import Cancelled, ContextOverflow, InputError
+from ..events import CancelToken, ItemDone, Message, Progress, offset_tokens
+from ..files import file_sha256
+from ..metrics import infogain
+from .chain import generation_record, guarded, iter_generation
+from .ki import ki_settings
+from .provenance import worker_build
+from .score import ScoreConfig, item_row, model_row, score_item
+
+BATCH_METHOD = "kiig-batch-1"
+
+
+@dataclass
+class BatchConfig:
+    """Settings of a batch run; every field is part of the run's identity."""
+
+    max_tokens: int = 384
+    temperature: float = 0.0
+    seed: int = 0
+    split: str = "auto"
+    mode: str = "answer"
+    limit: int | None = None
+    layout: str = "auto"  # dataset layout: auto | mcq | gsm8k | generic (mixed files need generic)
+    ki_k: int | None = None  # None: the mode's default (3, or 12 for reasoningeval)
+    ki_max_prompt_chars: int = 6000
+    ki_mode: str = "probability"
+
+    def generation(self) -> dict:
+        return {"max_tokens": self.max_tokens, "temperature": self.temperature, "seed": self.seed, "prompt": BATCH_PROMPT_VERSION}
+
+
+@dataclass
+class BatchProgress(Progress):
+    """Progress over all model x item chains; ``reloaded`` chains came from the store (resume).
+
+    The ETA only counts chains done in this session, so a resumed run does not look faster than it is.
+    """
+
+    reloaded: int = 0
+    phase: str = ""  # loading | generating | scoring | judging
+    model: str = ""
+    item_id: str = ""
+
+    @property
+    def eta_s(self) -> float | None:
+        fresh = self.done - self.reloaded
+        if not self.total or fresh <= 0:
+            return None
+        return self.elapsed / fresh * (self.total - self.done)
+
+
+@dataclass
+class BatchSummary:
+    """What a batch did: ``done`` chains now, ``reloaded`` from the store; ``errors`` counts both kinds."""
+
+    run_id: int
+    total: int
+    reloaded: int = 0
+    done: int = 0
+    errors: int = 0
+    error_keys: list[str] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+
+def build_messages(item: DatasetItem) -> list[dict]:
+    """System + user messages asking for numbered reasoning steps and a fixed final-answer line."""
+    return batch_messages(item.question, item.options, item.kind)
+
+
+def item_seed(seed: int, item_id: str) -> int:
+    """A per-item sampling seed derived from the run seed, independent of the order of work."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{item_id}".encode()).digest()[:4], "little") & 0x7FFFFFFF
+
+
+def batch_key(model_sha256: str, item_id: str) -> str:
+    """A batch chain's key in its run: the subject model's SHA-256 prefix and the item id."""
+    return f"{model_sha256[:12]}:{item_id}"
+
+
+def load_items(dataset: str | Path, limit: int | None = None, layout: str = "auto") -> tuple[list[DatasetItem], str]:
+    """The dataset's first ``limit`` items and the file's sha256; any bad row is an InputError."""
+    ds = load_dataset(dataset, layout)
+    if ds.errors:
+        shown = "; ".join(str(e) for e in ds.errors[:3]) + (f" (and {len(ds.errors) - 3} more)" if len(ds.errors) > 3 else "")
+        raise InputError(f"{dataset}: {len(ds.errors)} bad rows: {shown}")
+    if not ds.items:
+        raise InputError(f"{dataset} holds no items")
+    if limit is not None and limit < 1:
+        raise InputError(f"--limit must be at least 1, got {limit}")
+    return (ds.items[:limit] if limit else ds.items), file_sha256(dataset)
+
+
+def batch_settings(config: BatchConfig, dataset_sha256: str, n_items: int, subjects: Sequence[str],
+                   options: EngineOptions, ki: dict | None) -> dict:
+    """What makes two batch runs the same work (see the module docstring)."""
+    return {
+        "method": BATCH_METHOD, "infogain": infogain.METHOD_VERSION, "dataset_sha256": dataset_sha256,
+        "limit": config.limit, "layout": config.layout, "n_items": n_items, "subjects": list(subjects), "generation": config.generation(),
+        "mode": config.mode, "split": config.split, "ki": ki,
+        "engine": {"n_ctx": options.n_ctx, "n_batch": options.n_batch, "n_gpu_layers": options.n_gpu_layers,
+                   "flash_attn": options.flash_attn},
+    }
+
+
+class _Workers:
+    """Engine workers of one batch; the same model file (scorer = subject, say) shares one worker."""
+
+    def __init__(self, factory: Callable[[ModelInfo, EngineOptions], object], options: EngineOptions) -> None:
+        self.factory, self.options = factory, options
+        self.open: dict[str, object] = {}
+
+    def get(self, info: ModelInfo):
+        key = str(Path(info.path).resolve())
+        if key not in self.open:
+            self.open[key] = self.factory(info, self.options)
+        return self.open[key]
+
+    def release(self, info: ModelInfo, keep: Sequence[ModelInfo | None]) -> None:
+        """Close ``info``'s worker unless a model in ``keep`` uses the same file."""
+        key = str(Path(info.path).resolve())
+        if key in {str(Path(k.path).resolve()) for k in keep if k is not None} or key not in self.open:
+            return
+        self.open.pop(key).close()
+
+    def close_all(self) -> None:
+        while self.open:
+            self.open.popitem()[1].close()
+
+
+# ------------------------------------------------------------------------------------ the run
+
+
+def iter_batch(
+    store,
+    dataset: str | Path,
+    models: Sequence[str | ModelInfo],
+    scorer: str | ModelInfo,
+    *,
+    judge: str | ModelInfo | None = None,
+    corpus: str | None = None,
+    config: BatchConfig | None = None,
+    options: EngineOptions | None = None,
+    cancel: CancelToken | None = None,
+    client_factory: Callable[[ModelInfo, EngineOptions], object] = EngineClient,
+    name: str | None = None,
+) -> Generator[BatchProgress | ItemDone | Message, None, BatchSummary]:
+    """Run (or resume) a batch, yielding progress, each new chain's record and messages.
+
+    ``store`` is a writable SessionStore (used from this thread only). Expected problems (bad
+    dataset, unknown model or corpus) raise KiigError before any model loads; a failing item becomes
+    a record with ``"error"`` and the batch goes on. Cancel (or closing the generator) marks the run
+    ``cancelled``; calling again with the same arguments resumes it.
+    """
+    config = config or BatchConfig()
+    options = options or EngineOptions()
+    if not models:
+        raise InputError("name at least one subject model")
+    if (judge is None) != (corpus is None):
+        raise InputError("KI needs both a judge model and a corpus (or neither)")
+    items, dataset_sha = load_items(dataset, config.limit, config.layout)
+    subjects = [m if isinstance(m, ModelInfo) else resolve_model(str(m)) for m in models]
+    scorer_info = scorer if isinstance(scorer, ModelInfo) else resolve_model(str(scorer))
+    judge_info = judge if judge is None or isinstance(judge, ModelInfo) else resolve_model(str(judge))
+    shas = [s.sha256() for s in subjects]
+    if len(set(shas)) != len(shas):
+        raise InputError("the same model file is named twice in --models")
+    ki_config = None
+    if corpus is not None:
+        ki_config = ki_settings(store.db, corpus, config.ki_k, config.ki_max_prompt_chars, config.ki_mode)
+        config = replace(config, ki_k=ki_config["k"])
+    subject_ids = [store.ensure_model(model_row(s)) for s in subjects]
+    roles = {"scorer": store.ensure_model(model_row(scorer_info))}
+    if judge_info is not None:
+        roles["judge"] = store.ensure_model(model_row(judge_info))
+    if len(subjects) == 1:
+        roles["subject"] = subject_ids[0]
+    settings = batch_settings(config, dataset_sha, len(items), shas, options, ki_config)
+    run_id, _ = store.find_or_create_run("batch", settings, roles, {"kiig": __version__}, seed=config.seed,
+                                         name=name or Path(dataset).name)
+    stored = {c["key"]: c["status"] for c in store.chains_for_run(run_id)}
+    keys = [[batch_key(sha, it.id) for it in items] for sha in shas]
+    reloaded = [k for row in keys for k in row if k in stored]
+    total = len(subjects) * len(items)
+    failed_before = [k for k in reloaded if stored[k] == "error"]
+    summary = BatchSummary(run_id, total, reloaded=len(reloaded), errors=len(failed_before), error_keys=failed_before)
+    if reloaded:
+        yield Message(f"resuming run {run_id}: {len(reloaded)} of {total} chains already done, skipping them"
+                      + (f" ({len(failed_before)} of them failed; delete the run to retry)" if failed_before else ""))
+    progress = BatchProgress(len(reloaded), total, reloaded=len(reloaded))
+    workers = _Workers(client_factory, options)
+    ctx = _Context(store, run_id, config, corpus, cancel, progress)
+    try:
+        for m, (subject, subject_id) in enumerate(zip(subjects, subject_ids, strict=True)):
+            pending = [(i, it) for i, it in enumerate(items) if keys[m][i] not in stored]
+            if not pending:
+                continue
+            progress.model, progress.phase, progress.item_id = subject.name, "loading", ""
+            yield progress
+            clients = {"subject": workers.get(subject), "scorer": workers.get(scorer_info)}
+            if judge_info is not None:
+                clients["judge"] = workers.get(judge_info)
+            for client in clients.values():
+                client.start(cancel=cancel)
+            for i, item in pending:
+                if cancel is not None:
+                    cancel.check()
+                progress.item_id = item.id
+                record, generation, ki, keep = yield from _run_item(ctx, clients, subject, subject_id, roles.get("judge"), item)
+                if keep:
+                    store.save_chain(run_id, keys[m][i], record, item=item_row(item), generation=generation, ki=ki)
+                if record.get("error"):
+                    summary.errors += 1
+                    summary.error_keys.append(keys[m][i])
+                summary.done += 1
+                progress.done += 1
+                progress.phase = "done"
+                yield progress
+                yield ItemDone(m * len(items) + i, record)
+            workers.release(subject, [scorer_info, judge_info])
+    except (Cancelled, GeneratorExit, KeyboardInterrupt):
+        store.set_run_status(run_id, "cancelled")
+        raise
+    except BaseException:
+        store.set_run_status(run_id, "failed")
+        raise
+    finally:
+        workers.close_all()
+    store.set_run_status(run_id, "finished")
+    return summary
+
+
+@dataclass
+class _Context:
+    store: object
+    run_id: int
+    config: BatchConfig
+    corpus: str | None
+    cancel: CancelToken | None
+    progress: BatchProgress
+
+
+def _run_item(ctx: _Context, clients: dict, subject: ModelInfo, subject_id: int, judge_id: int | None,
+              item: DatasetItem) -> Generator[BatchProgress, None, tuple[dict, dict | None, dict | None, bool]]:
+    """One chain: ``(record, generation, ki, keep)``; ``keep`` says whether ``save_chain`` should store it.
+
+    A failure goes into the record's ``"error"``; :func:`~kiig_desktop.runs.chain.guarded` decides
+    whether it is lasting (stored) or transient (retried by a rerun).
+    """
+    sub_ref = {"path": subject.path, "sha256": subject.sha256(), "name": subject.name}
+    record: dict = {"id": item.id, "mode": ctx.config.mode, "subject": sub_ref}
+    timing = {"generation_s": 0.0, "scoring_s": 0.0, "ki_s": 0.0}
+    out: dict = {"generation": None, "ki": None}
+    started = time.perf_counter()
+    _, failure = yield from guarded(_stages(ctx, clients, subject_id, judge_id, item, record, timing, out))
+    if failure is not None:
+        record["error"] = failure.message
+    timing["total_s"] = time.perf_counter() - started
+    record["timing"] = {k: round(v, 4) for k, v in timing.items()}
+    return record, out["generation"], out["ki"], failure is None or failure.lasting
+
+
+def _stages(ctx: _Context, clients: dict, subject_id: int, judge_id: int | None, item: DatasetItem, record: dict,
+            timing: dict, out: dict) -> Generator[BatchProgress, None, None]:
+    """Generate, score and judge one chain, filling ``record``, ``timing`` and ``out`` as each stage ends."""
+    cfg, progress = ctx.config, ctx.progress
+    started = time.perf_counter()
+    progress.phase = "generating"
+    yield progress
+    generation = out["generation"] = yield from _generate(clients["subject"], item, cfg, ctx.cancel, progress)
+    generation["model_id"] = subject_id
+    timing["generation_s"] = time.perf_counter() - started
+    record.update(extracted_answer=generation["extracted_answer"], correct=generation["correct"],
+                  n_generated_tokens=len(generation["tokens"]), stop=generation["stop"])
+    progress.phase = "scoring"
+    yield progress
+    t = time.perf_counter()
+    scored = yield from _score(clients["scorer"], item, generation["text"], cfg, ctx.cancel, progress)
+    timing["scoring_s"] = time.perf_counter() - t
+    merged = {**scored, **record, "id": item.id}
+    record.clear()
+    record.update(merged)
+    if "judge" in clients:
+        progress.phase = "judging"
+        yield progress
+        t = time.perf_counter()
+        out["ki"] = _judge(ctx, clients["judge"], judge_id, item, record)
+        timing["ki_s"] = time.perf_counter() - t
+
+
+def _generate(client, item: DatasetItem, cfg: BatchConfig, cancel, progress: BatchProgress):
+    stream = iter_generation(client, build_messages(item), cancel=cancel, max_tokens=cfg.max_tokens,
+                             temperature=cfg.temperature, seed=item_seed(cfg.seed, item.id), top_k=0)
+    n = 0
+    while True:
+        try:
+            next(stream)
+        except StopIteration as stop:
+            result = stop.value
+            break
+        n += 1
+        progress.tokens += 1
+        if n % 8 == 0:
+            yield progress
+    extracted, correct = grade(result["text"], item)
+    return generation_record(result, extracted, correct, n_prompt_tokens=result.get("n_prompt_tokens"),
+                             seed=item_seed(cfg.seed, item.id), prompt=BATCH_PROMPT_VERSION)
+
+
+def _score(client, item: DatasetItem, text: str, cfg: BatchConfig, cancel, progress: BatchProgress):
+    gen = score_item(client, replace(item, reasoning=text, steps=None), ScoreConfig(mode=cfg.mode, split=cfg.split), cancel)
+    return (yield from offset_tokens(gen, progress, progress.tokens))
+
+
+def _judge(ctx: _Context, judge, judge_id: int, item: DatasetItem, record: dict) -> dict | None:
+    """KI of the record's steps; merged into the steps, returned as ``save_chain``'s ``ki``."""
+    from ..knowledge.ki import KI_METHOD_VERSION, score_chain_ki, steps_to_judge
+
+    steps = steps_to_judge(record["steps"])
+    try:
+        ki = score_chain_ki(ctx.store.db, ctx.corpus, judge, steps, item.prompt_text(), k=ctx.config.ki_k,
+                            cancel=ctx.cancel, max_prompt_chars=ctx.config.ki_max_prompt_chars, mode=ctx.config.ki_mode)
+    except (ContextOverflow, InputError) as exc:
+        record["ki_error"] = exc.message
+        record["ki_mean"] = None
+        return None
+    for step, ks in zip(record["steps"], ki["steps"], strict=True):
+        step["applicable"], step["ki"] = ks["applicable"], ks["ki"]
+    record["ki_mean"] = ki["ki_mean"]
+    record["ki"] = {"corpus": ctx.corpus, "n_applicable": ki["n_applicable"], "n_judged": ki["n_judged"],
+                    "mode": ctx.config.ki_mode, "k": ctx.config.ki_k}
+    return {"judge_model_id": judge_id, "corpus": ctx.corpus, "steps": ki["steps"], "ki_mean": ki["ki_mean"],
+            "mode": ctx.config.ki_mode, "k": ctx.config.ki_k, "method": KI_METHOD_VERSION, "build": worker_build(judge)}

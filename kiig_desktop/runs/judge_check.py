@@ -1,0 +1,117 @@
+"""Judge validation: can a judge model tell supported claims from unsupported ones at all?
+
+The bundled labelled claims (``resources/judge_check/claims.jsonl``, clinical and arithmetic,
+balanced) are checked exactly as KI checks a step: the claim is turned into a retrieval query,
+the top ``k`` passages of the demo corpus (``resources/corpus/``) are retrieved with the same FTS5
+search, and the judge is asked the same Yes/No question (probability mode). Its ``p(yes)`` per
+claim gives the AUROC (how well it ranks supported above unsupported claims; 0.5 = chance) and,
+at 0.5, the accuracy, each with a 95% bootstrap interval (``reports.stats``). The result is
+stored per judge model file (SHA-256) and KI method in the data folder
+(``store.judge_validation``), where every KI view finds it.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Generator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlite_utils
+
+from ..chains.dataset_files import RowError, iter_jsonl
+from ..errors import InputError
+from ..events import CancelToken, Progress
+from ..files import file_sha256
+from ..knowledge import corpus as corpus_mod
+from ..knowledge.ki import KI_METHOD_VERSION, Judge, build_query, judge_claim, judge_model_ref
+from ..knowledge.search import search
+from ..reports.stats import bootstrap_auroc_ci, bootstrap_mean_ci
+from ..resources import resource_path
+from ..store import corpus_schema
+from ..store import judge_validation as validation
+
+CORPUS_NAME = "demo"
+DEFAULT_K = 3
+N_BOOT = 2000
+
+
+def load_claims(path: str | Path | None = None) -> list[dict]:
+    """The labelled claims: ``{"id", "claim", "label": bool, "kind"}`` per line; InputError when malformed."""
+    path = Path(path) if path else validation.claims_path()
+    claims: list[dict] = []
+    for n, obj in iter_jsonl(path):
+        if isinstance(obj, RowError):
+            raise InputError(f"{path}: {obj}")
+        if not isinstance(obj.get("claim"), str) or not isinstance(obj.get("label"), bool):
+            raise InputError(f"{path}: line {n} needs a \"claim\" (text) and a \"label\" (true or false)")
+        claims.append({"id": str(obj.get("id", n)), "claim": obj["claim"], "label": obj["label"],
+                       "kind": str(obj.get("kind") or "other")})
+    labels = {c["label"] for c in claims}
+    if labels != {True, False}:
+        raise InputError(f"{path}: needs both supported (true) and unsupported (false) claims")
+    return claims
+
+
+def _demo_corpus(folder: Path) -> sqlite_utils.Database:
+    db = sqlite_utils.Database(folder / "judge_check.db")
+    corpus_schema.apply(db)
+    corpus_mod.add_documents(db, CORPUS_NAME, [resource_path("corpus")])
+    return db
+
+
+def _estimates(scores: list[float], labels: list[bool]) -> dict:
+    auc, auc_lo, auc_hi = bootstrap_auroc_ci(scores, labels, n_boot=N_BOOT)
+    hits = [float((s >= 0.5) == y) for s, y in zip(scores, labels, strict=True)]
+    acc, acc_lo, acc_hi = bootstrap_mean_ci(hits, n_boot=N_BOOT)
+    return {"auroc": auc, "auroc_ci": [auc_lo, auc_hi], "accuracy": acc, "accuracy_ci": [acc_lo, acc_hi],
+            "n": len(labels), "n_supported": sum(labels)}
+
+
+def iter_judge_check(judge: Judge, claims: list[dict], *, k: int = DEFAULT_K, claims_sha256: str = "",
+                     cancel: CancelToken | None = None) -> Generator[Progress, None, dict]:
+    """Judge every claim, yielding progress; returns the result that :func:`store_result` keeps.
+
+    A claim the judge gives no Yes/No probability at all scores 0.5 (no opinion), never dropped:
+    dropping it would flatter the judge.
+    """
+    started = time.monotonic()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="kiig-judge-check-") as tmp:
+        db = _demo_corpus(Path(tmp))
+        try:
+            yield Progress(done=0, total=len(claims), message="", started=started)
+            for n, c in enumerate(claims, 1):
+                if cancel is not None:
+                    cancel.check()
+                passages = search(db, CORPUS_NAME, build_query(c["claim"]), k)
+                ki, _, _ = judge_claim(judge, c["claim"], passages)
+                rows.append({"id": c["id"], "kind": c["kind"], "label": c["label"], "p_yes": ki,
+                             "top_source": passages[0].source if passages else None})
+                yield Progress(done=n, total=len(claims), message=c["id"], started=started)
+        finally:
+            db.close()
+    scores = [0.5 if r["p_yes"] is None else float(r["p_yes"]) for r in rows]
+    labels = [r["label"] for r in rows]
+    result = {"model": judge_model_ref(judge), "method": KI_METHOD_VERSION, "mode": "probability", "k": k,
+              "claims_sha256": claims_sha256, "checked": datetime.now(UTC).isoformat(timespec="seconds"),
+              **_estimates(scores, labels), "by_kind": {}, "claims": rows}
+    for kind in sorted({r["kind"] for r in rows}):
+        idx = [i for i, r in enumerate(rows) if r["kind"] == kind]
+        if len({labels[i] for i in idx}) == 2:
+            result["by_kind"][kind] = _estimates([scores[i] for i in idx], [labels[i] for i in idx])
+    return result
+
+
+def claims_fingerprint(path: str | Path | None = None) -> str:
+    return file_sha256(Path(path) if path else validation.claims_path())
+
+
+def store_result(result: dict) -> None:
+    validation.save(result)
+
+
+def stored_result(sha256: str, claims_sha256: str | None = None) -> dict | None:
+    """The stored result for this judge file, current KI method and claims (None: never checked)."""
+    return validation.lookup(sha256, KI_METHOD_VERSION, claims_sha256=claims_sha256)

@@ -1,0 +1,112 @@
+"""Judge validation results, kept in the data folder so every session and view sees them.
+
+``kiig judge-check`` measures how well a judge model separates supported from unsupported claims
+(AUROC and accuracy on the bundled labelled claims). A result is stored per judge model file
+(SHA-256), per KI method version (the judge prompt and candidates: a new prompt needs a new
+check) and per claims file (its SHA-256), in ``<data dir>/judge_validation.json``:
+
+    {"<model sha256>:m<method>:<claims sha256[:12]>": {"auroc", "auroc_ci", "accuracy",
+     "accuracy_ci", "n", "n_supported", "k", "model", "checked", ...}}
+
+Every KI view shows :func:`note` for the judge behind its numbers: the score when known, a
+warning below :data:`AUROC_WARN`, or "not validated" with the command to run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+from ..config import Settings, ensure_private_dir
+from ..files import file_sha256
+from ..resources import resource_path
+
+AUROC_WARN = 0.7
+FILE_NAME = "judge_validation.json"
+DEFAULT_METHOD = 1  # KI results stored before the method was recorded used the first judge prompt
+
+
+def claims_path() -> Path:
+    """The bundled labelled claims (``resources/judge_check/claims.jsonl``)."""
+    return resource_path("judge_check", "claims.jsonl")
+
+
+def _cache_file(data_dir: Path | None = None) -> Path:
+    return (data_dir or Settings.load().data_dir) / FILE_NAME
+
+
+def _key(sha256: str, method: int, claims_sha256: str) -> str:
+    return f"{sha256}:m{int(method)}:{claims_sha256[:12]}"
+
+
+def _read(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def save(result: dict, *, data_dir: Path | None = None) -> None:
+    """Store one judge-check result (it names ``model.sha256``, ``method`` and ``claims_sha256``)."""
+    path = _cache_file(data_dir)
+    ensure_private_dir(path.parent)
+    data = _read(path)
+    data[_key(result["model"]["sha256"], result["method"], result["claims_sha256"])] = result
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".judge_validation-", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def lookup(sha256: str | None, method: int | None = None, *, claims_sha256: str | None = None,
+           data_dir: Path | None = None) -> dict | None:
+    """The stored result for a judge model (SHA-256) and KI method, on the bundled claims; None if unknown."""
+    if not sha256:
+        return None
+    if claims_sha256 is None:
+        try:
+            claims_sha256 = file_sha256(claims_path())
+        except OSError:
+            return None
+    return _read(_cache_file(data_dir)).get(_key(sha256, method or DEFAULT_METHOD, claims_sha256))
+
+
+def is_weak(result: dict | None) -> bool:
+    """True when the judge was checked and its AUROC is below :data:`AUROC_WARN` (or undefined)."""
+    if not result:
+        return False
+    value = result.get("auroc")
+    return not isinstance(value, int | float) or not math.isfinite(value) or value < AUROC_WARN
+
+
+def command_hint(model: str | None = None) -> str:
+    return f"kiig judge-check --model {model or 'JUDGE'}"
+
+
+def note(result: dict | None, model: str | None = None) -> str:
+    """One line for every KI view: the judge's validation score, a warning, or how to get one."""
+    if not result:
+        return f"Judge not validated: its KI cannot be trusted until checked (run `{command_hint(model)}`)."
+    lo, hi = result.get("auroc_ci") or (math.nan, math.nan)
+    acc = result.get("accuracy")
+    text = (f"Judge validation: AUROC {result['auroc']:.2f} (95% CI {lo:.2f}-{hi:.2f}), accuracy "
+            f"{acc:.0%} on {result.get('n')} labelled claims.")
+    if is_weak(result):
+        text = (f"Warning: this judge barely tells supported from unsupported claims (AUROC {result['auroc']:.2f} "
+                f"< {AUROC_WARN}, 95% CI {lo:.2f}-{hi:.2f}, {result.get('n')} claims): treat its KI as noise.")
+    return text
+
+
+def summary(result: dict | None, model: str | None = None) -> dict:
+    """What output lines and reports carry: the scores, whether to warn, and the :func:`note` line.
+
+    ``validated`` is False (and ``warning`` True) for a judge never checked.
+    """
+    out: dict = {"validated": bool(result), "warning": is_weak(result) or not result, "note": note(result, model)}
+    if result:
+        out.update({k: result.get(k) for k in ("auroc", "auroc_ci", "accuracy", "accuracy_ci", "n", "method")})
+    return out
