@@ -29,6 +29,7 @@ from ..knowledge.ki import (
     steps_to_judge,
 )
 from ..knowledge.search import corpus_id
+from .analysis import Question
 
 KI_METHOD_VERSION = 1  # bump when the judge prompt, candidates or applicability rules change results
 
@@ -174,10 +175,8 @@ class CancellableJudge:
 
 def chain_question(item: dict | None) -> str | None:
     """``Q`` of a stored chain's item, as the judge reads it (None when the chain has no question)."""
-    if not item or not isinstance(item.get("question"), str):
-        return None
-    options = item.get("options") if isinstance(item.get("options"), dict) else None
-    return question_text(item["question"], options)
+    q = Question.from_item(item)
+    return None if q is None else question_text(q.question, q.options)
 
 
 def iter_stored_chain_ki(db, corpus: str, judge, record: dict, item: dict | None, *, k: int = 3,
