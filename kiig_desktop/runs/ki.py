@@ -31,6 +31,7 @@ from ..knowledge.ki import (
 from ..knowledge.ki_rules import DEFAULT_MODE, KI_METHOD_VERSION
 from ..knowledge.ki_rules import settings as mode_settings
 from ..knowledge.search import corpus_id
+from .analysis import Question
 from .provenance import stamp, worker_build
 
 
@@ -191,10 +192,8 @@ class CancellableJudge:
 
 def chain_question(item: dict | None) -> str | None:
     """``Q`` of a stored chain's item, as the judge reads it (None when the chain has no question)."""
-    if not item or not isinstance(item.get("question"), str):
-        return None
-    options = item.get("options") if isinstance(item.get("options"), dict) else None
-    return question_text(item["question"], options)
+    q = Question.from_item(item)
+    return None if q is None else question_text(q.question, q.options)
 
 
 def iter_stored_chain_ki(db, corpus: str, judge, record: dict, item: dict | None, *, k: int | None = None,
