@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import sys
 from pathlib import Path
 
 from ..errors import InputError, KiigError
 from ..events import CancelToken, ItemDone, Message, Progress
 from ..files import private_output
+from ..strict_json import dumps
 from ._progress import ProgressLine
 
 
@@ -83,7 +83,7 @@ def _judge_all(args, store, items: list[dict], out) -> int:
                 elif isinstance(event, ItemDone):
                     results[event.index] = event.result
                     while written < len(items) and written in results:  # in input order, as soon as ready
-                        out.write(json.dumps(results[written], ensure_ascii=False) + "\n")
+                        out.write(dumps(results[written]) + "\n")
                         written += 1
                     out.flush()
         except KeyboardInterrupt:

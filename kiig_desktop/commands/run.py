@@ -15,7 +15,7 @@ from ..errors import InputError, StoreError
 from ..events import CancelToken, ItemDone, Message, Progress
 from ..metrics.infogain import MODES
 from ..runs.batch import BatchConfig, iter_batch
-from ._common import add_engine_args, engine_options
+from ._common import add_engine_args, engine_options, finite_float, seed_value
 from ._progress import ProgressLine, drive
 
 
@@ -29,9 +29,9 @@ def register(sub) -> None:
     p.add_argument("--db", required=True, help="session file: every chain is committed as it completes; a rerun resumes")
     p.add_argument("--limit", type=int, default=None, help="only the first N items")
     p.add_argument("--layout", choices=("auto", *LAYOUTS), default="auto", help="dataset layout (mixed MCQ/numeric files: generic)")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (each item derives its own; default 0)")
+    p.add_argument("--seed", type=seed_value, default=0, help="sampling seed (each item derives its own; default 0)")
     p.add_argument("--max-tokens", type=int, default=384, help="longest reasoning to generate, in tokens (default 384)")
-    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy, deterministic (default)")
+    p.add_argument("--temperature", type=finite_float, default=0.0, help="0 = greedy, deterministic (default)")
     p.add_argument("--split", choices=SPLIT_MODES, default="auto", help="how the reasoning is split into steps")
     p.add_argument("--mode", choices=MODES, default="answer", help="which InfoGain numbers reports lead with")
     p.add_argument("--k", type=int, default=3, help="passages retrieved per step for KI (default 3)")
