@@ -85,6 +85,20 @@ def new_session_guard(db: str | None) -> Iterator[None]:
         raise
 
 
+def open_session_for_writing(db: str | Path, *, create: bool = True):
+    """The session ``db`` opened for writing; an existing one must pass SQLite's quick check first."""
+    from ..store import SessionStore
+
+    store = SessionStore.open(db, create=create, write=True)
+    if not store.created:
+        try:
+            store.require_intact()
+        except BaseException:
+            store.close()
+            raise
+    return store
+
+
 def print_json(data, stream=None) -> None:
     stream = stream or sys.stdout
     json.dump(data, stream, ensure_ascii=False, indent=2)

@@ -22,6 +22,7 @@ from ..errors import InputError, KiigError
 from ..events import CancelToken, ItemDone, Message, Progress
 from ..files import private_output
 from ..strict_json import dumps
+from ._common import open_session_for_writing
 from ._progress import ProgressLine
 
 
@@ -40,7 +41,6 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..runs.ki import check_corpus, read_ki_input
-    from ..store import SessionStore
 
     if not 1 <= args.k <= 20:
         raise InputError(f"--k must be between 1 and 20, got {args.k}")
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     items = read_ki_input(args.input)
     if not Path(args.db).expanduser().exists():
         raise InputError(f"no session file {args.db}", hint="import a corpus first: kiig corpus add --db FILE --name NAME PATH")
-    with SessionStore.open(args.db, create=False, write=True) as store:
+    with open_session_for_writing(args.db, create=False) as store:
         check_corpus(store, args.corpus)
         # the output appears complete or not at all; what was judged is already in the session
         with private_output(args.output, keep=(args.input, args.db)) as out:

@@ -15,7 +15,7 @@ from ..errors import InputError, StoreError
 from ..events import CancelToken, ItemDone, Message, Progress
 from ..metrics.infogain import MODES
 from ..runs.batch import BatchConfig, iter_batch
-from ._common import add_engine_args, engine_options, finite_float, seed_value
+from ._common import add_engine_args, engine_options, finite_float, open_session_for_writing, seed_value
 from ._progress import ProgressLine, drive
 
 
@@ -57,7 +57,6 @@ def _check(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     _check(args)
-    from ..store import SessionStore
 
     config = BatchConfig(max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed, split=args.split,
                          mode=args.mode, limit=args.limit, layout=args.layout, ki_k=args.k)
@@ -65,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     options.seed = args.seed
     cancel = CancelToken()
     bar = ProgressLine("run")
-    with SessionStore.open(args.db) as store:
+    with open_session_for_writing(args.db) as store:
         gen = iter_batch(store, args.dataset, args.models, args.scorer, judge=args.judge, corpus=args.corpus,
                          config=config, options=options, cancel=cancel, name=args.name)
 

@@ -14,7 +14,7 @@ from ..files import file_sha256, private_output
 from ..metrics.infogain import MODES
 from ..runs.score import ScoreConfig, iter_score_file, output_line, read_score_input
 from ..strict_json import dumps
-from ._common import add_engine_args, engine_options, print_engine_warnings, seed_value
+from ._common import add_engine_args, engine_options, open_session_for_writing, print_engine_warnings, seed_value
 from ._progress import ProgressLine, drive
 
 
@@ -40,9 +40,7 @@ def run(args: argparse.Namespace) -> int:
     cancel = CancelToken()
     store = None
     if args.db:
-        from ..store import SessionStore
-
-        store = SessionStore.open(args.db)
+        store = open_session_for_writing(args.db)
     bar = ProgressLine("scoring")
     summary = None
     try:
