@@ -45,10 +45,14 @@ def spreadsheet_cell(value: Any) -> Any:
 
 
 class spreadsheet_writer:  # noqa: N801 - used like csv.writer, which it wraps
-    """``csv.writer`` whose every cell goes through :func:`spreadsheet_cell` (all KIIG CSV files)."""
+    """``csv.writer`` whose every cell goes through :func:`spreadsheet_cell` (all KIIG CSV files).
+
+    Rows end in CRLF as RFC 4180 says; with that, the csv module also quotes a cell holding a bare
+    carriage return, which with LF endings it wrote unquoted (a broken row in every reader).
+    """
 
     def __init__(self, out: TextIO, **kwargs: Any) -> None:
-        kwargs.setdefault("lineterminator", "\n")
+        kwargs.setdefault("lineterminator", "\r\n")
         self._writer = csv.writer(out, **kwargs)
 
     def writerow(self, row: Iterable[Any]) -> None:

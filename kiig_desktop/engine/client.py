@@ -440,7 +440,8 @@ def _worker_log():
         path = logs / "engine.log"
         if path.exists() and path.stat().st_size > 1 << 20:
             path.replace(logs / "engine.log.1")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        os.fchmod(fd, 0o600)  # a log from an older version may be readable by others
         return os.fdopen(fd, "ab")
     except OSError:
         return None
