@@ -67,11 +67,18 @@ def test_hostile_json_is_one_line_naming_file_and_line(tmp_path, command, case):
     assert not out.exists() and not db.exists()  # nothing written, no empty session left behind
 
 
-@pytest.mark.parametrize("case", sorted(HOSTILE))
+CORPUS_HOSTILE = {
+    "deep": '{"id": "b", "text": "t", "x": ' + "[" * 100_000 + "]" * 100_000 + "}",
+    "huge-int": '{"id": "b", "text": "t", "x": ' + "9" * 5000 + "}",
+    "lone-surrogate": '{"id": "b", "text": "Lone \\ud800 surrogate."}',
+}
+
+
+@pytest.mark.parametrize("case", sorted(CORPUS_HOSTILE))
 def test_hostile_json_lines_in_a_corpus_are_skipped_with_their_line(tmp_path, case):
     src = tmp_path / "docs.jsonl"
     src.write_text(json.dumps({"id": "ok", "text": "Metformin is first-line for type 2 diabetes."}) + "\n"
-                   + HOSTILE[case] + "\n", encoding="utf-8")
+                   + CORPUS_HOSTILE[case] + "\n", encoding="utf-8")
     r = kiig("corpus", "add", "--db", tmp_path / "s.kiig", "--name", "c", src)
     assert r.returncode == 0 and "Traceback" not in r.stderr + r.stdout  # corpus add's policy: bad lines are skipped
     assert "docs.jsonl" in r.stdout and "line 2:" in r.stdout and "skipped" in r.stdout
@@ -208,11 +215,14 @@ def test_a_leftover_part_file_of_ours_is_replaced_by_the_next_run(tmp_path, sess
 
 
 def test_exports_are_strict_json_even_with_a_nan_in_the_session(tmp_path, session):
-    with SessionStore.open(session) as s:  # a value that came in before imports were checked
-        s.conn.execute("UPDATE chains SET record = json_set(record, '$.info_gain_mean', 1e999)")
+    record = make_record(2, n_steps=2, n_tokens=10)
+    record["info_gain_mean"] = float("nan")  # a value that came in before imports were checked
+    record["steps"][0]["delta_nll"] = float("inf")
+    with SessionStore.open(session) as s:
+        [run] = s.list_runs()
+        s.save_chain(run["id"], "q2", record, item=make_item(2))
     out = tmp_path / "steps.jsonl"
     assert kiig("export", "--db", session, "--format", "jsonl", "--output", out).returncode == 0
     text = out.read_text(encoding="utf-8")
-    assert "NaN" not in text and "Infinity" not in text
     for line in text.splitlines():
         json.loads(line, parse_constant=lambda name: pytest.fail(f"bare {name} in an export"))
