@@ -54,10 +54,14 @@ def _chains_of_stopped_run(db: str) -> int:
 
     try:
         with SessionStore.open(db, create=False, write=False) as store:
-            stopped = [r for r in store.list_runs() if r["status"] in ("cancelled", "interrupted")]
+            runs = store.list_runs()
     except KiigError:
         return 0
-    return int(max(stopped, key=lambda r: r["finished"] or "")["n_chains"]) if stopped else 0
+    # we held the writer lock until now, so a run still marked running is ours (any older one
+    # was marked interrupted when we opened the session); else the one that stopped last
+    running = [r for r in runs if r["status"] == "running"]
+    stopped = running or sorted((r for r in runs if r["status"] in ("cancelled", "interrupted")), key=lambda r: r["finished"] or "")
+    return int(stopped[-1]["n_chains"]) if stopped else 0
 
 
 def main(argv: list[str] | None = None) -> int:

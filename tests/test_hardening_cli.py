@@ -184,7 +184,7 @@ def test_report_csv_uses_the_same_rule():
     buf = io.StringIO()
     spreadsheet_writer(buf).writerow([FORMULA, "+1", "-1.5", -1.5, 3, "plain", "-x", "\r=1"])
     assert next(csv.reader(io.StringIO(buf.getvalue(), newline=""))) == ["'" + FORMULA, "+1", "-1.5", "-1.5", "3", "plain", "'-x", "'\r=1"]
-    import kiig_desktop.report as report
+    import kiig_desktop.reports.html as report
 
     assert report.spreadsheet_writer is spreadsheet_writer  # render_csv writes through it
 

@@ -51,7 +51,7 @@ def test_output_contract(reference):
 
 
 def test_bad_lines_refuse_the_whole_file_before_any_model_work(tmp_path):
-    """DESIGN.md section 4: every bad line is listed, exit 2, nothing scored or stored."""
+    """docs/cli.md: every bad line is listed, exit 2, nothing scored or stored."""
     good = {"id": "ok", "question": "What is 2 + 2?", "answer": "4", "steps": ["2 + 2 = 4."]}
     lines = [
         json.dumps(good),

@@ -122,7 +122,7 @@ def _iter_jsonl(p: Path, encoding: str) -> Iterator[tuple[int, dict[str, Any] | 
 def read_checked_jsonl(path: str | Path, parse: Callable[[dict[str, Any], int], T], key: Callable[[T], str]) -> list[T]:
     """Every line of a JSONL input file through ``parse`` (an InputError marks a bad line), keys unique.
 
-    The one policy of DESIGN.md section 4 for ``score``, ``ki``, ``run`` and ``import``: the whole
+    The one policy of docs/cli.md for ``score``, ``ki``, ``run`` and ``import``: the whole
     file is checked before any model work; if any line is bad, one InputError lists every bad line.
     """
     items: list[T] = []

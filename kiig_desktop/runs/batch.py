@@ -114,7 +114,7 @@ def batch_key(model_sha256: str, item_id: str) -> str:
 def load_items(dataset: str | Path, limit: int | None = None, layout: str = "auto") -> tuple[list[DatasetItem], str]:
     """The dataset's first ``limit`` items and the file's sha256; any bad row is an InputError."""
     ds = load_dataset(dataset, layout)
-    if ds.errors:  # the one policy of DESIGN.md section 4: every bad line listed, nothing run
+    if ds.errors:  # the one policy of docs/cli.md: every bad line listed, nothing run
         raise bad_lines_error(dataset, [(e.line, e.message) for e in ds.errors])
     if not ds.items:
         raise InputError(f"{dataset} holds no items")

@@ -53,7 +53,7 @@ class RunSummary:
 
 
 def read_score_input(path: str | Path) -> list[ScoreJob]:
-    """Parse and check a whole ``kiig score`` input file before any model work (DESIGN.md section 4).
+    """Parse and check a whole ``kiig score`` input file before any model work (docs/cli.md).
 
     Every bad line -- invalid or hostile JSON, a missing field, an empty given step, a repeated id --
     is listed in one InputError, and nothing is scored.
