@@ -77,7 +77,8 @@ def remove_stale_part(part: Path) -> None:
 
 @contextmanager
 def private_output(path: str | Path, *, newline: str | None = None, fsync: bool = True,
-                   error: type[KiigError] = InputError, keep: Iterable[str | Path | None] = ()) -> Iterator[TextIO]:
+                   error: type[KiigError] = InputError, keep: Iterable[str | Path | None] = (),
+                   binary: bool = False) -> Iterator[TextIO]:
     """A text file to write ``path`` through; it replaces ``path`` when the block ends without error.
 
     ``keep``: files this output must never replace (the input, the session). Unwritable paths,
@@ -99,7 +100,7 @@ def private_output(path: str | Path, *, newline: str | None = None, fsync: bool 
         raise error(f"cannot write {out}: {exc.strerror or exc}") from None
     try:
         os.fchmod(fd, 0o600)  # the umask may have taken bits away, never add any
-        with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as fh:
+        with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline=newline)) as fh:
             yield fh
             fh.flush()
             if fsync:
@@ -162,4 +163,12 @@ def write_private_text(path: str | Path, text: str, *, error: type[KiigError] = 
     return Path(path).expanduser()
 
 
-__all__ = ["file_sha256", "private_output", "remove_stale_part", "spreadsheet_cell", "spreadsheet_writer", "write_private_text"]
+def write_private_bytes(path: str | Path, data: bytes, *, error: type[KiigError] = InputError,
+                        keep: Iterable[str | Path | None] = ()) -> Path:
+    """Write ``data`` (an image, a drawing) to ``path`` owner-only and atomically; returns the path."""
+    with private_output(path, error=error, keep=keep, binary=True) as fh:
+        fh.write(data)  # type: ignore[arg-type]
+    return Path(path).expanduser()
+
+
+__all__ = ["file_sha256", "private_output", "remove_stale_part", "spreadsheet_cell", "spreadsheet_writer", "write_private_bytes", "write_private_text"]

@@ -20,7 +20,7 @@ from collections.abc import Callable, Generator
 from pathlib import Path
 
 from .. import errors as E
-from ..config import WORKER_ENV_DEFAULTS, EngineOptions, Settings, ensure_private_dir
+from ..config import WORKER_ENV_DEFAULTS, EngineOptions, Settings, ensure_private_dir, make_private
 from ..events import CancelToken, Message, Progress, Token, run_to_end
 from .models import ModelInfo, resolve_model
 
@@ -437,6 +437,7 @@ def _worker_log():
     """The workers' stderr goes to <data dir>/logs/engine.log (owner-only), kept under 1 MB."""
     try:
         logs = ensure_private_dir(Settings.load().data_dir / "logs")
+        make_private(logs)  # a folder made by an older version may be readable by others
         path = logs / "engine.log"
         if path.exists() and path.stat().st_size > 1 << 20:
             path.replace(logs / "engine.log.1")
