@@ -37,12 +37,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _kept(args: argparse.Namespace) -> str:
-    """What an interrupted long command kept, for its last line."""
+    """What an interrupted long command kept, for its last line (never claims chains that are not there)."""
     if not hasattr(args, "db") or not (hasattr(args, "input") or hasattr(args, "dataset")):
         return ""
-    if args.db:
-        return f"; finished chains are saved in {args.db}, and the same command resumes"
-    return "; nothing was saved (with --db SESSION, finished chains are kept and a rerun resumes)"
+    if not args.db:
+        return "; nothing was saved (with --db SESSION, finished chains are kept and a rerun resumes)"
+    saved = _chains_of_stopped_run(args.db)
+    if not saved:
+        return f"; no chain had finished, so nothing was saved in {args.db}"
+    return f"; {saved} finished chains are saved in {args.db}, and the same command resumes"
+
+
+def _chains_of_stopped_run(db: str) -> int:
+    """Chains stored by the run that stopped last in ``db`` (0 when there is no such session or run)."""
+    from .store import SessionStore
+
+    try:
+        with SessionStore.open(db, create=False, write=False) as store:
+            runs = store.list_runs()
+    except KiigError:
+        return 0
+    # we held the writer lock until now, so a run still marked running is ours (any older one
+    # was marked interrupted when we opened the session); else the one that stopped last
+    running = [r for r in runs if r["status"] == "running"]
+    stopped = running or sorted((r for r in runs if r["status"] in ("cancelled", "interrupted")), key=lambda r: r["finished"] or "")
+    return int(stopped[-1]["n_chains"]) if stopped else 0
 
 
 def main(argv: list[str] | None = None) -> int:

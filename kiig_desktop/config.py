@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -44,6 +45,39 @@ def ensure_private_dir(path: Path) -> Path:
         folder.mkdir(exist_ok=True)
         os.chmod(folder, 0o700)
     return path
+
+
+def make_private(path: Path) -> None:
+    """Tighten an existing file to 0600 or folder to 0700 when it is ours and looser (made by an
+    older version or under a loose umask); links and other people's files are left alone."""
+    try:
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode) or (hasattr(os, "geteuid") and st.st_uid != os.geteuid()):
+            return
+        want = 0o700 if stat.S_ISDIR(st.st_mode) else 0o600
+        if stat.S_IMODE(st.st_mode) & ~want:
+            os.chmod(path, stat.S_IMODE(st.st_mode) & want)
+    except OSError:
+        pass
+
+
+def tighten_data_dir(data_dir: Path) -> None:
+    """The data folder, its own subfolders and the files in them (settings, gui.ini, logs, caches,
+    autosaved sessions) owner-only again; model files in it keep their mode."""
+    make_private(data_dir)
+    for folder in (data_dir, *(data_dir / sub for sub in ("sessions", "logs", "cache", "models"))):
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        make_private(folder)
+        if folder.name == "models" and folder != data_dir:
+            continue
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.is_file(follow_symlinks=False):
+                make_private(Path(entry.path))
 
 
 @dataclass

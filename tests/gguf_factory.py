@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 
-def write_tiny_gguf(path: Path, arch: str = "llama", name: str = "tiny test model", context: int = 256) -> Path:
+def write_tiny_gguf(path: Path, arch: str = "llama", name: str = "tiny test model", context: int = 256, heads: int = 2) -> Path:
     """A structurally valid GGUF header with one small tensor (not a loadable model)."""
     import gguf
 
@@ -17,7 +17,7 @@ def write_tiny_gguf(path: Path, arch: str = "llama", name: str = "tiny test mode
     writer.add_context_length(context)
     writer.add_block_count(1)
     writer.add_embedding_length(8)
-    writer.add_head_count(2)
+    writer.add_head_count(heads)
     writer.add_file_type(0)
     writer.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
     writer.write_header_to_file()

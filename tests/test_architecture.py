@@ -45,7 +45,7 @@ LAYERS = (
     ("runs", {"runs"}),
     ("reports : knowledge : metrics : chains", {"reports", "knowledge", "metrics", "chains"}),
     ("store | engine", {"store", "engine"}),
-    ("ground floor", {"", "errors", "events", "config", "files", "units", "resources"}),
+    ("ground floor", {"", "errors", "events", "config", "files", "strict_json", "units", "resources"}),
 )
 INDEPENDENT = ({"commands", "cli", "__main__"}, {"gui"}), ({"store"}, {"engine"})
 

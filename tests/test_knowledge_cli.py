@@ -139,9 +139,9 @@ def test_ki_item_errors_exit_1(tmp_path, capsys, session):
 
 
 @pytest.mark.parametrize(("lines", "extra", "message"), [
-    (["{not json"], [], "line 1 is not valid JSON"),
+    (["{not json"], [], "line 1: invalid JSON"),
     ([json.dumps({"id": "x", "steps": "text"})], [], "\"steps\" must be a list"),
-    ([json.dumps({"id": "x", "steps": ["a"]}), json.dumps({"id": "x", "steps": ["b"]})], [], "appears on lines 1 and 2"),
+    ([json.dumps({"id": "x", "steps": ["a"]}), json.dumps({"id": "x", "steps": ["b"]})], [], "line 2: id 'x' already used on line 1"),
     ([], [], "holds no input lines"),
     ([json.dumps({"id": "x", "steps": ["a"]})], ["--corpus", "other"], "no corpus named 'other'"),
     ([json.dumps({"id": "x", "steps": ["a"]})], ["--k", "0"], "--k must be between 1 and 20"),

@@ -50,7 +50,8 @@ def test_output_contract(reference):
             assert set(s) == STEP_KEYS | {"option_probs", "entropy_bits", "p_correct"}
 
 
-def test_bad_lines_are_reported_and_the_batch_goes_on(tmp_path):
+def test_bad_lines_refuse_the_whole_file_before_any_model_work(tmp_path):
+    """docs/cli.md: every bad line is listed, exit 2, nothing scored or stored."""
     good = {"id": "ok", "question": "What is 2 + 2?", "answer": "4", "steps": ["2 + 2 = 4."]}
     lines = [
         json.dumps(good),
@@ -60,22 +61,18 @@ def test_bad_lines_are_reported_and_the_batch_goes_on(tmp_path):
         json.dumps({"id": "no-letter", "question": "Q?", "answer": "zebra", "options": {"A": "cat", "B": "dog"}, "steps": ["s"]}),
         json.dumps({"id": "empty-steps", "question": "Q?", "answer": "4", "steps": []}),
         json.dumps({"id": "blank-step", "question": "Q?", "answer": "4", "steps": ["fine", "   "]}),
-        json.dumps({"id": "reasoning", "question": "What is 3 + 4?", "answer": "7", "reasoning": "1. Start with 3.\n2. Add 4 to get 7.\nThe answer is 7."}),
+        json.dumps({"id": "ok", "question": "Q?", "answer": "4", "steps": ["again"]}),
     ]
     src = tmp_path / "in.jsonl"
     src.write_text("\n".join(lines) + "\n")
-    out = tmp_path / "out.jsonl"
-    r = kiig("score", "--model", "default", "--input", str(src), "--output", str(out))
-    assert r.returncode == 1, r.stderr
-    assert "Traceback" not in r.stderr
-    got = read_jsonl(out)
-    assert len(got) == len(lines)
-    by_line = {i + 1: g for i, g in enumerate(got)}
-    assert "error" not in by_line[1] and by_line[1]["steps"][0]["text"] == "2 + 2 = 4."
-    for n, words in [(2, "line 2: invalid JSON"), (3, "line 3"), (4, "line 4"), (5, "line 5"), (6, "line 6"), (7, "empty")]:
-        assert words in by_line[n]["error"], (n, by_line[n])
-        assert f"line {n}" in r.stderr or n == 7
-    assert [s["text"] for s in by_line[8]["steps"]] == ["1. Start with 3.", "2. Add 4 to get 7."]  # final answer split off
+    out, db = tmp_path / "out.jsonl", tmp_path / "s.kiig"
+    r = kiig("score", "--model", "no-such-model", "--input", str(src), "--output", str(out), "--db", str(db))
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr and "no-such-model" not in r.stderr  # refused before the model is looked up
+    assert f"{src}: 7 bad lines" in r.stderr
+    for n, words in [(2, "invalid JSON"), (3, "answer"), (4, "question"), (5, "zebra"), (6, "steps"), (7, "empty"), (8, "already used on line 1")]:
+        assert f"line {n}: " in r.stderr and words in r.stderr.split(f"line {n}: ", 1)[1].splitlines()[0], (n, r.stderr)
+    assert not out.exists() and not db.exists()
 
 
 def test_chain_longer_than_the_context_is_an_item_error(tmp_path):

@@ -241,7 +241,13 @@ def test_run_status_and_listing(store, tmp_path):
         store.set_run_status(run, "exploded")
     with pytest.raises(StoreError, match="no run"):
         store.get_run(42)
-    # reusing the run puts it back to running
+    # reusing a finished run keeps it finished, also when the rerun stops or fails (issue 14)
+    assert _run(store) == (run, False)
+    assert store.get_run(run)["status"] == "finished"
+    store.set_run_status(run, "interrupted")
+    assert store.get_run(run)["status"] == "finished"
+    # an unfinished run is put back to running
+    store.conn.execute("UPDATE runs SET status = 'cancelled' WHERE id = ?", (run,))
     assert _run(store) == (run, False)
     assert store.get_run(run)["status"] == "running"
 

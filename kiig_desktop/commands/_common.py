@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +14,29 @@ from ..config import EngineOptions, Settings
 from ..errors import InputError
 
 MIN_N_CTX = 256  # smaller contexts abort inside llama.cpp with a chat prompt
+SEED_MAX = 2**32 - 1  # llama.cpp seeds are 32-bit; a larger one cannot be stored or used
+
+
+def seed_value(text: str) -> int:
+    """argparse type for --seed: a whole number llama.cpp and the session can hold."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text[:40]!r}") from None
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"must be between 0 and {SEED_MAX}, got {text[:40]}")
+    return value
+
+
+def finite_float(text: str) -> float:
+    """argparse type for real-valued options: ``nan`` and ``inf`` would reach the session and exports."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text[:40]!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text[:40]}")
+    return value
 
 
 def add_engine_args(p: argparse.ArgumentParser) -> None:
@@ -44,17 +68,35 @@ def engine_options(args: argparse.Namespace, settings: Settings | None = None) -
 
 @contextmanager
 def new_session_guard(db: str | None) -> Iterator[None]:
-    """If the command creates the session ``db`` and then fails before storing anything, remove it."""
-    path = Path(db).expanduser() if db else None
-    existed = path is None or path.exists()
+    """If this command created the session ``db`` and then fails before storing anything, remove it.
+
+    "Created" is decided by the store under the writer lock, never by whether the file existed
+    when the command started: another process may have created it meanwhile and be writing it.
+    """
     try:
         yield
     except BaseException:
-        if not existed and path.is_file():
-            from ..store.connection import discard_if_blank
+        if db:
+            from ..store.connection import created_here, discard_if_blank
 
-            discard_if_blank(path)
+            path = Path(db).expanduser()
+            if created_here(path):
+                discard_if_blank(path)
         raise
+
+
+def open_session_for_writing(db: str | Path, *, create: bool = True):
+    """The session ``db`` opened for writing; an existing one must pass SQLite's quick check first."""
+    from ..store import SessionStore
+
+    store = SessionStore.open(db, create=create, write=True)
+    if not store.created:
+        try:
+            store.require_intact()
+        except BaseException:
+            store.close()
+            raise
+    return store
 
 
 def print_json(data, stream=None) -> None:

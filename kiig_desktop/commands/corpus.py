@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import InputError, StoreError
 from ..units import human_bytes
-from ._common import print_json
+from ._common import open_session_for_writing, print_json
 from ._progress import ProgressLine
 
 
@@ -52,7 +52,7 @@ def _open(db: str, *, write: bool, create: bool = False):
 
     if not create and not Path(db).expanduser().exists():
         raise InputError(f"no session file {db}", hint="create one with `kiig corpus add --db FILE ...`")
-    return SessionStore.open(db, create=create, write=write)
+    return open_session_for_writing(db, create=create) if write else SessionStore.open(db, create=create, write=False)
 
 
 def _sql_error(exc: sqlite3.Error, db: str, action: str) -> StoreError:

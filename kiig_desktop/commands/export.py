@@ -15,6 +15,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..store import SessionStore
 from ..store.export import export_run, import_jsonl
+from ._common import open_session_for_writing
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -71,7 +72,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     if not args.input.is_file():
         raise InputError(f"no such file: {args.input}")
-    with SessionStore.open(args.db, create=True, write=True) as store:
+    with open_session_for_writing(args.db) as store:
         summary = import_jsonl(store, args.input)
     if args.json:
         print(json.dumps({"runs": summary}))

@@ -8,7 +8,7 @@ import sys
 from ..engine.client import EngineClient
 from ..errors import InputError
 from ..events import CancelToken, Token
-from ._common import add_engine_args, engine_options, print_engine_warnings, print_json
+from ._common import add_engine_args, engine_options, finite_float, print_engine_warnings, print_json, seed_value
 from ._progress import drive
 
 
@@ -18,8 +18,8 @@ def register(sub) -> None:
     p.add_argument("--prompt", required=True, help="the user message")
     p.add_argument("--system", default=None, help="an optional system message")
     p.add_argument("--max-tokens", type=int, default=256)
-    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
-    p.add_argument("--seed", type=int, default=None, help="sampling seed (used when temperature > 0)")
+    p.add_argument("--temperature", type=finite_float, default=0.0, help="0 = greedy (default)")
+    p.add_argument("--seed", type=seed_value, default=None, help="sampling seed (used when temperature > 0)")
     p.add_argument("--top-k", type=int, default=5, help="alternatives reported per token (--json)")
     p.add_argument("--json", action="store_true", help="print one JSON object with every token")
     add_engine_args(p)

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import sys
 from pathlib import Path
 
 from ..errors import InputError, KiigError
 from ..events import CancelToken, ItemDone, Message, Progress
 from ..files import private_output
+from ..strict_json import dumps
+from ._common import open_session_for_writing
 from ._progress import ProgressLine
 
 
@@ -44,7 +45,6 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..knowledge import ki_rules
     from ..runs.ki import check_corpus, read_ki_input
-    from ..store import SessionStore
 
     if args.k is None:
         args.k = ki_rules.default_k(args.ki_mode)
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     items = read_ki_input(args.input)
     if not Path(args.db).expanduser().exists():
         raise InputError(f"no session file {args.db}", hint="import a corpus first: kiig corpus add --db FILE --name NAME PATH")
-    with SessionStore.open(args.db, create=False, write=True) as store:
+    with open_session_for_writing(args.db, create=False) as store:
         check_corpus(store, args.corpus)
         # the output appears complete or not at all; what was judged is already in the session
         with private_output(args.output, keep=(args.input, args.db)) as out:
@@ -94,7 +94,7 @@ def _judge_all(args, store, items: list[dict], out) -> int:
                 elif isinstance(event, ItemDone):
                     results[event.index] = event.result
                     while written < len(items) and written in results:  # in input order, as soon as ready
-                        out.write(json.dumps({**results[written], "judge_validation": shown}, ensure_ascii=False) + "\n")
+                        out.write(dumps({**results[written], "judge_validation": shown}) + "\n")
                         written += 1
                     out.flush()
         except KeyboardInterrupt:

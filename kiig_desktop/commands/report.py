@@ -9,6 +9,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..files import write_private_text
 from ..reports.html import CSV_TABLES
+from ._common import seed_value
 
 
 def register(sub) -> None:
@@ -20,7 +21,7 @@ def register(sub) -> None:
     p.add_argument("--output", default=None, help="file to write (default: standard output)")
     p.add_argument("--models", nargs="+", default=None, metavar="M", help="only these models (name or sha256 prefix), in this order")
     p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--seed", type=seed_value, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--no-chains", action="store_true", help="HTML without the per-chain drill-down")
     p.set_defaults(func=run)
 

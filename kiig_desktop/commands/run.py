@@ -15,7 +15,7 @@ from ..errors import InputError, StoreError
 from ..events import CancelToken, ItemDone, Message, Progress
 from ..metrics.infogain import MODES
 from ..runs.batch import BatchConfig, iter_batch
-from ._common import add_engine_args, engine_options
+from ._common import add_engine_args, engine_options, finite_float, open_session_for_writing, seed_value
 from ._progress import ProgressLine, drive
 
 
@@ -29,9 +29,9 @@ def register(sub) -> None:
     p.add_argument("--db", required=True, help="session file: every chain is committed as it completes; a rerun resumes")
     p.add_argument("--limit", type=int, default=None, help="only the first N items")
     p.add_argument("--layout", choices=("auto", *LAYOUTS), default="auto", help="dataset layout (mixed MCQ/numeric files: generic)")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (each item derives its own; default 0)")
+    p.add_argument("--seed", type=seed_value, default=0, help="sampling seed (each item derives its own; default 0)")
     p.add_argument("--max-tokens", type=int, default=384, help="longest reasoning to generate, in tokens (default 384)")
-    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy, deterministic (default)")
+    p.add_argument("--temperature", type=finite_float, default=0.0, help="0 = greedy, deterministic (default)")
     p.add_argument("--split", choices=SPLIT_MODES, default="auto", help="how the reasoning is split into steps")
     p.add_argument("--mode", choices=MODES, default="answer", help="which InfoGain numbers reports lead with")
     p.add_argument("--ki-mode", choices=("probability", "reasoningeval"), default="probability",
@@ -59,7 +59,6 @@ def _check(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     _check(args)
-    from ..store import SessionStore
 
     config = BatchConfig(max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed, split=args.split,
                          mode=args.mode, limit=args.limit, layout=args.layout, ki_k=args.k, ki_mode=args.ki_mode)
@@ -67,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     options.seed = args.seed
     cancel = CancelToken()
     bar = ProgressLine("run")
-    with SessionStore.open(args.db) as store:
+    with open_session_for_writing(args.db) as store:
         gen = iter_batch(store, args.dataset, args.models, args.scorer, judge=args.judge, corpus=args.corpus,
                          config=config, options=options, cancel=cancel, name=args.name)
 

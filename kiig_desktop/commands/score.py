@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -14,7 +13,8 @@ from ..events import CancelToken, ItemDone, Message, Progress
 from ..files import file_sha256, private_output
 from ..metrics.infogain import MODES
 from ..runs.score import ScoreConfig, iter_score_file, output_line, read_score_input
-from ._common import add_engine_args, engine_options, print_engine_warnings
+from ..strict_json import dumps
+from ._common import add_engine_args, engine_options, open_session_for_writing, print_engine_warnings, seed_value
 from ._progress import ProgressLine, drive
 
 
@@ -26,7 +26,7 @@ def register(sub) -> None:
     p.add_argument("--mode", choices=MODES, default="answer", help="which numbers the GUI and reports lead with (both are computed)")
     p.add_argument("--split", choices=SPLIT_MODES, default="auto", help="how `reasoning` is split into steps (`steps` are used verbatim)")
     p.add_argument("--db", default=None, help="session file: commit each chain as it completes; a rerun resumes")
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--seed", type=seed_value, default=None)
     add_engine_args(p)
     p.set_defaults(func=run)
 
@@ -40,9 +40,7 @@ def run(args: argparse.Namespace) -> int:
     cancel = CancelToken()
     store = None
     if args.db:
-        from ..store import SessionStore
-
-        store = SessionStore.open(args.db)
+        store = open_session_for_writing(args.db)
     bar = ProgressLine("scoring")
     summary = None
     try:
@@ -56,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
                 if isinstance(event, Progress):
                     bar.update(event)
                 elif isinstance(event, ItemDone):
-                    out.write(json.dumps(output_line(event.result), ensure_ascii=False) + "\n")
+                    out.write(dumps(output_line(event.result)) + "\n")
                     if event.result.get("error"):
                         bar.close()
                         print(f"kiig: item {event.result.get('id') or '?'}: {event.result['error']}", file=sys.stderr)

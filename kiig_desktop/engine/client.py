@@ -20,7 +20,7 @@ from collections.abc import Callable, Generator
 from pathlib import Path
 
 from .. import errors as E
-from ..config import WORKER_ENV_DEFAULTS, EngineOptions, Settings, ensure_private_dir
+from ..config import WORKER_ENV_DEFAULTS, EngineOptions, Settings, ensure_private_dir, make_private
 from ..events import CancelToken, Message, Progress, Token, run_to_end
 from .models import ModelInfo, resolve_model
 
@@ -446,10 +446,12 @@ def _worker_log():
     """The workers' stderr goes to <data dir>/logs/engine.log (owner-only), kept under 1 MB."""
     try:
         logs = ensure_private_dir(Settings.load().data_dir / "logs")
+        make_private(logs)  # a folder made by an older version may be readable by others
         path = logs / "engine.log"
         if path.exists() and path.stat().st_size > 1 << 20:
             path.replace(logs / "engine.log.1")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        os.fchmod(fd, 0o600)  # a log from an older version may be readable by others
         return os.fdopen(fd, "ab")
     except OSError:
         return None

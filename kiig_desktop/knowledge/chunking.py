@@ -22,13 +22,14 @@ Chunking rules (``.txt`` and ``.md``; each ``.jsonl`` record's ``text`` is treat
 from __future__ import annotations
 
 import codecs
-import json
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
+
+from ..strict_json import JSONProblem, loads
 
 SUPPORTED_SUFFIXES = {".txt": "txt", ".text": "txt", ".md": "md", ".markdown": "md", ".jsonl": "jsonl"}
 
@@ -390,9 +391,9 @@ def chunk_jsonl_stream(
         if not line.strip():
             continue
         try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as exc:
-            warn(f"line {lineno}: not valid JSON ({exc.msg}); skipped")
+            rec = loads(line)
+        except JSONProblem as exc:
+            warn(f"line {lineno}: {exc}; skipped")
             continue
         if not isinstance(rec, dict):
             warn(f"line {lineno}: expected a JSON object with \"text\"; skipped")

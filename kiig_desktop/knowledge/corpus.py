@@ -165,13 +165,7 @@ def _collect(paths: Iterable[str | Path]) -> list[tuple[Path, str, str | None, i
         path = Path(raw).expanduser()
         if path.is_dir():
             before = len(found)
-            for root, dirs, files in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for fname in sorted(files):
-                    if fname.startswith("."):
-                        continue
-                    full = Path(root) / fname
-                    consider(full, full.relative_to(path).as_posix(), explicit=False)
+            _walk_folder(path, consider, skip)
             if len(found) == before:
                 skip(path, path.name or str(path), None, "folder holds no .txt, .md or .jsonl files")
         elif path.exists() or path.is_symlink():
@@ -179,6 +173,40 @@ def _collect(paths: Iterable[str | Path]) -> list[tuple[Path, str, str | None, i
         else:
             skip(path, path.name or str(path), None, "no such file or folder")
     return found
+
+
+def _walk_folder(folder: Path, consider: Callable[[Path, str, bool], None],
+                 skip: Callable[[Path, str, str | None, str], None]) -> None:
+    """Files of ``folder`` for ``consider``; unreadable subfolders and links leading outside it are reported.
+
+    Symbolic links are followed only when they resolve inside the folder given: a link to
+    ``/etc/passwd`` in a corpus folder must not pull that file into the session.
+    """
+    inside = folder.resolve()
+
+    def unreadable(exc: OSError) -> None:
+        where = Path(exc.filename or folder)
+        rel = where.relative_to(folder).as_posix() if where != folder and where.is_relative_to(folder) else str(where)
+        skip(where, rel, None, f"cannot read folder: {exc.strerror or exc}")
+
+    for root, dirs, files in os.walk(folder, onerror=unreadable):
+        base = Path(root)
+        for d in [d for d in dirs if (base / d).is_symlink()]:
+            dirs.remove(d)  # never descended; one inside the folder is imported through its real path
+            if not (base / d).resolve().is_relative_to(inside):
+                rel = (base / d).relative_to(folder).as_posix()
+                skip(base / d, rel, None, f"a link to a folder outside {folder}; not followed")
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for fname in sorted(files):
+            if fname.startswith("."):
+                continue
+            full = base / fname
+            rel = full.relative_to(folder).as_posix()
+            kind = SUPPORTED_SUFFIXES.get(full.suffix.lower())
+            if kind and full.is_symlink() and not full.resolve().is_relative_to(inside):
+                skip(full, rel, kind, f"a link to a file outside {folder}; not followed")
+                continue
+            consider(full, rel, False)
 
 
 def _delete_file_rows(db, file_id: int) -> None:

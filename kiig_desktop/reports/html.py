@@ -9,13 +9,13 @@ table, and a drill-down per chain (reasoning, steps with InfoGain and KI) as ``<
 
 from __future__ import annotations
 
-import csv
 import io
-import json
 import math
 from html import escape
 
 from .. import __version__
+from ..files import spreadsheet_writer
+from ..strict_json import dumps
 from . import svg
 from .summary import METRICS, BatchReport, Estimate, fmt_estimate, fmt_value, letter, metric
 
@@ -328,17 +328,7 @@ def _method_section(report: BatchReport, settings: dict) -> list[str]:
 
 def render_json(report: BatchReport) -> str:
     """The report as JSON (non-finite numbers become null)."""
-    return json.dumps(_finite(report.to_dict()), ensure_ascii=False, indent=2, allow_nan=False) + "\n"
-
-
-def _finite(value):
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
+    return dumps(report.to_dict(), indent=2) + "\n"
 
 
 CSV_TABLES = ("models", "pairs", "items")
@@ -347,7 +337,7 @@ CSV_TABLES = ("models", "pairs", "items")
 def render_csv(report: BatchReport, table: str = "models") -> str:
     """One table as CSV: ``models`` (mean, lo, hi, n per metric), ``pairs`` or ``items``."""
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = spreadsheet_writer(buf)
     keys = [m.key for m in METRICS]
     if table == "models":
         w.writerow(["model", "sha256", "n_chains", "n_errors"] + [f"{k}_{p}" for k in keys for p in ("mean", "lo", "hi", "n")])

@@ -10,11 +10,11 @@ the same input again reuses the chains already judged (same step texts) and yiel
 
 from __future__ import annotations
 
-import json
 from collections.abc import Generator
 from dataclasses import dataclass
 
 from .. import __version__
+from ..chains.dataset_files import read_checked_jsonl
 from ..chains.prompts import question_text
 from ..errors import Cancelled, InputError
 from ..events import CancelToken, ItemDone, Message, Progress
@@ -51,28 +51,17 @@ def evaluation_how(settings: dict) -> dict:
 
 
 def read_ki_input(path: str) -> list[dict]:
-    """Parse and validate the whole input file first, so a bad line stops before any model loads."""
-    items: list[dict] = []
-    seen: dict[str, int] = {}
-    try:
-        with open(path, encoding="utf-8", errors="strict") as fh:
-            for line_no, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InputError(f"{path}: line {line_no} is not valid JSON ({exc.msg})") from None
-                item = parse_ki_item(obj, line_no)
-                if item["id"] in seen:
-                    raise InputError(f"{path}: id {item['id']!r} appears on lines {seen[item['id']]} and {line_no}; ids must be unique")
-                seen[item["id"]] = line_no
-                item["_source"] = obj
-                items.append(item)
-    except UnicodeDecodeError:
-        raise InputError(f"{path} is not UTF-8 text") from None
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    """Parse and validate the whole input file first, so a bad line stops before any model loads.
+
+    Every bad line is listed (one InputError, exit 2), as for ``kiig score``, ``run`` and ``import``.
+    """
+
+    def parse(obj: dict, line_no: int) -> dict:
+        item = parse_ki_item(obj, line_no)
+        item["_source"] = obj
+        return item
+
+    items = read_checked_jsonl(path, parse, lambda item: item["id"])
     if not items:
         raise InputError(f"{path} holds no input lines")
     return items

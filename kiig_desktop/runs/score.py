@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import __version__
-from ..chains.datasets import DatasetItem, RowError, iter_jsonl, parse_score_line
+from ..chains.dataset_files import read_checked_jsonl
+from ..chains.datasets import DatasetItem, parse_score_line
 from ..chains.steps import split_reasoning
 from ..chains.steps_llm import split_with_model
 from ..engine.models import ModelInfo
@@ -53,28 +54,21 @@ class RunSummary:
 
 
 def read_score_input(path: str | Path) -> list[ScoreJob]:
-    """Parse a ``kiig score`` input file; every bad line becomes a job carrying its error."""
-    jobs: list[ScoreJob] = []
-    seen: dict[str, int] = {}
-    for line, obj in iter_jsonl(path):
-        if isinstance(obj, RowError):
-            jobs.append(ScoreJob(line, f"line:{line}", error=str(obj)))
-            continue
-        raw_id = obj.get("id") if isinstance(obj.get("id"), str | int) else None
-        try:
-            item = parse_score_line(obj, line)
-        except InputError as exc:
-            jobs.append(ScoreJob(line, f"line:{line}", error=exc.message, raw_id=None if raw_id is None else str(raw_id)))
-            continue
-        if item.steps is None and not (item.reasoning or "").strip():
-            jobs.append(ScoreJob(line, f"line:{line}", error=f"line {line}: needs 'steps' or a non-empty 'reasoning'", raw_id=item.id))
-            continue
-        if item.id in seen:
-            jobs.append(ScoreJob(line, f"line:{line}", error=f"line {line}: id {item.id!r} already used on line {seen[item.id]}", raw_id=item.id))
-            continue
-        seen[item.id] = line
-        jobs.append(ScoreJob(line, item.id, item=item, raw_id=item.id))
-    return jobs
+    """Parse and check a whole ``kiig score`` input file before any model work (docs/cli.md).
+
+    Every bad line -- invalid or hostile JSON, a missing field, an empty given step, a repeated id --
+    is listed in one InputError, and nothing is scored.
+    """
+    return read_checked_jsonl(path, _score_job_of_line, lambda job: job.key)
+
+
+def _score_job_of_line(obj: dict, line: int) -> ScoreJob:
+    item = parse_score_line(obj, line)
+    if item.steps is None and not (item.reasoning or "").strip():
+        raise InputError("needs 'steps' or a non-empty 'reasoning'")
+    if item.steps is not None and not all(s.strip() for s in item.steps):
+        raise InputError(f"step {next(i for i, s in enumerate(item.steps) if not s.strip()) + 1} is empty")
+    return ScoreJob(line, item.id, item=item, raw_id=item.id)
 
 
 def output_line(record: dict) -> dict:

@@ -9,7 +9,6 @@ open no descriptor of their own.
 
 from __future__ import annotations
 
-import errno
 import os
 import sqlite3
 import stat
@@ -22,6 +21,7 @@ from .. import __version__
 from ..errors import StoreError
 from . import corpus_schema
 from .codec import now_iso
+from .failures import base_code, translate
 from .schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 
 try:
@@ -30,55 +30,10 @@ except ImportError:  # Windows: no advisory lock; SQLite's own locking still pre
     fcntl = None  # type: ignore[assignment]
 
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 5000
-
-# --------------------------------------------------------------------------- error messages
-
-
-def _base_code(exc: sqlite3.Error) -> int | None:
-    code = getattr(exc, "sqlite_errorcode", None)
-    return None if code is None else code & 0xFF
-
-
-def translate(exc: BaseException, path: Path, action: str) -> StoreError:
-    """One clear StoreError for a low-level failure while ``action`` (e.g. "save a chain to")."""
-    where = f"cannot {action} {path}"
-    if isinstance(exc, StoreError):
-        return exc
-    if isinstance(exc, sqlite3.Error):
-        code = _base_code(exc)
-        if code == sqlite3.SQLITE_FULL:
-            return StoreError(
-                f"{where}: the disk is full (nothing from this operation was written; "
-                "everything saved before is intact)",
-                hint="free some disk space and run the same command again to resume",
-            )
-        if code == sqlite3.SQLITE_NOTADB:
-            return StoreError(f"{path} is not a KIIG session file (it is not an SQLite database)")
-        if code == sqlite3.SQLITE_CORRUPT:
-            return StoreError(
-                f"{path} is damaged (SQLite reports: {exc})",
-                hint="restore it from a backup; `sqlite3 FILE .recover` may salvage the rest",
-            )
-        if code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM, sqlite3.SQLITE_AUTH):
-            return StoreError(f"{where}: it is read-only")
-        if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-            return StoreError(f"{where}: the session is busy in another process; try again")
-        if code == sqlite3.SQLITE_CANTOPEN:
-            return StoreError(f"{where}: the file or its folder cannot be opened")
-        if code == sqlite3.SQLITE_IOERR:
-            return StoreError(f"{where}: a disk read or write failed ({exc})")
-        return StoreError(f"{where}: {exc}")
-    if isinstance(exc, OSError):
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            return StoreError(f"{where}: the disk is full")
-        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-            return StoreError(f"{where}: permission denied (read-only file, folder or disk)")
-        return StoreError(f"{where}: {exc.strerror or exc}")
-    return StoreError(f"{where}: {exc}")
-
 
 # --------------------------------------------------------------------------- per-process registry
 
@@ -92,6 +47,7 @@ class _FileState:
 _registry_lock = threading.Lock()
 _files: dict[tuple[int, int], _FileState] = {}
 _lock_fds: set[int] = set()  # descriptors holding (or having held) a writer flock
+_created_here: set[tuple[int, int]] = set()  # (dev, inode) of session files this process initialised
 
 
 def _file_key(path: Path) -> tuple[int, int]:
@@ -328,48 +284,78 @@ def _ensure_current(conn: sqlite3.Connection, path: Path) -> None:
         raise
 
 
-def open_writer(path: Path, create: bool) -> Opened:
-    """Create (mode 0600) or open a session for writing, holding the exclusive writer lock."""
+def _open_for_lock(path: Path, create: bool) -> tuple[int, bool]:
+    """Open (or create, mode 0600) the session file for the writer lock; True when this call made it."""
     folder = path.parent
+    if path.exists():
+        if not path.is_file():
+            raise StoreError(f"{path} is not a file")
+        st = os.stat(path)
+        if not os.access(path, os.R_OK | os.W_OK) or not _writable_bits(st.st_mode):
+            raise StoreError(
+                f"cannot write session {path}: the file is read-only",
+                hint="open it for viewing only, or copy it to a writable place",
+            )
+        _check_folder_writable(folder, path)
+        return os.open(path, os.O_RDWR | _O_CLOEXEC), False
+    if not create:
+        raise StoreError(f"session file not found: {path}")
+    if not folder.is_dir():
+        raise StoreError(f"cannot create session {path}: folder {folder} does not exist")
+    _check_folder_writable(folder, path)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC, 0o600)
+    except FileExistsError:  # another process created it a moment ago: the lock decides below
+        return os.open(path, os.O_RDWR | _O_CLOEXEC), False
+    os.fchmod(fd, 0o600)
+    return fd, True
+
+
+def _still_named(fd: int, path: Path) -> bool:
+    """True when ``path`` still names the file open as ``fd`` (a failed creator may have removed it)."""
+    try:
+        a, b = os.fstat(fd), os.stat(path)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def open_writer(path: Path, create: bool) -> Opened:
+    """Create (mode 0600) or open a session for writing, holding the exclusive writer lock.
+
+    Whether this process created the session is decided only under the lock: the holder that
+    finds the file empty initialises it (and may remove it again if it then fails); a process that
+    loses the lock never touches the file, whoever created it.
+    """
     created = False
     fd: int | None = None
     key: tuple[int, int] | None = None
     conn: sqlite3.Connection | None = None
     registered = False
     try:
-        if path.exists():
-            if not path.is_file():
-                raise StoreError(f"{path} is not a file")
-            st = os.stat(path)
-            if not os.access(path, os.R_OK | os.W_OK) or not _writable_bits(st.st_mode):
+        for _attempt in range(5):
+            fd, _made = _open_for_lock(path, create)
+            _lock_fds.add(fd)
+            st = os.fstat(fd)
+            key = (st.st_dev, st.st_ino)  # before the lock: a failed attempt parks fd, see the module doc
+            try:
+                if fcntl is not None:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
                 raise StoreError(
-                    f"cannot write session {path}: the file is read-only",
-                    hint="open it for viewing only, or copy it to a writable place",
-                )
-            _check_folder_writable(folder, path)
-            fd = os.open(path, os.O_RDWR | _O_CLOEXEC)
+                    f"session {path} is in use by another process (or another window) that is writing to it",
+                    hint="wait for that run to finish or close it there; viewing the session read-only works meanwhile",
+                ) from None
+            if _still_named(fd, path):
+                break
+            release_lock_fd(key, fd)  # removed while we waited for it: open the path again
+            fd = key = None
         else:
-            if not create:
-                raise StoreError(f"session file not found: {path}")
-            if not folder.is_dir():
-                raise StoreError(f"cannot create session {path}: folder {folder} does not exist")
-            _check_folder_writable(folder, path)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | _O_CLOEXEC, 0o600)
-            created = True
-            os.fchmod(fd, 0o600)
-        _lock_fds.add(fd)
-        key = _file_key(path)
-        try:
-            if fcntl is not None:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise StoreError(
-                f"session {path} is in use by another process (or another window) that is writing to it",
-                hint="wait for that run to finish or close it there; viewing the session read-only works meanwhile",
-            ) from None
+            raise StoreError(f"cannot open {path}: another process keeps replacing it")
         header = _pread_header(fd)
         if header and (len(header) < 100 or not header.startswith(SQLITE_MAGIC)):
             raise StoreError(f"{path} is not a KIIG session file (it is not an SQLite database)")
+        created = not header  # empty under our lock: we initialise it, so it is ours to remove on failure
         conn = _connect(_uri(path, mode="rw"))
         _register(key)
         registered = True
@@ -378,23 +364,38 @@ def open_writer(path: Path, create: bool) -> Opened:
         if blank or version < SCHEMA_VERSION:
             migrate(conn, 0 if blank else version, path)
         _ensure_current(conn, path)
+        if created:
+            _created_here.add(key)
         return Opened(conn, key, fd, created)
     except BaseException as exc:
         if conn is not None:
             conn.close()
         if registered and key is not None:
             _unregister(key)
+        if created and fd is not None:  # still under our lock
+            _unlink_session(path)
         if fd is not None:
             release_lock_fd(key, fd)
-        if created:
-            for suffix in ("", "-wal", "-shm", "-journal"):
-                try:
-                    os.unlink(f"{path}{suffix}")
-                except OSError:
-                    pass
         if isinstance(exc, (sqlite3.Error, OSError)):
             raise translate(exc, path, "open session") from exc
         raise
+
+
+def _unlink_session(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        try:
+            os.unlink(f"{path}{suffix}")
+        except OSError:
+            pass
+
+
+def created_here(path: str | Path) -> bool:
+    """True when this process created (initialised) the session file that ``path`` names now."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) in _created_here
 
 
 def open_reader(path: Path) -> Opened:
@@ -428,7 +429,7 @@ def open_reader(path: Path) -> Opened:
             # A WAL session in a read-only folder without its -shm file: nobody can be writing it.
             if conn is not None:
                 conn.close()
-            if _base_code(exc) not in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY) or writable:
+            if base_code(exc) not in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY) or writable:
                 raise
             conn = _connect(_uri(path, mode="ro", immutable="1"))
             version, blank = _classify(conn, path)
@@ -465,8 +466,30 @@ def discard_if_blank(path: Path) -> bool:
 
     A command that fails before storing anything (an unknown model, a broken dataset), or an
     autosave the user left empty, should not stay behind. Runs and corpora are content; model rows
-    alone are not (they only describe the files that runs used).
+    alone are not (they only describe the files that runs used). The check and the deletion happen
+    under the writer lock: a file another process is writing (or about to write) is never removed.
     """
+    try:
+        fd = os.open(path, os.O_RDWR | _O_NOFOLLOW | _O_CLOEXEC)
+        st = os.fstat(fd)
+    except OSError:
+        return False
+    _lock_fds.add(fd)
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+        if not _still_named(fd, path) or not _holds_nothing(path):
+            return False
+        _unlink_session(path)
+        return True
+    finally:  # parked while this process still has connections to the file (see the module doc)
+        release_lock_fd((st.st_dev, st.st_ino), fd)
+
+
+def _holds_nothing(path: Path) -> bool:
     try:
         con = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
         try:
@@ -480,6 +503,4 @@ def discard_if_blank(path: Path) -> bool:
             con.close()
     except sqlite3.Error:
         return False
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
     return True

@@ -13,15 +13,14 @@ field): they become one run of kind ``import``.
 
 from __future__ import annotations
 
-import csv
-import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from ..errors import InputError, StoreError
-from ..files import private_output
+from ..files import private_output, spreadsheet_writer
+from ..strict_json import JSONProblem, bad_lines_error, dumps, loads
 from .codec import canonical_json, now_iso, sha256_text
 from .schema import RUN_KINDS, RUN_STATUSES
 from .session import SessionStore, compute_run_key
@@ -134,7 +133,7 @@ def _csv_value(value: Any) -> Any:
     if isinstance(value, float):
         return repr(value)
     if isinstance(value, (dict, list)):
-        return json.dumps(value, ensure_ascii=False)
+        return dumps(value)
     return value
 
 
@@ -142,14 +141,14 @@ def write_rows(rows: Iterator[dict], fmt: str, out: IO[str]) -> int:
     """Write rows as ``csv`` or ``jsonl`` to an open text stream; returns the number of rows."""
     n = 0
     if fmt == "csv":
-        writer = csv.writer(out, lineterminator="\n")
+        writer = spreadsheet_writer(out)
         writer.writerow(COLUMNS)
         for row in rows:
             writer.writerow([_csv_value(row.get(c)) for c in COLUMNS])
             n += 1
     elif fmt == "jsonl":
         for row in rows:
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            out.write(dumps(row) + "\n")
             n += 1
     else:
         raise InputError(f"unknown export format {fmt!r}; use csv or jsonl")
@@ -170,6 +169,7 @@ def export_run(store: SessionStore, run_id: int, fmt: str, output: Path | None, 
 
 
 def _read_jsonl(path: Path) -> list[dict]:
+    """Every row of an import file, checked whole first: one InputError lists every bad line."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
@@ -177,19 +177,65 @@ def _read_jsonl(path: Path) -> list[dict]:
     except UnicodeDecodeError:
         raise InputError(f"{path} is not UTF-8 text") from None
     rows = []
+    problems: list[tuple[int, str]] = []
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
-        except ValueError as exc:
-            raise InputError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise InputError(f"{path}:{n}: expected a JSON object")
-        rows.append(row)
+            row = loads(line)
+        except JSONProblem as exc:
+            problems.append((n, str(exc)))
+            continue
+        problem = "expected a JSON object" if not isinstance(row, dict) else _row_problem(row)
+        if problem:
+            problems.append((n, problem))
+        else:
+            rows.append(row)
+    if problems:
+        raise bad_lines_error(path, problems)
     if not rows:
         raise InputError(f"{path} has no rows to import")
     return rows
+
+
+_NUMBER_FIELDS = (*STEP_METRICS, "info_gain_mean", "delta_nll_mean", "paper_info_gain", "paper_mean", "ki_mean", "n_tokens", "ki")
+
+
+def _type_problem(obj: dict, where: str) -> str | None:
+    """Why a record or row has a field of the wrong type (what would break the session later), or None."""
+    for key in _NUMBER_FIELDS:
+        value = obj.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            return f"{where}{key} must be a number or null, got {type(value).__name__}"
+    for key in ("step_index", "index"):
+        value = obj.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            return f"{where}{key} must be a whole number or null, got {type(value).__name__}"
+    if obj.get("options") is not None and not isinstance(obj["options"], dict):
+        return f"{where}options must be an object or null, got {type(obj['options']).__name__}"
+    steps = obj.get("steps")
+    if steps is not None:
+        if not isinstance(steps, list):
+            return f"{where}steps must be a list, got {type(steps).__name__}"
+        for i, step in enumerate(steps):
+            if not isinstance(step, dict):
+                return f"{where}steps[{i}] must be an object, got {type(step).__name__}"
+            if (problem := _type_problem(step, f"{where}steps[{i}].")) is not None:
+                return problem
+    return None
+
+
+def _row_problem(row: dict) -> str | None:
+    """Type checks of one import row, before anything is written."""
+    if (problem := _type_problem(row, "")) is not None:
+        return problem
+    for key in ("run_data", "chain_data"):
+        if key in row and not isinstance(row[key], dict):
+            return f"{key} must be an object"
+    record = (row.get("chain_data") or {}).get("record")
+    if isinstance(record, dict):
+        return _type_problem(record, "chain_data.record.")
+    return None
 
 
 def import_jsonl(store: SessionStore, path: Path) -> list[dict]:

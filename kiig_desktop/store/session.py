@@ -204,7 +204,8 @@ class SessionStore:
     ) -> tuple[int, bool]:
         """Reuse the run with the same kind, settings, seed and model files (sha256), or start one.
 
-        Returns ``(run_id, created)``; a reused run is set back to ``running``.
+        Returns ``(run_id, created)``; a reused run is set back to ``running`` unless it had
+        finished (a finished run stays finished: a rerun only reloads or retries its chains).
         """
         if kind not in RUN_KINDS:
             raise ValueError(f"unknown run kind {kind!r}; expected one of {RUN_KINDS}")
@@ -220,7 +221,7 @@ class SessionStore:
         with self.transaction("start a run in"):
             row = self.conn.execute("SELECT id FROM runs WHERE run_key = ? ORDER BY id DESC LIMIT 1", (key,)).fetchone()
             if row:
-                self.conn.execute("UPDATE runs SET status = 'running', finished = NULL WHERE id = ?", (row[0],))
+                self.conn.execute("UPDATE runs SET status = 'running', finished = NULL WHERE id = ? AND status <> 'finished'", (row[0],))
                 return int(row[0]), False
             run_id = self.insert_run(
                 uid=uuid.uuid4().hex, run_key=key, kind=kind, name=name, status="running", settings=settings,
@@ -246,9 +247,12 @@ class SessionStore:
             raise ValueError(f"unknown run status {status!r}; expected one of {RUN_STATUSES}")
         finished = None if status == "running" else now_iso()
         with self.transaction("update a run in"):
-            cur = self.conn.execute("UPDATE runs SET status = ?, finished = ? WHERE id = ?", (status, finished, run_id))
-            if cur.rowcount == 0:
+            row = self.conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
                 raise StoreError(f"no run {run_id} in {self.path}")
+            if row[0] == "finished" and status != "finished":
+                return  # a finished run stays finished when a rerun over it stops or fails
+            self.conn.execute("UPDATE runs SET status = ?, finished = ? WHERE id = ?", (status, finished, run_id))
 
     def _run_dicts(self, where: str, params: tuple) -> list[dict]:
         runs = self._all(
@@ -445,6 +449,18 @@ class SessionStore:
             return read_ki(self.conn, chain_id)
 
     # ------------------------------------------------------------------ integrity
+
+    def require_intact(self) -> None:
+        """Refuse to write into a damaged session: SQLite's quick check (seconds even for large files)."""
+        try:
+            with self._read():
+                result = [r[0] for r in self.conn.execute("PRAGMA quick_check").fetchall()]
+        except sqlite3.DatabaseError as exc:
+            result = [str(exc)]
+        if result != ["ok"]:
+            raise StoreError(f"{self.path} is damaged (SQLite reports: {result[0]}); nothing was written to it",
+                             hint="`kiig sessions --db FILE --check` lists the problems; restore it from a backup or "
+                                  "salvage it with `sqlite3 FILE .recover`")
 
     def check(self) -> list[str]:
         """Problems found (empty: healthy): SQLite integrity, foreign keys, incomplete chains."""

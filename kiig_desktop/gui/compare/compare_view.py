@@ -339,5 +339,9 @@ class CompareView(QWidget):
         path, _ = QFileDialog.getSaveFileName(self, f"Export comparison as {fmt.upper()}", f"kiig-compare.{fmt}",
                                               "PNG image (*.png)" if fmt == "png" else "SVG drawing (*.svg)")
         if path:
-            written = self.figure.export(path if path.lower().endswith("." + fmt) else path + "." + fmt)
+            try:
+                written = self.figure.export(path if path.lower().endswith("." + fmt) else path + "." + fmt)
+            except KiigError as exc:  # an unwritable folder, a planted .part link
+                self.message.emit(str(exc), "error")
+                return
             self.message.emit(f"Plot saved to {written}", "info")

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ...errors import KiigError
 from ...events import CancelToken
 from ...files import write_private_text
 from ...reports.html import render_html
@@ -415,5 +416,9 @@ class DashboardView(QWidget):
         path, _ = QFileDialog.getSaveFileName(self, f"Export plot as {fmt.upper()}", f"kiig-{name}-run{run}.{fmt}",
                                               "PNG image (*.png)" if fmt == "png" else "SVG drawing (*.svg)")
         if path:
-            written = figure.export(path if path.lower().endswith("." + fmt) else path + "." + fmt)
+            try:
+                written = figure.export(path if path.lower().endswith("." + fmt) else path + "." + fmt)
+            except KiigError as exc:  # an unwritable folder, a planted .part link
+                self.message.emit(str(exc), "error")
+                return
             self.message.emit(f"Plot saved to {written}", "info")

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ...errors import KiigError
 from ...runs.analysis import AnalysisResult, Question, load_result
 from ..shared.figures import AnswerFigure, OptionsFigure, TokenFigure
 from ..shared.judge_note import evaluation_validation
@@ -427,5 +428,9 @@ class ResultsView(QWidget):
         if path:
             if not path.lower().endswith("." + fmt):
                 path += "." + fmt
-            written = self.frames[key].figure.export(path)
+            try:
+                written = self.frames[key].figure.export(path)
+            except KiigError as exc:  # an unwritable folder, a planted .part link
+                self.message.emit(str(exc), "error")
+                return
             self.message.emit(f"Plot saved to {written}", "info")

@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 import pyqtgraph.exporters as pg_exporters
-from PySide6.QtCore import QPointF, QRect, QRectF, Qt, Signal
+from PySide6.QtCore import QBuffer, QIODevice, QPointF, QRect, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QPainter
 from PySide6.QtSvg import QSvgGenerator
 
+from ...files import write_private_bytes
 from .theme import theme
 
 NAN = float("nan")
@@ -246,24 +247,30 @@ class StepFigure(pg.GraphicsLayoutWidget):
     # ------------------------------------------------------------------ export
 
     def export(self, path: str | Path) -> Path:
-        """Write the figure as PNG (2x resolution) or SVG, chosen by the file suffix."""
+        """Write the figure as PNG (2x resolution) or SVG, chosen by the file suffix.
+
+        The image is made in memory and written like every other output (owner-only, through a
+        fresh ``.part`` file, never through a planted link).
+        """
         p = Path(path)
         if p.suffix.lower() == ".svg":
-            self._export_svg(p)
-            return p
-        else:
-            if p.suffix.lower() != ".png":
-                p = p.with_suffix(".png")
-            exporter = pg_exporters.ImageExporter(self.scene())
-            exporter.parameters()["width"] = int(max(self.width(), 400) * 2)
-        exporter.export(str(p))
-        return p
+            return write_private_bytes(p, self._svg_bytes())
+        if p.suffix.lower() != ".png":
+            p = p.with_suffix(".png")
+        exporter = pg_exporters.ImageExporter(self.scene())
+        exporter.parameters()["width"] = int(max(self.width(), 400) * 2)
+        buffer = QBuffer()
+        buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+        exporter.export(toBytes=True).save(buffer, "PNG")
+        return write_private_bytes(p, bytes(buffer.data()))
 
-    def _export_svg(self, path: Path) -> None:
+    def _svg_bytes(self) -> bytes:
         """Vector SVG through Qt's own generator (pyqtgraph's exporter fails on some Qt path output)."""
         size = self.viewport().size()
+        buffer = QBuffer()
+        buffer.open(QIODevice.OpenModeFlag.WriteOnly)
         gen = QSvgGenerator()
-        gen.setFileName(str(path))
+        gen.setOutputDevice(buffer)
         gen.setSize(size)
         gen.setViewBox(QRect(0, 0, size.width(), size.height()))
         gen.setTitle(self.title)
@@ -273,6 +280,7 @@ class StepFigure(pg.GraphicsLayoutWidget):
             self.render(painter, QRectF(0, 0, size.width(), size.height()), self.viewport().rect())
         finally:
             painter.end()
+        return bytes(buffer.data())
 
     def clear_plot(self) -> None:
         """Show nothing (the items stay for the next record)."""

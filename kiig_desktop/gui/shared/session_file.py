@@ -20,6 +20,7 @@ from PySide6.QtCore import QObject, QSettings, Signal, Slot
 from ...config import Settings, ensure_private_dir
 from ...errors import StoreError
 from ...events import CancelToken
+from ...files import remove_stale_part
 from ...store import SessionStore
 from ...store.connection import discard_if_blank
 from .workers import Task, TaskManager
@@ -154,9 +155,9 @@ class SessionFile(QObject):
                 if self.path == target:
                     return str(target)
                 part = target.with_name(target.name + ".part")
-                part.unlink(missing_ok=True)
                 try:
-                    os.close(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+                    remove_stale_part(part)  # a leftover of ours; a planted link is refused
+                    os.close(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600))
                     dst = sqlite3.connect(part)
                     try:
                         self.store.conn.backup(dst)
