@@ -115,7 +115,11 @@ def score_item(client, item: DatasetItem, config: ScoreConfig, cancel: CancelTok
     if any(not s["text"].strip() for s in steps):
         raise InputError(f"item {item.id!r}: step {next(i for i, s in enumerate(steps) if not s['text'].strip()) + 1} is empty")
     texts = [s["text"] for s in steps]
-    scored = yield from infogain.iter_score_chain(client, item.question, item.answer, texts, item.options, item.answer_idx, cancel=cancel)
+    knowledge = [s.get("knowledge") for s in steps]
+    scored = yield from infogain.iter_score_chain(
+        client, item.question, item.answer, texts, item.options, item.answer_idx,
+        knowledge=knowledge if any(knowledge) else None, cancel=cancel,
+    )
     for st, extra in zip(scored["steps"], steps, strict=True):
         st.update({k: v for k, v in extra.items() if k != "text"})
     record = {"id": item.id, "mode": config.mode, "model": client.model_ref()}
