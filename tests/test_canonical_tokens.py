@@ -93,3 +93,23 @@ def test_incremental_equals_one_pass_and_token_by_token(family, weight_type, tin
                 assert abs(np.log(entry["seq_ppl"]) - np.log(one["seq_ppl"])) < TOL, k
     finally:
         client.close()
+
+
+@pytest.mark.parametrize("weight_type", ["Q8_0", "Q4_0", "Q4_K_M", "Q6_K"])
+def test_generation_logprobs_equal_a_teacher_forced_pass(weight_type, tiny_models_dir):
+    """Generation decodes one token at a time with no re-decode: each streamed log-prob must equal
+    the same token's in one pass over prompt + reply (whatever this random model generates)."""
+    client = _client(tiny_model("llama-bpe", weight_type, tiny_models_dir))
+    try:
+        messages = [{"role": "user", "content": "Count the pencils in three boxes of twelve."}]
+        result = client.call("generate", messages=messages, max_tokens=40, temperature=0.0, top_k=0)
+        prompt = client.call("prompt_tokens", messages=messages)
+        ids = [t["id"] for t in result["tokens"]]
+        assert len(ids) >= 5
+        full = client.eval_sequence(prompt + ids)
+        lp = np.asarray(full["logprob"])[len(prompt) - 1 :]
+        ent = np.asarray(full["entropy"])[len(prompt) - 1 :] / np.log(2)
+        np.testing.assert_allclose([t["logprob"] for t in result["tokens"]], lp, atol=TOL)
+        np.testing.assert_allclose([t["entropy_bits"] for t in result["tokens"]], ent, atol=TOL)
+    finally:
+        client.close()

@@ -46,6 +46,7 @@ def _simple_ops(backend) -> dict[str, Callable]:
         "pieces": lambda tokens: backend.pieces_text(tokens),
         "piece_lengths": lambda tokens: [len(backend.piece(t)) for t in tokens],
         "chat_prompt": lambda messages, add_generation_prompt=True: ops.chat_prompt(backend, messages, add_generation_prompt),
+        "prompt_tokens": lambda messages: ops.prompt_tokens(backend, messages),
     }
 
 
