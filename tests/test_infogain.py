@@ -172,3 +172,30 @@ def test_exact_when_segments_overrun_a_small_batch(builtin_path):
         assert any(n % 8 == 1 for n in lengths), lengths
         err = incremental_error(small, ARITH["question"], ARITH["answer"], steps)
         assert err["one_pass"] < 1e-4 and err["token_by_token"] < 1e-4, err
+
+
+def test_paper_mode_scores_the_knowledge_field_and_answer_mode_the_steps(client):
+    """ReasoningEval's code scores "\\n" + knowledge_i per step; answer mode always reads the steps."""
+    chain = ARITH
+    knowledge = ["A box holds 12 pencils.", None, "Multiplication: 3 x 12 = 36.", "The total is 36."]
+    r = score_chain(client, chain["question"], chain["answer"], chain["steps"], knowledge=knowledge, curve=False)
+    plain = score_chain(client, chain["question"], chain["answer"], chain["steps"], curve=False)
+    scored_text = [k or s for k, s in zip(knowledge, chain["steps"], strict=True)]
+    for k, (entry, same) in enumerate(zip([r["baseline"]] + r["steps"], [plain["baseline"]] + plain["steps"], strict=True)):
+        assert entry["answer_nll"] == same["answer_nll"]
+        text = chain["question"] + "".join("\n" + s for s in scored_text[:k]) + " Answer: " + chain["answer"]
+        lp = np.asarray(client.eval_sequence(client.tokenize(text, add_bos=client.info["add_bos"]))["logprob"])
+        assert math.log(entry["seq_ppl"]) == pytest.approx(float(-lp.mean()), abs=1e-6), k
+    assert r["paper_mean"] != plain["paper_mean"]
+
+
+def test_output_line_keeps_the_item_and_each_steps_knowledge():
+    from kiig_desktop.runs.score import output_line
+
+    record = {"id": "x", "question": "Q?", "options": {"A": "a"}, "answer_idx": "A", "mode": "answer", "paper_info_gain": None,
+              "paper_mean": None, "paper_excluded": "1 step", "steps": [{"index": 0, "text": "s", "knowledge": "k", "start": 0}],
+              "token_curve": {}}
+    out = output_line(record)
+    assert out["question"] == "Q?" and out["options"] == {"A": "a"} and out["answer_idx"] == "A"
+    assert out["steps"] == [{"index": 0, "text": "s", "knowledge": "k"}] and "token_curve" not in out
+    assert out["paper_mean"] is None and out["paper_excluded"] == "1 step"
