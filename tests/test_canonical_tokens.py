@@ -113,3 +113,22 @@ def test_generation_logprobs_equal_a_teacher_forced_pass(weight_type, tiny_model
         np.testing.assert_allclose([t["entropy_bits"] for t in result["tokens"]], ent, atol=TOL)
     finally:
         client.close()
+
+
+@pytest.mark.parametrize("tiled", ["0", "1"])
+def test_doctor_checks_exactness_for_the_users_own_model_and_build(tiled, tiny_models_dir):
+    """`kiig doctor --model M` runs the exactness check on M; with llama.cpp's batch-dependent K-quant
+    kernel switched back on (GGML_CPU_TILED_MM=1) it must say the numbers are not exact."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    model = tiny_model("qwen2", "Q4_K_M", tiny_models_dir)
+    env = dict(os.environ, GGML_CPU_TILED_MM=tiled)
+    r = subprocess.run([sys.executable, "-m", "kiig_desktop", "doctor", "--json", "--model", str(model)],
+                       capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, r.stderr
+    ex = json.loads(r.stdout)["exactness"]
+    assert ex["exact"] is (tiled == "0"), ex
+    assert set(ex) >= {"one_pass_nats", "token_by_token_nats", "max_abs_nats"}

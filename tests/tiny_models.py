@@ -30,6 +30,8 @@ FAMILIES = {  # family -> vocab file stem, and the model families using that tok
 # llama.cpp's llama_ftype values
 WEIGHT_TYPES = {"F16": 1, "Q8_0": 7, "Q4_0": 2, "Q4_1": 3, "Q5_K_M": 17, "Q4_K_M": 15, "Q6_K": 18}
 N_EMBD, N_HEAD, N_HEAD_KV, N_FF, N_LAYER, N_CTX = 256, 4, 2, 512, 2, 4096
+# a model of ~120M weights besides its embedding: big enough that speed measurements mean something
+MEDIUM = {"n_embd": 768, "n_head": 12, "n_head_kv": 4, "n_ff": 2048, "n_layer": 12}
 
 
 def vocab_dir() -> Path:
@@ -42,7 +44,8 @@ def vocab_path(family: str) -> Path | None:
     return p if p.is_file() else None
 
 
-def write_base_model(family: str, path: Path, seed: int | None = None) -> Path:
+def write_base_model(family: str, path: Path, seed: int | None = None, *, n_embd: int = N_EMBD, n_head: int = N_HEAD,
+                     n_head_kv: int = N_HEAD_KV, n_ff: int = N_FF, n_layer: int = N_LAYER) -> Path:
     """An F16 llama model with random weights and ``family``'s tokenizer (all tokenizer.* keys copied)."""
     import gguf
 
@@ -57,12 +60,12 @@ def write_base_model(family: str, path: Path, seed: int | None = None) -> Path:
     w = gguf.GGUFWriter(str(tmp), "llama")
     w.add_name(f"tiny {family}")
     w.add_context_length(N_CTX)
-    w.add_embedding_length(N_EMBD)
-    w.add_block_count(N_LAYER)
-    w.add_feed_forward_length(N_FF)
-    w.add_head_count(N_HEAD)
-    w.add_head_count_kv(N_HEAD_KV)
-    w.add_rope_dimension_count(N_EMBD // N_HEAD)
+    w.add_embedding_length(n_embd)
+    w.add_block_count(n_layer)
+    w.add_feed_forward_length(n_ff)
+    w.add_head_count(n_head)
+    w.add_head_count_kv(n_head_kv)
+    w.add_rope_dimension_count(n_embd // n_head)
     w.add_layer_norm_rms_eps(1e-5)
     w.add_file_type(1)
     for key, field in reader.fields.items():
@@ -75,20 +78,20 @@ def write_base_model(family: str, path: Path, seed: int | None = None) -> Path:
     def mat(rows: int, cols: int, scale: float) -> np.ndarray:
         return (rng.standard_normal((rows, cols), dtype=np.float32) * scale).astype(np.float16)
 
-    head_dim = N_EMBD // N_HEAD
-    w.add_tensor("token_embd.weight", mat(n_vocab, N_EMBD, 0.1))  # tied: also the output matrix
-    w.add_tensor("output_norm.weight", np.ones(N_EMBD, dtype=np.float32))
-    s = N_EMBD**-0.5
-    for i in range(N_LAYER):
-        w.add_tensor(f"blk.{i}.attn_norm.weight", np.ones(N_EMBD, dtype=np.float32))
-        w.add_tensor(f"blk.{i}.attn_q.weight", mat(N_EMBD, N_EMBD, s))
-        w.add_tensor(f"blk.{i}.attn_k.weight", mat(N_HEAD_KV * head_dim, N_EMBD, s))
-        w.add_tensor(f"blk.{i}.attn_v.weight", mat(N_HEAD_KV * head_dim, N_EMBD, s))
-        w.add_tensor(f"blk.{i}.attn_output.weight", mat(N_EMBD, N_EMBD, s))
-        w.add_tensor(f"blk.{i}.ffn_norm.weight", np.ones(N_EMBD, dtype=np.float32))
-        w.add_tensor(f"blk.{i}.ffn_gate.weight", mat(N_FF, N_EMBD, s))
-        w.add_tensor(f"blk.{i}.ffn_up.weight", mat(N_FF, N_EMBD, s))
-        w.add_tensor(f"blk.{i}.ffn_down.weight", mat(N_EMBD, N_FF, N_FF**-0.5))
+    head_dim = n_embd // n_head
+    w.add_tensor("token_embd.weight", mat(n_vocab, n_embd, 1.6 / n_embd**0.5))  # tied: also the output matrix
+    w.add_tensor("output_norm.weight", np.ones(n_embd, dtype=np.float32))
+    s = n_embd**-0.5
+    for i in range(n_layer):
+        w.add_tensor(f"blk.{i}.attn_norm.weight", np.ones(n_embd, dtype=np.float32))
+        w.add_tensor(f"blk.{i}.attn_q.weight", mat(n_embd, n_embd, s))
+        w.add_tensor(f"blk.{i}.attn_k.weight", mat(n_head_kv * head_dim, n_embd, s))
+        w.add_tensor(f"blk.{i}.attn_v.weight", mat(n_head_kv * head_dim, n_embd, s))
+        w.add_tensor(f"blk.{i}.attn_output.weight", mat(n_embd, n_embd, s))
+        w.add_tensor(f"blk.{i}.ffn_norm.weight", np.ones(n_embd, dtype=np.float32))
+        w.add_tensor(f"blk.{i}.ffn_gate.weight", mat(n_ff, n_embd, s))
+        w.add_tensor(f"blk.{i}.ffn_up.weight", mat(n_ff, n_embd, s))
+        w.add_tensor(f"blk.{i}.ffn_down.weight", mat(n_embd, n_ff, n_ff**-0.5))
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -110,14 +113,17 @@ def quantize(src: Path, dst: Path, weight_type: str) -> Path:
     return dst
 
 
-def tiny_model(family: str, weight_type: str, folder: Path) -> Path:
-    """``folder/tiny-<family>-<type>.gguf``, built once (the F16 base first, then quantized)."""
-    base = folder / f"tiny-{family}-F16.gguf"
+def tiny_model(family: str, weight_type: str, folder: Path, size: str = "tiny") -> Path:
+    """``folder/<size>-<family>-<type>.gguf``, built once (the F16 base first, then quantized).
+
+    ``size``: "tiny" (2 layers of 256, for tests) or "medium" (:data:`MEDIUM`, for speed benchmarks).
+    """
+    base = folder / f"{size}-{family}-F16.gguf"
     if not base.is_file():
-        write_base_model(family, base)
+        write_base_model(family, base, **(MEDIUM if size == "medium" else {}))
     if weight_type == "F16":
         return base
-    dst = folder / f"tiny-{family}-{weight_type}.gguf"
+    dst = folder / f"{size}-{family}-{weight_type}.gguf"
     if not dst.is_file():
         quantize(base, dst, weight_type)
     return dst

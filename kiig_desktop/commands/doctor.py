@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         ex = report.get("exactness")
         if ex:
             verdict = "exact" if ex["exact"] else "NOT exact: numbers depend on batch boundaries in this build (compare runs only with the same settings)"
-            print(f"incremental scoring vs from-scratch: max |diff| {ex['max_abs_nats']:.2e} nats ({verdict})")
+            print(f"incremental scoring vs one-pass and token-by-token evaluation: max |diff| {ex['max_abs_nats']:.2e} nats ({verdict})")
         print(f"models found: {len(report['models'])}")
         for m in report["models"]:
             print(f"  {m['id']:<30} {m['source']:<9} {m['path']}" + (f"  ({m['error']})" if m.get("error") else ""))
