@@ -35,7 +35,7 @@ from kiig_desktop.resources import resource_path
 from tests.tiny_models import FAMILIES, WEIGHT_TYPES, tiny_model
 
 VENV = Path.home() / ".cache" / "kiig-desktop" / "fidelity-venv"
-HF_PACKAGES = ["torch==2.13.0", "transformers", "gguf", "numpy"]
+HF_PACKAGES = ["torch==2.13.0", "transformers", "accelerate", "gguf", "numpy"]
 CHAINS = [json.loads(x) for x in resource_path("chains", "clinical_chains.jsonl").read_text().splitlines()]
 ARITH = {"question": "A box holds 12 pencils. How many pencils are in 3 boxes?", "answer": "36",
          "options": {"A": "36", "B": "15", "C": "12", "D": "4"}, "answer_idx": "A",
@@ -80,7 +80,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 job = json.load(open(sys.argv[1]))
 folder, name = job["folder"], job["file"]
 tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, torch_dtype=torch.float32)
+model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
 model.eval()
 out = []
 with torch.no_grad():

@@ -1,6 +1,6 @@
 """Canonical tokenization and exactness on tiny models with the real tokenizers of five families.
 
-DESIGN.md section 3: every prefix is tokenized as the scorer tokenizes the whole text, and every
+docs/metrics.md: every prefix is tokenized as the scorer tokenizes the whole text, and every
 number equals a from-scratch one-pass evaluation of the same tokens, and a token-by-token one,
 within 1e-4 nats -- for every tokenizer family and every weight type users run.
 """
@@ -81,7 +81,7 @@ def test_incremental_equals_one_pass_and_token_by_token(family, weight_type, tin
     # a small n_batch makes the incremental path cross batch boundaries the references do not
     client = _client(tiny_model(family, weight_type, tiny_models_dir), n_batch=16)
     try:
-        for chain in CHAINS:
+        for chain in CHAINS[:1]:  # 5 prefixes with 4 option letters each; the tokenization test reads both chains
             q, a, steps, opts = chain["question"], chain["answer"], chain["steps"], chain["options"]
             r = score_chain(client, q, a, steps, opts, chain["answer_idx"], curve=False)
             prefixes = [r["baseline"]] + r["steps"]
