@@ -217,6 +217,8 @@ def scan(backend: Backend, prefixes: list[dict], curve_prefix: int | None = None
     started = time.monotonic()
     checkpoints = []
     curve: dict = {}
+    papers = [k for k, p in enumerate(prefixes) if p.get("paper") and list(p["paper"]) != list(p["context"]) + list(p["answer"])]
+    total = len(prefixes) + len(papers)
     for k, p in enumerate(prefixes):
         context, answer = list(p["context"]), list(p["answer"])
         if not context or not answer:
@@ -237,12 +239,15 @@ def scan(backend: Backend, prefixes: list[dict], curve_prefix: int | None = None
             else:
                 cache.extend_to(context + list(c))
                 cand_lp.append(float(np.sum(cache.lp[len(context) :])))
-        paper = p.get("paper")
-        if paper and list(paper) != seq:
-            cache.extend_to(list(paper))
-            seq_nll = -float(np.mean(cache.lp[1:])) if len(paper) > 1 else float("nan")
         checkpoints.append({"answer_logprob": answer_lp, "seq_nll": seq_nll, "candidates": cand_lp if cands else None})
-        yield {"type": "progress", "done": k + 1, "total": len(prefixes), "tokens": cache.evaluated}
+        yield {"type": "progress", "done": k + 1, "total": total, "tokens": cache.evaluated}
+    # paper sequences that differ (knowledge text in place of the steps) in a second incremental pass:
+    # interleaved with the first, each prefix would share only the question with the one before it
+    for i, k in enumerate(papers):
+        paper = list(prefixes[k]["paper"])
+        cache.extend_to(paper)
+        checkpoints[k]["seq_nll"] = -float(np.mean(cache.lp[1:])) if len(paper) > 1 else float("nan")
+        yield {"type": "progress", "done": len(prefixes) + i + 1, "total": total, "tokens": cache.evaluated}
     return {"checkpoints": checkpoints, **curve, "tokens_evaluated": cache.evaluated, "seconds": time.monotonic() - started}
 
 

@@ -169,7 +169,7 @@ def iter_score_chain(
         except StopIteration as stop:
             scan = stop.value
             break
-        progress.done, progress.tokens = event.done, event.tokens
+        progress.done, progress.total, progress.tokens = event.done, event.total, event.tokens
         yield progress
     record = chain_record(plan, scan, list(steps))
     if curve:
