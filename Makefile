@@ -18,9 +18,13 @@ SMOLLM_VERSION := 0.1.2
 LLAMA_CMAKE_ARGS ?= $(shell $(PYTHON) packaging/llama_cmake_args.py)
 WHEEL_KEY := $(shell printf '%s|%s|%s' '$(LLAMA_VERSION)' '$(LLAMA_CMAKE_ARGS)' "$$($(PYTHON) -c 'import sys; print(sys.version_info[:2])' 2>/dev/null)" | sha256sum | cut -c1-16)
 WHEEL_DIR ?= $(HOME)/.cache/kiig-desktop/wheels/$(WHEEL_KEY)
+# llama.cpp's vocab-only GGUFs (real tokenizers of Qwen2, Llama 3, Llama 2/Mistral, Phi-3, GPT-2) ship
+# in the llama-cpp-python sdist; the tests build tiny random-weight models around them
+VOCAB_DIR ?= $(HOME)/.cache/kiig-desktop/vocab/$(LLAMA_VERSION)
+VOCAB_FAMILIES := qwen2 llama-bpe llama-spm phi-3 gpt-2
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: run test install install-test browser screenshots bench clean
+.PHONY: run test install install-test vocab browser screenshots bench clean
 
 run: install
 	$(BIN)/kiig-desktop
@@ -31,7 +35,9 @@ test: install-test browser
 
 install: $(VENV)/.installed
 
-install-test: $(VENV)/.installed-test
+install-test: $(VENV)/.installed-test vocab
+
+vocab: $(VOCAB_DIR)/.complete
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +62,13 @@ $(VENV)/.installed: pyproject.toml $(VENV)/.llama-$(WHEEL_KEY)
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $@
+
+$(VOCAB_DIR)/.complete: | $(BIN)/python
+	rm -rf $(VOCAB_DIR).partial && mkdir -p $(VOCAB_DIR).partial
+	$(BIN)/python -m pip download -q --no-deps --no-binary :all: -d $(VOCAB_DIR).partial llama-cpp-python==$(LLAMA_VERSION)
+	tar -xzf $(VOCAB_DIR).partial/llama_cpp_python-$(LLAMA_VERSION).tar.gz -C $(VOCAB_DIR).partial --strip-components=4 \
+	  $(foreach f,$(VOCAB_FAMILIES),llama_cpp_python-$(LLAMA_VERSION)/vendor/llama.cpp/models/ggml-vocab-$(f).gguf)
+	rm -f $(VOCAB_DIR).partial/*.tar.gz && rm -rf $(VOCAB_DIR) && mv $(VOCAB_DIR).partial $(VOCAB_DIR) && touch $@
 
 # the HTML report test opens the report in Debian's headless chromium; as root (CI, containers) it
 # is installed here, elsewhere that one test skips with a message

@@ -48,11 +48,10 @@ def make_steps(n: int, words_per_step: int = 0) -> list[str]:
 
 def from_scratch(client, plan, options: bool = True) -> None:
     """What scoring costs without KV reuse: every prefix and its answer (and option letters) anew."""
-    for k in range(len(plan.segments)):
-        seq = [t for seg in plan.segments[: k + 1] for t in seg] + plan.probe
-        client.eval_sequence(seq)
-        for cand in plan.candidates if options else []:  # each letter on top of prefix + " Answer:"
-            client.eval_sequence([t for seg in plan.segments[: k + 1] for t in seg] + plan.probe[: plan.answer_start] + cand)
+    for p in plan.prefixes:
+        client.eval_sequence(p["context"] + p["answer"])
+        for cand in p.get("candidates") or [] if options else []:  # each letter on top of the context
+            client.eval_sequence(p["context"] + cand)
 
 
 def main() -> None:
@@ -77,7 +76,7 @@ def main() -> None:
             plan = plan_chain(client, QUESTION, OPTIONS["B"], steps)
             inc = timed(lambda steps=steps: score_chain(client, QUESTION, OPTIONS["B"], steps), args.repeats)
             base = timed(lambda plan=plan: from_scratch(client, plan, options=False), args.repeats)
-            n_tokens = sum(len(s) for s in plan.segments) + len(plan.probe)
+            n_tokens = len(plan.prefixes[-1]["context"]) + len(plan.prefixes[-1]["answer"])
             row = {"steps": n, "tokens": n_tokens, "incremental_s": median(inc), "from_scratch_s": median(base), "speedup": median(base) / median(inc)}
             rows.append(row)
             print(f"| {n} | {n_tokens} | {row['incremental_s']:.2f} | {row['from_scratch_s']:.2f} | {row['speedup']:.1f}x |")
@@ -99,15 +98,15 @@ def main() -> None:
         client.start()
         steps = make_steps(32, words_per_step=int(args.long_tokens / 32 * 0.85))
         plan = plan_chain(client, QUESTION, OPTIONS["B"], steps, OPTIONS, "B")
-        n_ctx_tokens = sum(len(s) for s in plan.segments)
+        n_ctx_tokens = len(plan.prefixes[-1]["context"])
         pid = client.pid
         reset_ok = reset_peak_rss(pid)
         rss_before = proc_status(pid, "VmRSS")
         t = time.perf_counter()
-        scan = client.call("scan", segments=plan.segments, probe=plan.probe, answer_start=plan.answer_start, candidates=plan.candidates)
+        scan = client.call("scan", prefixes=plan.prefixes)
         scan_s = time.perf_counter() - t
         peak = proc_status(pid, "VmHWM")
-        context = [tok for seg in plan.segments for tok in seg]
+        context = plan.prefixes[-1]["context"]
         prefill = [client.call("prefill", tokens=context)["seconds"] for _ in range(args.repeats)]
         model_bytes = os.path.getsize(client.model.path)
         kv = estimate_kv_bytes(client.model, opts.n_ctx)
@@ -119,7 +118,7 @@ def main() -> None:
             "throughput_ratio": (evaluated / scan_s) / (n_ctx_tokens / median(prefill)),
             "peak_rss": peak, "rss_before": rss_before, "peak_was_reset": reset_ok,
             "model_bytes": model_bytes, "kv_bytes": kv, "budget_bytes": budget,
-            "answer_nll_last": float(-np.mean(scan["checkpoints"][-1]["probe_logprob"][plan.answer_start:])),
+            "answer_nll_last": float(-np.mean(scan["checkpoints"][-1]["answer_logprob"])),
         }
         lc = result["long_chain"]
         print(f"\nlong chain: {n_ctx_tokens} context tokens in 32 steps, {evaluated} tokens evaluated with the probes")

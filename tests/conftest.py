@@ -69,3 +69,14 @@ def fake_home(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("KIIG_MODELS_DIR", str(tmp_path / "models"))
     monkeypatch.delenv("OLLAMA_MODELS", raising=False)
     return home
+
+
+@pytest.fixture(scope="session")
+def tiny_models_dir(tmp_path_factory) -> Path:
+    """Where this session's tiny random-weight models (tests/tiny_models.py) are built once."""
+    from tests.tiny_models import FAMILIES, vocab_dir, vocab_path
+
+    missing = [f for f in FAMILIES if vocab_path(f) is None]
+    if missing:
+        pytest.fail(f"tokenizer vocab files missing in {vocab_dir()}: {', '.join(missing)} (run `make vocab`)")
+    return tmp_path_factory.mktemp("tiny-models")

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from kiig_desktop.metrics.infogain import ANSWER_PREFIX, plan_chain, question_text, score_chain
+from kiig_desktop.metrics.infogain import ANSWER_PREFIX, PAPER_MIN_STEPS, plan_chain, question_text, score_chain
 from kiig_desktop.resources import resource_path
 
 CHAINS = [json.loads(line) for line in resource_path("chains", "clinical_chains.jsonl").read_text().splitlines()[:4]]
@@ -29,14 +29,12 @@ def scored(client):
 
 
 def _from_scratch(client, chain, k):
-    """Tokens of prefix k built independently of plan_chain, evaluated in one pass."""
-    info = client.info
-    q = question_text(chain["question"], chain.get("options"))
-    seq = ([info["bos"]] if info["add_bos"] else []) + client.tokenize(q)
-    for s in chain["steps"][:k]:
-        seq += client.tokenize("\n" + s)
-    head, ans = client.tokenize(ANSWER_PREFIX), client.tokenize(" " + chain["answer"])
-    seq += head + ans
+    """Prefix k tokenized as one text (the model's own tokenization), evaluated in one pass."""
+    text = question_text(chain["question"], chain.get("options")) + "".join("\n" + s for s in chain["steps"][:k]) + ANSWER_PREFIX
+    ctx = client.tokenize(text, add_bos=client.info["add_bos"])
+    seq = client.tokenize(text + " " + chain["answer"], add_bos=client.info["add_bos"])
+    assert seq[: len(ctx)] == ctx
+    ans = seq[len(ctx) :]
     out = client.eval_sequence(seq)
     lp = np.asarray(out["logprob"])
     return -lp[-len(ans):].mean(), math.exp(-lp.mean()), seq
@@ -65,8 +63,12 @@ def test_step_metrics_follow_the_definitions(scored):
         assert r["info_gain_mean"] == pytest.approx(sum(s["info_gain"] for s in r["steps"]) / n)
         assert r["delta_nll_mean"] == pytest.approx(sum(s["delta_nll"] for s in r["steps"]) / n)
         seq = [p["seq_ppl"] for p in prefixes]
+        if n < PAPER_MIN_STEPS:
+            assert r["paper_info_gain"] is None and r["paper_mean"] is None and r["paper_excluded"]
+            continue
+        assert "paper_excluded" not in r
         assert r["paper_info_gain"] == pytest.approx(sum(seq[k - 1] - seq[k] for k in range(1, n + 1)) / (n + 1))
-        assert r["paper_mean"] == pytest.approx(sum(seq) / (n + 1))
+        assert r["paper_mean"] == pytest.approx(sum(seq[1:]) / (n + 1))  # baseline only in the denominator
         # the chain's mean delta NLL telescopes to (first - last) / n
         assert r["delta_nll_mean"] == pytest.approx((prefixes[0]["answer_nll"] - prefixes[-1]["answer_nll"]) / n)
 
@@ -101,13 +103,14 @@ def test_token_curve_is_the_teacher_forced_step_tokens(client, scored):
     chain, r = scored[-1]
     curve = r["token_curve"]
     plan = plan_chain(client, chain["question"], chain["answer"], chain["steps"])
-    step_tokens = [t for seg in plan.segments[1:] for t in seg]
-    assert curve["token_ids"] == step_tokens
-    assert len(curve["surprisal_bits"]) == len(curve["entropy_bits"]) == len(curve["pieces"]) == len(step_tokens)
+    context = plan.prefixes[-1]["context"]
+    assert len(curve["surprisal_bits"]) == len(curve["entropy_bits"]) == len(curve["pieces"]) == len(curve["token_ids"])
     assert curve["step"] == sorted(curve["step"]) and set(curve["step"]) == set(range(len(chain["steps"])))
-    full = client.eval_sequence([t for seg in plan.segments for t in seg])
-    lp = np.asarray(full["logprob"])[len(plan.segments[0]) - 1 :]
-    ent = np.asarray(full["entropy"])[len(plan.segments[0]) - 1 :]
+    # the curve's tokens are a contiguous run of the last prefix's canonical context
+    start = next(i for i in range(len(context)) if context[i : i + len(curve["token_ids"])] == curve["token_ids"])
+    full = client.eval_sequence(context)
+    lp = np.asarray(full["logprob"])[start - 1 : start - 1 + len(curve["token_ids"])]
+    ent = np.asarray(full["entropy"])[start - 1 : start - 1 + len(curve["token_ids"])]
     np.testing.assert_allclose(curve["surprisal_bits"], -lp / math.log(2), atol=1e-9)
     np.testing.assert_allclose(curve["entropy_bits"], ent / math.log(2), atol=1e-9)
     assert "".join(curve["pieces"]) == "".join("\n" + s for s in chain["steps"])
@@ -138,31 +141,20 @@ def test_llm_decomposition_on_the_real_model_is_valid_or_falls_back(client):
 
 
 def test_scan_scores_multi_token_candidates_like_a_fresh_pass(client):
-    q = client.tokenize("Which drug is first-line for type 2 diabetes?")
-    step = client.tokenize("\nGuidelines start with a biguanide.")
-    head, ans = client.tokenize(ANSWER_PREFIX), client.tokenize(" Metformin")
+    q = client.tokenize("Which drug is first-line for type 2 diabetes?" + ANSWER_PREFIX)
+    q2 = client.tokenize("Which drug is first-line for type 2 diabetes?\nGuidelines start with a biguanide." + ANSWER_PREFIX)
+    ans = client.tokenize(" Metformin")
     cands = [client.tokenize(" Metformin"), client.tokenize(" Insulin glargine"), client.tokenize(" B")]
     assert len(cands[0]) > 1 and len(cands[1]) > 1 and len(cands[2]) == 1
-    scan = client.call("scan", segments=[q, step], probe=head + ans, answer_start=len(head), candidates=cands)
-    for k, prefix in enumerate([q, q + step]):
+    scan = client.call("scan", prefixes=[{"context": c, "answer": ans, "candidates": cands} for c in (q, q2)])
+    for k, prefix in enumerate([q, q2]):
         for cand, got in zip(cands, scan["checkpoints"][k]["candidates"], strict=True):
-            full = np.asarray(client.eval_sequence(prefix + head + cand)["logprob"])
+            full = np.asarray(client.eval_sequence(prefix + cand)["logprob"])
             assert got == pytest.approx(float(full[-len(cand):].sum()), abs=1e-6)
 
 
-def test_batches_never_end_in_a_lone_token():
-    from kiig_desktop.engine.backend import batch_spans
-
-    for n in range(1, 40):
-        spans = batch_spans(n, 8)
-        assert sum(m for _, m in spans) == n
-        assert [b for b, _ in spans] == [sum(m for _, m in spans[:i]) for i in range(len(spans))]
-        assert all(1 <= m <= 8 for _, m in spans)
-        assert len(spans) == 1 or spans[-1][1] >= 2, n
-
-
 def test_exact_when_segments_overrun_a_small_batch(builtin_path):
-    """A small n_batch splits every segment (8k+1 tokens each) across batches; scores stay exact."""
+    """A small n_batch splits every prefix's new tokens across batches, a lone token included; scores stay exact."""
     from kiig_desktop.config import EngineOptions
     from kiig_desktop.engine.client import EngineClient
     from kiig_desktop.metrics.infogain import incremental_error
@@ -178,4 +170,32 @@ def test_exact_when_segments_overrun_a_small_batch(builtin_path):
             steps.append(" ".join(words[:k]))
         lengths = [len(small.tokenize("\n" + s)) for s in steps]
         assert any(n % 8 == 1 for n in lengths), lengths
-        assert incremental_error(small, ARITH["question"], ARITH["answer"], steps) < 1e-4
+        err = incremental_error(small, ARITH["question"], ARITH["answer"], steps)
+        assert err["one_pass"] < 1e-4 and err["token_by_token"] < 1e-4, err
+
+
+def test_paper_mode_scores_the_knowledge_field_and_answer_mode_the_steps(client):
+    """ReasoningEval's code scores "\\n" + knowledge_i per step; answer mode always reads the steps."""
+    chain = ARITH
+    knowledge = ["A box holds 12 pencils.", None, "Multiplication: 3 x 12 = 36.", "The total is 36."]
+    r = score_chain(client, chain["question"], chain["answer"], chain["steps"], knowledge=knowledge, curve=False)
+    plain = score_chain(client, chain["question"], chain["answer"], chain["steps"], curve=False)
+    scored_text = [k or s for k, s in zip(knowledge, chain["steps"], strict=True)]
+    for k, (entry, same) in enumerate(zip([r["baseline"]] + r["steps"], [plain["baseline"]] + plain["steps"], strict=True)):
+        assert entry["answer_nll"] == same["answer_nll"]
+        text = chain["question"] + "".join("\n" + s for s in scored_text[:k]) + " Answer: " + chain["answer"]
+        lp = np.asarray(client.eval_sequence(client.tokenize(text, add_bos=client.info["add_bos"]))["logprob"])
+        assert math.log(entry["seq_ppl"]) == pytest.approx(float(-lp.mean()), abs=1e-6), k
+    assert r["paper_mean"] != plain["paper_mean"]
+
+
+def test_output_line_keeps_the_item_and_each_steps_knowledge():
+    from kiig_desktop.runs.score import output_line
+
+    record = {"id": "x", "question": "Q?", "options": {"A": "a"}, "answer_idx": "A", "mode": "answer", "paper_info_gain": None,
+              "paper_mean": None, "paper_excluded": "1 step", "steps": [{"index": 0, "text": "s", "knowledge": "k", "start": 0}],
+              "token_curve": {}}
+    out = output_line(record)
+    assert out["question"] == "Q?" and out["options"] == {"A": "a"} and out["answer_idx"] == "A"
+    assert out["steps"] == [{"index": 0, "text": "s", "knowledge": "k"}] and "token_curve" not in out
+    assert out["paper_mean"] is None and out["paper_excluded"] == "1 step"

@@ -6,7 +6,7 @@ import json
 
 from kiig_desktop.chains.datasets import DatasetItem
 from kiig_desktop.chains.prompts import analyze_prompt, batch_messages, question_text
-from kiig_desktop.chains.steps_llm import LLM_SPLIT_MAX_TOKENS, split_with_model
+from kiig_desktop.chains.steps_llm import LLM_SPLIT_MAX_TOKENS, split_budget, split_with_model
 from kiig_desktop.knowledge.ki import parse_ki_item
 from kiig_desktop.runs.analysis import Question
 from kiig_desktop.runs.batch import build_messages
@@ -48,3 +48,11 @@ def test_the_llm_split_is_one_greedy_call_with_one_budget():
     (call,) = client.calls
     assert call["op"] == "generate" and call["max_tokens"] == LLM_SPLIT_MAX_TOKENS == 1536
     assert call["temperature"] == 0.0 and call["top_k"] == 0 and call["json_schema"]
+
+
+def test_the_llm_split_budget_grows_with_the_reasoning():
+    long_text = " ".join(f"Step {i}: 12 times {i} is {12 * i}." for i in range(400))  # about 10,000 characters
+    client = _FakeClient()
+    split_with_model(client, long_text, "Times table?")
+    assert client.calls[0]["max_tokens"] == split_budget(long_text) > 3 * len(long_text) // 4 > LLM_SPLIT_MAX_TOKENS
+    assert split_budget("short") == LLM_SPLIT_MAX_TOKENS

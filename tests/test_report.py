@@ -34,6 +34,10 @@ def _record(item_id: str, sha: str, name: str, rng: random.Random, *, correct: b
     if error is None:
         rec.update(n_tokens=50, steps=steps, info_gain_mean=sum(s["info_gain"] for s in steps) / n,
                    delta_nll_mean=sum(s["delta_nll"] for s in steps) / n, ki_mean=ki)
+        if n < 3:  # as infogain.paper_aggregates leaves them: excluded, not 0
+            rec.update(paper_info_gain=None, paper_mean=None, paper_excluded=f"{n} steps")
+        else:
+            rec.update(paper_info_gain=rng.uniform(-1, 1), paper_mean=rng.uniform(2, 9))
     rec.update(subject={"path": f"/m/{name}.gguf", "sha256": sha, "name": name}, extracted_answer=HOSTILE[:20],
                correct=correct, n_generated_tokens=rng.randint(20, 90),
                timing={"generation_s": 1.0, "scoring_s": 0.5, "ki_s": 2.0, "total_s": 3.5})
@@ -89,6 +93,8 @@ def _direct(store: SessionStore, run_id: int, sha: str, metric_key: str) -> dict
             "ki_mean": None if failed else chain["ki_mean"],
             "n_steps": None if failed else chain["n_steps"],
             "n_tokens": rec["n_generated_tokens"],
+            "paper_info_gain": None if failed else rec.get("paper_info_gain"),
+            "paper_mean": None if failed else rec.get("paper_mean"),
         }[metric_key]
         out[rec["id"]] = float("nan") if value is None else float(value)
     return out
@@ -109,6 +115,12 @@ def test_summary_equals_direct_computation_with_stats(session):
                 assert (e.mean, e.lo, e.hi) == pytest.approx((mean, lo, hi), rel=1e-12, abs=1e-12), key
         assert a.metrics["info_gain_mean"].n == N_ITEMS - 1  # the failed chain is left out, not counted as 0
         assert a.metrics["ki_mean"].n == N_ITEMS - 2
+        for m, sha in ((a, SHA_A), (b, SHA_B)):  # short chains: counted as left out of paper mode, not as 0
+            recs = [r for k, r in store.load_run_records(run_id).items() if k.startswith(sha[:12]) and not r.get("error")]
+            short = sum(1 for r in recs if len(r["steps"]) < 3)
+            assert m.n_paper_excluded == short > 0
+            assert m.metrics["paper_mean"].n == len(recs) - short
+        assert f"model-B {b.n_paper_excluded} of {b.n_chains - b.n_errors}." in render_html(report)
         for key in METRIC_KEYS:
             va, vb = _direct(store, run_id, SHA_A, key), _direct(store, run_id, SHA_B, key)
             common = [i for i in va if i in vb]

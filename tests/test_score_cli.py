@@ -15,7 +15,7 @@ import pytest
 from kiig_desktop.resources import resource_path
 
 CHAINS = resource_path("chains", "clinical_chains.jsonl")
-OUTPUT_KEYS = {"id", "mode", "model", "n_tokens", "baseline", "steps", "info_gain_mean", "delta_nll_mean", "paper_info_gain", "paper_mean"}
+OUTPUT_KEYS = {"id", "question", "mode", "model", "n_tokens", "baseline", "steps", "info_gain_mean", "delta_nll_mean", "paper_info_gain", "paper_mean"}
 STEP_KEYS = {"index", "text", "answer_nll", "answer_ppl", "delta_nll", "info_gain", "seq_ppl"}
 
 
@@ -41,7 +41,14 @@ def test_output_contract(reference):
     inputs = read_jsonl(CHAINS)
     assert [x["id"] for x in lines] == [x["id"] for x in inputs]
     for line, src in zip(lines, inputs, strict=True):
-        assert set(line) == OUTPUT_KEYS
+        # the item travels with its numbers, so `kiig ki` on this output sees the question and options
+        assert line["question"] == src["question"]
+        if "options" in src:
+            assert line["options"] == src["options"] and line["answer_idx"] == src["answer_idx"]
+        short = len(src["steps"]) < 3  # ReasoningEval scores no chain of 2 steps or fewer: excluded, not 0
+        extra = {"options", "answer_idx"} if "options" in src else set()
+        assert set(line) == OUTPUT_KEYS | extra | ({"paper_excluded"} if short else set())
+        assert (line["paper_mean"] is None) == short
         assert line["mode"] == "answer"
         assert set(line["model"]) == {"path", "sha256"}
         assert set(line["baseline"]) == {"answer_nll", "answer_ppl", "seq_ppl", "option_probs", "entropy_bits", "p_correct"}

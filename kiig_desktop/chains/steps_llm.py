@@ -26,7 +26,7 @@ from ..errors import Cancelled, InputError, KiigError
 from ..events import CancelToken
 from .steps import DECOMPOSE_SCHEMA, SplitResult, Step, find_sections, split_reasoning
 
-LLM_SPLIT_MAX_TOKENS = 1536  # the decomposition's output budget, whoever asks for it (CLI, batch, Analyze)
+LLM_SPLIT_MAX_TOKENS = 1536  # the decomposition's smallest output budget, whoever asks for it (CLI, batch, Analyze)
 MIN_SIMILARITY = 0.6  # word-level similarity an approximately located step needs
 MIN_COVERAGE = 0.5  # share of the reasoning's letters and digits the steps must cover
 
@@ -229,12 +229,20 @@ def split_with_llm(text: str, question: str, generate_json: Callable[[str, str, 
     )
 
 
-def model_json_generator(client, cancel: CancelToken | None = None) -> Callable[[str, str, dict], str]:
+def split_budget(text: str) -> int:
+    """Output tokens the decomposition may use for ``text``: it copies every step and adds a planning
+    and a knowledge sentence plus JSON per step, about 3 tokens per reasoning token, and a token is
+    about 4 characters of English -- so one per character, plus room for the JSON frame. A fixed cap
+    made long realistic traces run out of tokens and fall back to the rule splitter."""
+    return max(LLM_SPLIT_MAX_TOKENS, len(text) + 256)
+
+
+def model_json_generator(client, cancel: CancelToken | None = None, max_tokens: int = LLM_SPLIT_MAX_TOKENS) -> Callable[[str, str, dict], str]:
     """``generate_json`` over an engine client: greedy, constrained by the JSON schema, cancellable."""
 
     def generate_json(system: str, user: str, schema: dict) -> str:
         messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
-        result = client.call("generate", cancel=cancel, messages=messages, max_tokens=LLM_SPLIT_MAX_TOKENS, temperature=0.0,
+        result = client.call("generate", cancel=cancel, messages=messages, max_tokens=max_tokens, temperature=0.0,
                              top_k=0, json_schema=schema)
         if result.get("stop") == "cancelled":
             raise Cancelled()
@@ -244,5 +252,8 @@ def model_json_generator(client, cancel: CancelToken | None = None) -> Callable[
 
 
 def split_with_model(client, text: str, question: str, cancel: CancelToken | None = None) -> SplitResult:
-    """:func:`split_with_llm` with ``client`` (an engine client) as the decomposing model: the one LLM-split call."""
-    return split_with_llm(text, question, model_json_generator(client, cancel))
+    """:func:`split_with_llm` with ``client`` (an engine client) as the decomposing model: the one LLM-split call.
+
+    Its output budget grows with the reasoning (:func:`split_budget`), for the CLI, batches and the GUI alike.
+    """
+    return split_with_llm(text, question, model_json_generator(client, cancel, split_budget(text)))

@@ -23,7 +23,8 @@ def register(sub) -> None:
     p.add_argument("--model", required=True, help="scorer model: a .gguf path, an id/name from `kiig models`, or `default`")
     p.add_argument("--input", required=True, help="JSONL, one chain per line (see docs/cli.md)")
     p.add_argument("--output", required=True, help="JSONL written when the run completes")
-    p.add_argument("--mode", choices=MODES, default="answer", help="which numbers the GUI and reports lead with (both are computed)")
+    p.add_argument("--mode", choices=MODES, default="answer", help="which numbers the GUI and reports lead with (both are computed): answer = answer perplexity, as the paper "
+                   "defines it; paper = whole-sequence perplexity, as ReasoningEval's code computes it")
     p.add_argument("--split", choices=SPLIT_MODES, default="auto", help="how `reasoning` is split into steps (`steps` are used verbatim)")
     p.add_argument("--db", default=None, help="session file: commit each chain as it completes; a rerun resumes")
     p.add_argument("--seed", type=seed_value, default=None)

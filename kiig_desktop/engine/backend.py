@@ -62,16 +62,8 @@ class LogCapture:
 
 
 def batch_spans(n: int, size: int) -> list[tuple[int, int]]:
-    """(start, length) of the batches that decode ``n`` tokens, never a lone trailing token.
-
-    A one-token batch takes another kernel path (see ``decode``), so ``size + 1`` tokens go in
-    batches of ``size - 1`` and 2.
-    """
-    spans = [(b0, min(size, n - b0)) for b0 in range(0, n, size)]
-    if len(spans) > 1 and spans[-1][1] == 1 and size > 2:
-        start, length = spans[-2]
-        spans[-2:] = [(start, length - 1), (start + length - 1, 2)]
-    return spans
+    """(start, length) of the batches that decode ``n`` tokens, ``size`` at most each."""
+    return [(b0, min(size, n - b0)) for b0 in range(0, n, size)]
 
 
 def default_threads() -> int:
@@ -299,17 +291,6 @@ class Backend:
         if n == 0:
             return None
         self.check_fits(n)
-        if n == 1 and self.n_past > 0:
-            # llama.cpp takes another kernel path for a one-token batch, whose logits differ from
-            # the same position in a longer batch (up to 0.2 nats measured). Re-decoding the
-            # previous token with it keeps every number equal to a from-scratch evaluation.
-            prev = self.history[-1]
-            self.truncate(self.n_past - 1)
-            shifted = {r + 1: ids for r, ids in (extra or {}).items()}
-            out = self.decode([prev, tokens[0]], outputs, None if targets is None else [tokens[0], targets[0]], shifted)
-            if out is None:
-                return None
-            return Reduced(out.lse[1:], out.entropy[1:], out.target_logprob[1:], {r - 1: v for r, v in out.extra.items()})
         lse_parts, ent_parts, tlp_parts = [], [], []
         extra_out: dict[int, list[float]] = {}
         for b0, m in batch_spans(n, self.n_batch):

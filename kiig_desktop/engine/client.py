@@ -398,6 +398,10 @@ class EngineClient:
     def pieces(self, tokens: list[int]) -> list[str]:
         return self.call("pieces", tokens=list(tokens))
 
+    def piece_lengths(self, tokens: list[int]) -> list[int]:
+        """UTF-8 byte length of each token's text (special tokens: 0), to map tokens to characters."""
+        return self.call("piece_lengths", tokens=list(tokens))
+
     def chat_prompt(self, messages: list[dict], add_generation_prompt: bool = True) -> str:
         return self.call("chat_prompt", messages=messages, add_generation_prompt=add_generation_prompt)
 

@@ -1,7 +1,7 @@
 """GGUF model discovery and metadata.
 
-The header of every file is read with the ``gguf`` package *before* llama.cpp ever sees it, so a
-missing, truncated or foreign file gives a clear message instead of a crash inside the C library.
+The header of every file is read (gguf_header.py, arrays skipped) *before* llama.cpp ever sees it, so
+a missing, truncated or foreign file gives a clear message instead of a crash inside the C library.
 Models already downloaded by LM Studio or Ollama are discovered read-only, in place.
 """
 
@@ -106,74 +106,73 @@ def check_model_path(path: str | os.PathLike) -> Path:
     return p
 
 
-def _field(reader, key: str):
-    f = reader.fields.get(key)
-    if f is None:
-        return None
-    try:
-        return f.contents()
-    except Exception:  # noqa: BLE001 - a malformed field is treated as absent
-        return None
-
-
-def _quantization_name(file_type: int | None, reader) -> str:
-    import gguf
-
-    if file_type is not None:
-        try:
-            return gguf.LlamaFileType(file_type).name.removeprefix("MOSTLY_").removeprefix("ALL_")
-        except ValueError:
-            return f"file_type {file_type}"
-    counts: dict[str, int] = {}
-    for t in reader.tensors:
-        counts[t.tensor_type.name] = counts.get(t.tensor_type.name, 0) + int(t.n_elements)
-    return max(counts, key=counts.get) if counts else "unknown"
+HEADER_CACHE_VERSION = 1
 
 
 def read_header(path: str | os.PathLike) -> GGUFHeader:
-    """Read and validate a GGUF header; raise ModelFileError with a clear message on any problem."""
-    p = check_model_path(path)
-    import gguf
+    """Read and validate a GGUF header; raise ModelFileError with a clear message on any problem.
 
+    Only the keys listing needs are decoded (arrays such as the vocabulary are skipped), and the
+    result is cached by (real path, size, mtime) like the SHA-256, so a folder lists in a blink.
+    """
+    p = check_model_path(path)
+    cached = _stamped_cache("gguf_headers.json", p, lambda: asdict(_parse_header(p)), version=HEADER_CACHE_VERSION)
     try:
-        reader = gguf.GGUFReader(str(p), "r")
-    except Exception:  # noqa: BLE001 - gguf raises many types for broken files
+        return GGUFHeader(**cached)
+    except TypeError:  # a cache entry edited by hand: read the file again
+        return _parse_header(p)
+
+
+def _parse_header(p: Path) -> GGUFHeader:
+    from .gguf_header import FILE_TYPE_NAMES, GGML_TYPE_NAMES, HeaderError, read_raw_header
+
+    size = p.stat().st_size
+    try:
+        raw = read_raw_header(p)
+    except (HeaderError, OSError, ValueError):
         raise ModelFileError(
-            f"{p} is truncated or damaged: its GGUF header does not describe the {p.stat().st_size:,} bytes the file holds",
+            f"{p} is truncated or damaged: its GGUF header does not describe the {size:,} bytes the file holds",
             hint="the download or copy was probably interrupted; fetch the file again",
         ) from None
-    size = p.stat().st_size
-    end = max((int(t.data_offset) + int(t.n_bytes) for t in reader.tensors), default=0)
+    ends = [t.offset + t.n_bytes for t in raw.tensors if t.n_bytes is not None]
+    end = max(ends, default=0)
     if end > size:
         raise ModelFileError(
             f"{p} is truncated: the header promises {end:,} bytes but the file has {size:,}",
             hint="the download or copy was probably interrupted; fetch the file again",
         )
-    arch = _field(reader, "general.architecture")
+    f = raw.fields
+    arch = f.get("general.architecture")
     if not isinstance(arch, str) or not arch:
         raise ModelFileError(f"{p} has no general.architecture: it is not a model GGUF")
-    file_type = _field(reader, "general.file_type")
-    ctx = _field(reader, f"{arch}.context_length")
-    add_bos = _field(reader, "tokenizer.ggml.add_bos_token")
-    template = _field(reader, "tokenizer.chat_template")
-    meta = {}
-    for key in reader.fields:
-        if key.startswith("general.") or key.startswith(f"{arch}."):
-            value = _field(reader, key)
-            if isinstance(value, (str, int, float, bool)):
-                meta[key] = value
+    file_type = f.get("general.file_type")
+    file_type = file_type if isinstance(file_type, int) and not isinstance(file_type, bool) else None
+    if file_type is not None:
+        quant = FILE_TYPE_NAMES.get(file_type, f"file_type {file_type}")
+    else:
+        counts: dict[str, int] = {}
+        for t in raw.tensors:
+            name = GGML_TYPE_NAMES.get(t.ggml_type, f"type {t.ggml_type}")
+            counts[name] = counts.get(name, 0) + t.n_elements
+        quant = max(counts, key=counts.get) if counts else "unknown"
+    ctx = f.get(f"{arch}.context_length")
+    add_bos = f.get("tokenizer.ggml.add_bos_token")
+    template = f.get("tokenizer.chat_template")
+    tok_model = f.get("tokenizer.ggml.model")
+    name = f.get("general.name")
+    meta = {k: v for k, v in f.items() if (k.startswith("general.") or k.startswith(f"{arch}.")) and not k.endswith("#len")}
     check_header_values(p, arch, meta)
     return GGUFHeader(
         architecture=arch,
-        name=_field(reader, "general.name"),
-        parameters=int(sum(int(t.n_elements) for t in reader.tensors)),
-        quantization=_quantization_name(file_type if isinstance(file_type, int) else None, reader),
-        context_length=int(ctx) if isinstance(ctx, int) else None,
+        name=name if isinstance(name, str) else None,
+        parameters=int(sum(t.n_elements for t in raw.tensors)),
+        quantization=quant,
+        context_length=int(ctx) if isinstance(ctx, int) and not isinstance(ctx, bool) else None,
         chat_template=template if isinstance(template, str) else None,
-        add_bos=bool(add_bos) if isinstance(add_bos, bool) else None,
-        file_type=file_type if isinstance(file_type, int) else None,
-        tokenizer_model=_field(reader, "tokenizer.ggml.model"),
-        n_tensors=len(reader.tensors),
+        add_bos=add_bos if isinstance(add_bos, bool) else None,
+        file_type=file_type,
+        tokenizer_model=tok_model if isinstance(tok_model, str) else None,
+        n_tensors=len(raw.tensors),
         metadata=meta,
     )
 
@@ -185,34 +184,40 @@ _sha_cache_dir: Path | None = None
 
 
 def set_sha_cache_dir(path: Path | None) -> None:
-    """Where the path+size+mtime -> SHA-256 cache lives (default: the settings' cache folder)."""
+    """Where the path+size+mtime caches (SHA-256, GGUF headers) live (default: the settings' cache folder)."""
     global _sha_cache_dir
     _sha_cache_dir = path
 
 
-def _cache_file() -> Path:
+def _cache_file(name: str = "sha256.json") -> Path:
     base = _sha_cache_dir or Settings.load().cache_dir
-    return base / "sha256.json"
+    return base / name
 
 
 def sha256_of(path: str | os.PathLike, chunk: int = 4 << 20) -> str:
     """SHA-256 of a file, cached by (real path, size, mtime) so large models are hashed once."""
     p = Path(path).expanduser().resolve()
+    return _stamped_cache("sha256.json", p, lambda: file_sha256(p, chunk=chunk))
+
+
+def _stamped_cache(name: str, path: Path, compute, version: int | None = None):
+    """``compute()`` for a file, remembered in ``<cache>/name`` by (real path, size, mtime[, version])."""
+    p = Path(path).expanduser().resolve()
     st = p.stat()
     key = str(p)
-    stamp = [st.st_size, st.st_mtime_ns]
-    cache_path = _cache_file()
+    stamp = [st.st_size, st.st_mtime_ns] + ([version] if version is not None else [])
+    field_name = "sha256" if name == "sha256.json" else "value"  # sha256.json keeps its original layout
+    cache_path = _cache_file(name)
+    with _sha_lock:
+        hit = _read_cache(cache_path).get(key)
+        if isinstance(hit, dict) and hit.get("stamp") == stamp and field_name in hit:
+            return hit[field_name]
+    value = compute()
     with _sha_lock:
         cache = _read_cache(cache_path)
-        hit = cache.get(key)
-        if isinstance(hit, dict) and hit.get("stamp") == stamp and isinstance(hit.get("sha256"), str):
-            return hit["sha256"]
-    digest = file_sha256(p, chunk=chunk)
-    with _sha_lock:
-        cache = _read_cache(cache_path)
-        cache[key] = {"stamp": stamp, "sha256": digest}
+        cache[key] = {"stamp": stamp, field_name: value}
         _write_cache(cache_path, cache)
-    return digest
+    return value
 
 
 def _read_cache(path: Path) -> dict:

@@ -150,94 +150,123 @@ def generate(
 # ---------------------------------------------------------------------------- scoring
 
 
-def scan(
-    backend: Backend,
-    segments: list[list[int]],
-    probe: list[int],
-    answer_start: int,
-    candidates: list[list[int]] | None = None,
-) -> Events:
-    """Evaluate the context ``segments`` once, incrementally; after each segment, score ``probe``.
+class _Cache:
+    """The KV cache as a token sequence, with the log-prob and entropy of every cached position.
 
-    ``probe`` (e.g. tok(" Answer:") + tok(" " + answer)) is decoded in the same batch as the
-    segment it follows, read, and removed from the KV cache before the next segment. Returns per
-    context token its log-prob and the entropy (nats) of the distribution that predicted it, and
-    per checkpoint the log-prob of every probe token and of each candidate continuation at
-    ``answer_start`` (the option letters).
+    ``extend_to`` makes the cache hold exactly ``seq``: it keeps the longest common prefix with what
+    is cached (``llama_memory_seq_rm`` drops the rest) and decodes the remainder, re-decoding one
+    kept token so the row that predicts the first new token is fresh. Because llama.cpp's logits do
+    not depend on batch boundaries with the engine's settings, this equals a from-scratch pass.
     """
-    if not segments or not probe or not 0 < answer_start < len(probe):
-        raise InputError("scan needs at least one segment, and a probe with tokens before and after its answer start")
-    context = [t for seg in segments for t in seg]
-    n = len(context)
-    candidates = candidates or []
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.lp: list[float] = []  # lp[i] = ln p(token i | tokens before it); NaN at position 0
+        self.ent: list[float] = []  # entropy (nats) of the distribution that predicted token i
+        self.evaluated = 0
+        backend.clear()
+
+    def extend_to(self, seq: list[int], extra_row: int | None = None, extra: list[int] | None = None) -> list[float]:
+        """Cache ``seq``; return the log-probs of ``extra`` tokens after position ``extra_row``."""
+        b = self.backend
+        common = 0
+        limit = min(len(seq), b.n_past)
+        hist = b.history
+        while common < limit and hist[common] == seq[common]:
+            common += 1
+        start = max(0, min(common, len(seq)) - 1)
+        if extra_row is not None:
+            start = min(start, extra_row)
+        b.truncate(start)
+        # position ``start`` is shared (start < common), so its own log-prob stays valid
+        del self.lp[start + 1 :], self.ent[start + 1 :]
+        if not self.lp:
+            self.lp.append(float("nan"))
+            self.ent.append(float("nan"))
+        tokens = seq[start:]
+        b.check_fits(len(tokens), "this chain")
+        targets = list(seq[start + 1 :]) + [-1]
+        rows = {extra_row - start: list(extra)} if extra_row is not None and extra else None
+        out = b.decode(tokens, outputs="all", targets=targets, extra=rows)
+        self.lp.extend(float(x) for x in out.target_logprob[:-1])
+        self.ent.extend(float(x) for x in out.entropy[:-1])
+        self.evaluated += len(tokens)
+        return list(out.extra.get(extra_row - start, [])) if rows else []
+
+
+def scan(backend: Backend, prefixes: list[dict], curve_prefix: int | None = None) -> Events:
+    """Evaluate the prefixes of a chain incrementally, each as its own canonical token sequence.
+
+    ``prefixes[k]``: ``{"context": c_k (BOS included), "answer": a_k, "candidates": [tokens, ...]?,
+    "paper": tokens?}``. For each prefix the cache is brought to ``c_k + a_k`` (keeping what it
+    shares with the previous sequence), the answer tokens' log-probs are read, each candidate
+    continuation (option letter) is scored after ``c_k``, and a ``paper`` sequence, when it differs
+    from ``c_k + a_k``, is evaluated the same way. Returns per prefix the answer log-probs, the
+    mean NLL over positions 1..N-1 of the whole sequence and the candidates' log-probs, and for
+    prefix ``curve_prefix`` the log-prob and entropy (nats) of every context position.
+    """
+    if not prefixes:
+        raise InputError("scan needs at least one prefix")
+    longest = max(
+        max(len(p["context"]) + max([len(p["answer"])] + [len(c) for c in p.get("candidates") or []]), len(p.get("paper") or []))
+        for p in prefixes
+    )
     backend.clear()
-    backend.check_fits(n + len(probe) + max((len(c) for c in candidates), default=0), "this chain")
-    ctx_lp = np.full(n, np.nan)
-    ctx_ent = np.full(n, np.nan)
-    checkpoints = []
-    pos = 0
+    backend.check_fits(longest, "this chain")
+    cache = _Cache(backend)
     started = time.monotonic()
-    evaluated = 0
-    single = [c[0] for c in candidates if len(c) == 1]
-    for k, seg in enumerate(segments):
-        if not seg:
-            raise InputError(f"segment {k} has no tokens")
-        m = len(seg)
-        nxt = context[pos + m] if pos + m < n else -1
-        # rows 0..m-1 predict the segment's next tokens, row m-1 also the probe's first token;
-        # rows m.. (the probe) predict the rest of the probe
-        tokens = list(seg) + list(probe[:-1])
-        targets = list(seg[1:]) + [probe[0]] + list(probe[1:])
-        extra = {m - 1: [nxt]} if nxt >= 0 else {}
-        cand_row = m - 1 + answer_start  # the row that predicts probe[answer_start]
-        if single:
-            extra[cand_row] = single
-        out = backend.decode(tokens, outputs="all", targets=targets, extra=extra)
-        ctx_lp[pos + 1 : pos + m] = out.target_logprob[: m - 1]
-        ctx_ent[pos + 1 : pos + m] = out.entropy[: m - 1]
-        if nxt >= 0:
-            ctx_lp[pos + m] = out.extra[m - 1][0]
-            ctx_ent[pos + m] = out.entropy[m - 1]
-        probe_lp = [float(x) for x in out.target_logprob[m - 1 : m - 1 + len(probe)]]
-        cand_lp = None
-        if candidates:
-            read = iter(out.extra.get(cand_row, []))
-            backend.truncate(pos + m + answer_start)
-            cand_lp = [next(read) if len(c) == 1 else _multi_token_logprob(backend, c) for c in candidates]
-        backend.truncate(pos + m)
-        evaluated += len(tokens)
-        pos += m
-        checkpoints.append({"probe_logprob": probe_lp, "candidates": cand_lp})
-        yield {"type": "progress", "done": k + 1, "total": len(segments), "tokens": evaluated}
-    return {
-        "context_logprob": ctx_lp,
-        "context_entropy": ctx_ent,
-        "checkpoints": checkpoints,
-        "n_context": n,
-        "tokens_evaluated": evaluated,
-        "seconds": time.monotonic() - started,
-    }
+    checkpoints = []
+    curve: dict = {}
+    papers = [k for k, p in enumerate(prefixes) if p.get("paper") and list(p["paper"]) != list(p["context"]) + list(p["answer"])]
+    total = len(prefixes) + len(papers)
+    for k, p in enumerate(prefixes):
+        context, answer = list(p["context"]), list(p["answer"])
+        if not context or not answer:
+            raise InputError(f"prefix {k} has an empty context or answer")
+        cands = p.get("candidates") or []
+        single = [c[0] for c in cands if len(c) == 1]
+        row = len(context) - 1
+        seq = context + answer
+        single_lp = iter(cache.extend_to(seq, row if single else None, single))
+        answer_lp = cache.lp[len(context) : len(seq)]
+        seq_nll = -float(np.mean(cache.lp[1 : len(seq)])) if len(seq) > 1 else float("nan")
+        if k == curve_prefix:
+            curve = {"context_logprob": cache.lp[: len(context)], "context_entropy": cache.ent[: len(context)]}
+        cand_lp = []
+        for c in cands:
+            if len(c) == 1:
+                cand_lp.append(next(single_lp))
+            else:
+                cache.extend_to(context + list(c))
+                cand_lp.append(float(np.sum(cache.lp[len(context) :])))
+        checkpoints.append({"answer_logprob": answer_lp, "seq_nll": seq_nll, "candidates": cand_lp if cands else None})
+        yield {"type": "progress", "done": k + 1, "total": total, "tokens": cache.evaluated}
+    # paper sequences that differ (knowledge text in place of the steps) in a second incremental pass:
+    # interleaved with the first, each prefix would share only the question with the one before it
+    for i, k in enumerate(papers):
+        paper = list(prefixes[k]["paper"])
+        cache.extend_to(paper)
+        checkpoints[k]["seq_nll"] = -float(np.mean(cache.lp[1:])) if len(paper) > 1 else float("nan")
+        yield {"type": "progress", "done": len(prefixes) + i + 1, "total": total, "tokens": cache.evaluated}
+    return {"checkpoints": checkpoints, **curve, "tokens_evaluated": cache.evaluated, "seconds": time.monotonic() - started}
 
 
-def _multi_token_logprob(backend: Backend, cand: list[int]) -> float:
-    """ln p(cand) at the current end of the cache, for a candidate of several tokens."""
-    base = backend.n_past
-    # the first token's log-prob needs the row before it: re-decode the last cached token with it
-    prev = backend.history[-1]
-    backend.truncate(base - 1)
-    out = backend.decode([prev] + list(cand[:-1]), outputs="all", targets=list(cand))
-    backend.truncate(base)
-    return float(np.sum(out.target_logprob))
+def eval_sequence(backend: Backend, tokens: list[int], chunk: int = 0) -> Events:
+    """From-scratch evaluation: log-prob and entropy (nats) for every token after the first.
 
-
-def eval_sequence(backend: Backend, tokens: list[int]) -> Events:
-    """From-scratch evaluation: log-prob and entropy (nats) for every token after the first."""
+    ``chunk`` > 0 decodes that many tokens per llama_decode call (1: token by token), the check
+    that a token's numbers do not depend on the batch it was decoded in.
+    """
     backend.clear()
     backend.check_fits(len(tokens), "this sequence")
     started = time.monotonic()
-    out = backend.decode(tokens, outputs="all", targets=list(tokens[1:]) + [-1])
+    targets = list(tokens[1:]) + [-1]
+    step = chunk if chunk > 0 else max(1, len(tokens))
+    parts = [backend.decode(tokens[i : i + step], outputs="all", targets=targets[i : i + step]) for i in range(0, len(tokens), step)]
+    lp = np.concatenate([p.target_logprob for p in parts])
+    ent = np.concatenate([p.entropy for p in parts])
     yield {"type": "progress", "done": 1, "total": 1, "tokens": len(tokens)}
-    return {"logprob": out.target_logprob[:-1], "entropy": out.entropy[:-1], "seconds": time.monotonic() - started}
+    return {"logprob": lp[:-1], "entropy": ent[:-1], "seconds": time.monotonic() - started}
 
 
 def prefill(backend: Backend, tokens: list[int]) -> Events:

@@ -44,7 +44,9 @@ def _simple_ops(backend) -> dict[str, Callable]:
         "tokenize_many": lambda texts, special=False: [backend.tokenize(t, False, special) for t in texts],
         "detokenize": lambda tokens, special=False: backend.detokenize(tokens, special),
         "pieces": lambda tokens: backend.pieces_text(tokens),
+        "piece_lengths": lambda tokens: [len(backend.piece(t)) for t in tokens],
         "chat_prompt": lambda messages, add_generation_prompt=True: ops.chat_prompt(backend, messages, add_generation_prompt),
+        "prompt_tokens": lambda messages: ops.prompt_tokens(backend, messages),
     }
 
 

@@ -17,7 +17,7 @@ from .. import __version__
 from ..files import spreadsheet_writer
 from ..strict_json import dumps
 from . import svg
-from .summary import METRICS, BatchReport, Estimate, fmt_estimate, fmt_value, letter, metric
+from .summary import METRICS, BatchReport, Estimate, fmt_estimate, fmt_value, letter, metric, paper_note
 
 DASH = "\u2013"
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -154,7 +154,7 @@ def _summary_section(report: BatchReport, metrics) -> list[str]:
            f'<p class="muted small">Mean [{level} bootstrap interval, {report.n_boot} resamples, seed {report.seed}] over '
            "the items with a value; a chain that failed has no InfoGain, KI or steps.</p>",
            f'<table id="summary-table"><thead><tr><th>Model</th><th class="num">Items</th><th class="num">Errors</th>{head}'
-           f"</tr></thead><tbody>{''.join(rows)}</tbody></table>", '<div class="grid">']
+           f"</tr></thead><tbody>{''.join(rows)}</tbody></table>", f'<p id="paper-note" class="muted small">{_e(paper_note(report))}</p>', '<div class="grid">']
     labels = [m.name for m in report.models]
     colors = [svg.color(i) for i in range(len(report.models))]
     for mt in metrics:
@@ -340,9 +340,9 @@ def render_csv(report: BatchReport, table: str = "models") -> str:
     w = spreadsheet_writer(buf)
     keys = [m.key for m in METRICS]
     if table == "models":
-        w.writerow(["model", "sha256", "n_chains", "n_errors"] + [f"{k}_{p}" for k in keys for p in ("mean", "lo", "hi", "n")])
+        w.writerow(["model", "sha256", "n_chains", "n_errors", "n_paper_excluded"] + [f"{k}_{p}" for k in keys for p in ("mean", "lo", "hi", "n")])
         for m in report.models:
-            w.writerow([m.name, m.sha256, m.n_chains, m.n_errors]
+            w.writerow([m.name, m.sha256, m.n_chains, m.n_errors, m.n_paper_excluded]
                        + [_c(getattr(m.metrics[k], p)) for k in keys for p in ("mean", "lo", "hi", "n")])
     elif table == "pairs":
         names = {m.key: m.name for m in report.models}

@@ -10,8 +10,9 @@ Shared by the GUI dashboard and ``kiig report`` (pure core, no Qt). :func:`summa
 - ``items``: one :class:`ItemResult` per chain (per model and item), with the chain id for the
   drill-down into the chain view (:func:`load_chain_detail`).
 
-Per-chain values: ``accuracy`` is 1/0 for a graded answer; ``info_gain_mean``, ``delta_nll_mean`` and
-``n_steps`` come from the scored chain; ``ki_mean`` from its KI (missing when no applicable step was
+Per-chain values: ``accuracy`` is 1/0 for a graded answer; ``info_gain_mean``, ``delta_nll_mean``,
+``paper_info_gain``, ``paper_mean`` and ``n_steps`` come from the scored chain (the paper-mode numbers
+are missing for chains of 2 steps or fewer, which ModelSummary counts in ``n_paper_excluded``); ``ki_mean`` from its KI (missing when no applicable step was
 judged); ``n_tokens`` is the number of tokens the subject model generated. A missing value (a chain
 with an error, no KI) is left out of that metric's mean, never counted as 0. Every interval is
 ``stats.bootstrap_mean_ci`` / ``stats.paired_diff_ci`` with the same ``seed``, so numbers are
@@ -47,8 +48,15 @@ class Metric:
 
 METRICS: tuple[Metric, ...] = (
     Metric("accuracy", "Accuracy", "%", "share of items whose extracted final answer is correct", percent=True),
-    Metric("info_gain_mean", "Mean InfoGain", "ppl/step", "answer-perplexity drop per reasoning step (higher: more informative)"),
+    Metric("info_gain_mean", "Mean InfoGain", "ppl/step",
+           "answer-perplexity drop per reasoning step -- answer perplexity, as the paper defines it (higher: more informative)"),
     Metric("delta_nll_mean", "Mean \u0394NLL", "nats/step", "answer negative log-likelihood drop per step"),
+    Metric("paper_info_gain", "Paper InfoGain", "ppl",
+           "whole-sequence perplexity, as ReasoningEval's code computes it: the sum of the sequence-perplexity drops "
+           "over the steps divided by steps + 1; chains of 2 steps or fewer are excluded (its code gives them 0)"),
+    Metric("paper_mean", "Paper mean PPL", "ppl",
+           "whole-sequence perplexity, as ReasoningEval's code computes it: the sum of the steps' sequence perplexities "
+           "divided by steps + 1 (the baseline only in the denominator); chains of 2 steps or fewer are excluded"),
     Metric("ki_mean", "Mean KI", "0-1", "Knowledge Index: judged support of each step's claim by the corpus"),
     Metric("n_steps", "Steps", "per chain", "reasoning steps per chain"),
     Metric("n_tokens", "Tokens", "per chain", "tokens the subject model generated"),
@@ -88,6 +96,7 @@ class ModelSummary:
     n_errors: int
     metrics: dict[str, Estimate]
     timing: dict[str, float] = field(default_factory=dict)  # median seconds per item: generation_s, scoring_s, ki_s, total_s
+    n_paper_excluded: int = 0  # scored chains too short for ReasoningEval's paper-mode numbers
 
     def to_dict(self) -> dict:
         out = {k: v for k, v in asdict(self).items() if k != "metrics"}
@@ -135,6 +144,9 @@ class ItemResult:
     error: str | None = None
     timing: dict = field(default_factory=dict)
     build: str | None = None  # id of the llama.cpp build that scored the chain (reports.builds)
+    paper_info_gain: float | None = None
+    paper_mean: float | None = None
+    paper_excluded: bool = False
 
     def value(self, key: str) -> float:
         """The chain's value for a metric of :data:`METRICS` (NaN when missing)."""
@@ -228,6 +240,8 @@ def _load(store, run_id: int) -> tuple[list[ItemResult], dict[str, dict], dict]:
             delta_nll_mean=None if failed else rec.get("delta_nll_mean"), ki_mean=None if failed else rec.get("ki_mean"),
             n_steps=None if failed else len(rec.get("steps") or []), n_tokens=rec.get("n_generated_tokens"),
             error=rec.get("error"), timing=rec.get("timing") or {}, build=build,
+            paper_info_gain=None if failed else rec.get("paper_info_gain"), paper_mean=None if failed else rec.get("paper_mean"),
+            paper_excluded=not failed and bool(rec.get("paper_excluded")),
         ))
     return out, subjects, builds
 
@@ -289,7 +303,7 @@ def summarize(store, run_id: int | None = None, *, models: Sequence[str] | None 
         mine = [r for r in results if r.model == key]
         est = {mk: Estimate(*_mean_ci([r.value(mk) for r in mine], n_boot, level, seed)) for mk in METRIC_KEYS}
         summaries.append(ModelSummary(key, name, path, sha, len(mine), sum(1 for r in mine if r.error), est,
-                                      _median_timing(mine)))
+                                      _median_timing(mine), sum(1 for r in mine if r.paper_excluded)))
     pairs = []
     for i, a in enumerate(keys):
         for b in keys[i + 1:]:
@@ -352,6 +366,14 @@ def fmt_estimate(metric_key: str, e: Estimate, signed: bool = False) -> str:
     if e.n == 0:
         return "\u2013"
     return f"{fmt_value(metric_key, e.mean, signed)} [{fmt_value(metric_key, e.lo, signed)}, {fmt_value(metric_key, e.hi, signed)}]"
+
+
+def paper_note(report: BatchReport) -> str:
+    """What the two InfoGain modes are, and how many chains each model's paper-mode numbers leave out."""
+    counts = ", ".join(f"{m.name} {m.n_paper_excluded} of {m.n_chains - m.n_errors}" for m in report.models)
+    return ("Mean InfoGain is answer perplexity, as the paper defines it; Paper InfoGain and Paper mean PPL are "
+            "whole-sequence perplexity, as ReasoningEval's code computes it, over chains of 3 or more steps only "
+            f"(its code gives shorter chains 0; they are left out here, never counted as 0). Chains left out: {counts}.")
 
 
 def finding(report: BatchReport, a: str, b: str) -> str:

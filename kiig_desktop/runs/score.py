@@ -22,8 +22,12 @@ from ..metrics import infogain
 from .chain import guarded
 from .provenance import stamp, worker_build
 
-OUTPUT_KEYS = ("id", "mode", "model", "n_tokens", "baseline", "steps", "info_gain_mean", "delta_nll_mean", "paper_info_gain", "paper_mean", "error")
-STEP_KEYS = ("index", "text", "answer_nll", "answer_ppl", "delta_nll", "info_gain", "seq_ppl", "option_probs", "entropy_bits", "p_correct")
+OUTPUT_KEYS = (
+    "id", "question", "options", "answer_idx", "mode", "model", "n_tokens", "baseline", "steps", "info_gain_mean",
+    "delta_nll_mean", "paper_info_gain", "paper_mean", "paper_excluded", "error",
+)
+# "knowledge": what a decomposition says the step relies on, so `kiig ki` on this output checks it
+STEP_KEYS = ("index", "text", "knowledge", "answer_nll", "answer_ppl", "delta_nll", "info_gain", "seq_ppl", "option_probs", "entropy_bits", "p_correct")
 
 
 @dataclass
@@ -110,10 +114,17 @@ def score_item(client, item: DatasetItem, config: ScoreConfig, cancel: CancelTok
     if any(not s["text"].strip() for s in steps):
         raise InputError(f"item {item.id!r}: step {next(i for i, s in enumerate(steps) if not s['text'].strip()) + 1} is empty")
     texts = [s["text"] for s in steps]
-    scored = yield from infogain.iter_score_chain(client, item.question, item.answer, texts, item.options, item.answer_idx, cancel=cancel)
+    knowledge = [s.get("knowledge") for s in steps]
+    scored = yield from infogain.iter_score_chain(
+        client, item.question, item.answer, texts, item.options, item.answer_idx,
+        knowledge=knowledge if any(knowledge) else None, cancel=cancel,
+    )
     for st, extra in zip(scored["steps"], steps, strict=True):
         st.update({k: v for k, v in extra.items() if k != "text"})
-    record = {"id": item.id, "mode": config.mode, "model": client.model_ref()}
+    record = {"id": item.id, "question": item.question}
+    if item.options is not None:
+        record.update(options=item.options, answer_idx=item.answer_idx)
+    record.update(mode=config.mode, model=client.model_ref())
     record.update(scored)
     record["split"] = notes
     return stamp(record, client)

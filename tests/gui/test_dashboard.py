@@ -106,6 +106,8 @@ def check_models_table(view, report) -> None:
             assert shown.n == want.n
             for a, b in ((shown.mean, want.mean), (shown.lo, want.lo), (shown.hi, want.hi)):
                 assert (math.isnan(a) and math.isnan(b)) or a == b
+        # chains too short for the paper-mode numbers are counted and shown, never silently 0
+        assert f"{m.name} {m.n_paper_excluded} of {m.n_chains - m.n_errors}" in view.paper_note.text()
 
 
 # ------------------------------------------------------------------------------------ the real run

@@ -29,6 +29,7 @@ from ...chains.steps import MODES as SPLIT_MODES
 from ...chains.steps_llm import split_with_model
 from ...errors import InputError, KiigError
 from ...events import CancelToken, Message, Progress, Token
+from ...metrics.infogain import MODE_NAMES, MODES
 from ...runs.analysis import (
     AnalysisResult,
     GenerationSettings,
@@ -142,8 +143,8 @@ class AnalyzeView(QWidget):
 
         self.scorer = ModelCombo(self.engines)
         self.lead_mode = compact_combo(QComboBox())
-        self.lead_mode.addItem("Answer-conditional (default)", "answer")
-        self.lead_mode.addItem("Paper parity (sequence perplexity)", "paper")
+        for mode in MODES:  # both are always computed; this picks which one the plots lead with
+            self.lead_mode.addItem(MODE_NAMES[mode][0].upper() + MODE_NAMES[mode][1:], mode)
         self.score_button = QPushButton("Score chain")
         self.score_button.setProperty("role", "primary")
         self.score_button.setToolTip("Measure InfoGain of every step with the scorer model (Ctrl+Return)")

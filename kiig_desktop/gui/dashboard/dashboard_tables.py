@@ -95,9 +95,11 @@ class ModelsTable(_FixedTable):
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
         for col, m in enumerate(models, start=1):
             errors = f" · {m.n_errors} error{'s' if m.n_errors != 1 else ''}" if m.n_errors else ""
-            head = QTableWidgetItem(f"{letter(col - 1)} · {m.name}\n{m.n_chains} items{errors}")
+            short = f" · {m.n_paper_excluded} short" if m.n_paper_excluded else ""
+            head = QTableWidgetItem(f"{letter(col - 1)} · {m.name}\n{m.n_chains} items{errors}{short}")
             head.setIcon(swatch(SERIES[(col - 1) % len(SERIES)]))
-            head.setToolTip(rich_tooltip(f"{m.name}\n{m.path}\nsha256 {m.sha256}\n{m.n_chains} chains, {m.n_errors} with errors"))
+            head.setToolTip(rich_tooltip(f"{m.name}\n{m.path}\nsha256 {m.sha256}\n{m.n_chains} chains, {m.n_errors} with errors\n"
+                                         f"{m.n_paper_excluded} of 2 steps or fewer: left out of the paper-mode numbers"))
             head.setData(Qt.ItemDataRole.UserRole, m.key)
             self.setHorizontalHeaderItem(col, head)
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.Stretch)

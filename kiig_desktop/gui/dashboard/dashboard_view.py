@@ -37,6 +37,7 @@ from ...reports.summary import (
     chain_details,
     finding,
     fmt_estimate,
+    paper_note,
     summarize,
 )
 from ..shared.corpora import Corpora
@@ -146,6 +147,7 @@ class DashboardView(QWidget):
         c.addWidget(self.judge_note)
 
         self.models_table = ModelsTable()
+        self.paper_note = plain_label("", "muted", wrap=True, selectable=True)
         self.pair_a, self.pair_b = compact_combo(QComboBox(), 12), compact_combo(QComboBox(), 12)
         self.pairs_table = PairsTable()
         self.forest = ForestFigure()
@@ -162,6 +164,7 @@ class DashboardView(QWidget):
         sv = QVBoxLayout(summary)
         sv.setContentsMargins(0, 6, 0, 0)
         sv.addWidget(self.models_table)
+        sv.addWidget(self.paper_note)
         sv.addWidget(self.scatter_frame, 1)
 
         pair_box = QWidget()
@@ -321,6 +324,7 @@ class DashboardView(QWidget):
         show_validation(self.judge_note, report.judge_validation and {
             **report.judge_validation, "note": "KI judge — " + report.judge_validation["note"]})
         self.models_table.set_report(report)
+        self.paper_note.setText(paper_note(report))
         keys = [m.key for m in report.models]
         keep = previous[0] != previous[1] and all(k in keys for k in previous)  # the same pair in this run
         for combo, default, key in ((self.pair_a, 0, previous[0]), (self.pair_b, 1, previous[1])):

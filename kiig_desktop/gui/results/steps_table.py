@@ -63,7 +63,7 @@ COLUMNS: list[Column] = [
     Column("entropy_bits", "Opt. H", _key("entropy_bits"), "{:.3f}", "sequential",
            "Option entropy (bits) of the option-letter distribution after this step"),
     Column("p_correct", "P(corr.)", _key("p_correct"), "{:.3f}", None, "Probability of the correct option letter"),
-    Column("seq_ppl", "Seq PPL", _key("seq_ppl"), "{:.3f}", None, "Whole-sequence perplexity (paper-parity mode)"),
+    Column("seq_ppl", "Seq PPL", _key("seq_ppl"), "{:.3f}", None, "Whole-sequence perplexity, as ReasoningEval's code computes it (paper mode)"),
 ]
 
 
