@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
 
@@ -27,6 +28,7 @@ FIELDS: tuple[tuple[str, str], ...] = (
     ("llamafile", "llamafile matmul"),
     ("repack", "weight repacking"),
     ("flash_attn", "flash attention"),
+    ("tiled_mm", "tiled K-quant matmul"),
     ("n_batch", "batch size"),
     ("system_info", "llama.cpp system info"),
 )
@@ -87,7 +89,7 @@ def backend_name(backends: list[str], gpu_offload: bool, n_gpu_layers: int) -> s
 
 def describe(*, llama_cpp_python: str | None, system_info: str, gpu_offload: bool, n_gpu_layers: int,
              n_batch: int, flash_attn: bool, repack: bool, n_threads: int | None,
-             libraries: list[str] | None = None) -> dict:
+             libraries: list[str] | None = None, tiled_mm: bool = False) -> dict:
     """The provenance dict from what the worker knows (pure, so tests can build one)."""
     parsed = parse_system_info(system_info)
     libs = loaded_ggml_libraries() if libraries is None else libraries
@@ -101,6 +103,7 @@ def describe(*, llama_cpp_python: str | None, system_info: str, gpu_offload: boo
         "llamafile": parsed["llamafile"],
         "repack": bool(repack),
         "flash_attn": bool(flash_attn),
+        "tiled_mm": bool(tiled_mm),
         "n_gpu_layers": int(n_gpu_layers),
         "n_batch": int(n_batch),
         "n_threads": n_threads,
@@ -118,6 +121,8 @@ def collect(backend) -> dict:
         gpu_offload=bool(llama_cpp.llama_supports_gpu_offload()),
         n_gpu_layers=backend.n_gpu_layers, n_batch=backend.n_batch, flash_attn=backend.flash_attn,
         repack=backend.repack, n_threads=backend.n_threads,
+        # llama.cpp's tiled K-quant matmul is on unless GGML_CPU_TILED_MM=0 (the workers' default)
+        tiled_mm=os.environ.get("GGML_CPU_TILED_MM", "1") != "0",
     )
 
 
