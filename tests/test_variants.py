@@ -114,7 +114,7 @@ def test_every_variant_this_cpu_runs_loads_and_scores(builtin_path, monkeypatch)
     assert "x64" in results  # the baseline runs on every x86-64 CPU
     base = results["x64"]
     for name, gains in results.items():
-        assert max(abs(a - b) for a, b in zip(gains, base)) < 0.05, (name, gains, base)
+        assert max(abs(a - b) for a, b in zip(gains, base, strict=True)) < 0.05, (name, gains, base)
 
 
 @needs_variants
