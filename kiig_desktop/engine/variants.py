@@ -27,13 +27,13 @@ from ..errors import EngineError
 
 ENV = "KIIG_CPU_VARIANT"
 AUTO = "auto"
-_PREFIX, _SUFFIX = "libggml-cpu-", ".so"
+_FILE = re.compile(r"^(?:lib)?ggml-cpu-([a-z0-9_.]+?)\.(?:so|dll|dylib)$")  # Linux, Windows, macOS names
 _NAME = re.compile(r"^[a-z0-9_.]+$")
 _state: dict[str, str | None] = {}
 
 
 def variant_dirs() -> list[Path]:
-    """Folders that may hold ``libggml-cpu-*.so``: llama_cpp's lib/, the wheel's bin/, the frozen app's."""
+    """Folders that may hold the variant libraries (``libggml-cpu-*.so``): llama_cpp's lib/, the wheel's bin/, the frozen app's."""
     import importlib.util
 
     out: list[Path] = []
@@ -51,8 +51,7 @@ def available(dirs: list[Path] | None = None) -> dict[str, Path]:
     """Variant name -> its library, from the first folder that holds any (empty: a build without variants)."""
     for folder in dirs if dirs is not None else variant_dirs():
         try:
-            found = {p.name[len(_PREFIX):-len(_SUFFIX)]: p for p in folder.iterdir()
-                     if p.name.startswith(_PREFIX) and p.name.endswith(_SUFFIX)}
+            found = {m.group(1): p for p in folder.iterdir() if (m := _FILE.match(p.name))}
         except OSError:
             continue
         if found:
