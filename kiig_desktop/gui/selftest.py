@@ -48,10 +48,13 @@ def _engine_checks() -> str:
 
 def _window_check(screenshot: str | None) -> None:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from .app import create_application
+    from PySide6.QtWidgets import QApplication
+
     from .main_window import MainWindow
 
-    app = create_application([sys.argv[0]])
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    app.setOrganizationName("KIIG")
+    app.setApplicationName("KIIG Desktop")
     window = MainWindow()
     window.show()
     app.processEvents()
