@@ -75,7 +75,7 @@ xlibs:
 	@packaging/x_libs.sh $(if $(filter test bundle,$(MAKECMDGOALS)),--with-xvfb,)
 
 $(VENV)/.installed-bundle: $(VENV)/.installed
-	$(BIN)/python -m pip install -q 'pyinstaller>=6.10,<7'
+	$(BIN)/python -m pip install -q -e '.[bundle]'
 	touch $@
 
 # dist/kiig-desktop-VERSION-linux-x86_64.tar.gz: the frozen app, its installer and the embedded model

@@ -81,7 +81,7 @@ def _gains(path: Path) -> dict[str, list[float]]:
     out = {}
     for line in path.read_text(encoding="utf-8").splitlines():
         rec = json.loads(line)
-        out[rec["id"]] = [s["infogain"] for s in rec["steps"]]
+        out[rec["id"]] = [s["info_gain"] for s in rec["steps"]]
     return out
 
 

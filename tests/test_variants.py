@@ -81,7 +81,7 @@ needs_variants = pytest.mark.skipif(not BUILT, reason="this llama.cpp build has 
 
 
 def _score_with(pin: str) -> tuple[str, list[float]]:
-    """Start a fresh worker pinned to ``pin``, score one sample chain; (variant in use, InfoGain per step)."""
+    """Start a fresh worker pinned to ``pin``, score one sample chain; (variant in use, answer NLL per step)."""
     from kiig_desktop.engine.client import EngineClient
     from kiig_desktop.events import ItemDone, run_to_end
     from kiig_desktop.resources import resource_path
@@ -93,13 +93,15 @@ def _score_with(pin: str) -> tuple[str, list[float]]:
         client.start()
         run_to_end(iter_score_file(client, jobs, ScoreConfig()), lambda e: done.append(e.result) if isinstance(e, ItemDone) else None)
         variant = client.build()["cpu_variant"]
-    return variant, [s["infogain"] for s in done[0]["steps"]]
+    return variant, [s["answer_nll"] for s in done[0]["steps"]]
 
 
 @needs_variants
 def test_every_variant_this_cpu_runs_loads_and_scores(builtin_path, monkeypatch):
     """Each variant loads (or is refused with a clear error when the CPU lacks its instructions),
-    scores a chain to finite numbers and is the one recorded; variants agree to within 0.05 nats."""
+    scores a chain to finite numbers and is the one recorded. Variants do NOT compute identical
+    numbers (up to 0.44 nats of answer NLL measured, benchmarks/bench_cpu_variants.py), so this only
+    bounds them at 1 nat: a broken kernel is off by far more (or NaN)."""
     results: dict[str, list[float]] = {}
     for name in BUILT:
         monkeypatch.setenv(variants.ENV, name)
@@ -114,7 +116,7 @@ def test_every_variant_this_cpu_runs_loads_and_scores(builtin_path, monkeypatch)
     assert "x64" in results  # the baseline runs on every x86-64 CPU
     base = results["x64"]
     for name, gains in results.items():
-        assert max(abs(a - b) for a, b in zip(gains, base, strict=True)) < 0.05, (name, gains, base)
+        assert max(abs(a - b) for a, b in zip(gains, base, strict=True)) < 1.0, (name, gains, base)
 
 
 @needs_variants

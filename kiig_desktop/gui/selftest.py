@@ -40,8 +40,8 @@ def _engine_checks() -> str:
         raise SelfTestFailed(f"engine: {exc.message}") from None
     if not done or done[0].get("error"):
         raise SelfTestFailed(f"scoring the sample chain failed: {(done[0].get('error') if done else 'no result')}")
-    gains = [s.get("infogain") for s in done[0].get("steps", [])]
-    if not gains or not all(isinstance(g, float) and math.isfinite(g) for g in gains if g is not None):
+    gains = [s.get("info_gain") for s in done[0].get("steps", [])]
+    if not gains or not all(isinstance(g, float) and math.isfinite(g) for g in gains):
         raise SelfTestFailed("the sample chain scored to missing or non-finite InfoGain")
     return f"CPU variant {build.get('cpu_variant', '?')}, {len(gains)} steps scored"
 
