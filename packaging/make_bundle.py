@@ -75,7 +75,10 @@ def tidy(app: Path) -> None:
         twin = lib / f"{name}.0"
         if _FULL_VERSION.search(name) or (name.startswith("libggml") and name.endswith(".so") and twin.exists()):
             path.unlink()
-    top = [p.name for p in (app / "_internal").iterdir() if p.name.startswith(("libggml", "libllama"))]
+    # PyInstaller links the sonames the variants need to the top (symlinks into llama_cpp/lib: the
+    # same file, so one library in memory); a real second copy would be a second ggml registry
+    top = [p.name for p in (app / "_internal").iterdir()
+           if p.name.startswith(("libggml", "libllama")) and not (p.is_symlink() and p.resolve().parent == lib.resolve())]
     if top:
         raise SystemExit(f"bundle: duplicate llama.cpp libraries at the top of the bundle: {top}")
 
