@@ -67,6 +67,7 @@ def check(model: str = BUILTIN_ID, options=None) -> dict:
         with EngineClient(model, options) as client:
             info = client.start()
             report["system_info"] = info.get("system_info")
+            report["llama_cpp_python"] = report["llama_cpp_python"] or info.get("llama_cpp_python")  # a frozen app has no metadata
             report["gpu_offload"] = info.get("gpu_offload")
             report["warnings"] = info.get("warnings", [])
             report["n_gpu_layers"] = client.options.n_gpu_layers
