@@ -6,7 +6,9 @@
 #   ./install.sh --prefix DIR         app in DIR/lib/kiig-desktop, links in DIR/bin, entry in DIR/share
 #   ./install.sh --models-from DIR    also copy DIR/*.gguf to the models folder, each checked against
 #                                     DIR/SHA256SUMS (lines of `sha256sum` output); a file without a
-#                                     matching line is refused and nothing of it is copied
+#                                     matching line is refused and nothing of it is copied; they go
+#                                     to the models folder of the user running install.sh (as root
+#                                     for everyone: set KIIG_MODELS_DIR to a shared folder)
 #   ./install.sh --no-self-test       skip the self-test the installer runs at the end
 #
 # Every path it creates is listed in <app folder>/install-manifest.txt; uninstall.sh (copied into the
@@ -19,7 +21,7 @@ while [ $# -gt 0 ]; do
     --prefix) prefix=${2:?--prefix needs a folder}; shift 2 ;;
     --models-from) models_from=${2:?--models-from needs a folder}; shift 2 ;;
     --no-self-test) self_test=0; shift ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
