@@ -22,7 +22,6 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import (
     QApplication,
-    QDockWidget,
     QFileDialog,
     QLabel,
     QMainWindow,
@@ -42,10 +41,12 @@ from .dashboard.dashboard_view import DashboardView
 from .knowledge.corpora_view import CorporaView
 from .knowledge.ki_panel import KiPanel
 from .models.models_panel import ModelsPanel
+from .results.presentation import PresentationWindow
 from .results.results_view import ResultsView
 from .sessions.sessions_view import SessionsView
 from .shared.corpora import Corpora
 from .shared.dialogs import AboutDialog
+from .shared.dock import CollapsibleDock
 from .shared.engines import Engines
 from .shared.session_file import SessionFile
 from .shared.task_indicator import TaskIndicator
@@ -75,7 +76,8 @@ class MainWindow(QMainWindow):
         self.session = SessionFile(self.settings, self.qsettings, self.tasks, self)
         self.views: dict[str, QWidget] = {}
         self._pages: dict[str, QWidget] = {}  # the tab page (a scroll area) around each view
-        self.docks: dict[str, QDockWidget] = {}
+        self.docks: dict[str, CollapsibleDock] = {}
+        self.presentation: PresentationWindow | None = None
         self.splitters: dict[str, QSplitter] = {}
         self._closing = False
 
@@ -128,12 +130,11 @@ class MainWindow(QMainWindow):
             widget.message.connect(self.show_message)
         return index
 
-    def add_dock(self, key: str, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+    def add_dock(self, key: str, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> CollapsibleDock:
         """Add a dock panel whose visibility and position are remembered."""
-        dock = QDockWidget(title, self)
+        dock = CollapsibleDock(title, widget, self)
         dock.setObjectName(f"dock-{key}")
-        dock.setWidget(widget)
-        dock.setMinimumWidth(300)
+        dock.setMinimumWidth(240)
         self.addDockWidget(area, dock)
         self.docks[key] = dock
         if hasattr(widget, "message"):
@@ -224,6 +225,18 @@ class MainWindow(QMainWindow):
             act.setCheckable(True)
             group.addAction(act)
             self.theme_actions[mode] = act
+        colours = v.addMenu("&Colours for Signed Metrics")
+        group = QActionGroup(self)
+        self.palette_actions = {}
+        for name, title in (("blue-orange", "Blue / Orange (colour-blind safe)"), ("red-green", "Red / Green")):
+            act = self._action(colours, title, lambda _=False, n=name: self.set_palette(n))
+            act.setCheckable(True)
+            group.addAction(act)
+            self.palette_actions[name] = act
+        v.addSeparator()
+        self._action(v, "&Present Chain", self.present, "F5",
+                     "The shown chain full screen for a review: arrow keys walk the steps, Esc leaves")
+        self._action(v, "Collapse / Expand Models Panel", self._toggle_models_strip, "Ctrl+Shift+D")
         self._action(v, "Reset Layout", self.reset_layout)
 
         h = mb.addMenu("&Help")
@@ -422,6 +435,28 @@ class MainWindow(QMainWindow):
         self.qsettings.setValue("view/theme", mode)
         self.theme_actions[theme().mode].setChecked(True)
 
+    def set_palette(self, name: str) -> None:
+        """Blue/orange (default, colour-blind safe) or red/green for InfoGain, ΔNLL and KI."""
+        theme().set_palette(name)
+        self.qsettings.setValue("view/palette", theme().palette)
+        self.palette_actions[theme().palette].setChecked(True)
+
+    def present(self) -> PresentationWindow | None:
+        """View → Present: the chain on the Results tab full screen (None when there is none)."""
+        if self.results.result is None:
+            self.show_message("Open or score a chain first, then present it (F5).", "info")
+            return None
+        window = PresentationWindow(self.session, self.tasks, self)
+        window.view.message.connect(self.show_message)
+        window.present(self.results.result, self.results.selected or 0)
+        self.presentation = window
+        return window
+
+    def _toggle_models_strip(self) -> None:
+        dock = self.docks["models"]
+        dock.show()
+        dock.set_collapsed(not dock.collapsed)
+
     def about(self) -> None:
         AboutDialog(self.icon, self.engines.build_info, self).exec()
 
@@ -439,6 +474,10 @@ class MainWindow(QMainWindow):
         self.move(avail.x() + (avail.width() - width) // 2, avail.y() + (avail.height() - height) // 2)
 
     def _restore_layout(self) -> None:
+        palette = str(self.qsettings.value("view/palette", "blue-orange"))
+        if palette != theme().palette:
+            theme().set_palette(palette)
+        self.palette_actions[theme().palette].setChecked(True)
         self.theme_actions.get(str(self.qsettings.value("view/theme", "system")), self.theme_actions["system"]).setChecked(True)
         geometry = self.qsettings.value("window/geometry")
         if isinstance(geometry, QByteArray) and not geometry.isEmpty():
@@ -455,6 +494,8 @@ class MainWindow(QMainWindow):
             if isinstance(value, QByteArray) and not value.isEmpty():
                 splitter.restoreState(value)
         self.tabs.setCurrentIndex(int(self.qsettings.value("view/tab", 0) or 0))
+        if str(self.qsettings.value("view/models_collapsed", "false")).lower() == "true":
+            self.docks["models"].set_collapsed(True)
 
     def save_layout(self) -> None:
         self.qsettings.setValue("window/geometry", self.saveGeometry())
@@ -462,10 +503,12 @@ class MainWindow(QMainWindow):
         for key, splitter in self.splitters.items():
             self.qsettings.setValue(f"splitters/{key}", splitter.saveState())
         self.qsettings.setValue("view/tab", self.tabs.currentIndex())
+        self.qsettings.setValue("view/models_collapsed", self.docks["models"].collapsed)
         self.qsettings.sync()
 
     def reset_layout(self) -> None:
         for dock in self.docks.values():
+            dock.set_collapsed(False)
             dock.setFloating(False)
             dock.show()
             self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)

@@ -78,7 +78,9 @@ class AnalyzeView(QWidget):
     def _build(self) -> None:
         self.form = QuestionForm()
         q_box = QGroupBox("1 · Question and ground truth")
-        QVBoxLayout(q_box).addWidget(self.form)
+        q_layout = QVBoxLayout(q_box)
+        q_layout.addWidget(self.form)
+        q_layout.setSizeConstraint(q_layout.SizeConstraint.SetMinimumSize)  # options never under the buttons
 
         self.subject = ModelCombo(self.engines)
         self.max_tokens = QSpinBox()

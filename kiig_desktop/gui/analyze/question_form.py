@@ -121,9 +121,17 @@ class QuestionForm(QWidget):
     def _fit_options(self) -> None:
         rows = max(2, self.options.rowCount())
         self.options.setFixedHeight(min(rows, 6) * self.options.verticalHeader().defaultSectionSize() + 4)
+        self._keep_height()
+
+    def _keep_height(self) -> None:
+        """Never be laid out lower than the form needs: a width-for-height estimate of the wrapped
+        labels once let the +/− Option buttons overlap the last options."""
+        self.setMinimumHeight(0)
+        self.setMinimumHeight(self.layout().totalMinimumSize().height())
 
     def _mcq_toggled(self, on: bool) -> None:
         self.options_box.setVisible(on)
+        self._keep_height()
         self._form.setRowVisible(0, on)
         self.answer_edit.setReadOnly(on)
         if on and self.options.rowCount() == 0:

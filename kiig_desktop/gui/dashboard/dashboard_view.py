@@ -150,8 +150,8 @@ class DashboardView(QWidget):
         self.forest = ForestFigure()
         self.forest.setMinimumHeight(250)
         self.forest_frame = PlotFrame("Paired differences, B − A",
-                                      "Mean difference with its 95% interval, each metric on its own scale. Green: higher, "
-                                      "red: lower, grey: the interval includes 0.", self.forest)
+                                      "Mean difference with its 95% interval, each metric on its own scale. Blue: higher, "
+                                      "orange: lower, grey: the interval includes 0; ⚠ n: fewer than 10 paired items.", self.forest)
         self.scatter = ScatterFigure()
         self.scatter_frame = PlotFrame("Accuracy against mean InfoGain",
                                        "One point per model with both 95% intervals. Up and to the right: answers better "
@@ -224,6 +224,8 @@ class DashboardView(QWidget):
         rv.addWidget(self.stack, 1)
 
         form_area = scrollable(self.form)
+        bar = form_area.style().pixelMetric(form_area.style().PixelMetric.PM_ScrollBarExtent)
+        form_area.setMinimumWidth(self.form.minimumSizeHint().width() + bar + 4)  # no control hides at the edge
         form_area.setMinimumWidth(340)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(form_area)

@@ -53,7 +53,9 @@ class StepFigure(pg.GraphicsLayoutWidget):
         self._items: dict[str, object] = {}  # persistent plot items, reused from one record to the next
         self._legend_names: dict[str, str] = {}
         self._drawn: set[str] = set()
+        self.font_scale = 1.0  # presentation mode draws axes and legends larger
         self.setMinimumHeight(80)
+        self.setAccessibleName(title)
         self.ci.setContentsMargins(6, 6, 10, 6)
         self.scene().sigMouseMoved.connect(self._mouse_moved)
         self.scene().sigMouseClicked.connect(self._mouse_clicked)
@@ -88,7 +90,7 @@ class StepFigure(pg.GraphicsLayoutWidget):
     def _style_panel(self, panel: pg.PlotItem) -> None:
         c = theme().colors()
         font = QFont()
-        font.setPointSizeF(8.5)
+        font.setPointSizeF(8.5 * self.font_scale)
         for name in ("left", "bottom", "right", "top"):
             axis = panel.getAxis(name)
             axis.setPen(pg.mkPen(c["border"]))
@@ -96,6 +98,9 @@ class StepFigure(pg.GraphicsLayoutWidget):
             axis.setTickFont(font)
             if axis.label is not None:
                 axis.label.setDefaultTextColor(QColor(c["plot_fg"]))
+                label_font = QFont()
+                label_font.setPointSizeF(9.0 * self.font_scale)
+                axis.label.setFont(label_font)
         sel, hov = self._bands[self.panels.index(panel)]
         accent = QColor(c["accent"])
         accent.setAlpha(60 if theme().dark else 45)
@@ -107,6 +112,12 @@ class StepFigure(pg.GraphicsLayoutWidget):
             panel.legend.setBrush(pg.mkBrush(c["card"] + "d8"))
             panel.legend.setPen(pg.mkPen(c["border"]))
             panel.legend.setLabelTextColor(c["plot_fg"])
+
+    def set_font_scale(self, scale: float) -> None:
+        """Draw tick labels and axis titles ``scale`` times the normal size."""
+        self.font_scale = scale
+        for panel in self.panels:
+            self._style_panel(panel)
 
     def apply_theme(self) -> None:
         self.setBackground(theme().colors()["plot_bg"])

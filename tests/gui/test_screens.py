@@ -1,0 +1,162 @@
+"""Every main screen at everyday sizes (1366x768, 1920x1080, and 1280x720 = 1920x1080 at 150%),
+rendered offscreen: no visible widget smaller than its minimum size hint, no header card elided,
+plots keep a readable height, the Models dock folds into a strip; colours, symbols and tooltips."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QAbstractScrollArea, QLabel, QScrollBar, QSplitterHandle, QStackedWidget, QWidget
+
+from kiig_desktop.gui.results.results_view import PLOT_MIN_HEIGHT
+from kiig_desktop.gui.shared.theme import theme
+from kiig_desktop.runs.analysis import Question
+
+from .conftest import wait_idle
+from .records import fake_record, store_fake_chain
+
+SIZES = [(1366, 768), (1920, 1080), (1280, 720)]
+LONG_STEPS = [
+    "The patient is a 58-year-old with newly diagnosed type 2 diabetes, an HbA1c of 8.1% and normal kidney function.",
+    "Guidelines recommend metformin as first-line therapy unless contraindicated, together with lifestyle changes.",
+    "Insulin is kept for very high glucose, symptomatic hyperglycaemia, or when oral agents have failed.",
+    "Sulfonylureas such as glipizide are second-line because of hypoglycaemia and weight gain.",
+    "So the answer is B.",
+]
+FOUR = Question("Which drug is first-line for a newly diagnosed adult with type 2 diabetes and normal kidney function?",
+                "Metformin", {"A": "Insulin", "B": "Metformin", "C": "Glipizide", "D": "Sitagliptin"}, "B")
+
+
+def _too_small(window) -> list[str]:
+    """Visible widgets narrower or lower than their minimum size hint (what would clip or overprint)."""
+    bad = []
+    for w in window.findChildren(QWidget):
+        # a stack's hint includes its hidden pages; the page on show is checked by itself
+        if not w.isVisible() or w.window() is not window or isinstance(w, (QScrollBar, QSplitterHandle, QStackedWidget)):
+            continue
+        if w.objectName().startswith("qt_"):  # Qt's own parts (a spin box's line edit) follow their owner
+            continue
+        policy = w.sizePolicy()
+        if QWidget in (type(w),) or w.parentWidget() is None:
+            continue
+        hint = w.minimumSizeHint()
+        if not hint.isValid():
+            continue
+        # Ignored size policies shrink on purpose (they elide, e.g. ElidedLabel); scroll areas scroll.
+        too_narrow = (w.width() + 1 < hint.width() and policy.horizontalPolicy().name != "Ignored"
+                      and not isinstance(w.parentWidget(), QAbstractScrollArea))
+        need = hint.height()
+        # wrapped text: what it needs at its actual width (a stack inside counts its hidden pages: skip)
+        if w.hasHeightForWidth() and not w.findChildren(QStackedWidget):
+            need = (w.layout().totalMinimumHeightForWidth(w.width()) if w.layout() is not None
+                    else w.heightForWidth(w.width()))
+        too_low = (w.height() + 1 < max(need, w.minimumHeight()) and policy.verticalPolicy().name != "Ignored"
+                   and not isinstance(w.parentWidget(), QAbstractScrollArea))
+        if (too_narrow or too_low) and _in_view(w):
+            name = w.objectName() or type(w).__name__
+            text = w.text()[:30] if isinstance(w, QLabel) else ""
+            bad.append(f"{name} {text!r} {w.width()}x{w.height()} < {hint.width()}x{max(need, w.minimumHeight())}")
+    return bad
+
+
+def _in_view(w: QWidget) -> bool:
+    """Whether ``w`` lies inside the window (a widget scrolled out of a page is not clipped)."""
+    return w.visibleRegion().boundingRect().width() > 0
+
+
+@pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
+def test_every_screen_fits_everyday_sizes(qtbot, make_window, size):
+    window = make_window(size=size)
+    record = fake_record(LONG_STEPS, reasoning="\n".join(LONG_STEPS))
+    run_id, chain_id = store_fake_chain(window.session, record, FOUR)
+    window.sessions.open_requested.emit(run_id, chain_id)
+    qtbot.waitUntil(lambda: window.results.result is not None and not window.results.pending, timeout=10000)
+    window.analyze.form.set_question(FOUR)
+    window.resize(*size)
+    problems: dict[str, list[str]] = {}
+    shots = os.environ.get("KIIG_SCREEN_SHOTS")  # a folder: save each screen there to look at it
+    for key in window.views:
+        window.show_view(key)
+        wait_idle(qtbot, window)
+        qtbot.wait(60)
+        if shots:
+            window.grab().save(os.path.join(shots, f"{key}-{size[0]}x{size[1]}.png"))
+        found = _too_small(window)
+        if found:
+            problems[key] = found
+    assert not problems, "\n".join(f"{k}: {p}" for k, v in problems.items() for p in v)
+
+    window.show_view("results")
+    qtbot.wait(60)
+    results = window.results
+    for key, card in results.cards.items():
+        assert not card.elided(), (key, card.value.text(), card.value.width())
+    for fig in results.figures():
+        if fig.isVisibleTo(results):
+            assert fig.height() >= PLOT_MIN_HEIGHT, (type(fig).__name__, fig.height())
+    table = results.table
+    text_col = next(i for i, c in enumerate(table.steps_model.columns) if c.key == "text")
+    assert table.columnWidth(text_col) >= 180  # the Step column is readable, not "1. T…"
+
+    dock = window.docks["models"]
+    wide = dock.width()
+    dock.set_collapsed(True)
+    qtbot.wait(30)
+    assert dock.width() <= 40 < wide
+    dock.set_collapsed(False)
+    qtbot.waitUntil(lambda: dock.width() > 200)
+
+
+def test_signed_metrics_use_symbols_and_a_colour_blind_safe_palette(qtbot, window):
+    record = fake_record(["a b", "c d", "e f", "g h"], seed=2)
+    run_id, chain_id = store_fake_chain(window.session, record)
+    window.sessions.open_requested.emit(run_id, chain_id)
+    qtbot.waitUntil(lambda: window.results.result is not None and not window.results.pending, timeout=10000)
+    model = window.results.table.steps_model
+    col = next(i for i, c in enumerate(model.columns) if c.key == "delta_nll")
+    try:
+        for palette in ("blue-orange", "red-green"):
+            window.set_palette(palette)
+            for row, step in enumerate(record["steps"]):
+                text = model.data(model.index(row, col))
+                color = model.data(model.index(row, col), Qt.ItemDataRole.BackgroundRole)
+                assert text.startswith("▲" if step["delta_nll"] > 0 else "▼"), text
+                positive = step["delta_nll"] > 0
+                if palette == "blue-orange":  # blue above zero, orange below: no red/green pair
+                    assert (color.blue() > color.red()) if positive else (color.red() > color.blue()), (row, color.name())
+                else:
+                    assert (color.green() > color.red()) if positive else (color.red() > color.green())
+            card = window.results.cards["info_gain"]
+            assert card.sign.text() == ("▲" if record["info_gain_mean"] > 0 else "▼") and card.sign.isVisibleTo(card)
+        for dark in ("dark", "light"):
+            window.set_theme(dark)
+            assert theme().colors()["good"] != theme().colors()["bad"]
+    finally:
+        window.set_palette("blue-orange")
+    assert window.qsettings.value("view/palette") == "blue-orange"
+    tip = model.headerData(col, Qt.Orientation.Horizontal, Qt.ItemDataRole.ToolTipRole)
+    assert "ΔNLL" in tip and "docs/metrics.md#infogain" in tip and ">more<" in tip
+    card = window.results.cards["info_gain"]
+    assert card.more is not None and "metrics.md#infogain" in card.more.text()
+    assert "InfoGain" in card.accessibleName() and record["info_gain_mean"] != 0
+    for fig in window.results.figures():
+        assert fig.accessibleName()
+
+
+def test_an_edited_step_reads_the_same_in_text_and_table(qtbot, window):
+    """Steps edited before scoring: the Reasoning pane shows the steps as scored, not the generated text."""
+    generated = "Metformin is first line.\nInsulin is for later.\nSo the answer is B."
+    steps = ["Metformin is the first-line drug.", "Insulin is for later.", "So the answer is B."]
+    record = fake_record(steps, reasoning=generated)
+    record["steps"][0]["start"], record["steps"][0]["end"] = 0, len("Metformin is first line.")
+    run_id, chain_id = store_fake_chain(window.session, record)
+    window.sessions.open_requested.emit(run_id, chain_id)
+    qtbot.waitUntil(lambda: window.results.result is not None and not window.results.pending, timeout=10000)
+    results = window.results
+    for k, step in enumerate(steps):
+        results.select_step(k)
+        assert results.text_view.highlighted_text() == step
+        assert results.table.steps_model.data(results.table.steps_model.index(k, 1)) == step
+    assert "first line." not in results.text_view.toPlainText()
