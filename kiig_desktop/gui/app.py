@@ -24,7 +24,7 @@ XCB_LIBRARIES = (
 )
 
 
-def missing_x_libraries(libraries=XCB_LIBRARIES, load=ctypes.CDLL) -> list[str]:
+def missing_x_libraries(libraries: tuple[tuple[str, str], ...] | None = None, load=ctypes.CDLL) -> list[str]:
     """The Debian packages whose library Qt's xcb plugin needs and cannot load (empty when fine, or
     when another platform than xcb is chosen: offscreen, wayland, a non-Linux system)."""
     platform = os.environ.get("QT_QPA_PLATFORM", "")
@@ -33,7 +33,7 @@ def missing_x_libraries(libraries=XCB_LIBRARIES, load=ctypes.CDLL) -> list[str]:
     if not platform and not os.environ.get("DISPLAY") and os.environ.get("WAYLAND_DISPLAY"):
         return []
     missing = []
-    for library, package in libraries:
+    for library, package in XCB_LIBRARIES if libraries is None else libraries:
         try:
             load(library)
         except OSError:

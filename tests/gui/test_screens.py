@@ -160,3 +160,58 @@ def test_an_edited_step_reads_the_same_in_text_and_table(qtbot, window):
         assert results.text_view.highlighted_text() == step
         assert results.table.steps_model.data(results.table.steps_model.index(k, 1)) == step
     assert "first line." not in results.text_view.toPlainText()
+
+
+def test_small_samples_are_flagged_on_dashboard_intervals(gui_app):
+    """Intervals from fewer than 10 paired items carry a ⚠ and say why, in the table and the forest plot."""
+    import pyqtgraph as pg
+
+    from kiig_desktop.gui.dashboard.dashboard_figures import ForestFigure
+    from kiig_desktop.gui.dashboard.dashboard_tables import PairsTable
+    from kiig_desktop.reports.summary import METRICS, Estimate, PairDiff
+
+    key = METRICS[0].key
+    for n, flagged in ((3, True), (9, True), (10, False), (40, False)):
+        pairs = [PairDiff("a", "b", key, Estimate(0.2, 0.05, 0.35, n))]
+        table = PairsTable()
+        table.set_pairs(pairs)
+        items, direction = table.item(0, 2), table.item(0, 3)
+        assert items.text().endswith("⚠") is flagged, (n, items.text())
+        assert ("fewer than 10 items" in (items.toolTip() or "")) is flagged
+        assert ("few items" in direction.text()) is flagged
+        forest = ForestFigure()
+        forest.set_pairs(pairs)
+        notes = [item.toPlainText() for _panel, item in forest._plotted if isinstance(item, pg.TextItem)]
+        assert (f"⚠ n={n}" in notes) is flagged, notes
+
+
+def test_missing_x_library_is_one_readable_line(tmp_path):
+    """Qt's platform-plugin abort becomes one line naming the package and the apt-get command."""
+    import subprocess
+    import sys
+
+    from kiig_desktop.gui.app import missing_x_libraries
+
+    fake = (("libkiig-not-installed.so.0", "libkiig-missing0"),)
+    env_xcb = {"QT_QPA_PLATFORM": "xcb", "DISPLAY": ":0"}
+    old = {k: os.environ.get(k) for k in env_xcb}
+    try:
+        os.environ.update(env_xcb)
+        assert missing_x_libraries(fake) == ["libkiig-missing0"]
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        assert missing_x_libraries(fake) == []  # only the xcb plugin needs them
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    code = ("import sys, kiig_desktop.gui.app as app\n"
+            "app.XCB_LIBRARIES = app.XCB_LIBRARIES + (('libkiig-not-installed.so.0', 'libkiig-missing0'),)\n"
+            "sys.exit(app.main(['kiig-desktop']))\n")
+    env = {**os.environ, **env_xcb, "KIIG_DATA_DIR": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "libkiig-missing0" in lines[0] and "apt-get install -y" in lines[0]

@@ -15,7 +15,7 @@ import html
 from datetime import UTC, datetime
 from pathlib import Path
 
-from PySide6.QtCore import QMarginsF, QRect, QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QMarginsF, QPoint, QRect, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QFont, QImage, QKeyEvent, QPageLayout, QPageSize, QPainter, QPdfWriter
 from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import QApplication, QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
@@ -29,7 +29,7 @@ from ..shared.workers import TaskManager
 from .results_view import ResultsView
 
 SLIDE = QSize(1920, 1080)
-FONT_SCALE = 1.6
+FONT_SCALE = 1.35
 NEXT_KEYS = (Qt.Key.Key_Right, Qt.Key.Key_Down, Qt.Key.Key_PageDown, Qt.Key.Key_Space)
 PREVIOUS_KEYS = (Qt.Key.Key_Left, Qt.Key.Key_Up, Qt.Key.Key_PageUp, Qt.Key.Key_Backspace)
 
@@ -78,6 +78,12 @@ class PresentationWindow(QWidget):
         self.view.ki_button.hide()
         for fig in self.view.figures():
             fig.set_font_scale(FONT_SCALE)
+        self.view.table.width_scale = 1.7  # numbers in the larger type keep one line
+        for card in self.view.cards.values():  # room for one row of cards: the links live in the window
+            if card.more is not None:
+                card.more.hide()
+        for frame in self.view.frames.values():  # the plots get the height their captions took
+            frame.caption.hide()
         self.step_title = plain_label("", "present-step", wrap=True)
         self.step_title.setAccessibleName("Current step")
         self.facts = QLabel()
@@ -111,7 +117,7 @@ class PresentationWindow(QWidget):
         layout.addWidget(self.slide, 1)
         self.setStyleSheet(
             "QWidget { font-size: 15pt; } QLabel[role='heading'] { font-size: 22pt; font-weight: 600; }"
-            "QLabel[role='metric'] { font-size: 26pt; font-weight: 600; } QLabel[role='metric-sign'] { font-size: 22pt; }"
+            "QLabel[role='metric'] { font-size: 22pt; font-weight: 600; } QLabel[role='metric-sign'] { font-size: 18pt; }"
             "QLabel[role='metric-caption'] { font-size: 12pt; } QLabel[role='present-step'] { font-size: 20pt; font-weight: 600; }")
         # The window takes every key: the walk works wherever the mouse last clicked.
         for child in self.findChildren(QWidget):
@@ -181,18 +187,21 @@ class PresentationWindow(QWidget):
 
     def _render(self, painter: QPainter, target: QRectF) -> None:
         """Draw the slide laid out at 1920x1080 into ``target`` (the same rendering for every format)."""
-        old = self.slide.size()
+        layout = self.layout()
+        index = layout.indexOf(self.slide)
+        layout.removeWidget(self.slide)  # laid out alone at the slide's size, then given back
         self.slide.resize(SLIDE)
-        QApplication.processEvents()
+        for _ in range(3):  # cards reflow and wrapped labels settle over a few layout passes
+            QApplication.processEvents()
         try:
             painter.save()
             painter.translate(target.topLeft())
             painter.scale(target.width() / SLIDE.width(), target.height() / SLIDE.height())
-            self.slide.render(painter, flags=QWidget.RenderFlag.DrawWindowBackground | QWidget.RenderFlag.DrawChildren)
+            self.slide.render(painter, QPoint(0, 0))
             painter.restore()
         finally:
-            self.slide.resize(old)
-            self.layout().invalidate()
+            layout.insertWidget(index, self.slide, 1)
+            layout.activate()
             QApplication.processEvents()
 
     def export_png(self, path: str | Path) -> Path:

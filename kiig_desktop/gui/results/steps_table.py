@@ -274,6 +274,7 @@ class StepsTable(QTableView):
         self.entered.connect(self._entered)
         self.selectionModel().selectionChanged.connect(self._selection_changed)
         self._quiet = False
+        self.width_scale = 1.0  # presentation mode widens the columns for its larger type
         self._shown: dict[str, bool] = {}
         header.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         header.customContextMenuRequested.connect(self._header_menu)
@@ -306,7 +307,7 @@ class StepsTable(QTableView):
         self.steps_model.set_record(record, ki_by_step, paper=(record or {}).get("mode") == "paper")
         for i, col in enumerate(self.steps_model.columns):
             self.setColumnHidden(i, not self.column_available(col.key) or not self._shown.get(col.key, col.shown))
-            self.setColumnWidth(i, col.width)
+            self.setColumnWidth(i, round(col.width * self.width_scale))
         self._fit_text_column()
 
     def _text_column(self) -> int:

@@ -99,7 +99,7 @@ class StepFigure(pg.GraphicsLayoutWidget):
             if axis.label is not None:
                 axis.label.setDefaultTextColor(QColor(c["plot_fg"]))
                 label_font = QFont()
-                label_font.setPointSizeF(9.0 * self.font_scale)
+                label_font.setPointSizeF(9.0 * min(self.font_scale, 1.15))  # titles of short panels must not overprint
                 axis.label.setFont(label_font)
         sel, hov = self._bands[self.panels.index(panel)]
         accent = QColor(c["accent"])
