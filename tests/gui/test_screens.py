@@ -215,3 +215,48 @@ def test_missing_x_library_is_one_readable_line(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert "libkiig-missing0" in lines[0] and "apt-get install -y" in lines[0]
+
+
+def test_keyboard_reaches_the_results_in_layout_order(qtbot, window):
+    """Tab walks header, cards, text, table and plots in reading order; a focused plot's arrow keys
+    select steps; focus is drawn (the style sheet outlines it)."""
+    record = fake_record(["a b", "c d", "e f"], seed=3)
+    run_id, chain_id = store_fake_chain(window.session, record)
+    window.sessions.open_requested.emit(run_id, chain_id)
+    qtbot.waitUntil(lambda: window.results.result is not None and not window.results.pending, timeout=10000)
+    window.show_view("results")
+    results = window.results
+    cards = list(results.cards.values())
+    expected = [*cards, results.text_view, results.table, results.metric_combo, results.frames["answer"].export_button,
+                results.answer_fig, results.frames["tokens"].export_button, results.token_fig]
+    chain, w = [], cards[0]
+    for _ in range(len(expected)):
+        chain.append(w)
+        w = w.nextInFocusChain()
+        while not _tab_stop(w, window):
+            w = w.nextInFocusChain()
+    assert chain == expected, " | ".join(f"{type(w).__name__}<{type(w.parentWidget()).__name__}" for w in chain)
+    results.answer_fig.setFocus()
+    qtbot.keyClick(results.answer_fig, Qt.Key.Key_Right)
+    assert results.selected == 0
+    qtbot.keyClick(results.answer_fig, Qt.Key.Key_Right)
+    assert results.selected == 1 and results.token_fig.highlighted()[0] is not None
+    qtbot.keyClick(results.answer_fig, Qt.Key.Key_Left)
+    assert results.selected == 0
+    assert ":focus" in window.styleSheet() + gui_style()
+    for card in cards:
+        assert card.accessibleName().startswith(card.caption.text())
+
+
+def _tab_stop(w, window) -> bool:
+    """Whether Tab stops at ``w`` (a scroll area's viewport passes focus to its view)."""
+    parent = w.parentWidget()
+    if isinstance(parent, QAbstractScrollArea) and w is parent.viewport():
+        return False
+    return bool(w.focusPolicy() & Qt.FocusPolicy.TabFocus) and w.isVisibleTo(window) and w.isEnabled()
+
+
+def gui_style() -> str:
+    from PySide6.QtWidgets import QApplication
+
+    return QApplication.instance().styleSheet()

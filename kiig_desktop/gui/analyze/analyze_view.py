@@ -103,7 +103,7 @@ class AnalyzeView(QWidget):
         self.gen_status.setProperty("role", "muted")
         self.reasoning = ReasoningView()
         self.reasoning.setPlaceholderText("Generate a reasoning with the subject model, or paste / import one here.")
-        legend = plain_label("Token tint: none = confident (p ≥ 0.9) · yellow → red = less and less likely", "muted", wrap=True)
+        legend = plain_label("Token tint: none = confident (p ≥ 0.9) · the stronger the tint, the less likely the token", "muted", wrap=True)
         legend.setStyleSheet("font-size: 11px;")
         r_box = QGroupBox("2 · Reasoning")
         r = QVBoxLayout(r_box)

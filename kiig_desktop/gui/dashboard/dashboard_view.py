@@ -74,13 +74,13 @@ def finding_text(report: BatchReport, a: str | None, b: str | None) -> str:
     return finding(report, a, b)
 
 
-def html_report(store, run_id: int, report: BatchReport | None = None) -> str:
+def html_report(store, run_id: int, report: BatchReport | None = None, palette: str = "blue-orange") -> str:
     """``kiig report --db FILE --run RUN --format html``: the same numbers, drill-down included.
 
     ``report``: the run's summary when the caller already has it (the bootstrap is not redone).
     """
     report = report if report is not None else summarize(store, run_id)
-    return render_html(report, chain_details(store, report))
+    return render_html(report, chain_details(store, report), palette)
 
 
 class DashboardView(QWidget):
@@ -404,7 +404,8 @@ class DashboardView(QWidget):
 
         def work(_c: CancelToken) -> str:
             shown = self.report if self.report is not None and int(self.report.run["id"]) == run_id else None
-            text = self.session.read(lambda st: html_report(st, run_id, shown))
+            palette = theme().palette  # the colours chosen in View → Colours
+            text = self.session.read(lambda st: html_report(st, run_id, shown, palette))
             return str(write_private_text(out, text, keep=(self.session.path,)))
 
         task = self.tasks.run(f"Writing the report of run {run_id}", work)

@@ -195,12 +195,24 @@ class ResultsView(QWidget):
         self.splitters = {"results/main": main, "results/left": left, "results/right": right}
         outer.addWidget(main, 1)
 
+        self._tab_order()
         for src in (self.text_view, self.table, self.answer_fig, self.token_fig, self.options_fig):
             src.step_hovered.connect(self._on_hover)
         for sig in (self.text_view.step_clicked, self.table.step_selected, self.answer_fig.step_clicked,
                     self.token_fig.step_clicked, self.options_fig.step_clicked):
             sig.connect(self.select_step)
         return content
+
+    def _tab_order(self) -> None:
+        """Tab follows the layout: header, cards left to right, text, table, then each plot's
+        controls before the plot itself, top to bottom."""
+        chain: list[QWidget] = [self.ki_button, *self.cards.values(), self.text_view, self.table]
+        for frame in self.frames.values():
+            if frame is self.frames["answer"]:
+                chain.append(self.metric_combo)
+            chain += [frame.export_button, frame.figure]
+        for first, second in zip(chain, chain[1:], strict=False):
+            QWidget.setTabOrder(first, second)
 
     @staticmethod
     def _framed(title: str, caption: str, widget: QWidget) -> QWidget:

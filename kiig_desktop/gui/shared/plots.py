@@ -56,6 +56,8 @@ class StepFigure(pg.GraphicsLayoutWidget):
         self.font_scale = 1.0  # presentation mode draws axes and legends larger
         self.setMinimumHeight(80)
         self.setAccessibleName(title)
+        self._selected: int | None = None
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # Tab reaches the plot; arrow keys walk the steps
         self.ci.setContentsMargins(6, 6, 10, 6)
         self.scene().sigMouseMoved.connect(self._mouse_moved)
         self.scene().sigMouseClicked.connect(self._mouse_clicked)
@@ -203,7 +205,20 @@ class StepFigure(pg.GraphicsLayoutWidget):
     def step_at(self, x: float) -> int | None:
         raise NotImplementedError
 
+    def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt override
+        """Left/Right (or Up/Down) select the previous/next step, so a plot works without a mouse."""
+        delta = {Qt.Key.Key_Left: -1, Qt.Key.Key_Up: -1, Qt.Key.Key_Right: 1, Qt.Key.Key_Down: 1}.get(event.key())
+        if delta is None:
+            super().keyPressEvent(event)
+            return
+        current = self._selected if self._selected is not None else (-1 if delta > 0 else 0)
+        target = current + delta
+        if target >= 0 and self.step_span(target) is not None:
+            self.step_clicked.emit(target)
+        event.accept()
+
     def set_highlight(self, selected: int | None, hovered: int | None = None) -> None:
+        self._selected = selected if selected is not None and selected >= 0 else None
         sel_span = self.step_span(selected) if selected is not None and selected >= 0 else None
         hov_span = self.step_span(hovered) if hovered is not None and hovered >= 0 and hovered != selected else None
         for sel, hov in self._bands:

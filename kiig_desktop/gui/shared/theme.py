@@ -140,7 +140,8 @@ QPushButton:focus, QToolButton:focus, QComboBox:focus, QCheckBox:focus, QRadioBu
 QLineEdit:focus, QPlainTextEdit:focus, QTextEdit:focus, QAbstractItemView:focus, QTabBar:focus {{
     outline: 2px solid {c['accent']}; }}
 QPushButton:focus, QToolButton:focus {{ border: 2px solid {c['accent']}; border-radius: 4px; }}
-QAbstractItemView:focus, QPlainTextEdit:focus, QTextEdit:focus, QLineEdit:focus {{ border: 2px solid {c['accent']}; }}
+QAbstractItemView:focus, QPlainTextEdit:focus, QTextEdit:focus, QLineEdit:focus, QGraphicsView:focus,
+QFrame[role="card"]:focus {{ border: 2px solid {c['accent']}; }}
 QLabel[role="metric-sign"] {{ font-size: 15px; font-weight: 600; }}
 """
 

@@ -177,6 +177,7 @@ class MetricCard(QFrame):
             self.more.setTextFormat(Qt.TextFormat.RichText)
             self.more.setOpenExternalLinks(True)
             self.more.setProperty("role", "metric-caption")
+            self.more.setObjectName("more-link")  # the only rich text: the app's own link, never data
             self.more.setAccessibleName(f"More about {caption}")
             bottom.addWidget(self.more, 0, Qt.AlignmentFlag.AlignTop)
             tip = metric_tip(help_key)
@@ -298,6 +299,7 @@ class PlotFrame(QFrame):
         menu.addAction("Export as SVG…", lambda: self.export_requested.emit("svg"))
         button.setMenu(menu)
         top.addWidget(button)
+        self.export_button = button
         layout.addLayout(top)
         self.caption = plain_label(caption, "muted", wrap=True)
         self.caption.setStyleSheet("font-size: 11px;")
