@@ -8,7 +8,15 @@ import os
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QAbstractScrollArea, QLabel, QScrollBar, QSplitterHandle, QStackedWidget, QWidget
+from PySide6.QtWidgets import (
+    QAbstractScrollArea,
+    QLabel,
+    QScrollArea,
+    QScrollBar,
+    QSplitterHandle,
+    QStackedWidget,
+    QWidget,
+)
 
 from kiig_desktop.gui.results.results_view import PLOT_MIN_HEIGHT
 from kiig_desktop.gui.shared.theme import theme
@@ -54,6 +62,10 @@ def _too_small(window) -> list[str]:
                     else w.heightForWidth(w.width()))
         too_low = (w.height() + 1 < max(need, w.minimumHeight()) and policy.verticalPolicy().name != "Ignored"
                    and not isinstance(w.parentWidget(), QAbstractScrollArea))
+        if isinstance(w, QScrollArea) and w.horizontalScrollBarPolicy() == Qt.ScrollBarPolicy.ScrollBarAlwaysOff \
+                and w.widget() is not None and w.viewport().width() + 1 < w.widget().minimumSizeHint().width():
+            bad.append(f"{type(w.widget()).__name__} cut at the right: {w.viewport().width()} < "
+                       f"{w.widget().minimumSizeHint().width()}")
         if (too_narrow or too_low) and _in_view(w):
             name = w.objectName() or type(w).__name__
             text = w.text()[:30] if isinstance(w, QLabel) else ""

@@ -43,7 +43,7 @@ from ..shared.engines import Engines
 from ..shared.judge_note import show_validation, validation_label
 from ..shared.session_file import SessionFile
 from ..shared.theme import theme
-from ..shared.widgets import EmptyState, PlotFrame, compact_combo, plain_label, scrollable
+from ..shared.widgets import EmptyState, FormArea, PlotFrame, compact_combo, plain_label
 from ..shared.workers import Task, TaskManager
 from .batch_form import BatchForm
 from .dashboard_figures import ForestFigure, ScatterFigure
@@ -223,9 +223,7 @@ class DashboardView(QWidget):
         rv.addLayout(head)
         rv.addWidget(self.stack, 1)
 
-        form_area = scrollable(self.form)
-        bar = form_area.style().pixelMetric(form_area.style().PixelMetric.PM_ScrollBarExtent)
-        form_area.setMinimumWidth(self.form.minimumSizeHint().width() + bar + 4)  # no control hides at the edge
+        form_area = FormArea(self.form)  # no control hides at the edge
         form_area.setMinimumWidth(340)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(form_area)

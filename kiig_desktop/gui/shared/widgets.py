@@ -328,6 +328,31 @@ def scrollable(widget: QWidget) -> QScrollArea:
     return area
 
 
+class FormArea(QScrollArea):
+    """A form that scrolls vertically and is never narrower than its controls: its minimum width
+    follows the form's (a longer model name or status widens it), so nothing hides at the edge."""
+
+    def __init__(self, form: QWidget) -> None:
+        super().__init__()
+        self.setWidget(form)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        form.installEventFilter(self)
+        self._fit()
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt override
+        if obj is self.widget() and event.type() == QEvent.Type.LayoutRequest:
+            QTimer.singleShot(0, self._fit)
+        return super().eventFilter(obj, event)
+
+    def _fit(self) -> None:
+        form = self.widget()
+        if form is not None:
+            bar = self.style().pixelMetric(self.style().PixelMetric.PM_ScrollBarExtent)
+            self.setMinimumWidth(form.minimumSizeHint().width() + bar + 2 * self.frameWidth() + 2)
+
+
 class PageArea(QScrollArea):
     """A main tab's page: fills the tab, and scrolls only when the tab is smaller than the page's
     minimum size (a small screen), so the window never has to outgrow the screen.
