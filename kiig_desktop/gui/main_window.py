@@ -57,6 +57,8 @@ from .shared.workers import Task, TaskManager
 MODEL_SUFFIXES = (".gguf",)
 SESSION_SUFFIXES = (".kiig",)
 TEXT_SUFFIXES = (".txt", ".md")
+NARROW_WIDTH = 1300  # px (logical): narrower windows fold the Models dock into a strip
+DOCK_WIDTH = 280  # px: the Models dock's first width (1366-pixel screens keep every tab unscrolled)
 
 
 class MainWindow(QMainWindow):
@@ -80,6 +82,7 @@ class MainWindow(QMainWindow):
         self.presentation: PresentationWindow | None = None
         self.splitters: dict[str, QSplitter] = {}
         self._closing = False
+        self._narrow = False
 
         self.message_bar = MessageBar()
         self.tabs = QTabWidget()
@@ -488,7 +491,7 @@ class MainWindow(QMainWindow):
         if isinstance(state, QByteArray) and not state.isEmpty():
             self.restoreState(state)
         else:
-            self.resizeDocks(list(self.docks.values()), [310] * len(self.docks), Qt.Orientation.Horizontal)
+            self.resizeDocks(list(self.docks.values()), [DOCK_WIDTH] * len(self.docks), Qt.Orientation.Horizontal)
         for key, splitter in self.splitters.items():
             value = self.qsettings.value(f"splitters/{key}")
             if isinstance(value, QByteArray) and not value.isEmpty():
@@ -512,9 +515,19 @@ class MainWindow(QMainWindow):
             dock.setFloating(False)
             dock.show()
             self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
-        self.resizeDocks(list(self.docks.values()), [310] * len(self.docks), Qt.Orientation.Horizontal)
+        self.resizeDocks(list(self.docks.values()), [DOCK_WIDTH] * len(self.docks), Qt.Orientation.Horizontal)
         self.analyze.splitter.setSizes([660, 540])
         self.compare.splitter.setSizes([330, 900])
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        """Below NARROW_WIDTH the Models dock folds into its strip once, so the tabs get the width
+        (a 1920x1080 screen at 150% is 1280 wide); the user can open it again."""
+        super().resizeEvent(event)
+        narrow = self.width() < NARROW_WIDTH
+        dock = self.docks.get("models")
+        if dock is not None and narrow and not self._narrow and not dock.isFloating():
+            dock.set_collapsed(True)
+        self._narrow = narrow
 
     # ------------------------------------------------------------------ drag and drop
 
