@@ -91,3 +91,23 @@ def test_present_walk_and_export_on_the_embedded_model(qtbot, make_window, tmp_p
     qtbot.keyClick(show, Qt.Key.Key_Escape)
     qtbot.waitUntil(lambda: not show.isVisible(), timeout=3000)
     assert win.isVisible() and not win.tasks.active()
+
+
+def test_step_facts_state_ki_and_its_evidence():
+    """The large-type strip names the KI, its passages' sources and the judge's reason; n/a steps say so."""
+    from kiig_desktop.gui.results.presentation import step_facts
+    from kiig_desktop.runs.analysis import AnalysisResult
+
+    record = {"steps": [{"index": 0, "text": "a", "delta_nll": 0.5, "info_gain": -1.25, "option_probs": {"A": 0.7, "B": 0.3}},
+                        {"index": 1, "text": "b", "delta_nll": None, "info_gain": None}]}
+    result = AnalysisResult.__new__(AnalysisResult)
+    result.record = record
+    ki = {0: {"applicable": True, "ki": 0.8123, "reason": "supported",
+              "evidence": [{"source": "warfarin.md", "chunk": 1}, {"source": "inr.md", "chunk": 0}]},
+          1: {"applicable": False, "reason": "no claim"}}
+    facts = dict(step_facts(result, ki, 0))
+    assert facts["ΔNLL"] == "▲ +0.5000" and facts["InfoGain"] == "▼ -1.250"
+    assert facts["Options"] == "A 0.70  B 0.30"
+    assert facts["KI"] == "0.81 from 2 passages" and facts["Evidence"] == "inr.md, warfarin.md; supported"
+    facts = dict(step_facts(result, ki, 1))
+    assert facts["ΔNLL"] == "—" and facts["KI"].startswith("n/a")

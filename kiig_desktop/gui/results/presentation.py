@@ -56,9 +56,10 @@ def step_facts(result: AnalysisResult, ki_steps: dict[int, dict] | None, step: i
         else:
             evidence = ks.get("evidence") or []
             facts.append(("KI", f"{_fmt(ks.get('ki'), '.2f')} from {len(evidence)} passage{'' if len(evidence) == 1 else 's'}"))
+            sources = sorted({str(e.get("source")) for e in evidence if e.get("source")})
             reason = str(ks.get("reason") or "").strip()
-            if reason:
-                facts.append(("Evidence", reason))
+            if sources or reason:
+                facts.append(("Evidence", "; ".join(t for t in (", ".join(sources[:3]), reason) if t)))
     return facts
 
 
