@@ -161,6 +161,8 @@ def test_signed_metrics_use_symbols_and_a_colour_blind_safe_palette(qtbot, windo
     assert "InfoGain" in card.accessibleName() and record["info_gain_mean"] != 0
     for fig in window.results.figures():
         assert fig.accessibleName()
+    for frame in window.results.frames.values():
+        assert "docs/metrics.md#" in frame.caption.toolTip()
 
 
 def test_an_edited_step_reads_the_same_in_text_and_table(qtbot, window):

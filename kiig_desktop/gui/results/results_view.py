@@ -157,12 +157,13 @@ class ResultsView(QWidget):
         self.frames = {
             "answer": PlotFrame("Answer uncertainty across steps",
                                 "Answer NLL after each prefix; bars: InfoGain per step (up helped, down hurt).",
-                                self.answer_fig, extra=metric),
+                                self.answer_fig, extra=metric, help_key="info_gain"),
             "tokens": PlotFrame("Token surprisal and entropy",
-                                "Per reasoning token, as the scorer read it; dotted lines are step boundaries.", self.token_fig),
+                                "Per reasoning token, as the scorer read it; dotted lines are step boundaries.", self.token_fig,
+                                help_key="surprisal"),
             "options": PlotFrame("Option probabilities across steps",
                                  "The scorer's probability of each option after each prefix (correct option bold).",
-                                 self.options_fig),
+                                 self.options_fig, help_key="option_probs"),
         }
         for key, frame in self.frames.items():
             frame.export_requested.connect(lambda fmt, k=key: self.export_dialog(k, fmt))

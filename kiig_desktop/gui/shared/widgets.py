@@ -276,7 +276,7 @@ class PlotFrame(QFrame):
     export_requested = Signal(str)  # "png" | "svg"
 
     def __init__(self, title: str, caption: str, figure: QWidget, parent: QWidget | None = None,
-                 extra: QWidget | None = None) -> None:
+                 extra: QWidget | None = None, help_key: str | None = None) -> None:
         super().__init__(parent)
         self.setProperty("role", "card")
         self.figure = figure
@@ -306,6 +306,11 @@ class PlotFrame(QFrame):
         self.caption.setMinimumHeight(2 * self.caption.fontMetrics().lineSpacing() + 2)  # splitters ignore wrapping
         layout.addWidget(self.caption)
         layout.addWidget(figure, 1)
+        if help_key:  # the metric's sentence and "more" link on the title and caption
+            from .metric_help import metric_tip
+
+            title_label.setToolTip(metric_tip(help_key))
+            self.caption.setToolTip(metric_tip(help_key))
         figure.setAccessibleName(title)
         figure.setAccessibleDescription(caption)
         button.setAccessibleName(f"Export {title}")
