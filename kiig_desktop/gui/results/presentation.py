@@ -16,7 +16,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from PySide6.QtCore import QMarginsF, QPoint, QRect, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QFont, QImage, QKeyEvent, QPageLayout, QPageSize, QPainter, QPdfWriter
+from PySide6.QtGui import (
+    QFont,
+    QImage,
+    QKeyEvent,
+    QKeySequence,
+    QPageLayout,
+    QPageSize,
+    QPainter,
+    QPdfWriter,
+    QShortcut,
+)
 from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import QApplication, QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
@@ -92,11 +102,12 @@ class PresentationWindow(QWidget):
         self.facts.setWordWrap(True)
         self.facts.setAccessibleName("Numbers of the current step")
         self.export_button = QPushButton("Export slide…")
-        self.export_button.setToolTip("Write this view as PNG and SVG (1920x1080) and the chain as a one-page PDF")
+        self.export_button.setToolTip("Write this view as PNG and SVG (1920x1080) and the chain as a one-page PDF (Ctrl+E)")
         self.export_button.clicked.connect(self.export_dialog)
+        QShortcut(QKeySequence("Ctrl+E"), self, self.export_dialog)  # the keyboard's way to the button
         leave = QPushButton("Leave (Esc)")
         leave.clicked.connect(self.close)
-        hint = plain_label("← → walk the steps · Home / End · Esc leaves", "muted")
+        hint = plain_label("← → walk the steps · Home / End · Ctrl+E exports · Esc leaves", "muted")
         bar = QHBoxLayout()
         bar.addWidget(hint, 1)
         bar.addWidget(self.export_button)
