@@ -280,3 +280,25 @@ def gui_style() -> str:
     from PySide6.QtWidgets import QApplication
 
     return QApplication.instance().styleSheet()
+
+
+def test_option_buttons_never_cover_the_options(qtbot, make_window):
+    """With four options, after theme switches and at the smallest size, the +/− Option buttons sit
+    beside the options table, never over a row."""
+    window = make_window(size=(1280, 720))
+    form = window.analyze.form
+    form.set_question(FOUR)
+    window.show_view("analyze")
+    for mode in ("dark", "light"):
+        window.set_theme(mode)
+        wait_idle(qtbot, window)
+        qtbot.wait(50)
+        table = form.options
+        rows = table.rowCount()
+        assert rows == 4
+        bottom = table.rowViewportPosition(rows - 1) + table.rowHeight(rows - 1)
+        assert bottom <= table.viewport().height() + 1 or table.verticalScrollBar().maximum() > 0
+        for button in (form.add_option, form.remove_option):
+            top_left = button.mapTo(form, button.rect().topLeft())
+            table_box = table.geometry().translated(table.parentWidget().mapTo(form, table.pos()) - table.pos())
+            assert not table_box.intersects(button.geometry().translated(top_left - button.pos())), button.text()
