@@ -302,3 +302,19 @@ def test_option_buttons_never_cover_the_options(qtbot, make_window):
             top_left = button.mapTo(form, button.rect().topLeft())
             table_box = table.geometry().translated(table.parentWidget().mapTo(form, table.pos()) - table.pos())
             assert not table_box.intersects(button.geometry().translated(top_left - button.pos())), button.text()
+
+
+def test_numbers_in_the_steps_table_never_wrap(qtbot, window):
+    record = fake_record(["a b", "c d", "e f"], seed=1)
+    record["steps"][1]["info_gain"] = 104.464  # a wide value: "▲ +104.464"
+    run_id, chain_id = store_fake_chain(window.session, record)
+    window.sessions.open_requested.emit(run_id, chain_id)
+    qtbot.waitUntil(lambda: window.results.result is not None and not window.results.pending, timeout=10000)
+    table = window.results.table
+    model = table.steps_model
+    for col in table.visible_columns():
+        if model.columns[col].key == "text":
+            continue
+        for row in range(model.rowCount()):
+            assert table.fontMetrics().horizontalAdvance(model.text(row, col)) < table.columnWidth(col) - 6, \
+                (model.columns[col].key, model.text(row, col))

@@ -307,8 +307,17 @@ class StepsTable(QTableView):
         self.steps_model.set_record(record, ki_by_step, paper=(record or {}).get("mode") == "paper")
         for i, col in enumerate(self.steps_model.columns):
             self.setColumnHidden(i, not self.column_available(col.key) or not self._shown.get(col.key, col.shown))
-            self.setColumnWidth(i, round(col.width * self.width_scale))
+            self.setColumnWidth(i, self._number_width(i, round(col.width * self.width_scale)))
         self._fit_text_column()
+
+    def _number_width(self, column: int, width: int) -> int:
+        """At least ``width``, and wide enough that no number wraps (e.g. "▲ +104.464")."""
+        if self.steps_model.columns[column].key == "text":
+            return width
+        metrics = self.fontMetrics()
+        header = self.horizontalHeader().fontMetrics().horizontalAdvance(self.steps_model.columns[column].title) + 16
+        cells = [metrics.horizontalAdvance(self.steps_model.text(r, column)) + 14 for r in range(self.steps_model.rowCount())]
+        return max([width, header, *cells])
 
     def _text_column(self) -> int:
         return next(i for i, c in enumerate(self.steps_model.columns) if c.key == "text")
