@@ -8,8 +8,10 @@ the demo reference corpus in the Corpora view and tries a search, compares model
 ``--extra-model`` files, else a second chain scored from a reference reasoning) with their
 Knowledge Index, scores a reference chain's KI and shows its evidence panel, opens the session
 browser, the About box and an error message, runs a small batch evaluation from the Dashboard
-(the sample clinical MCQ set, every model, ``--batch-limit`` items) and shows its dashboard, then
-closes cleanly.
+(the sample clinical MCQ set, every model, ``--batch-limit`` items) and shows its dashboard, opens
+the presentation mode and exports a slide, then shoots every main screen again at 1920x1080 and at
+1920x1080 with 150% scaling (a 1280x720 window drawn at 1.5 device pixels per pixel), light and
+dark, and closes cleanly. The walkthrough itself runs at 1366x768, the everyday laptop size.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+WALK_SIZE = (1366, 768)
+SIZES = (("1920x1080", (1920, 1080), 1.0), ("1920x1080-150pct", (1280, 720), 1.5))
+MAIN_SCREENS = ("analyze", "results", "compare", "sessions", "corpora", "dashboard")
 sys.path.insert(0, str(ROOT))
 
 
@@ -63,7 +68,7 @@ class Walkthrough:
         self.batch_limit = batch_limit
         self.window = MainWindow()
         self.window.set_theme("light")
-        self.window.resize(1600, 1000)
+        self.window.resize(*WALK_SIZE)
         self.window.show()
         self.shots: list[str] = []
 
@@ -165,6 +170,50 @@ class Walkthrough:
             self.shot(name)
         view.tabs.setCurrentIndex(0)
 
+    def presentation(self) -> None:
+        """View → Present on the chain shown, two steps on, and its exported slide."""
+        from PySide6.QtCore import Qt
+        from PySide6.QtTest import QTest
+
+        w = self.window
+        w.show_view("results")
+        show = w.present()
+        self.wait(lambda: not show.view.pending, "the presentation")
+        self.spin(0.3)
+        QTest.keyClick(show, Qt.Key.Key_Right)
+        self.spin(0.3)
+        path = self.outdir / "17-presentation-slide.png"
+        show.export_png(path)
+        self.shots.append(path.name)
+        print(f"  saved {path}", flush=True)
+        show.close()
+        self.spin(0.3)
+
+    def sizes(self) -> None:
+        """Every main screen at 1920x1080 and at 1920x1080 with 150% scaling, light and dark."""
+        from PySide6.QtGui import QPixmap
+
+        w = self.window
+        for name, (width, height), ratio in SIZES:
+            w.resize(width, height)
+            for mode in ("light", "dark"):
+                w.set_theme(mode)
+                for key in MAIN_SCREENS:
+                    if mode == "dark" and key not in ("results", "dashboard"):
+                        continue
+                    w.show_view(key)
+                    w.message_bar.hide()
+                    self.spin(0.5)
+                    pixmap = QPixmap(round(width * ratio), round(height * ratio))
+                    pixmap.setDevicePixelRatio(ratio)
+                    w.render(pixmap)
+                    path = self.outdir / f"size-{name}-{key}{'-dark' if mode == 'dark' else ''}.png"
+                    pixmap.save(str(path))
+                    self.shots.append(path.name)
+                    print(f"  saved {path}", flush=True)
+        w.set_theme("light")
+        w.resize(*WALK_SIZE)
+
     def run(self) -> None:
         from kiig_desktop.runs.analysis import Question
 
@@ -241,6 +290,10 @@ class Walkthrough:
         self.idle()
         self.shot("09-error-bad-model")
         self.dashboard()
+        w.results.open_chain(w.results.result.run_id, w.results.result.chain_id)
+        self.idle()
+        self.presentation()
+        self.sizes()
         w.close()
         self.spin(0.3)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import os
 import signal
 import sys
 
@@ -10,6 +12,42 @@ from PySide6.QtGui import QGuiApplication, QIcon
 from PySide6.QtWidgets import QApplication
 
 from .. import __version__
+
+# The shared libraries Qt's xcb platform plugin loads, and the Debian package of each: without
+# one, Qt aborts with "no Qt platform plugin could be initialized" and no hint which is missing.
+XCB_LIBRARIES = (
+    ("libxcb-cursor.so.0", "libxcb-cursor0"), ("libxcb-icccm.so.4", "libxcb-icccm4"),
+    ("libxcb-keysyms.so.1", "libxcb-keysyms1"), ("libxcb-image.so.0", "libxcb-image0"),
+    ("libxcb-render-util.so.0", "libxcb-render-util0"), ("libxcb-xkb.so.1", "libxcb-xkb1"),
+    ("libxkbcommon-x11.so.0", "libxkbcommon-x11-0"), ("libxcb-shape.so.0", "libxcb-shape0"),
+    ("libEGL.so.1", "libegl1"), ("libGL.so.1", "libgl1"),
+)
+
+
+def missing_x_libraries(libraries: tuple[tuple[str, str], ...] | None = None, load=ctypes.CDLL) -> list[str]:
+    """The Debian packages whose library Qt's xcb plugin needs and cannot load (empty when fine, or
+    when another platform than xcb is chosen: offscreen, wayland, a non-Linux system)."""
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    if not sys.platform.startswith("linux") or (platform and not platform.startswith("xcb")):
+        return []
+    if not platform and not os.environ.get("DISPLAY") and os.environ.get("WAYLAND_DISPLAY"):
+        return []
+    missing = []
+    for library, package in XCB_LIBRARIES if libraries is None else libraries:
+        try:
+            load(library)
+        except OSError:
+            missing.append(package)
+    return missing
+
+
+def platform_problem() -> str | None:
+    """One readable line naming the missing X libraries and the apt-get line, or None."""
+    missing = missing_x_libraries()
+    if not missing:
+        return None
+    return (f"kiig-desktop: Qt's X11 (xcb) platform plugin cannot start: missing {', '.join(missing)}. "
+            f"Install them with: sudo apt-get install -y {' '.join(missing)}")
 
 
 def create_application(argv: list[str] | None = None) -> QApplication:
@@ -38,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
         from .selftest import main as self_test
 
         return self_test(args[1:])
+    problem = platform_problem()
+    if problem is not None and QApplication.instance() is None:
+        print(problem, file=sys.stderr)
+        return 2
     app = create_application(args)
     from .main_window import MainWindow
     from .shared.theme import theme

@@ -23,7 +23,6 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import (
     QApplication,
-    QDockWidget,
     QFileDialog,
     QLabel,
     QMainWindow,
@@ -43,10 +42,12 @@ from .dashboard.dashboard_view import DashboardView
 from .knowledge.corpora_view import CorporaView
 from .knowledge.ki_panel import KiPanel
 from .models.models_panel import ModelsPanel
+from .results.presentation import PresentationWindow
 from .results.results_view import ResultsView
 from .sessions.sessions_view import SessionsView
 from .shared.corpora import Corpora
 from .shared.dialogs import AboutDialog
+from .shared.dock import CollapsibleDock
 from .shared.engines import Engines
 from .shared.session_file import SessionFile
 from .shared.task_indicator import TaskIndicator
@@ -57,6 +58,8 @@ from .shared.workers import Task, TaskManager
 MODEL_SUFFIXES = (".gguf",)
 SESSION_SUFFIXES = (".kiig",)
 TEXT_SUFFIXES = (".txt", ".md")
+NARROW_WIDTH = 1300  # px (logical): narrower windows fold the Models dock into a strip
+DOCK_WIDTH = 280  # px: the Models dock's first width (1366-pixel screens keep every tab unscrolled)
 
 
 class MainWindow(QMainWindow):
@@ -76,9 +79,11 @@ class MainWindow(QMainWindow):
         self.session = SessionFile(self.settings, self.qsettings, self.tasks, self)
         self.views: dict[str, QWidget] = {}
         self._pages: dict[str, QWidget] = {}  # the tab page (a scroll area) around each view
-        self.docks: dict[str, QDockWidget] = {}
+        self.docks: dict[str, CollapsibleDock] = {}
+        self.presentation: PresentationWindow | None = None
         self.splitters: dict[str, QSplitter] = {}
         self._closing = False
+        self._narrow = False
 
         self.message_bar = MessageBar()
         self.tabs = QTabWidget()
@@ -129,12 +134,11 @@ class MainWindow(QMainWindow):
             widget.message.connect(self.show_message)
         return index
 
-    def add_dock(self, key: str, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+    def add_dock(self, key: str, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> CollapsibleDock:
         """Add a dock panel whose visibility and position are remembered."""
-        dock = QDockWidget(title, self)
+        dock = CollapsibleDock(title, widget, self)
         dock.setObjectName(f"dock-{key}")
-        dock.setWidget(widget)
-        dock.setMinimumWidth(300)
+        dock.setMinimumWidth(240)
         self.addDockWidget(area, dock)
         self.docks[key] = dock
         if hasattr(widget, "message"):
@@ -225,6 +229,18 @@ class MainWindow(QMainWindow):
             act.setCheckable(True)
             group.addAction(act)
             self.theme_actions[mode] = act
+        colours = v.addMenu("&Colours for Signed Metrics")
+        group = QActionGroup(self)
+        self.palette_actions = {}
+        for name, title in (("blue-orange", "Blue / Orange (colour-blind safe)"), ("red-green", "Red / Green")):
+            act = self._action(colours, title, lambda _=False, n=name: self.set_palette(n))
+            act.setCheckable(True)
+            group.addAction(act)
+            self.palette_actions[name] = act
+        v.addSeparator()
+        self._action(v, "&Present Chain", self.present, "F5",
+                     "The shown chain full screen for a review: arrow keys walk the steps, Esc leaves")
+        self._action(v, "Collapse / Expand Models Panel", self._toggle_models_strip, "Ctrl+Shift+D")
         self._action(v, "Reset Layout", self.reset_layout)
 
         h = mb.addMenu("&Help")
@@ -423,6 +439,28 @@ class MainWindow(QMainWindow):
         self.qsettings.setValue("view/theme", mode)
         self.theme_actions[theme().mode].setChecked(True)
 
+    def set_palette(self, name: str) -> None:
+        """Blue/orange (default, colour-blind safe) or red/green for InfoGain, ΔNLL and KI."""
+        theme().set_palette(name)
+        self.qsettings.setValue("view/palette", theme().palette)
+        self.palette_actions[theme().palette].setChecked(True)
+
+    def present(self) -> PresentationWindow | None:
+        """View → Present: the chain on the Results tab full screen (None when there is none)."""
+        if self.results.result is None:
+            self.show_message("Open or score a chain first, then present it (F5).", "info")
+            return None
+        window = PresentationWindow(self.session, self.tasks, self)
+        window.view.message.connect(self.show_message)
+        window.present(self.results.result, self.results.selected or 0)
+        self.presentation = window
+        return window
+
+    def _toggle_models_strip(self) -> None:
+        dock = self.docks["models"]
+        dock.show()
+        dock.set_collapsed(not dock.collapsed)
+
     def about(self) -> None:
         AboutDialog(self.icon, self.engines.build_info, self).exec()
 
@@ -440,6 +478,10 @@ class MainWindow(QMainWindow):
         self.move(avail.x() + (avail.width() - width) // 2, avail.y() + (avail.height() - height) // 2)
 
     def _restore_layout(self) -> None:
+        palette = str(self.qsettings.value("view/palette", "blue-orange"))
+        if palette != theme().palette:
+            theme().set_palette(palette)
+        self.palette_actions[theme().palette].setChecked(True)
         self.theme_actions.get(str(self.qsettings.value("view/theme", "system")), self.theme_actions["system"]).setChecked(True)
         geometry = self.qsettings.value("window/geometry")
         if isinstance(geometry, QByteArray) and not geometry.isEmpty():
@@ -450,12 +492,14 @@ class MainWindow(QMainWindow):
         if isinstance(state, QByteArray) and not state.isEmpty():
             self.restoreState(state)
         else:
-            self.resizeDocks(list(self.docks.values()), [310] * len(self.docks), Qt.Orientation.Horizontal)
+            self.resizeDocks(list(self.docks.values()), [DOCK_WIDTH] * len(self.docks), Qt.Orientation.Horizontal)
         for key, splitter in self.splitters.items():
             value = self.qsettings.value(f"splitters/{key}")
             if isinstance(value, QByteArray) and not value.isEmpty():
                 splitter.restoreState(value)
         self.tabs.setCurrentIndex(int(self.qsettings.value("view/tab", 0) or 0))
+        if str(self.qsettings.value("view/models_collapsed", "false")).lower() == "true":
+            self.docks["models"].set_collapsed(True)
 
     def save_layout(self) -> None:
         self.qsettings.setValue("window/geometry", self.saveGeometry())
@@ -463,16 +507,28 @@ class MainWindow(QMainWindow):
         for key, splitter in self.splitters.items():
             self.qsettings.setValue(f"splitters/{key}", splitter.saveState())
         self.qsettings.setValue("view/tab", self.tabs.currentIndex())
+        self.qsettings.setValue("view/models_collapsed", self.docks["models"].collapsed)
         self.qsettings.sync()
 
     def reset_layout(self) -> None:
         for dock in self.docks.values():
+            dock.set_collapsed(False)
             dock.setFloating(False)
             dock.show()
             self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
-        self.resizeDocks(list(self.docks.values()), [310] * len(self.docks), Qt.Orientation.Horizontal)
+        self.resizeDocks(list(self.docks.values()), [DOCK_WIDTH] * len(self.docks), Qt.Orientation.Horizontal)
         self.analyze.splitter.setSizes([660, 540])
         self.compare.splitter.setSizes([330, 900])
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        """Below NARROW_WIDTH the Models dock folds into its strip once, so the tabs get the width
+        (a 1920x1080 screen at 150% is 1280 wide); the user can open it again."""
+        super().resizeEvent(event)
+        narrow = self.width() < NARROW_WIDTH
+        dock = self.docks.get("models")
+        if dock is not None and narrow and not self._narrow and not dock.isFloating():
+            dock.set_collapsed(True)
+        self._narrow = narrow
 
     # ------------------------------------------------------------------ drag and drop
 

@@ -22,6 +22,12 @@ from .summary import METRICS, BatchReport, Estimate, fmt_estimate, fmt_value, le
 DASH = "\u2013"
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
+# Colours of good/bad and higher/lower: blue/orange by default (colour-blind safe), red/green on request;
+# the direction is also written out with ▲/▼, never colour alone.
+PALETTES = {"blue-orange": ("#1f66b5", "#c75000"), "red-green": ("#1a7f37", "#cf222e")}
+DIRECTION_MARK = {"higher": "\u25b2 ", "lower": "\u25bc ", "unclear": "\u2248 "}
+SMALL_SAMPLE = 10  # fewer paired items than this: the interval is flagged as rough
+
 CSS = """
 :root{--ink:#1f2328;--muted:#59636e;--line:#d0d7de;--soft:#f6f8fa;--ok:#1a7f37;--bad:#cf222e}
 *{box-sizing:border-box}
@@ -93,8 +99,10 @@ def _model_cell(report: BatchReport, key: str) -> str:
             f"&nbsp;{_e(m.name)}")
 
 
-def render_html(report: BatchReport, details: dict[int, dict] | None = None) -> str:
-    """The whole report; ``details`` (chain id -> ``dashboard.load_chain_detail``) adds the drill-down."""
+def render_html(report: BatchReport, details: dict[int, dict] | None = None, palette: str = "blue-orange") -> str:
+    """The whole report; ``details`` (chain id -> ``dashboard.load_chain_detail``) adds the drill-down;
+    ``palette``: ``blue-orange`` (default) or ``red-green`` for good/bad and higher/lower."""
+    ok, bad = PALETTES.get(palette, PALETTES["blue-orange"])
     run, settings = report.run, report.run.get("settings") or {}
     metrics = [m for m in METRICS if _has(report, m.key) or m.key != "ki_mean"]
     title = f"KIIG batch report \u2014 {run.get('name') or 'run ' + str(run['id'])}"
@@ -125,7 +133,8 @@ def render_html(report: BatchReport, details: dict[int, dict] | None = None) -> 
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{_e(title)}</title><style>{CSS}</style></head><body><main>"
+            f"<title>{_e(title)}</title><style>{CSS.replace('--ok:#1a7f37;--bad:#cf222e', f'--ok:{ok};--bad:{bad}')}</style>"
+            "</head><body><main>"
             + "\n".join(body) + "</main></body></html>\n")
 
 
@@ -172,6 +181,13 @@ def _estimate_cell(key: str, e: Estimate) -> str:
             f'<span class="ci">[{_e(fmt_value(key, e.lo))}, {_e(fmt_value(key, e.hi))}]</span></td>')
 
 
+def _n_cell(n: int) -> str:
+    """The number of paired items, flagged when an interval rests on fewer than SMALL_SAMPLE."""
+    if 0 < n < SMALL_SAMPLE:
+        return f'{n} <span title="fewer than {SMALL_SAMPLE} paired items: a rough interval">\u26a0</span>'
+    return str(n)
+
+
 def _pairs_section(report: BatchReport, metrics) -> list[str]:
     if len(report.models) < 2:
         return []
@@ -184,12 +200,12 @@ def _pairs_section(report: BatchReport, metrics) -> list[str]:
         tr = '<tr class="group">' if first else "<tr>"
         rows.append(f"{tr}<td><b>{_letter(report, p.b)} \u2212 {_letter(report, p.a)}</b>"
                     f"{names_line}</td><td>{_e(metric(p.metric).label)}</td>"
-                    f'<td class="num">{_e(fmt_estimate(p.metric, p.diff, True))}</td><td class="num">{p.diff.n}</td>'
-                    f'<td class="{p.direction}">{_e(p.direction)}</td></tr>')
+                    f'<td class="num">{_e(fmt_estimate(p.metric, p.diff, True))}</td><td class="num">{_n_cell(p.diff.n)}</td>'
+                    f'<td class="{p.direction}">{DIRECTION_MARK.get(p.direction, "")}{_e(p.direction)}</td></tr>')
     out = ["<h2>Paired differences</h2>",
            '<p class="muted small">Each difference is computed per item (second model minus first, items matched by id) '
            "and bootstrapped over items, so item difficulty cancels. \u201chigher\u201d/\u201clower\u201d: the interval "
-           "excludes zero.</p>",
+           "excludes zero; \u26a0: fewer than 10 paired items, a rough interval.</p>",
            '<table id="pairs-table"><thead><tr><th>Pair</th><th>Metric</th><th class="num">Difference [interval]</th>'
            f'<th class="num">Items</th><th>Direction</th></tr></thead><tbody>{"".join(rows)}</tbody></table>',
            '<div class="grid">']

@@ -101,7 +101,8 @@ def check_models_table(view, report) -> None:
         assert head.startswith(f"{chr(64 + col)} · {m.name}\n{m.n_chains} items")
         for mt in METRICS:
             row = table.metric_row(mt.key)
-            assert cell(table, row, col) == fmt_estimate(mt.key, m.metrics[mt.key])
+            few = 0 < m.metrics[mt.key].n < 10  # a rough interval carries a warning
+            assert cell(table, row, col) == fmt_estimate(mt.key, m.metrics[mt.key]) + (" ⚠" if few else "")
             shown, want = table.item(row, col).data(Qt.ItemDataRole.UserRole), m.metrics[mt.key]
             assert shown.n == want.n
             for a, b in ((shown.mean, want.mean), (shown.lo, want.lo), (shown.hi, want.hi)):

@@ -47,7 +47,7 @@ def check_shown_equals_stored(results, stored: dict) -> None:
             raw = model.data(model.index(row, col), Qt.ItemDataRole.UserRole)
             assert raw == step.get(key), (row, key)
             if raw is not None:
-                assert model.data(model.index(row, col)) == model.columns[col].fmt.format(raw)
+                assert model.data(model.index(row, col)) == model.columns[col].display(raw)  # ▲/▼ on signed ones
     for key in ("delta_nll", "info_gain", "answer_ppl", "entropy_bits", "p_correct"):
         col = next(i for i, c in enumerate(model.columns) if c.key == key)
         assert not table.isColumnHidden(col), key

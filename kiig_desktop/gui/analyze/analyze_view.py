@@ -79,7 +79,9 @@ class AnalyzeView(QWidget):
     def _build(self) -> None:
         self.form = QuestionForm()
         q_box = QGroupBox("1 · Question and ground truth")
-        QVBoxLayout(q_box).addWidget(self.form)
+        q_layout = QVBoxLayout(q_box)
+        q_layout.addWidget(self.form)
+        q_layout.setSizeConstraint(q_layout.SizeConstraint.SetMinimumSize)  # options never under the buttons
 
         self.subject = ModelCombo(self.engines)
         self.max_tokens = QSpinBox()
@@ -102,7 +104,7 @@ class AnalyzeView(QWidget):
         self.gen_status.setProperty("role", "muted")
         self.reasoning = ReasoningView()
         self.reasoning.setPlaceholderText("Generate a reasoning with the subject model, or paste / import one here.")
-        legend = plain_label("Token tint: none = confident (p ≥ 0.9) · yellow → red = less and less likely", "muted", wrap=True)
+        legend = plain_label("Token tint: none = confident (p ≥ 0.9) · the stronger the tint, the less likely the token", "muted", wrap=True)
         legend.setStyleSheet("font-size: 11px;")
         r_box = QGroupBox("2 · Reasoning")
         r = QVBoxLayout(r_box)

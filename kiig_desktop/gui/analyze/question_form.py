@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import string
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QMenu,
     QPlainTextEdit,
+    QSizePolicy,
     QTableWidget,
     QTableWidgetItem,
     QToolButton,
@@ -63,18 +64,24 @@ class QuestionForm(QWidget):
         self.options.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.options.verticalHeader().setDefaultSectionSize(24)
         self.options.setVerticalScrollMode(QTableWidget.ScrollMode.ScrollPerPixel)
-        opt_buttons = QHBoxLayout()
+        # The +/− buttons stand beside the options, never below them: stacked under a fixed-height
+        # table they were drawn over options C and D when the form got less height than it asked.
+        opt_buttons = QVBoxLayout()
         self.add_option = QToolButton()
         self.add_option.setText("+ Option")
+        self.add_option.setToolTip("Add an option row")
         self.remove_option = QToolButton()
         self.remove_option.setText("− Option")
-        opt_buttons.addWidget(self.add_option)
-        opt_buttons.addWidget(self.remove_option)
+        self.remove_option.setToolTip("Remove the selected option (the last one when none is selected)")
+        for button in (self.add_option, self.remove_option):
+            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+            button.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+            opt_buttons.addWidget(button)
         opt_buttons.addStretch(1)
         self.options_box = QWidget()
-        box = QVBoxLayout(self.options_box)
+        box = QHBoxLayout(self.options_box)
         box.setContentsMargins(0, 0, 0, 0)
-        box.addWidget(self.options)
+        box.addWidget(self.options, 1)
         box.addLayout(opt_buttons)
         layout.addWidget(self.options_box)
 
@@ -121,9 +128,17 @@ class QuestionForm(QWidget):
     def _fit_options(self) -> None:
         rows = max(2, self.options.rowCount())
         self.options.setFixedHeight(min(rows, 6) * self.options.verticalHeader().defaultSectionSize() + 4)
+        self._keep_height()
+
+    def _keep_height(self) -> None:
+        """Never be laid out lower than the form needs: a width-for-height estimate of the wrapped
+        labels once let the +/− Option buttons overlap the last options."""
+        self.setMinimumHeight(0)
+        self.setMinimumHeight(self.layout().totalMinimumSize().height())
 
     def _mcq_toggled(self, on: bool) -> None:
         self.options_box.setVisible(on)
+        self._keep_height()
         self._form.setRowVisible(0, on)
         self.answer_edit.setReadOnly(on)
         if on and self.options.rowCount() == 0:

@@ -146,7 +146,11 @@ class ForestFigure(_PlainFigure):
                                    right=np.array([hi - mean]), beam=0.45, pen=_pen(color, 2.2))
             point = pg.ScatterPlotItem([mean], [0.0], size=11, symbol="s", brush=pg.mkBrush(color),
                                        pen=pg.mkPen(c["plot_bg"], width=1.2))
-            for item in (bars, point):
+            items = [bars, point]
+            if 0 < p.diff.n < 10:  # a rough interval: say so beside it, not only in the table
+                items.append(pg.TextItem(text=f"⚠ n={p.diff.n}", color=c["muted"], anchor=(0.0, 1.1)))
+                items[-1].setPos(mean, 0.0)
+            for item in items:
                 panel.addItem(item)
                 self._plotted.append((panel, item))
             self.data[m.key] = (mean, lo, hi)

@@ -23,6 +23,14 @@ SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 DASH = "\u2013"
 RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 DIRECTION_TEXT = {"higher": "▲ higher", "lower": "▼ lower", "unclear": "≈ unclear"}
+SMALL_SAMPLE = 10  # fewer paired items than this: the bootstrap interval is too rough to lean on
+SMALL_SAMPLE_NOTE = (f"fewer than {SMALL_SAMPLE} items: a bootstrap interval from so few is rough and usually "
+                     "too narrow; run more items before reading a difference into it")
+
+
+def small_sample(n: int) -> bool:
+    """Whether an interval rests on fewer than SMALL_SAMPLE (but at least one) items."""
+    return 0 < n < SMALL_SAMPLE
 
 
 def swatch(color: str, size: int = 10) -> QIcon:
@@ -107,7 +115,10 @@ class ModelsTable(_FixedTable):
                 e = m.metrics[mt.key]
                 tip = (f"{m.name}, {mt.label}: mean {fmt_value(mt.key, e.mean)} over {e.n} items, {level} bootstrap "
                        f"interval [{fmt_value(mt.key, e.lo)}, {fmt_value(mt.key, e.hi)}]" if e.n else f"{mt.label}: no values")
-                self.setItem(row, col, _item(fmt_estimate(mt.key, e), e, tip, align_right=True))
+                text = fmt_estimate(mt.key, e)
+                if small_sample(e.n):
+                    text, tip = f"{text} ⚠", f"{tip}\n⚠ {SMALL_SAMPLE_NOTE}"
+                self.setItem(row, col, _item(text, e, tip, align_right=True))
         self.fit(len(METRICS))
 
 
@@ -132,9 +143,12 @@ class PairsTable(_FixedTable):
             m = next(mt for mt in METRICS if mt.key == p.metric)
             self.setItem(row, 0, _item(m.label, p.metric, m.description))
             self.setItem(row, 1, _item(fmt_estimate(p.metric, p.diff, True), p, align_right=True))
-            self.setItem(row, 2, _item(str(p.diff.n), p.diff.n, align_right=True))
-            direction = _item(DIRECTION_TEXT[p.direction], p.direction,
-                              "the interval excludes 0" if p.direction != "unclear" else "the interval includes 0")
+            few = small_sample(p.diff.n)
+            self.setItem(row, 2, _item(f"{p.diff.n} ⚠" if few else str(p.diff.n), p.diff.n,
+                                       f"⚠ {SMALL_SAMPLE_NOTE}" if few else None, align_right=True))
+            tip = "the interval excludes 0" if p.direction != "unclear" else "the interval includes 0"
+            direction = _item(DIRECTION_TEXT[p.direction] + (" (few items)" if few else ""), p.direction,
+                              f"{tip}\n⚠ {SMALL_SAMPLE_NOTE}" if few else tip)
             direction.setForeground(direction_color(p.direction))
             self.setItem(row, 3, direction)
         self.fit(len(METRICS))

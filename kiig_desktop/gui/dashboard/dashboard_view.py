@@ -45,7 +45,7 @@ from ..shared.engines import Engines
 from ..shared.judge_note import show_validation, validation_label
 from ..shared.session_file import SessionFile
 from ..shared.theme import theme
-from ..shared.widgets import EmptyState, PlotFrame, compact_combo, plain_label, scrollable
+from ..shared.widgets import EmptyState, FormArea, PlotFrame, compact_combo, plain_label
 from ..shared.workers import Task, TaskManager
 from .batch_form import BatchForm
 from .dashboard_figures import ForestFigure, ScatterFigure
@@ -76,13 +76,13 @@ def finding_text(report: BatchReport, a: str | None, b: str | None) -> str:
     return finding(report, a, b)
 
 
-def html_report(store, run_id: int, report: BatchReport | None = None) -> str:
+def html_report(store, run_id: int, report: BatchReport | None = None, palette: str = "blue-orange") -> str:
     """``kiig report --db FILE --run RUN --format html``: the same numbers, drill-down included.
 
     ``report``: the run's summary when the caller already has it (the bootstrap is not redone).
     """
     report = report if report is not None else summarize(store, run_id)
-    return render_html(report, chain_details(store, report))
+    return render_html(report, chain_details(store, report), palette)
 
 
 class DashboardView(QWidget):
@@ -153,8 +153,8 @@ class DashboardView(QWidget):
         self.forest = ForestFigure()
         self.forest.setMinimumHeight(250)
         self.forest_frame = PlotFrame("Paired differences, B − A",
-                                      "Mean difference with its 95% interval, each metric on its own scale. Green: higher, "
-                                      "red: lower, grey: the interval includes 0.", self.forest)
+                                      "Mean difference with its 95% interval, each metric on its own scale. Blue: higher, "
+                                      "orange: lower, grey: the interval includes 0; ⚠ n: fewer than 10 paired items.", self.forest)
         self.scatter = ScatterFigure()
         self.scatter_frame = PlotFrame("Accuracy against mean InfoGain",
                                        "One point per model with both 95% intervals. Up and to the right: answers better "
@@ -227,7 +227,7 @@ class DashboardView(QWidget):
         rv.addLayout(head)
         rv.addWidget(self.stack, 1)
 
-        form_area = scrollable(self.form)
+        form_area = FormArea(self.form)  # no control hides at the edge
         form_area.setMinimumWidth(340)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(form_area)
@@ -407,7 +407,8 @@ class DashboardView(QWidget):
 
         def work(_c: CancelToken) -> str:
             shown = self.report if self.report is not None and int(self.report.run["id"]) == run_id else None
-            text = self.session.read(lambda st: html_report(st, run_id, shown))
+            palette = theme().palette  # the colours chosen in View → Colours
+            text = self.session.read(lambda st: html_report(st, run_id, shown, palette))
             return str(write_private_text(out, text, keep=(self.session.path,)))
 
         task = self.tasks.run(f"Writing the report of run {run_id}", work)

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QPushButton,
+    QScrollArea,
     QSplitter,
     QStackedWidget,
     QTabWidget,
@@ -33,12 +34,13 @@ from ..shared.judge_note import evaluation_validation
 from ..shared.plots import StepFigure
 from ..shared.session_file import SessionFile
 from ..shared.theme import theme
-from ..shared.widgets import EmptyState, MetricCard, PlotFrame, compact_combo, plain_label
+from ..shared.widgets import CardStrip, EmptyState, MetricCard, PlotFrame, compact_combo, plain_label, scrollable
 from ..shared.workers import TaskManager
 from .reasoning_view import ReasoningView
 from .steps_table import StepsTable
 
 STAGE_PAUSE_MS = 12
+PLOT_MIN_HEIGHT = 170  # px: below this the axis titles overprint and the legends cover the curves
 
 
 def reasoning_of(result: AnalysisResult) -> tuple[str, list[tuple[int, int] | None]]:
@@ -55,7 +57,10 @@ def reasoning_of(result: AnalysisResult) -> tuple[str, list[tuple[int, int] | No
             start, end = s.get("start"), s.get("end")
             ok = isinstance(start, int) and isinstance(end, int) and 0 <= start <= end <= len(text)
             spans.append((start, end) if ok else None)
-        return text, spans
+        if all(span is not None and _same(text[span[0]:span[1]], s.get("text")) for span, s in zip(spans, steps, strict=True)):
+            return text, spans
+        # A step was edited before scoring: show the steps as scored, so the text pane, the table
+        # and the plots all show the same words.
     parts, spans, pos = [], [], 0
     for s in steps:
         t = str(s.get("text", ""))
@@ -63,6 +68,11 @@ def reasoning_of(result: AnalysisResult) -> tuple[str, list[tuple[int, int] | No
         spans.append((pos, pos + len(t)))
         pos += len(t) + 1
     return "\n".join(parts), spans
+
+
+def _same(a: str, b) -> bool:
+    """Whether two step texts agree up to white space."""
+    return isinstance(b, str) and a.split() == b.split()
 
 
 class ResultsView(QWidget):
@@ -85,6 +95,7 @@ class ResultsView(QWidget):
         self.ki_index = -1  # which of the chain's KI evaluations is shown (-1: the latest)
         self._focus = -1
         self.side_panel: QWidget | None = None
+        self._side_page: QWidget | None = None
         self.stack = QStackedWidget()
         self.empty = EmptyState(
             "No results yet",
@@ -117,26 +128,23 @@ class ResultsView(QWidget):
         head.addWidget(self.ki_button, 0, Qt.AlignmentFlag.AlignTop)
         outer.addLayout(head)
         outer.addWidget(self.subtitle)
-        cards = QHBoxLayout()
-        cards.setSpacing(8)
         self.cards = {
-            "info_gain": MetricCard("Mean InfoGain (Δ PPL per step)", "Mean over steps of the answer-perplexity drop"),
-            "ki": MetricCard("Mean KI (applicable steps)", "Knowledge Index: mean over the steps that make a factual "
-                             "claim of the judge's probability that the corpus supports it"),
-            "delta_nll": MetricCard("Mean ΔNLL (nats per step)", "Mean over steps of the answer NLL drop"),
-            "ppl": MetricCard("Answer PPL: question → final", "Answer perplexity with the question only, and after the last step"),
+            "info_gain": MetricCard("Mean InfoGain (Δ PPL per step)", help_key="info_gain"),
+            "ki": MetricCard("Mean KI (applicable steps)", help_key="ki"),
+            "delta_nll": MetricCard("Mean ΔNLL (nats per step)", help_key="delta_nll"),
+            "ppl": MetricCard("Answer PPL: question → final", help_key="answer_ppl"),
             "answer": MetricCard("Final answer", "The answer the reasoning states, graded against the ground truth"),
             "steps": MetricCard("Steps · tokens", "Steps scored and tokens the scorer read"),
         }
-        for card in self.cards.values():
-            cards.addWidget(card)
-        outer.addLayout(cards)
+        self.card_strip = CardStrip(list(self.cards.values()))
+        outer.addWidget(self.card_strip)
 
         self.text_view = ReasoningView(read_only=True)
         self.table = StepsTable()
         left = QSplitter(Qt.Orientation.Vertical)
         left.addWidget(self._framed("Reasoning", "Tokens tinted by the subject model's probability; the selected step is highlighted.", self.text_view))
-        left.addWidget(self._framed("Steps", "Green: the step moved the scorer toward the answer; red: away from it.", self.table))
+        left.addWidget(self._framed("Steps", "▲ the step moved the scorer toward the answer, ▼ away from it "
+                                                "(coloured by the palette in View → Colours).", self.table))
         left.setSizes([280, 440])
 
         self.answer_fig = AnswerFigure()
@@ -149,24 +157,35 @@ class ResultsView(QWidget):
         self.metric_combo = metric
         self.frames = {
             "answer": PlotFrame("Answer uncertainty across steps",
-                                "Answer NLL after each prefix; bars: InfoGain per step (green helped, red hurt).",
-                                self.answer_fig, extra=metric),
+                                "Answer NLL after each prefix; bars: InfoGain per step (up helped, down hurt).",
+                                self.answer_fig, extra=metric, help_key="info_gain"),
             "tokens": PlotFrame("Token surprisal and entropy",
-                                "Per reasoning token, as the scorer read it; dotted lines are step boundaries.", self.token_fig),
+                                "Per reasoning token, as the scorer read it; dotted lines are step boundaries.", self.token_fig,
+                                help_key="surprisal"),
             "options": PlotFrame("Option probabilities across steps",
                                  "The scorer's probability of each option after each prefix (correct option bold).",
-                                 self.options_fig),
+                                 self.options_fig, help_key="option_probs"),
         }
         for key, frame in self.frames.items():
             frame.export_requested.connect(lambda fmt, k=key: self.export_dialog(k, fmt))
         right = QSplitter(Qt.Orientation.Vertical)
+        right.setChildrenCollapsible(False)
+        for fig in (self.answer_fig, self.token_fig, self.options_fig):
+            fig.setMinimumHeight(PLOT_MIN_HEIGHT)  # readable axes and legends; the column scrolls instead
+        self.answer_fig.setMinimumHeight(PLOT_MIN_HEIGHT + 70)  # two panels share it
         for frame in self.frames.values():
             right.addWidget(frame)
         right.setSizes([330, 250, 230])
+        self.plots_area = QScrollArea()  # on short screens the plots keep their height and scroll
+        self.plots_area.setWidget(right)
+        self.plots_area.setWidgetResizable(True)
+        self.plots_area.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.plots_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.plots_area.setMinimumWidth(320)
         self.right_tabs = QTabWidget()
         self.right_tabs.setDocumentMode(True)
         self.right_tabs.setTabBarAutoHide(True)
-        self.right_tabs.addTab(right, "Plots")
+        self.right_tabs.addTab(self.plots_area, "Plots")
         self.right_tabs.currentChanged.connect(self._right_tab_changed)
 
         main = QSplitter(Qt.Orientation.Horizontal)
@@ -178,12 +197,24 @@ class ResultsView(QWidget):
         self.splitters = {"results/main": main, "results/left": left, "results/right": right}
         outer.addWidget(main, 1)
 
+        self._tab_order()
         for src in (self.text_view, self.table, self.answer_fig, self.token_fig, self.options_fig):
             src.step_hovered.connect(self._on_hover)
         for sig in (self.text_view.step_clicked, self.table.step_selected, self.answer_fig.step_clicked,
                     self.token_fig.step_clicked, self.options_fig.step_clicked):
             sig.connect(self.select_step)
         return content
+
+    def _tab_order(self) -> None:
+        """Tab follows the layout: header, cards left to right, text, table, then each plot's
+        controls before the plot itself, top to bottom."""
+        chain: list[QWidget] = [self.ki_button, *self.cards.values(), self.text_view, self.table]
+        for frame in self.frames.values():
+            if frame is self.frames["answer"]:
+                chain.append(self.metric_combo)
+            chain += [frame.export_button, frame.figure]
+        for first, second in zip(chain, chain[1:], strict=False):
+            QWidget.setTabOrder(first, second)
 
     @staticmethod
     def _framed(title: str, caption: str, widget: QWidget) -> QWidget:
@@ -288,9 +319,9 @@ class ResultsView(QWidget):
         c = theme().colors()
         gain, dnll = r.get("info_gain_mean"), r.get("delta_nll_mean")
         self.cards["info_gain"].set_value("—" if gain is None else f"{gain:+.3f}",
-                                          None if gain is None else c["good"] if gain > 0 else c["bad"])
+                                          None if gain is None else c["good"] if gain > 0 else c["bad"], gain)
         self.cards["delta_nll"].set_value("—" if dnll is None else f"{dnll:+.4f}",
-                                          None if dnll is None else c["good"] if dnll > 0 else c["bad"])
+                                          None if dnll is None else c["good"] if dnll > 0 else c["bad"], dnll)
         steps = r.get("steps") or []
         base = (r.get("baseline") or {}).get("answer_ppl")
         last = steps[-1].get("answer_ppl") if steps else None
@@ -361,17 +392,18 @@ class ResultsView(QWidget):
     def attach_side_panel(self, panel: QWidget, title: str = "Knowledge Index") -> None:
         """Add ``panel`` as a tab beside the plots; the header's Knowledge Index button switches to it."""
         self.side_panel = panel
-        self.right_tabs.addTab(panel, title)
+        self._side_page = scrollable(panel)  # short screens scroll the panel rather than squeeze the plots
+        self.right_tabs.addTab(self._side_page, title)
         self.ki_button.show()
         self.ki_button.toggled.connect(self.show_side_panel)
 
     def show_side_panel(self, on: bool = True) -> None:
         """Show the side panel (or the plots) beside the steps."""
         if self.side_panel is not None:
-            self.right_tabs.setCurrentWidget(self.side_panel if on else self.right_tabs.widget(0))
+            self.right_tabs.setCurrentWidget(self._side_page if on else self.right_tabs.widget(0))
 
     def side_panel_shown(self) -> bool:
-        return self.side_panel is not None and self.right_tabs.currentWidget() is self.side_panel
+        return self.side_panel is not None and self.right_tabs.currentWidget() is self._side_page
 
     def _right_tab_changed(self, _index: int) -> None:
         self.ki_button.blockSignals(True)

@@ -16,10 +16,13 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelInd
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QMenu, QTableView
 
-from ..shared.theme import diverging_color, sequential_color, theme
+from ..shared.metric_help import METRICS, metric_tip
+from ..shared.theme import diverging_color, sequential_color, sign_symbol, theme
 from ..shared.widgets import rich_tooltip
 
 Index = QModelIndex | QPersistentModelIndex
+TEXT_MIN_WIDTH = 200  # px: below this the Step column reads "1. T…"
+MAX_ROW_LINES = 3  # a long step wraps onto up to three lines; its tooltip shows all of it
 
 
 @dataclass
@@ -35,6 +38,13 @@ class Column:
     optional: bool = True  # hidden when the chain has no value for it
     width: int = 78
     shown: bool = True  # False: hidden until the user turns it on (header context menu)
+
+    def display(self, value: Any) -> str:
+        """The cell text: formatted, and for a signed (diverging) metric led by ▲ or ▼, so the
+        sign never rests on colour alone."""
+        text = self.fmt.format(value)
+        symbol = sign_symbol(value) if self.scale == "diverging" else ""
+        return f"{symbol} {text}" if symbol else text
 
 
 def _key(name: str) -> Callable[[dict, dict], Any]:
@@ -132,6 +142,8 @@ class StepsModel(QAbstractTableModel):
         jv = self.judge_validation if col.key == "ki" else None
         if role == Qt.ItemDataRole.DisplayRole:
             return col.title + (" ⚠" if jv and jv.get("warning") else "")
+        if role == Qt.ItemDataRole.ToolTipRole and col.key in METRICS:
+            return metric_tip(col.key, jv["note"] if jv else "")
         if role == Qt.ItemDataRole.ToolTipRole and (col.tip or jv):
             return rich_tooltip("\n\n".join(t for t in (col.tip, jv and jv["note"]) if t))
         return None
@@ -155,7 +167,7 @@ class StepsModel(QAbstractTableModel):
         if isinstance(value, str) and col.key != "text":
             return value
         try:
-            return col.fmt.format(value).replace("\n", " ⏎ ") if col.key == "text" else col.fmt.format(value)
+            return col.fmt.format(value).replace("\n", " ⏎ ") if col.key == "text" else col.display(value)
         except (ValueError, TypeError):
             return str(value)
 
@@ -249,7 +261,9 @@ class StepsTable(QTableView):
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setMouseTracking(True)
-        self.setWordWrap(False)
+        self.setWordWrap(True)  # a step reads in full (up to MAX_ROW_LINES lines; the tooltip has the rest)
+        self.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.setAccessibleName("Steps table")
         self.setAlternatingRowColors(False)
         self.verticalHeader().hide()
         self.verticalHeader().setDefaultSectionSize(26)
@@ -260,6 +274,7 @@ class StepsTable(QTableView):
         self.entered.connect(self._entered)
         self.selectionModel().selectionChanged.connect(self._selection_changed)
         self._quiet = False
+        self.width_scale = 1.0  # presentation mode widens the columns for its larger type
         self._shown: dict[str, bool] = {}
         header.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         header.customContextMenuRequested.connect(self._header_menu)
@@ -283,6 +298,7 @@ class StepsTable(QTableView):
     def _toggle_column(self, index: int, key: str, on: bool) -> None:
         self._shown[key] = on
         self.setColumnHidden(index, not on)
+        self._fit_text_column()
 
     def set_record(self, record: dict | None, ki_by_step: dict[int, dict] | None = None,
                    judge_validation: dict | None = None) -> None:
@@ -291,9 +307,42 @@ class StepsTable(QTableView):
         self.steps_model.set_record(record, ki_by_step, paper=(record or {}).get("mode") == "paper")
         for i, col in enumerate(self.steps_model.columns):
             self.setColumnHidden(i, not self.column_available(col.key) or not self._shown.get(col.key, col.shown))
-            self.setColumnWidth(i, col.width)
-        text_col = next(i for i, c in enumerate(self.steps_model.columns) if c.key == "text")
-        self.horizontalHeader().setSectionResizeMode(text_col, QHeaderView.ResizeMode.Stretch)
+            self.setColumnWidth(i, self._number_width(i, round(col.width * self.width_scale)))
+        self._fit_text_column()
+
+    def _number_width(self, column: int, width: int) -> int:
+        """At least ``width``, and wide enough that no number wraps (e.g. "▲ +104.464")."""
+        if self.steps_model.columns[column].key == "text":
+            return width
+        metrics = self.fontMetrics()
+        header = self.horizontalHeader().fontMetrics().horizontalAdvance(self.steps_model.columns[column].title) + 16
+        cells = [metrics.horizontalAdvance(self.steps_model.text(r, column)) + 14 for r in range(self.steps_model.rowCount())]
+        return max([width, header, *cells])
+
+    def _text_column(self) -> int:
+        return next(i for i, c in enumerate(self.steps_model.columns) if c.key == "text")
+
+    def _fit_text_column(self) -> None:
+        """The Step column takes the width the metrics leave, but never less than TEXT_MIN_WIDTH
+        (the table scrolls sideways instead); rows grow to show the wrapped text."""
+        text_col = self._text_column()
+        others = sum(self.columnWidth(i) for i in self.visible_columns() if i != text_col)
+        self.horizontalHeader().setSectionResizeMode(text_col, QHeaderView.ResizeMode.Interactive)
+        self.setColumnWidth(text_col, max(TEXT_MIN_WIDTH, self.viewport().width() - others))
+        self._fit_rows()
+
+    def _fit_rows(self) -> None:
+        line = self.fontMetrics().lineSpacing()
+        text_col = self._text_column()
+        width = self.columnWidth(text_col) - 8
+        for row in range(self.steps_model.rowCount()):
+            text = self.steps_model.text(row, text_col)
+            lines = self.fontMetrics().boundingRect(0, 0, max(40, width), 10_000, int(Qt.TextFlag.TextWordWrap), text).height() // line
+            self.setRowHeight(row, max(26, min(MAX_ROW_LINES, max(1, lines)) * line + 8))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        self._fit_text_column()
 
     def visible_columns(self) -> list[int]:
         return [i for i in range(self.steps_model.columnCount()) if not self.isColumnHidden(i)]

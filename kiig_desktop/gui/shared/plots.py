@@ -54,7 +54,11 @@ class StepFigure(pg.GraphicsLayoutWidget):
         self._items: dict[str, object] = {}  # persistent plot items, reused from one record to the next
         self._legend_names: dict[str, str] = {}
         self._drawn: set[str] = set()
+        self.font_scale = 1.0  # presentation mode draws axes and legends larger
         self.setMinimumHeight(80)
+        self.setAccessibleName(title)
+        self._selected: int | None = None
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # Tab reaches the plot; arrow keys walk the steps
         self.ci.setContentsMargins(6, 6, 10, 6)
         self.scene().sigMouseMoved.connect(self._mouse_moved)
         self.scene().sigMouseClicked.connect(self._mouse_clicked)
@@ -89,7 +93,7 @@ class StepFigure(pg.GraphicsLayoutWidget):
     def _style_panel(self, panel: pg.PlotItem) -> None:
         c = theme().colors()
         font = QFont()
-        font.setPointSizeF(8.5)
+        font.setPointSizeF(8.5 * self.font_scale)
         for name in ("left", "bottom", "right", "top"):
             axis = panel.getAxis(name)
             axis.setPen(pg.mkPen(c["border"]))
@@ -97,6 +101,9 @@ class StepFigure(pg.GraphicsLayoutWidget):
             axis.setTickFont(font)
             if axis.label is not None:
                 axis.label.setDefaultTextColor(QColor(c["plot_fg"]))
+                label_font = QFont()
+                label_font.setPointSizeF(9.0 * min(self.font_scale, 1.15))  # titles of short panels must not overprint
+                axis.label.setFont(label_font)
         sel, hov = self._bands[self.panels.index(panel)]
         accent = QColor(c["accent"])
         accent.setAlpha(60 if theme().dark else 45)
@@ -108,6 +115,12 @@ class StepFigure(pg.GraphicsLayoutWidget):
             panel.legend.setBrush(pg.mkBrush(c["card"] + "d8"))
             panel.legend.setPen(pg.mkPen(c["border"]))
             panel.legend.setLabelTextColor(c["plot_fg"])
+
+    def set_font_scale(self, scale: float) -> None:
+        """Draw tick labels and axis titles ``scale`` times the normal size."""
+        self.font_scale = scale
+        for panel in self.panels:
+            self._style_panel(panel)
 
     def apply_theme(self) -> None:
         self.setBackground(theme().colors()["plot_bg"])
@@ -193,7 +206,20 @@ class StepFigure(pg.GraphicsLayoutWidget):
     def step_at(self, x: float) -> int | None:
         raise NotImplementedError
 
+    def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt override
+        """Left/Right (or Up/Down) select the previous/next step, so a plot works without a mouse."""
+        delta = {Qt.Key.Key_Left: -1, Qt.Key.Key_Up: -1, Qt.Key.Key_Right: 1, Qt.Key.Key_Down: 1}.get(event.key())
+        if delta is None:
+            super().keyPressEvent(event)
+            return
+        current = self._selected if self._selected is not None else (-1 if delta > 0 else 0)
+        target = current + delta
+        if target >= 0 and self.step_span(target) is not None:
+            self.step_clicked.emit(target)
+        event.accept()
+
     def set_highlight(self, selected: int | None, hovered: int | None = None) -> None:
+        self._selected = selected if selected is not None and selected >= 0 else None
         sel_span = self.step_span(selected) if selected is not None and selected >= 0 else None
         hov_span = self.step_span(hovered) if hovered is not None and hovered >= 0 and hovered != selected else None
         for sel, hov in self._bands:

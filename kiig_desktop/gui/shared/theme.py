@@ -15,6 +15,22 @@ from PySide6.QtWidgets import QApplication
 
 SERIES = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#8C6D31", "#F0E442"]
 MODES = ("system", "light", "dark")
+# Diverging colours for signed metrics (InfoGain, ΔNLL, KI around 0.5): the default pair is blue and
+# orange, told apart by every common colour-vision deficiency; "red-green" keeps the old pair.
+PALETTES = ("blue-orange", "red-green")
+_SIGNED = {
+    ("blue-orange", False): ("#1f66b5", "#c75000"), ("blue-orange", True): ("#5aa7f0", "#f08c3c"),
+    ("red-green", False): ("#1a7f37", "#c62828"), ("red-green", True): ("#4cc26b", "#ff6b6b"),
+}
+_TINT = {"blue-orange": ("#2a7bd0", "#e07b1a"), "red-green": ("#2e9e5b", "#d1495b")}
+UP, DOWN = "▲", "▼"
+
+
+def sign_symbol(value: float | None) -> str:
+    """▲ for a positive value, ▼ for a negative one, nothing for zero or missing (the sign is never colour alone)."""
+    if value is None or not isinstance(value, (int, float)) or not math.isfinite(value) or value == 0:
+        return ""
+    return UP if value > 0 else DOWN
 
 _LIGHT = {
     "window": "#f5f6f8", "base": "#ffffff", "alt": "#f0f2f5", "text": "#1d2330", "muted": "#5f6b7a",
@@ -39,12 +55,21 @@ class Theme(QObject):
         super().__init__()
         self.mode = "system"
         self.dark = False
+        self.palette = PALETTES[0]
         hints = QGuiApplication.styleHints()
         if hasattr(hints, "colorSchemeChanged"):
             hints.colorSchemeChanged.connect(self._system_changed)
 
     def colors(self) -> dict[str, str]:
-        return _DARK if self.dark else _LIGHT
+        """The palette's colours; ``good``/``bad`` follow the chosen signed palette."""
+        base = _DARK if self.dark else _LIGHT
+        good, bad = _SIGNED[(self.palette, self.dark)]
+        return {**base, "good": good, "bad": bad}
+
+    def set_palette(self, name: str) -> None:
+        """Switch the signed-metric colours (``blue-orange`` or ``red-green``) and repaint."""
+        self.palette = name if name in PALETTES else PALETTES[0]
+        self.apply(self.mode)
 
     def color(self, name: str) -> QColor:
         return QColor(self.colors()[name])
@@ -70,7 +95,7 @@ class Theme(QObject):
         if app is not None:
             app.setStyle("Fusion")
             app.setPalette(build_palette(self.colors()))
-            app.setStyleSheet(stylesheet(self.colors()))
+            app.setStyleSheet(stylesheet(self.colors(), self.dark))
         pg.setConfigOptions(background=self.colors()["plot_bg"], foreground=self.colors()["plot_fg"], antialias=True)
         self.changed.emit()
 
@@ -89,7 +114,7 @@ def build_palette(c: dict[str, str]) -> QPalette:
     return p
 
 
-def stylesheet(c: dict[str, str]) -> str:
+def stylesheet(c: dict[str, str], dark: bool = False) -> str:
     """A light touch on top of Fusion: cards, headings, the message bar, empty-state hints."""
     return f"""
 QGroupBox {{ font-weight: 600; border: 1px solid {c['border']}; border-radius: 6px; margin-top: 14px;
@@ -103,14 +128,21 @@ QLabel[role="metric"] {{ font-size: 18px; font-weight: 600; }}
 QLabel[role="metric-caption"] {{ color: {c['muted']}; font-size: 11px; }}
 QLabel[role="warning"] {{ color: {c['bad']}; font-weight: 600; }}
 QFrame#MessageBar {{ border-radius: 6px; }}
-QFrame#MessageBar[level="error"] {{ background: {'#4a2326' if c is _DARK else '#fdecea'}; border: 1px solid {c['bad']}; }}
-QFrame#MessageBar[level="info"] {{ background: {'#1f3350' if c is _DARK else '#e8f0fe'}; border: 1px solid {c['accent']}; }}
+QFrame#MessageBar[level="error"] {{ background: {'#4a2326' if dark else '#fdecea'}; border: 1px solid {c['bad']}; }}
+QFrame#MessageBar[level="info"] {{ background: {'#1f3350' if dark else '#e8f0fe'}; border: 1px solid {c['accent']}; }}
 QTabWidget::pane {{ border-top: 1px solid {c['border']}; }}
 QTabBar::tab {{ padding: 7px 16px; }}
 QPushButton[role="primary"] {{ background: {c['accent']}; color: white; border: none; border-radius: 4px;
                                padding: 6px 14px; font-weight: 600; }}
 QPushButton[role="primary"]:disabled {{ background: {c['border']}; color: {c['muted']}; }}
 QPushButton[role="primary"]:hover {{ background: {c['highlight']}; }}
+QPushButton:focus, QToolButton:focus, QComboBox:focus, QCheckBox:focus, QRadioButton:focus, QSpinBox:focus,
+QLineEdit:focus, QPlainTextEdit:focus, QTextEdit:focus, QAbstractItemView:focus, QTabBar:focus {{
+    outline: 2px solid {c['accent']}; }}
+QPushButton:focus, QToolButton:focus {{ border: 2px solid {c['accent']}; border-radius: 4px; }}
+QAbstractItemView:focus, QPlainTextEdit:focus, QTextEdit:focus, QLineEdit:focus, QGraphicsView:focus,
+QFrame[role="card"]:focus {{ border: 2px solid {c['accent']}; }}
+QLabel[role="metric-sign"] {{ font-size: 15px; font-weight: 600; }}
 """
 
 
@@ -129,11 +161,14 @@ def theme() -> Theme:
 
 
 def probability_color(p: float | None, dark: bool) -> QColor | None:
-    """Background for a token with probability ``p``: none when confident, amber to red when not."""
+    """Background for a token with probability ``p``: none when confident, then stronger as ``p``
+    falls (pale to deep orange with the colour-blind-safe palette, amber to red with red/green)."""
     if p is None or not math.isfinite(p) or p >= 0.9:
         return None
     t = 1.0 - max(0.0, min(1.0, p)) / 0.9  # 0 at p=0.9 .. 1 at p=0
-    if t < 0.5:
+    if theme().palette != "red-green":
+        start, end, u = QColor("#fdd49e"), QColor("#d95f0e"), t
+    elif t < 0.5:
         start, end, u = QColor("#f4d35e"), QColor("#f08a4b"), t / 0.5
     else:
         start, end, u = QColor("#f08a4b"), QColor("#d1495b"), (t - 0.5) / 0.5
@@ -147,20 +182,23 @@ def probability_color(p: float | None, dark: bool) -> QColor | None:
 
 
 def diverging_color(value: float | None, scale: float, dark: bool) -> QColor | None:
-    """Green for positive, red for negative, alpha by ``|value| / scale``; None for missing/zero."""
+    """Blue (or green) for positive, orange (or red) for negative, alpha by ``|value| / scale``;
+    None for missing/zero."""
     if value is None or not math.isfinite(value) or scale <= 0 or value == 0:
         return None
     strength = min(1.0, abs(value) / scale)
-    base = QColor("#2e9e5b" if value > 0 else "#d1495b")
+    positive, negative = _TINT[theme().palette]
+    base = QColor(positive if value > 0 else negative)
     base.setAlpha(round((35 if not dark else 55) + 150 * strength))
     return base
 
 
 def sequential_color(value: float | None, lo: float, hi: float, dark: bool) -> QColor | None:
-    """Blue tint growing with ``value`` in [lo, hi] (for perplexity and entropy columns)."""
+    """Grey-violet tint growing with ``value`` in [lo, hi] (perplexity and entropy columns); kept apart
+    from the blue and orange of the signed metrics."""
     if value is None or not math.isfinite(value) or hi <= lo:
         return None
     t = max(0.0, min(1.0, (value - lo) / (hi - lo)))
-    color = QColor("#4c8dff" if dark else "#2f6fde")
+    color = QColor("#a99bd6" if dark else "#7a68b8")
     color.setAlpha(round(20 + 120 * t))
     return color

@@ -137,27 +137,137 @@ class EmptyState(QWidget):
         layout.addStretch(3)
 
 
-class MetricCard(QFrame):
-    """A number with a caption, for the summary strip above the results."""
+CARD_MIN_WIDTH = 150  # px: a caption of about thirty characters fits on two lines
 
-    def __init__(self, caption: str, tip: str = "", parent: QWidget | None = None) -> None:
+
+class MetricCard(QFrame):
+    """A number with a caption, for the summary strip above the results.
+
+    The value never elides or clips: its label asks for its full text width, and the strip
+    (:class:`CardStrip`) wraps cards onto a second row when they do not fit side by side. A
+    signed value shows ▲/▼ beside it (the sign is never colour alone); ``help_key`` adds the
+    metric's one-sentence tooltip and a "more" link to docs/metrics.md.
+    """
+
+    def __init__(self, caption: str, tip: str = "", parent: QWidget | None = None, help_key: str | None = None) -> None:
         super().__init__(parent)
         self.setProperty("role", "card")
+        self.setFocusPolicy(Qt.FocusPolicy.TabFocus)  # reachable from the keyboard; screen readers read its name
         layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 8, 12, 8)
         layout.setSpacing(2)
+        row = QHBoxLayout()
+        row.setSpacing(6)
         self.value = plain_label("—", "metric")
-        self.value.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.sign = plain_label("", "metric-sign")
+        self.sign.hide()
+        row.addWidget(self.value)
+        row.addWidget(self.sign)
+        row.addStretch(1)
+        layout.addLayout(row)
         self.caption = plain_label(caption, "metric-caption", wrap=True)
-        layout.addWidget(self.value)
+        self.caption.setMinimumHeight(2 * self.caption.fontMetrics().lineSpacing() + 2)  # two lines always fit
         layout.addWidget(self.caption)
+        bottom = row
+        self.more: QLabel | None = None
+        if help_key:
+            from .metric_help import metric_tip, more_link
+
+            self.more = QLabel(more_link(help_key))
+            self.more.setTextFormat(Qt.TextFormat.RichText)
+            self.more.setOpenExternalLinks(True)
+            self.more.setProperty("role", "metric-caption")
+            self.more.setObjectName("more-link")  # the only rich text: the app's own link, never data
+            self.more.setAccessibleName(f"More about {caption}")
+            bottom.addWidget(self.more, 0, Qt.AlignmentFlag.AlignTop)
+            tip = metric_tip(help_key)
+        self.setMinimumWidth(CARD_MIN_WIDTH)
         if tip:
             self.setToolTip(tip)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self._name()
 
-    def set_value(self, text: str, color: str | None = None) -> None:
+    def set_value(self, text: str, color: str | None = None, signed: float | None = None) -> None:
+        """Show ``text`` (in ``color``); ``signed`` (a number) adds ▲ or ▼ by its sign."""
+        from .theme import sign_symbol
+
         self.value.setText(text)
         self.value.setStyleSheet(f"color: {color};" if color else "")
+        symbol = sign_symbol(signed)
+        self.sign.setText(symbol)
+        self.sign.setStyleSheet(f"color: {color};" if color else "")
+        self.sign.setVisible(bool(symbol))
+        self.updateGeometry()
+        self._name()
+
+    def _name(self) -> None:
+        self.setAccessibleName(f"{self.caption.text()}: {self.value.text()}")
+
+    def elided(self) -> bool:
+        """Whether the value does not fit its label (a screen-size test checks this never happens)."""
+        needed = self.value.fontMetrics().horizontalAdvance(self.value.text())
+        return self.value.isVisible() and needed > self.value.contentsRect().width() + 1
+
+
+class CardStrip(QWidget):
+    """Metric cards in as many columns as fit (one row on wide screens, two or three when narrow)."""
+
+    def __init__(self, cards: list[QWidget], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        from PySide6.QtWidgets import QGridLayout
+
+        self.cards = cards
+        self.grid = QGridLayout(self)
+        self.grid.setContentsMargins(0, 0, 0, 0)
+        self.grid.setSpacing(8)
+        self._columns = 0
+        self._place(len(cards))
+
+    def _visible(self) -> list[QWidget]:
+        return [c for c in self.cards if not c.isHidden()]
+
+    def _place(self, columns: int) -> None:
+        if columns == self._columns:
+            return
+        self._columns = columns
+        for card in self.cards:
+            self.grid.removeWidget(card)
+        for i in range(self.grid.columnCount()):
+            self.grid.setColumnStretch(i, 0)
+        for i, card in enumerate(self.cards):
+            self.grid.addWidget(card, i // columns, i % columns)
+        for i in range(columns):
+            self.grid.setColumnStretch(i, 1)
+
+    def _fits(self, columns: int, width: int) -> bool:
+        cards = self.cards
+        widest = max((c.minimumSizeHint().width() for c in cards), default=0)
+        return columns * widest + (columns - 1) * self.grid.spacing() <= width
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        self.reflow()
+
+    def event(self, event) -> bool:
+        if event.type() == QEvent.Type.LayoutRequest:  # a card's value changed width
+            self.reflow()
+        return super().event(event)
+
+    def reflow(self) -> None:
+        """Choose the number of columns for the current width."""
+        n = len(self.cards)
+        for columns in (n, (n + 1) // 2, (n + 2) // 3, 2, 1):
+            if columns >= 1 and self._fits(columns, self.width()):
+                self._place(columns)
+                return
+        self._place(1)
+
+    def minimumSizeHint(self):  # noqa: N802 - Qt override
+        """As narrow as one column of cards (the strip reflows), as tall as the current rows."""
+        hint = super().minimumSizeHint()
+        widest = max((c.minimumSizeHint().width() for c in self.cards), default=0)
+        hint.setWidth(widest)
+        return hint
 
 
 class PlotFrame(QFrame):
@@ -166,7 +276,7 @@ class PlotFrame(QFrame):
     export_requested = Signal(str)  # "png" | "svg"
 
     def __init__(self, title: str, caption: str, figure: QWidget, parent: QWidget | None = None,
-                 extra: QWidget | None = None) -> None:
+                 extra: QWidget | None = None, help_key: str | None = None) -> None:
         super().__init__(parent)
         self.setProperty("role", "card")
         self.figure = figure
@@ -189,11 +299,21 @@ class PlotFrame(QFrame):
         menu.addAction("Export as SVG…", lambda: self.export_requested.emit("svg"))
         button.setMenu(menu)
         top.addWidget(button)
+        self.export_button = button
         layout.addLayout(top)
         self.caption = plain_label(caption, "muted", wrap=True)
         self.caption.setStyleSheet("font-size: 11px;")
+        self.caption.setMinimumHeight(2 * self.caption.fontMetrics().lineSpacing() + 2)  # splitters ignore wrapping
         layout.addWidget(self.caption)
         layout.addWidget(figure, 1)
+        if help_key:  # the metric's sentence and "more" link on the title and caption
+            from .metric_help import metric_tip
+
+            title_label.setToolTip(metric_tip(help_key))
+            self.caption.setToolTip(metric_tip(help_key))
+        figure.setAccessibleName(title)
+        figure.setAccessibleDescription(caption)
+        button.setAccessibleName(f"Export {title}")
 
 
 def compact_combo(combo, chars: int = 10):
@@ -211,6 +331,31 @@ def scrollable(widget: QWidget) -> QScrollArea:
     area.setFrameShape(QScrollArea.Shape.NoFrame)
     area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
     return area
+
+
+class FormArea(QScrollArea):
+    """A form that scrolls vertically and is never narrower than its controls: its minimum width
+    follows the form's (a longer model name or status widens it), so nothing hides at the edge."""
+
+    def __init__(self, form: QWidget) -> None:
+        super().__init__()
+        self.setWidget(form)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        form.installEventFilter(self)
+        self._fit()
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt override
+        if obj is self.widget() and event.type() == QEvent.Type.LayoutRequest:
+            QTimer.singleShot(0, self._fit)
+        return super().eventFilter(obj, event)
+
+    def _fit(self) -> None:
+        form = self.widget()
+        if form is not None:
+            bar = self.style().pixelMetric(self.style().PixelMetric.PM_ScrollBarExtent)
+            self.setMinimumWidth(form.minimumSizeHint().width() + bar + 2 * self.frameWidth() + 2)
 
 
 class PageArea(QScrollArea):
