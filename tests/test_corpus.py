@@ -153,12 +153,9 @@ def test_changed_chunk_settings_rechunk(db, tmp_path):
     assert len(chunks(db)) > n1
 
 
-def test_jsonl_bad_lines_and_duplicate_ids(db, tmp_path):
+def test_jsonl_duplicate_and_missing_ids_are_warnings(db, tmp_path):
     lines = [
         json.dumps({"id": "x", "text": "first"}),
-        "{not json",
-        json.dumps(["a", "list"]),
-        json.dumps({"id": "y"}),
         json.dumps({"id": "x", "text": "second with the same id"}),
         json.dumps({"text": "no id at all"}),
     ]
@@ -167,9 +164,25 @@ def test_jsonl_bad_lines_and_duplicate_ids(db, tmp_path):
     fr = report.files[0]
     assert fr.status == "added" and fr.n_documents == 2
     text = "\n".join(fr.messages)
-    assert "line 2: not valid JSON" in text and "line 3" in text and "line 4" in text
-    assert "line 5: duplicate id 'x'" in text and "line 6: no usable" in text
-    assert {r[0] for r in chunks(db)} == {"x", "p.jsonl:6"}
+    assert "line 2: duplicate id 'x'" in text and "line 3: no usable" in text
+    assert {r[0] for r in chunks(db)} == {"x", "p.jsonl:3"}
+
+
+def test_jsonl_bad_lines_refuse_the_whole_import(db, tmp_path):
+    good = write(tmp_path / "good.txt", "Metformin is first-line therapy for type 2 diabetes.\n")
+    lines = [
+        json.dumps({"id": "x", "text": "first"}),
+        "{not json",
+        json.dumps(["a", "list"]),
+        json.dumps({"id": "y"}),
+    ]
+    path = write(tmp_path / "p.jsonl", "\n".join(lines) + "\n")
+    with pytest.raises(InputError) as err:
+        corpus.add_documents(db, "c", [good, path])
+    text = err.value.message
+    assert str(path) in text and "3 bad lines" in text
+    assert "line 2: not valid JSON" in text and "line 3: expected a JSON object" in text and "line 4: no \"text\"" in text
+    assert corpus.list_corpora(db) == [] and chunks(db) == []  # nothing kept, the good file neither
 
 
 def test_bad_files_are_skipped_with_clear_messages(db, tmp_path):

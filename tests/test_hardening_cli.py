@@ -75,13 +75,15 @@ CORPUS_HOSTILE = {
 
 
 @pytest.mark.parametrize("case", sorted(CORPUS_HOSTILE))
-def test_hostile_json_lines_in_a_corpus_are_skipped_with_their_line(tmp_path, case):
+def test_hostile_json_lines_in_a_corpus_refuse_the_file_with_their_line(tmp_path, case):
     src = tmp_path / "docs.jsonl"
     src.write_text(json.dumps({"id": "ok", "text": "Metformin is first-line for type 2 diabetes."}) + "\n"
                    + CORPUS_HOSTILE[case] + "\n", encoding="utf-8")
     r = kiig("corpus", "add", "--db", tmp_path / "s.kiig", "--name", "c", src)
-    assert r.returncode == 0 and "Traceback" not in r.stderr + r.stdout  # corpus add's policy: bad lines are skipped
-    assert "docs.jsonl" in r.stdout and "line 2:" in r.stdout and "skipped" in r.stdout
+    assert r.returncode == 2 and "Traceback" not in r.stderr + r.stdout
+    assert "docs.jsonl: line 2:" in r.stderr and "nothing was run or stored" in r.stderr
+    r = kiig("corpus", "list", "--db", tmp_path / "s.kiig", "--json")
+    assert '"c"' not in r.stdout  # nothing was imported
 
 
 @pytest.mark.parametrize(("row", "words"), [

@@ -370,9 +370,17 @@ def chunk_record_text(text: str, title: str | None, *, max_chunk_chars: int, ove
 
 def chunk_jsonl_stream(
     fh: TextIO, name: str, *, max_chunk_chars: int, overlap_chars: int, warn: Callable[[str], None],
-    tick: Callable[[], None] | None = None,
+    tick: Callable[[], None] | None = None, bad: Callable[[int, str], None] | None = None,
 ) -> Iterator[DocStart | Chunk]:
-    """DocStart + chunks for each valid ``{"id", "title"?, "text"}`` line; bad lines are warned about."""
+    """DocStart + chunks for each valid ``{"id", "title"?, "text"}`` line.
+
+    A malformed line goes to ``bad(line, reason)`` when given (the import then refuses the file),
+    else it is skipped with a warning.
+    """
+    if bad is None:
+        def bad(n: int, reason: str) -> None:
+            warn(f"line {n}: {reason}; skipped")
+
     lineno = 0
     while True:
         line = fh.readline(JSONL_LINE_LIMIT)
@@ -386,21 +394,21 @@ def chunk_jsonl_stream(
                 more = fh.readline(JSONL_LINE_LIMIT)
                 if not more or more.endswith("\n"):
                     break
-            warn(f"line {lineno}: longer than {JSONL_LINE_LIMIT // (1024 * 1024)} MiB; skipped")
+            bad(lineno, f"longer than {JSONL_LINE_LIMIT // (1024 * 1024)} MiB")
             continue
         if not line.strip():
             continue
         try:
             rec = loads(line)
         except JSONProblem as exc:
-            warn(f"line {lineno}: {exc}; skipped")
+            bad(lineno, str(exc))
             continue
         if not isinstance(rec, dict):
-            warn(f"line {lineno}: expected a JSON object with \"text\"; skipped")
+            bad(lineno, "expected a JSON object with \"text\"")
             continue
         text = rec.get("text")
         if not isinstance(text, str) or not text.strip():
-            warn(f"line {lineno}: no \"text\" string; skipped")
+            bad(lineno, "no \"text\" string")
             continue
         rid = rec.get("id")
         if isinstance(rid, bool) or not isinstance(rid, (str, int)) or not str(rid).strip():

@@ -24,6 +24,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..events import CancelToken, Progress
 from ..files import file_sha256
+from ..strict_json import bad_lines_error
 from .chunking import (
     CHUNKER_VERSION,
     SNIFF_BYTES,
@@ -217,8 +218,12 @@ def _delete_file_rows(db, file_id: int) -> None:
 
 
 def _import_file(db, cid: int, path: Path, fr: FileReport, settings: str, cancel: CancelToken | None,
-                 tick: Callable[[int], None], max_chunk_chars: int, overlap_chars: int) -> None:
-    """Import one file into corpus ``cid`` (inside the caller's transaction); fills ``fr``."""
+                 tick: Callable[[int], None], max_chunk_chars: int, overlap_chars: int,
+                 bad_lines: list[tuple[int, str]]) -> None:
+    """Import one file into corpus ``cid`` (inside the caller's transaction); fills ``fr``.
+
+    Malformed JSONL lines are appended to ``bad_lines``; the caller refuses the whole import then.
+    """
     conn = db.conn
     try:
         with open(path, "rb") as fh:
@@ -285,7 +290,8 @@ def _import_file(db, cid: int, path: Path, fr: FileReport, settings: str, cancel
 
                 if fr.kind == "jsonl":
                     stream = chunk_jsonl_stream(fh, fr.name, max_chunk_chars=max_chunk_chars, overlap_chars=overlap_chars,
-                                                warn=warn, tick=progress_tick)
+                                                warn=warn, tick=progress_tick,
+                                                bad=lambda n, reason: bad_lines.append((n, reason)))
                 else:
                     stream = chunk_text_stream(fh, fr.name, fr.kind, max_chunk_chars=max_chunk_chars,
                                                overlap_chars=overlap_chars, tick=progress_tick)
@@ -342,7 +348,8 @@ def add_documents(db, name: str, paths: list[str | Path], *, progress: Callable[
     """Import files/folders into corpus ``name`` (created if new) in one transaction.
 
     Unchanged files are left alone, changed files replace their chunks, unreadable, binary or
-    empty files are skipped with a message. ``progress`` receives :class:`Progress` in KiB read.
+    empty files are skipped with a message. A malformed JSONL line refuses the whole import
+    (InputError listing every bad line, nothing kept), as for every other input file. ``progress`` receives :class:`Progress` in KiB read.
     Cancellation (``cancel``) or any exception rolls back the whole call.
     """
     name = _check_name(name)
@@ -361,6 +368,7 @@ def add_documents(db, name: str, paths: list[str | Path], *, progress: Callable[
         if progress:
             progress(Progress(done=min(total_kib, (done_bytes + pos) // 1024), total=total_kib, message=label, started=started))
 
+    refused: list[str] = []
     with db.atomic():
         row = db.conn.execute("SELECT id FROM corpora WHERE name = ?", [name]).fetchone()
         created = row is None
@@ -374,16 +382,21 @@ def add_documents(db, name: str, paths: list[str | Path], *, progress: Callable[
                 cancel.check()
             tick(0, fname)
             fr = FileReport(str(path), fname, "skipped", kind)
+            bad_lines: list[tuple[int, str]] = []
             try:
                 _import_file(db, cid, path, fr, settings, cancel, lambda pos, n=fname: tick(pos, n),
-                             max_chunk_chars, overlap_chars)
+                             max_chunk_chars, overlap_chars, bad_lines)
             except _SkipFile as exc:
                 fr.status = "skipped"
                 fr.messages.insert(0, str(exc))
                 if db.conn.execute("SELECT 1 FROM corpus_files WHERE corpus_id = ? AND name = ?", [cid, fname]).fetchone():
                     fr.messages.append("the version imported earlier is kept")
+            if bad_lines:
+                refused.append(bad_lines_error(path, bad_lines).message)
             report.files.append(fr)
             done_bytes += size
+        if refused:  # one policy for bad lines (docs/cli.md): list them all, import nothing
+            raise InputError("\n".join(refused))
         tick(0, "done")
         if created and not any(f.status != "skipped" for f in report.files):
             db.conn.execute("DELETE FROM corpora WHERE id = ?", [cid])  # do not leave an empty corpus behind
