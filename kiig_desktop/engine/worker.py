@@ -55,6 +55,7 @@ def _stream_ops() -> dict[str, Callable]:
 
     return {
         "generate": ops.generate,
+        "generate_many": ops.generate_many,
         "scan": ops.scan,
         "eval_sequence": ops.eval_sequence,
         "prefill": ops.prefill,
