@@ -109,3 +109,44 @@ def test_cancel_stops_parallel_generation_and_the_worker_serves_on(fresh_client)
     assert any(r["stop"] == "cancelled" for r in out)
     reply = fresh_client.call("generate", messages=items[0]["messages"], max_tokens=4, temperature=0.0, top_k=0)
     assert len(reply["tokens"]) <= 4
+
+
+def test_batch_results_do_not_depend_on_parallel_and_resume_across_it(tmp_path, builtin_path):
+    """`kiig run` stores the same results with --parallel 1 and 3; a run cancelled at --parallel 2
+    resumes at --parallel 1 (same run: parallel is not part of its identity) to the same results."""
+    from kiig_desktop import cli
+    from kiig_desktop.errors import Cancelled
+    from kiig_desktop.resources import resource_path
+    from kiig_desktop.runs.batch import BatchConfig, iter_batch
+    from kiig_desktop.store import SessionStore
+    from tests.test_batch import _drive, _snapshot
+
+    dataset = resource_path("datasets", "clinical_mcq.jsonl")
+    args = ["run", "--dataset", str(dataset), "--models", "default", "--scorer", "default", "--limit", "4", "--max-tokens", "40"]
+    assert cli.main([*args, "--db", str(tmp_path / "one.kiig"), "--parallel", "1"]) == 0
+    assert cli.main([*args, "--db", str(tmp_path / "three.kiig"), "--parallel", "3"]) == 0
+    reference = _snapshot(tmp_path / "one.kiig")
+    assert len(reference) == 5 and reference["_run"][0] == "finished"
+    assert _snapshot(tmp_path / "three.kiig") == reference
+
+    config = BatchConfig(max_tokens=40, limit=4)
+    with SessionStore.open(tmp_path / "resumed.kiig") as store:
+        cancel = CancelToken()
+        with pytest.raises(Cancelled):
+            _drive(iter_batch(store, dataset, ["default"], "default", config=config, cancel=cancel, parallel=2),
+                   stop_after=1, cancel=cancel)
+        records, summary = _drive(iter_batch(store, dataset, ["default"], "default", config=config, parallel=1))
+        assert (summary.reloaded, summary.done) == (1, 3)
+    assert _snapshot(tmp_path / "resumed.kiig") == reference
+
+
+def test_parallel_out_of_range_is_one_clear_line(tmp_path, capsys):
+    from kiig_desktop import cli
+    from kiig_desktop.resources import resource_path
+
+    dataset = resource_path("datasets", "clinical_mcq.jsonl")
+    code = cli.main(["run", "--dataset", str(dataset), "--models", "default", "--scorer", "default",
+                     "--db", str(tmp_path / "x.kiig"), "--parallel", "0"])
+    assert code == 2
+    assert "--parallel must be between 1 and 16" in capsys.readouterr().err
+    assert not (tmp_path / "x.kiig").exists()
