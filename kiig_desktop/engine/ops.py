@@ -14,9 +14,10 @@ from collections.abc import Generator
 
 import numpy as np
 
-from ..errors import Cancelled, ContextOverflow, InputError
+from ..errors import Cancelled, ContextOverflow, InputError, KiigError
 from .backend import Backend, batch_spans
 from .logits import LN2, row_stats
+from .wire import error_payload
 
 Events = Generator[dict, None, dict]
 
@@ -191,9 +192,6 @@ def generate_many(
     item whose prompt does not fit the context gets ``{"error": ...}`` in its place; the others go
     on. Progress events count finished replies and generated tokens. Returns ``{"results": [...]}``.
     """
-    from ..errors import KiigError
-    from .worker import error_payload
-
     n = len(items)
     if n == 0:
         return {"results": []}
