@@ -4,7 +4,8 @@ generation speed against raw llama-cpp-python.
 1. Each sample dataset (first ``--limit`` items) runs as a batch (generate + score, no KI) in a fresh
    session, sequentially and then with N items per group, same build, same process, embedded model;
    wall time includes model load. The stored results of both are compared (timings aside).
-2. One sequence, sampled, ``--tokens`` tokens: the engine's ``generate`` (tokens/s of its decode loop,
+2. Generation alone: N sampled replies one at a time against the same N at once (same tokens asserted).
+3. One sequence, sampled, ``--tokens`` tokens: the engine's ``generate`` (tokens/s of its decode loop,
    per-token log-prob, entropy and top-k included) against ``llama_cpp.Llama.generate`` in a
    child process with the same model, threads and worker environment.
 
@@ -126,6 +127,29 @@ def bench_single(args) -> dict:
             "repeats": args.repeats, "tokens": args.tokens, "threads": threads, "load_avg_1m": round(load(), 1)}
 
 
+def bench_throughput(args) -> dict:
+    """Generation alone: N sampled replies one after another against the same N at once (prefill included)."""
+    items = [{"messages": PROMPT, "seed": r} for r in range(args.parallel)]
+    with EngineClient("default", EngineOptions(n_threads=args.threads)) as client:
+        client.start()
+        t = time.perf_counter()
+        seq = [client.call("generate", messages=PROMPT, max_tokens=args.tokens, temperature=0.7, seed=r, top_k=0)
+               for r in range(args.parallel)]
+        seq_s = time.perf_counter() - t
+        t = time.perf_counter()
+        gen = client.generate_many(items, max_tokens=args.tokens, temperature=0.7, top_k=0)
+        try:
+            while True:
+                next(gen)
+        except StopIteration as stop:
+            par = stop.value
+        par_s = time.perf_counter() - t
+    assert [[x["id"] for x in r["tokens"]] for r in seq] == [[x["id"] for x in r["tokens"]] for r in par]
+    n_tokens = sum(len(r["tokens"]) for r in seq)
+    return {"replies": args.parallel, "tokens": n_tokens, "sequential_tok_s": round(n_tokens / seq_s, 1),
+            "parallel_tok_s": round(n_tokens / par_s, 1), "speedup": round(seq_s / par_s, 2), "load_avg_1m": round(load(), 1)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--limit", type=int, default=8)
@@ -135,6 +159,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--tokens", type=int, default=128)
     ap.add_argument("--skip-batch", action="store_true")
+    ap.add_argument("--skip-single", action="store_true")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     result: dict = {"machine": machine()}
@@ -146,9 +171,13 @@ def main() -> None:
             print(f"sequential {b['sequential']['items_per_min']} items/min, parallel {args.parallel}: "
                   f"{b['parallel']['items_per_min']} items/min = {b['speedup']}x; stored results identical: "
                   f"{b['stored_results_identical']}", flush=True)
-    result["single_sequence"] = s = bench_single(args)
-    print(f"one sequence: engine {s['engine_tok_s']} tok/s, raw llama-cpp-python {s['raw_llama_cpp_python_tok_s']} tok/s "
-          f"(ratio {s['ratio']}, load {s['load_avg_1m']})")
+    result["generation_throughput"] = g = bench_throughput(args)
+    print(f"generation alone, {g['replies']} sampled replies ({g['tokens']} tokens): one at a time {g['sequential_tok_s']} tok/s, "
+          f"at once {g['parallel_tok_s']} tok/s = {g['speedup']}x (same tokens; load {g['load_avg_1m']})", flush=True)
+    if not args.skip_single:
+        result["single_sequence"] = s = bench_single(args)
+        print(f"one sequence: engine {s['engine_tok_s']} tok/s, raw llama-cpp-python {s['raw_llama_cpp_python_tok_s']} tok/s "
+              f"(ratio {s['ratio']}, load {s['load_avg_1m']})")
     save(args.json, result)
 
 

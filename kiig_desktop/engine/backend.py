@@ -343,13 +343,13 @@ class Backend:
     # ------------------------------------------------------------------ parallel sequences
 
     def seq_context(self, n_seq: int) -> LlamaContext:
-        """A second context holding ``n_seq`` sequences of ``n_ctx`` tokens each, made on first use.
+        """A second context holding ``n_seq`` (or more) sequences of ``n_ctx`` tokens each, made on first use.
 
         Each sequence gets a KV-cache stream of its own (``kv_unified`` off), so its cells sit at
         the same places as in a one-sequence context, and with the engine's batch-invariant kernels
         a token's logits do not depend on which other sequences share its batch.
         """
-        if self._seq_ctx is not None and self._seq_ctx[0] == n_seq:
+        if self._seq_ctx is not None and self._seq_ctx[0] >= n_seq:  # a smaller group reuses a larger context
             self._seq_ctx[1].kv_cache_clear()
             return self._seq_ctx[1]
         self.close_seq_context()
