@@ -2,10 +2,14 @@
 #   make run    create .venv, install everything, start the desktop app on the embedded model
 #   make test   install the test tools too, then run ruff and the whole test suite
 #
-# llama-cpp-python is compiled from source without the native AMX kernels (the default native
-# build segfaults on AMX Xeons): packaging/llama_cmake_args.py turns on each instruction set this
-# CPU has, with GGML_NATIVE=OFF. The wheel is kept in a private cache keyed by version, flags and
-# Python version, so a wheel built with other flags is never reused. For GPU offload:
+#   make bundle the offline archive dist/kiig-desktop-VERSION-linux-x86_64.tar.gz (PyInstaller)
+#
+# llama-cpp-python is compiled from source once for every x86-64 CPU: the CPU backend as loadable
+# variants (GGML_BACKEND_DL + GGML_CPU_ALL_VARIANTS, packaging/llama_cmake_args.py), the best one
+# picked at run time, or the one pinned with KIIG_CPU_VARIANT. LLAMA_CPU_VARIANTS restricts the list
+# (compile time grows with each; "all" = every upstream variant except the AMX one, which segfaulted
+# on AMX Xeons). The wheel is kept in a private cache keyed by version, flags, variants and Python
+# version, so a wheel built with other flags is never reused. For GPU offload:
 #   make install LLAMA_CMAKE_ARGS="-DGGML_CUDA=on"      (NVIDIA, needs the CUDA toolkit)
 #   make install LLAMA_CMAKE_ARGS="-DGGML_VULKAN=on"    (Vulkan, needs the Vulkan SDK)
 #   make install LLAMA_CMAKE_ARGS="-DGGML_METAL=on"     (Apple silicon)
@@ -16,7 +20,8 @@ BIN := $(VENV)/bin
 LLAMA_VERSION := 0.3.36
 SMOLLM_VERSION := 0.1.2
 LLAMA_CMAKE_ARGS ?= $(shell $(PYTHON) packaging/llama_cmake_args.py)
-WHEEL_KEY := $(shell printf '%s|%s|%s' '$(LLAMA_VERSION)' '$(LLAMA_CMAKE_ARGS)' "$$($(PYTHON) -c 'import sys; print(sys.version_info[:2])' 2>/dev/null)" | sha256sum | cut -c1-16)
+LLAMA_CPU_VARIANTS ?= x64 haswell skylakex icelake
+WHEEL_KEY := $(shell printf '%s|%s|%s|%s' '$(LLAMA_VERSION)' '$(LLAMA_CMAKE_ARGS)' '$(LLAMA_CPU_VARIANTS)' "$$($(PYTHON) -c 'import sys; print(sys.version_info[:2])' 2>/dev/null)" | sha256sum | cut -c1-16)
 WHEEL_DIR ?= $(HOME)/.cache/kiig-desktop/wheels/$(WHEEL_KEY)
 # llama.cpp's vocab-only GGUFs (real tokenizers of Qwen2, Llama 3, Llama 2/Mistral, Phi-3, GPT-2) ship
 # in the llama-cpp-python sdist; the tests build tiny random-weight models around them
@@ -24,14 +29,16 @@ VOCAB_DIR ?= $(HOME)/.cache/kiig-desktop/vocab/$(LLAMA_VERSION)
 VOCAB_FAMILIES := qwen2 llama-bpe llama-spm phi-3 gpt-2
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: run test install install-test vocab browser screenshots bench clean
+.PHONY: run test install install-test vocab browser xlibs bundle screenshots bench clean
 
-run: install
+run: install xlibs
 	$(BIN)/kiig-desktop
 
-test: install-test browser
+# the bundle tests (tests/test_bundle.py) run the archive `make bundle` leaves in dist/ and fail
+# rather than skip here (KIIG_REQUIRE_BUNDLE=1); the archive is cached by a hash of its inputs
+test: install-test browser bundle
 	$(BIN)/ruff check kiig_desktop tests benchmarks
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
+	KIIG_REQUIRE_BUNDLE=1 QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
 
 install: $(VENV)/.installed
 
@@ -45,10 +52,9 @@ $(BIN)/python:
 
 $(VENV)/.llama-$(WHEEL_KEY): | $(BIN)/python
 	@if ! ls $(WHEEL_DIR)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1; then \
-	  echo "building llama-cpp-python $(LLAMA_VERSION) (about 5 minutes) with: $(LLAMA_CMAKE_ARGS)"; \
-	  mkdir -p $(WHEEL_DIR).partial && \
-	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip wheel -q --no-cache-dir --no-deps \
-	    -w $(WHEEL_DIR).partial llama-cpp-python==$(LLAMA_VERSION) && \
+	  echo "building llama-cpp-python $(LLAMA_VERSION) (5-20 minutes) with: $(LLAMA_CMAKE_ARGS), CPU variants: $(LLAMA_CPU_VARIANTS)"; \
+	  rm -rf $(WHEEL_DIR).partial && mkdir -p $(WHEEL_DIR).partial && \
+	  packaging/build_llama_wheel.sh $(BIN)/python $(LLAMA_VERSION) $(WHEEL_DIR).partial "$(LLAMA_CMAKE_ARGS)" "$(LLAMA_CPU_VARIANTS)" && \
 	  rm -rf $(WHEEL_DIR) && mv $(WHEEL_DIR).partial $(WHEEL_DIR); \
 	fi
 	$(BIN)/python -m pip install -q --no-deps --force-reinstall $(WHEEL_DIR)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
@@ -77,6 +83,18 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ; } || \
 	  echo "note: chromium is not installed; the HTML report browser test will be skipped"
 
+# the X libraries Qt's xcb plugin needs: installed when run as root, else the apt-get line to run
+xlibs:
+	@packaging/x_libs.sh $(if $(filter test bundle,$(MAKECMDGOALS)),--with-xvfb,)
+
+$(VENV)/.installed-bundle: $(VENV)/.installed
+	$(BIN)/python -m pip install -q -e '.[bundle]'
+	touch $@
+
+# dist/kiig-desktop-VERSION-linux-x86_64.tar.gz: the frozen app, its installer and the embedded model
+bundle: $(VENV)/.installed-bundle xlibs
+	$(BIN)/python packaging/make_bundle.py
+
 screenshots: install
 	$(BIN)/python packaging/screenshots.py docs/screenshots
 
@@ -84,4 +102,4 @@ bench: install
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build dist *.egg-info

@@ -117,6 +117,7 @@ class Settings:
     discover_lmstudio: bool = True
     discover_ollama: bool = True
     engine: EngineOptions = field(default_factory=EngineOptions)
+    cpu_variant: str | None = None  # llama.cpp CPU variant to pin (x64, haswell, ...); None: the best for this CPU
 
     @property
     def resolved_models_dir(self) -> Path:
@@ -151,6 +152,8 @@ class Settings:
             return settings
         if isinstance(raw.get("models_dir"), str):
             settings.models_dir = Path(raw["models_dir"])
+        if isinstance(raw.get("cpu_variant"), str):
+            settings.cpu_variant = raw["cpu_variant"]
         for flag in ("discover_lmstudio", "discover_ollama"):
             if isinstance(raw.get(flag), bool):
                 setattr(settings, flag, raw[flag])
@@ -168,6 +171,7 @@ class Settings:
             "discover_lmstudio": self.discover_lmstudio,
             "discover_ollama": self.discover_ollama,
             "engine": self.engine.to_dict(),
+            "cpu_variant": self.cpu_variant,
         }
         path = self.data_dir / SETTINGS_FILE
         tmp = path.with_suffix(".tmp")

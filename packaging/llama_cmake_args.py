@@ -1,8 +1,10 @@
-"""Print the CMAKE_ARGS that build llama.cpp for this CPU without the native AMX kernels.
+"""Print the CMAKE_ARGS of KIIG Desktop's llama.cpp build: one build for every x86-64 CPU.
 
-The default native build segfaults on AMX Xeons (ggml_backend_amx_mul_mat). We build with
-GGML_NATIVE=OFF and switch on each instruction set the CPU reports, so the library is as fast as
-a native build, never uses AMX, and never uses an instruction this CPU lacks (which would SIGILL).
+On Linux x86-64 the CPU backend is built as loadable variants (GGML_BACKEND_DL +
+GGML_CPU_ALL_VARIANTS, list restricted by packaging/llama_variants.py, never the AMX variant, which
+segfaulted on AMX Xeons); engine/variants.py loads the best one for the CPU at run time, or the one
+pinned with KIIG_CPU_VARIANT. The venv (`make install`) and the frozen bundle (`make bundle`) use
+this same build, so both compute the same numbers.
 """
 
 from __future__ import annotations
@@ -10,42 +12,17 @@ from __future__ import annotations
 import platform
 import sys
 
-# llama.cpp option -> the /proc/cpuinfo flag(s) it needs
-FEATURES = [
-    ("GGML_AVX", ("avx",)),
-    ("GGML_AVX2", ("avx2",)),
-    ("GGML_FMA", ("fma",)),
-    ("GGML_F16C", ("f16c",)),
-    ("GGML_BMI2", ("bmi2",)),
-    ("GGML_AVX512", ("avx512f",)),
-    ("GGML_AVX512_VNNI", ("avx512_vnni",)),
-    ("GGML_AVX512_VBMI", ("avx512vbmi",)),
-    ("GGML_AVX512_BF16", ("avx512_bf16",)),
-]
-
-
-def cpu_flags() -> set[str]:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
+# llamafile's tinyBLAS matmul runs only for batches of 2+ rows, so a token decoded alone got
+# different logits from the same token in a batch (0.036 nats on SmolLM2 Q4_1): off, for
+# batch-invariant numbers (docs/metrics.md, exactness)
+COMMON = ["-DGGML_LLAMAFILE=OFF", "-DLLAVA_BUILD=OFF"]
+PORTABLE = ["-DGGML_BACKEND_DL=ON", "-DGGML_CPU_ALL_VARIANTS=ON", "-DGGML_NATIVE=OFF"]
 
 
 def cmake_args() -> str:
     if platform.system() != "Linux" or platform.machine() not in ("x86_64", "AMD64"):
-        return "-DGGML_LLAMAFILE=OFF -DLLAVA_BUILD=OFF"  # other platforms: llama.cpp's own defaults (e.g. Metal on macOS)
-    flags = cpu_flags()
-    args = ["-DGGML_NATIVE=OFF"]
-    args += [f"-D{opt}=ON" for opt, needs in FEATURES if all(n in flags for n in needs)]
-    # llamafile's tinyBLAS matmul runs only for batches of 2+ rows, so a token decoded alone got
-    # different logits from the same token in a batch (0.036 nats on SmolLM2 Q4_1): off, for
-    # batch-invariant numbers (docs/metrics.md, exactness)
-    args += ["-DGGML_LLAMAFILE=OFF", "-DLLAVA_BUILD=OFF"]
-    return " ".join(args)
+        return " ".join(COMMON)  # other platforms: llama.cpp's own defaults (e.g. Metal on macOS)
+    return " ".join(PORTABLE + COMMON)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import sys
 import time
 
 from .. import __version__
+from ..engine import variants
 from ..engine.client import EngineClient, cpu_has_amx
 from ..engine.models import BUILTIN_ID, discover_models
 from ..errors import KiigError
@@ -29,6 +30,13 @@ def _version(dist: str) -> str | None:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
         return None
+
+
+def _requested_variant() -> str:
+    try:
+        return variants.requested()
+    except KiigError as exc:
+        return f"invalid ({exc.message})"
 
 
 def _exactness(client) -> dict:
@@ -52,6 +60,8 @@ def check(model: str = BUILTIN_ID, options=None) -> dict:
         "platform": platform.platform(),
         "llama_cpp_python": _version("llama_cpp_python"),
         "cpu": {"amx": cpu_has_amx()},
+        "cpu_variants": {"built": list(variants.available()), "requested": _requested_variant()},
+        "cpu_variant": None,
         "system_info": None,
         "gpu_offload": None,
         "smoke": {"ok": False},
@@ -61,9 +71,11 @@ def check(model: str = BUILTIN_ID, options=None) -> dict:
         with EngineClient(model, options) as client:
             info = client.start()
             report["system_info"] = info.get("system_info")
+            report["llama_cpp_python"] = report["llama_cpp_python"] or info.get("llama_cpp_python")  # a frozen app has no metadata
             report["gpu_offload"] = info.get("gpu_offload")
             report["warnings"] = info.get("warnings", [])
             report["n_gpu_layers"] = client.options.n_gpu_layers
+            report["cpu_variant"] = (client.build() or {}).get("cpu_variant")
             result = client.call("smoke")
             ok = bool(result["finite"])
             report["smoke"] = {
@@ -99,6 +111,9 @@ def run(args: argparse.Namespace) -> int:
         gpu = report["gpu_offload"]
         print(f"GPU offload: {'supported by this build' if gpu else 'not available in this build (CPU only)' if gpu is not None else 'unknown'}")
         print(f"CPU has AMX: {'yes' if report['cpu']['amx'] else 'no'}")
+        built = report["cpu_variants"]["built"]
+        print(f"llama.cpp CPU variant: {report['cpu_variant'] or 'unknown'} (requested: {report['cpu_variants']['requested']}; "
+              f"{'built: ' + ' '.join(built) if built else 'CPU backend built in, no variants'})")
         for warning in report.get("warnings", []):
             print(f"warning: {warning}", file=sys.stderr)
         smoke = report["smoke"]

@@ -18,7 +18,7 @@ import numpy as np
 from llama_cpp._internals import LlamaBatch, LlamaContext, LlamaModel, LlamaSampler
 
 from ..errors import Cancelled, ContextOverflow, EngineError
-from . import build_info
+from . import build_info, variants
 from .logits import reduce_rows
 
 LOG_LINES = 200
@@ -108,6 +108,7 @@ class Backend:
         self.log = log or LogCapture()
         self.seed = seed
         self._cancelled = cancel_flag or (lambda: False)
+        variants.ensure_loaded()  # an all-variants build has no CPU backend until one is loaded
         llama_cpp.llama_backend_init()
 
         mparams = llama_cpp.llama_model_default_params()

@@ -52,6 +52,14 @@ def cpu_has_amx() -> bool:
     return False
 
 
+def worker_command() -> list[str]:
+    """How to start a worker: ``python -m`` from a venv; a frozen app has no ``-m``, so its executables
+    take ``--engine-worker`` (packaging/entry_*.py)."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable, "--engine-worker"]
+    return [sys.executable, "-m", "kiig_desktop.engine.worker"]
+
+
 def describe_exit(exitcode: int | None) -> tuple[str, str | None]:
     """A sentence for how the worker ended, and a hint when there is a known fix."""
     if exitcode is None:
@@ -227,7 +235,7 @@ class EngineClient:
         req_parent, req_child = socket.socketpair()
         cancel_parent, cancel_child = socket.socketpair()
         opts = {k: v for k, v in self.options.to_dict().items() if k in ("n_ctx", "n_gpu_layers", "n_threads", "n_batch", "seed", "flash_attn", "chat_template", "repack")}
-        cmd = [sys.executable, "-m", "kiig_desktop.engine.worker", str(req_child.fileno()), str(cancel_child.fileno()), self.model.path, json.dumps(opts)]
+        cmd = [*worker_command(), str(req_child.fileno()), str(cancel_child.fileno()), self.model.path, json.dumps(opts)]
         if self.echo_log:
             cmd.append("--echo")
         env = dict(os.environ)

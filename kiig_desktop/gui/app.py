@@ -34,6 +34,10 @@ def create_application(argv: list[str] | None = None) -> QApplication:
 def main(argv: list[str] | None = None) -> int:
     """Open the main window on the embedded default model; extra arguments are files to open."""
     args = list(sys.argv if argv is None else argv)
+    if "--self-test" in args[1:]:
+        from .selftest import main as self_test
+
+        return self_test(args[1:])
     app = create_application(args)
     from .main_window import MainWindow
     from .shared.theme import theme
