@@ -15,6 +15,7 @@ from ..errors import InputError, StoreError
 from ..events import CancelToken, ItemDone, Message, Progress
 from ..metrics.infogain import MODES
 from ..runs.batch import BatchConfig, iter_batch
+from ..runs.parallel import check_parallel
 from ._common import add_engine_args, engine_options, finite_float, open_session_for_writing, seed_value
 from ._progress import ProgressLine, drive
 
@@ -37,6 +38,9 @@ def register(sub) -> None:
     p.add_argument("--ki-mode", choices=("probability", "reasoningeval"), default="probability",
                    help="KI rule: probability (default) or reasoningeval (ReasoningEval's True/False rule); see `kiig ki --help`")
     p.add_argument("--k", type=int, default=None, help="passages retrieved per step for KI (default 3; 12 with --ki-mode reasoningeval)")
+    p.add_argument("--parallel", type=int, default=None, metavar="N",
+                   help="items whose reasoning is generated at once, one KV-cache sequence each (default: from cores and "
+                        "memory); changes speed only, never the results, so a run resumes with any N")
     p.add_argument("--name", default=None, help="a name for the run (default: the dataset's file name)")
     add_engine_args(p)
     p.set_defaults(func=run)
@@ -49,6 +53,8 @@ def _check(args: argparse.Namespace) -> None:
         raise InputError(f"--max-tokens must be at least 1, got {args.max_tokens}")
     if args.temperature < 0:
         raise InputError(f"--temperature must not be negative, got {args.temperature}")
+    if args.parallel is not None:
+        check_parallel(args.parallel)
     if args.k is not None and not 1 <= args.k <= 20:
         raise InputError(f"--k must be between 1 and 20, got {args.k}")
     if not Path(args.dataset).is_file():
@@ -68,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     bar = ProgressLine("run")
     with open_session_for_writing(args.db) as store:
         gen = iter_batch(store, args.dataset, args.models, args.scorer, judge=args.judge, corpus=args.corpus,
-                         config=config, options=options, cancel=cancel, name=args.name)
+                         config=config, options=options, cancel=cancel, name=args.name, parallel=args.parallel)
 
         def on_event(event) -> None:
             if isinstance(event, Progress):

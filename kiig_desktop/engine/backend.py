@@ -145,12 +145,14 @@ class Backend:
         # are split into batches (measured up to 0.5 nats on SmolLM2), which would break "incremental
         # scoring equals a from-scratch evaluation". With it off, both agree exactly.
         cparams.flash_attn_type = 1 if flash_attn else 0
+        self._cparams = cparams
 
         def _abort(_data: ctypes.c_void_p) -> bool:
             return bool(self._cancelled())
 
         self._abort_cb = llama_cpp.ggml_abort_callback(_abort)
         cparams.abort_callback = self._abort_cb
+        self._seq_ctx: tuple[int, LlamaContext] | None = None  # (n_seq, context) for parallel sequences
         try:
             self.ctx = LlamaContext(model=self.model, params=cparams, verbose=True)
         except ValueError:
@@ -339,6 +341,72 @@ class Backend:
             raise EngineError("no logits available for the last position")
         return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
 
+    # ------------------------------------------------------------------ parallel sequences
+
+    def seq_context(self, n_seq: int) -> LlamaContext:
+        """A second context holding ``n_seq`` (or more) sequences of ``n_ctx`` tokens each, made on first use.
+
+        Each sequence gets a KV-cache stream of its own (``kv_unified`` off), so its cells sit at
+        the same places as in a one-sequence context, and with the engine's batch-invariant kernels
+        a token's logits do not depend on which other sequences share its batch.
+        """
+        if self._seq_ctx is not None and self._seq_ctx[0] >= n_seq:  # a smaller group reuses a larger context
+            self._seq_ctx[1].kv_cache_clear()
+            return self._seq_ctx[1]
+        self.close_seq_context()
+        c = self._cparams
+        params = llama_cpp.llama_context_default_params()
+        for name, _ in c._fields_:
+            setattr(params, name, getattr(c, name))
+        params.n_ctx = self.n_ctx * n_seq
+        params.n_seq_max = n_seq
+        params.kv_unified = False
+        try:
+            ctx = LlamaContext(model=self.model, params=params, verbose=True)
+        except ValueError:
+            reasons = "; ".join(self.log.errors()) or "probably not enough memory for the KV cache"
+            raise EngineError(f"could not create a context for {n_seq} parallel sequences of {self.n_ctx} tokens: {reasons}",
+                              hint="run fewer items in parallel (--parallel) or with a smaller context") from None
+        self._seq_ctx = (n_seq, ctx)
+        return ctx
+
+    def close_seq_context(self) -> None:
+        if self._seq_ctx is not None:
+            self._seq_ctx[1].close()
+            self._seq_ctx = None
+
+    def decode_seqs(self, ctx: LlamaContext, rows: Sequence[tuple[int, Sequence[int], int]]) -> None:
+        """Decode ``(seq_id, tokens, first position)`` rows in one batch; the last token of each row
+        keeps its logits (batch index: the rows' token counts summed up to and including it, minus one)."""
+        b = self.batch.batch
+        n = 0
+        for seq, tokens, pos0 in rows:
+            for i, tok in enumerate(tokens):
+                b.token[n] = tok
+                b.pos[n] = pos0 + i
+                b.n_seq_id[n] = 1
+                b.seq_id[n][0] = seq
+                b.logits[n] = i == len(tokens) - 1
+                n += 1
+        b.n_tokens = n
+        if self._cancelled():
+            raise Cancelled()
+        rc = llama_cpp.llama_decode(ctx.ctx, b)
+        if rc != 0:
+            for seq, _tokens, pos0 in rows:
+                llama_cpp.llama_memory_seq_rm(ctx.memory, seq, pos0, -1)
+            if rc == 2 or self._cancelled():
+                raise Cancelled()
+            reasons = "; ".join(self.log.errors()) or f"return code {rc}"
+            raise EngineError(f"llama_decode failed: {reasons}")
+
+    def logits_at(self, ctx: LlamaContext, index: int) -> np.ndarray:
+        """Logits of batch position ``index`` of the last decode on ``ctx`` (a view)."""
+        ptr = llama_cpp.llama_get_logits_ith(ctx.ctx, index)
+        if not ptr:
+            raise EngineError(f"no logits available for batch position {index}")
+        return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+
     # ------------------------------------------------------------------ sampling
 
     def make_sampler(self, temperature: float, seed: int, top_k: int = 40, top_p: float = 0.95, grammar: str | None = None) -> LlamaSampler:
@@ -358,10 +426,11 @@ class Backend:
             sampler.add_dist(seed & 0xFFFFFFFF)
         return sampler
 
-    def sample(self, sampler: LlamaSampler) -> int:
-        return int(llama_cpp.llama_sampler_sample(sampler.sampler, self.ctx.ctx, -1))
+    def sample(self, sampler: LlamaSampler, ctx: LlamaContext | None = None, index: int = -1) -> int:
+        return int(llama_cpp.llama_sampler_sample(sampler.sampler, (ctx or self.ctx).ctx, index))
 
     def close(self) -> None:
+        self.close_seq_context()
         for part in ("batch", "ctx", "model"):
             obj = getattr(self, part, None)
             if obj is not None:

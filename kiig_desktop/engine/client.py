@@ -417,6 +417,15 @@ class EngineClient:
         """Stream a chat-templated reply as Token events; return the whole reply (text, tokens, stop, ...)."""
         return self.stream("generate", cancel=cancel, messages=messages, **kw)
 
+    def generate_many(self, items: list[dict], cancel: CancelToken | None = None, **kw) -> Generator[Progress, None, list]:
+        """Replies to several chats (``{"messages", "seed"?}``) generated at once, one KV-cache sequence each.
+
+        Streams Progress (replies finished, tokens generated); returns per item what ``generate``
+        returns, or the KiigError that item failed with (the others are unaffected).
+        """
+        result = yield from self.stream("generate_many", cancel=cancel, items=items, **kw)
+        return [_to_error(r["error"], self.model.name) if "error" in r else r for r in result["results"]]
+
     def next_token_logprobs(self, messages: list[dict], candidates: list[str], cancel: CancelToken | None = None) -> dict[str, float]:
         return self.call("next_token_logprobs", cancel=cancel, messages=messages, candidates=candidates)["logprobs"]
 

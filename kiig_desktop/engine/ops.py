@@ -14,9 +14,10 @@ from collections.abc import Generator
 
 import numpy as np
 
-from ..errors import Cancelled, InputError
-from .backend import Backend
+from ..errors import Cancelled, ContextOverflow, InputError, KiigError
+from .backend import Backend, batch_spans
 from .logits import LN2, row_stats
+from .wire import error_payload
 
 Events = Generator[dict, None, dict]
 
@@ -77,6 +78,71 @@ def prompt_tokens(backend: Backend, messages: list[dict]) -> list[int]:
 # ---------------------------------------------------------------------------- generation
 
 
+class _Reply:
+    """One reply being generated: its sampler, streamed tokens and text, and why it stopped."""
+
+    def __init__(self, backend: Backend, n_prompt: int, temperature: float, seed: int, grammar: str | None,
+                 top_p: float, top_k: int) -> None:
+        self.backend, self.n_prompt, self.top_k = backend, n_prompt, top_k
+        self.sampler = backend.make_sampler(temperature, seed, grammar=grammar, top_p=top_p)
+        self.dec = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.tokens: list[dict] = []
+        self.parts: list[str] = []
+        self.stop: str | None = None
+        self.n_past = n_prompt  # tokens of this reply's sequence in the KV cache
+        self.pending: dict | None = None  # a sampled token still to be decoded (parallel generation)
+
+    def step(self, row: np.ndarray, ctx=None, index: int = -1) -> dict | None:
+        """Sample the next token from ``row`` (the logits at batch ``index`` of ``ctx``); None once stopped."""
+        b = self.backend
+        if self.n_past >= b.n_ctx:
+            self.stop = "context"
+            return None
+        lse, entropy, top = row_stats(row, self.top_k)
+        token = b.sample(self.sampler, ctx, index)
+        if b.is_eog(token):
+            self.stop = "eos"
+            return None
+        piece = self.dec.decode(b.piece(token))
+        record = {
+            "id": token,
+            "text": piece,
+            "logprob": float(row[token]) - lse,
+            "entropy_bits": entropy / LN2,
+            "top": [{"id": t, "text": b.piece(t).decode("utf-8", errors="replace"), "logprob": lp} for t, lp in top],
+        }
+        self.tokens.append(record)
+        self.parts.append(piece)
+        return record
+
+    def result(self, prompt_s: float, gen_s: float) -> dict:
+        self.sampler.close()
+        tail = self.dec.decode(b"", final=True)
+        return {
+            "text": "".join(self.parts) + tail,
+            "tokens": self.tokens,
+            "n_prompt_tokens": self.n_prompt,
+            "stop": self.stop or "length",
+            "prompt_s": prompt_s,
+            "gen_s": gen_s,
+            "tokens_per_s": len(self.tokens) / gen_s if gen_s > 0 else 0.0,
+        }
+
+
+def _grammar(json_schema: dict | None, grammar: str | None) -> str | None:
+    if json_schema is not None and grammar is None:
+        from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+        return json_schema_to_gbnf(json.dumps(json_schema))
+    return grammar
+
+
+def _advance(reply: _Reply, row: np.ndarray, ctx, index: int, max_tokens: int) -> None:
+    """Sample the reply's next token; it stays pending (to be decoded) while more tokens are wanted."""
+    record = reply.step(row, ctx, index) if len(reply.tokens) < max_tokens else None
+    reply.pending = record if record is not None and len(reply.tokens) < max_tokens else None
+
+
 def generate(
     backend: Backend,
     messages: list[dict],
@@ -95,56 +161,86 @@ def generate(
     started = time.monotonic()
     backend.decode(tokens, outputs="last")
     prompt_s = time.monotonic() - started
-    if json_schema is not None and grammar is None:
-        from llama_cpp.llama_grammar import json_schema_to_gbnf
-
-        grammar = json_schema_to_gbnf(json.dumps(json_schema))
-    sampler = backend.make_sampler(temperature, backend.seed if seed is None else seed, grammar=grammar, top_p=top_p)
-    dec = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    out_tokens: list[dict] = []
-    text_parts: list[str] = []
-    stop = "length"
+    reply = _Reply(backend, len(tokens), temperature, backend.seed if seed is None else seed,
+                   _grammar(json_schema, grammar), top_p, top_k)
     gen_started = time.monotonic()
     try:
         for _ in range(max_tokens):
-            if backend.n_past >= backend.n_ctx:
-                stop = "context"
+            reply.n_past = backend.n_past
+            record = reply.step(backend.last_logits())
+            if record is None:
                 break
-            row = backend.last_logits()
-            lse, entropy, top = row_stats(row, top_k)
-            token = backend.sample(sampler)
-            if backend.is_eog(token):
-                stop = "eos"
-                break
-            piece = dec.decode(backend.piece(token))
-            record = {
-                "id": token,
-                "text": piece,
-                "logprob": float(row[token]) - lse,
-                "entropy_bits": entropy / LN2,
-                "top": [{"id": t, "text": backend.piece(t).decode("utf-8", errors="replace"), "logprob": lp} for t, lp in top],
-            }
-            out_tokens.append(record)
-            text_parts.append(piece)
             yield {"type": "token", **record}
-            backend.decode([token], outputs="last")
+            backend.decode([record["id"]], outputs="last")
     except Cancelled:
-        stop = "cancelled"
-    finally:
-        sampler.close()
-    tail = dec.decode(b"", final=True)
-    if tail:
-        text_parts.append(tail)
+        reply.stop = "cancelled"
+    return reply.result(prompt_s, time.monotonic() - gen_started)
+
+
+def generate_many(
+    backend: Backend,
+    items: list[dict],
+    max_tokens: int = 256,
+    temperature: float = 0.0,
+    top_k: int = 5,
+    top_p: float = 0.95,
+) -> Events:
+    """Generate replies to several chats at once, one KV-cache sequence each, one batched decode per step.
+
+    ``items[k]``: ``{"messages": [...], "seed": int?}``. Each reply equals what :func:`generate`
+    gives for it alone (same tokens, same numbers: the engine's kernels are batch-invariant). An
+    item whose prompt does not fit the context gets ``{"error": ...}`` in its place; the others go
+    on. Progress events count finished replies and generated tokens. Returns ``{"results": [...]}``.
+    """
+    n = len(items)
+    if n == 0:
+        return {"results": []}
+    if n > backend.n_batch:
+        raise InputError(f"at most {backend.n_batch} parallel sequences (n_batch), got {n}")
+    ctx = backend.seq_context(n)
+    results: list[dict | None] = [None] * n
+    replies: dict[int, _Reply] = {}
+    started = time.monotonic()
+    for k, item in enumerate(items):
+        try:
+            tokens = prompt_tokens(backend, item["messages"])
+            if len(tokens) + 1 > backend.n_ctx:
+                raise ContextOverflow(f"the prompt needs {len(tokens) + 1} tokens but the context holds {backend.n_ctx}",
+                                      hint="load the model with a larger context (n_ctx) or shorten the input")
+            for b0, m in batch_spans(len(tokens), backend.n_batch):
+                backend.decode_seqs(ctx, [(k, tokens[b0 : b0 + m], b0)])
+            seed = item.get("seed")
+            reply = _Reply(backend, len(tokens), temperature, backend.seed if seed is None else seed, None, top_p, top_k)
+            replies[k] = reply
+            _advance(reply, backend.logits_at(ctx, -1), ctx, -1, max_tokens)
+        except Cancelled:
+            raise
+        except KiigError as exc:
+            results[k] = {"error": error_payload(exc)}
+    prompt_s = time.monotonic() - started
+    gen_started = time.monotonic()
+    done, n_tokens = n - len(replies), 0
+    active = [k for k, r in replies.items() if r.pending is not None]
+    try:
+        while active:
+            rows = [(k, [replies[k].pending["id"]], replies[k].n_past) for k in active]
+            backend.decode_seqs(ctx, rows)
+            n_tokens += len(rows)
+            for i, k in enumerate(active):
+                replies[k].n_past += 1
+                _advance(replies[k], backend.logits_at(ctx, i), ctx, i, max_tokens)
+            still = [k for k in active if replies[k].pending is not None]
+            done += len(active) - len(still)
+            active = still
+            yield {"type": "progress", "done": done, "total": n, "tokens": n_tokens}
+    except Cancelled:
+        for r in replies.values():
+            r.stop = "cancelled"
     gen_s = time.monotonic() - gen_started
-    return {
-        "text": "".join(text_parts),
-        "tokens": out_tokens,
-        "n_prompt_tokens": len(tokens),
-        "stop": stop,
-        "prompt_s": prompt_s,
-        "gen_s": gen_s,
-        "tokens_per_s": len(out_tokens) / gen_s if gen_s > 0 else 0.0,
-    }
+    for k, r in replies.items():
+        results[k] = r.result(prompt_s, gen_s)
+    ctx.kv_cache_clear()
+    return {"results": results}
 
 
 # ---------------------------------------------------------------------------- scoring

@@ -17,22 +17,11 @@ import signal
 import socket
 import sys
 import threading
-import traceback
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 
-from ..errors import Cancelled, EngineError, KiigError
-
-
-def error_payload(exc: BaseException) -> dict:
-    if isinstance(exc, KiigError):
-        return {"class": type(exc).__name__, "message": exc.message, "hint": exc.hint}
-    return {
-        "class": "EngineError",
-        "message": f"internal error in the model worker: {type(exc).__name__}: {exc}",
-        "hint": None,
-        "traceback": traceback.format_exc(),
-    }
+from ..errors import Cancelled, EngineError
+from .wire import error_payload
 
 
 def _simple_ops(backend) -> dict[str, Callable]:
@@ -55,6 +44,7 @@ def _stream_ops() -> dict[str, Callable]:
 
     return {
         "generate": ops.generate,
+        "generate_many": ops.generate_many,
         "scan": ops.scan,
         "eval_sequence": ops.eval_sequence,
         "prefill": ops.prefill,

@@ -31,13 +31,14 @@ from ..chains.prompts import BATCH_PROMPT_VERSION, batch_messages
 from ..config import EngineOptions
 from ..engine.client import EngineClient
 from ..engine.models import ModelInfo, resolve_model
-from ..errors import Cancelled, ContextOverflow, InputError
+from ..errors import Cancelled, ContextOverflow, InputError, KiigError
 from ..events import CancelToken, ItemDone, Message, Progress, offset_tokens
 from ..files import file_sha256
 from ..metrics import infogain
 from ..strict_json import bad_lines_error
 from .chain import generation_record, guarded, iter_generation
 from .ki import ki_settings
+from .parallel import check_parallel, default_parallel, generate_group
 from .provenance import worker_build
 from .score import ScoreConfig, item_row, model_row, score_item
 
@@ -178,9 +179,12 @@ def iter_batch(
     cancel: CancelToken | None = None,
     client_factory: Callable[[ModelInfo, EngineOptions], object] = EngineClient,
     name: str | None = None,
+    parallel: int | None = None,
 ) -> Generator[BatchProgress | ItemDone | Message, None, BatchSummary]:
     """Run (or resume) a batch, yielding progress, each new chain's record and messages.
 
+    ``parallel``: items whose replies are generated at once (None: :func:`~.parallel.default_parallel`);
+    it changes speed, not results, and is not part of the run's identity.
     ``store`` is a writable SessionStore (used from this thread only). Expected problems (bad
     dataset, unknown model or corpus) raise KiigError before any model loads; a failing item becomes
     a record with ``"error"`` and the batch goes on. Cancel (or closing the generator) marks the run
@@ -236,11 +240,16 @@ def iter_batch(
                 clients["judge"] = workers.get(judge_info)
             for client in clients.values():
                 client.start(cancel=cancel)
-            for i, item in pending:
+            group_size = check_parallel(parallel) if parallel is not None else default_parallel(subject, options.n_ctx)
+            made: dict[int, object] = {}
+            for g, (i, item) in enumerate(pending):
                 if cancel is not None:
                     cancel.check()
+                if group_size > 1 and g % group_size == 0:
+                    made = yield from _generate_ahead(ctx, clients["subject"], pending[g : g + group_size])
                 progress.item_id = item.id
-                record, generation, ki, keep = yield from _run_item(ctx, clients, subject, subject_id, roles.get("judge"), item)
+                record, generation, ki, keep = yield from _run_item(ctx, clients, subject, subject_id, roles.get("judge"), item,
+                                                                    made.pop(i, None))
                 if keep:
                     store.save_chain(run_id, keys[m][i], record, item=item_row(item), generation=generation, ki=ki)
                 if record.get("error"):
@@ -274,19 +283,31 @@ class _Context:
     progress: BatchProgress
 
 
+def _generate_ahead(ctx: _Context, client, group: list[tuple[int, DatasetItem]]) -> Generator[BatchProgress, None, dict]:
+    """The replies of a group of items generated at once, by item index (a result or a KiigError)."""
+    ctx.progress.phase, ctx.progress.item_id = "generating", f"{group[0][1].id}..{group[-1][1].id}"
+    requests = [{"messages": build_messages(it), "seed": item_seed(ctx.config.seed, it.id)} for _, it in group]
+    started = time.perf_counter()
+    out = yield from generate_group(client, requests, max_tokens=ctx.config.max_tokens, temperature=ctx.config.temperature,
+                                    cancel=ctx.cancel, progress=ctx.progress)
+    share = (time.perf_counter() - started) / len(group)
+    return {i: (r, share) for (i, _), r in zip(group, out, strict=True)}
+
+
 def _run_item(ctx: _Context, clients: dict, subject: ModelInfo, subject_id: int, judge_id: int | None,
-              item: DatasetItem) -> Generator[BatchProgress, None, tuple[dict, dict | None, dict | None, bool]]:
+              item: DatasetItem, made: tuple | None = None) -> Generator[BatchProgress, None, tuple[dict, dict | None, dict | None, bool]]:
     """One chain: ``(record, generation, ki, keep)``; ``keep`` says whether ``save_chain`` should store it.
 
     A failure goes into the record's ``"error"``; :func:`~kiig_desktop.runs.chain.guarded` decides
-    whether it is lasting (stored) or transient (retried by a rerun).
+    whether it is lasting (stored) or transient (retried by a rerun). ``made``: the reply, already
+    generated with others (:func:`_generate_ahead`), and its share of that time.
     """
     sub_ref = {"path": subject.path, "sha256": subject.sha256(), "name": subject.name}
     record: dict = {"id": item.id, "mode": ctx.config.mode, "subject": sub_ref}
     timing = {"generation_s": 0.0, "scoring_s": 0.0, "ki_s": 0.0}
     out: dict = {"generation": None, "ki": None}
     started = time.perf_counter()
-    _, failure = yield from guarded(_stages(ctx, clients, subject_id, judge_id, item, record, timing, out))
+    _, failure = yield from guarded(_stages(ctx, clients, subject_id, judge_id, item, record, timing, out, made))
     if failure is not None:
         record["error"] = failure.message
     timing["total_s"] = time.perf_counter() - started
@@ -295,15 +316,16 @@ def _run_item(ctx: _Context, clients: dict, subject: ModelInfo, subject_id: int,
 
 
 def _stages(ctx: _Context, clients: dict, subject_id: int, judge_id: int | None, item: DatasetItem, record: dict,
-            timing: dict, out: dict) -> Generator[BatchProgress, None, None]:
+            timing: dict, out: dict, made: tuple | None = None) -> Generator[BatchProgress, None, None]:
     """Generate, score and judge one chain, filling ``record``, ``timing`` and ``out`` as each stage ends."""
     cfg, progress = ctx.config, ctx.progress
     started = time.perf_counter()
     progress.phase = "generating"
     yield progress
-    generation = out["generation"] = yield from _generate(clients["subject"], item, cfg, ctx.cancel, progress)
+    generation = out["generation"] = yield from _generate(clients["subject"], item, cfg, ctx.cancel, progress,
+                                                          made[0] if made else None)
     generation["model_id"] = subject_id
-    timing["generation_s"] = time.perf_counter() - started
+    timing["generation_s"] = made[1] if made else time.perf_counter() - started
     record.update(extracted_answer=generation["extracted_answer"], correct=generation["correct"],
                   n_generated_tokens=len(generation["tokens"]), stop=generation["stop"])
     progress.phase = "scoring"
@@ -322,7 +344,22 @@ def _stages(ctx: _Context, clients: dict, subject_id: int, judge_id: int | None,
         timing["ki_s"] = time.perf_counter() - t
 
 
-def _generate(client, item: DatasetItem, cfg: BatchConfig, cancel, progress: BatchProgress):
+def _generate(client, item: DatasetItem, cfg: BatchConfig, cancel, progress: BatchProgress, made=None):
+    """The item's generation record; ``made``: its reply already generated in a group (or the error it got)."""
+    if made is not None:
+        if isinstance(made, KiigError):
+            raise made
+        if made.get("stop") == "cancelled" or (cancel is not None and cancel.cancelled):
+            raise Cancelled()
+        result = made
+    else:
+        result = yield from _generate_one(client, item, cfg, cancel, progress)
+    extracted, correct = grade(result["text"], item)
+    return generation_record(result, extracted, correct, n_prompt_tokens=result.get("n_prompt_tokens"),
+                             seed=item_seed(cfg.seed, item.id), prompt=BATCH_PROMPT_VERSION)
+
+
+def _generate_one(client, item: DatasetItem, cfg: BatchConfig, cancel, progress: BatchProgress):
     stream = iter_generation(client, build_messages(item), cancel=cancel, max_tokens=cfg.max_tokens,
                              temperature=cfg.temperature, seed=item_seed(cfg.seed, item.id), top_k=0)
     n = 0
@@ -330,15 +367,11 @@ def _generate(client, item: DatasetItem, cfg: BatchConfig, cancel, progress: Bat
         try:
             next(stream)
         except StopIteration as stop:
-            result = stop.value
-            break
+            return stop.value
         n += 1
         progress.tokens += 1
         if n % 8 == 0:
             yield progress
-    extracted, correct = grade(result["text"], item)
-    return generation_record(result, extracted, correct, n_prompt_tokens=result.get("n_prompt_tokens"),
-                             seed=item_seed(cfg.seed, item.id), prompt=BATCH_PROMPT_VERSION)
 
 
 def _score(client, item: DatasetItem, text: str, cfg: BatchConfig, cancel, progress: BatchProgress):
