@@ -194,3 +194,38 @@ def test_installer_refuses_a_model_with_a_wrong_checksum_and_writes_nothing(app,
              {**_bare(home), "PATH": "/usr/bin:/bin"})
     assert r.returncode == 2 and "SHA-256 mismatch" in r.stderr
     assert not prefix.exists()
+
+
+def _private_system_dirs() -> bool:
+    """Whether this process may give a child its own /opt and /usr/local (root with mount namespaces)."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        return False
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", "mount -t tmpfs none /opt"], capture_output=True)
+    return probe.returncode == 0
+
+
+def test_installer_as_root_installs_for_everyone_then_uninstalls(app, tmp_path):
+    """As root with no --prefix: /opt/kiig-desktop, /usr/local/bin links, a system menu entry -- run in
+    a private mount namespace whose /opt and /usr/local are empty tmpfs, so the real ones stay untouched."""
+    if not _private_system_dirs():
+        pytest.skip("needs root and mount namespaces (unshare -m) to give the installer a private /opt and /usr/local")
+    home = tmp_path / "home"
+    session = home / ".local" / "share" / "kiig-desktop" / "sessions" / "mine.kiig"
+    session.parent.mkdir(parents=True)
+    session.write_bytes(b"user data")
+    script = f"""set -e
+mount -t tmpfs none /opt && mount -t tmpfs none /usr/local
+sh '{app}/install.sh' --no-self-test
+test -x /opt/kiig-desktop/kiig-desktop
+for n in kiig kiig-desktop; do test "$(readlink /usr/local/bin/$n)" = /opt/kiig-desktop/$n; done
+grep -q '^Exec=/opt/kiig-desktop/kiig-desktop' /usr/local/share/applications/kiig-desktop.desktop
+test -f /usr/local/share/icons/hicolor/scalable/apps/kiig-desktop.svg
+/usr/local/bin/kiig --version
+sh /opt/kiig-desktop/uninstall.sh
+test ! -e /opt/kiig-desktop && test ! -e /usr/local/bin/kiig && test ! -e /usr/local/share/applications/kiig-desktop.desktop
+echo root-install-ok
+"""
+    r = _run(["unshare", "-m", "sh", "-c", script], {**_bare(home), "PATH": "/usr/bin:/bin"})
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "KIIG Desktop installed in /opt/kiig-desktop" in r.stdout and "root-install-ok" in r.stdout
+    assert r.stdout.count("kiig ") >= 1 and session.read_bytes() == b"user data"
