@@ -76,6 +76,8 @@ class StepFigure(pg.GraphicsLayoutWidget):
         panel.setLabel("left", y_label)
         if x_label:
             panel.setLabel("bottom", x_label)
+        for name in ("left", "bottom"):  # values in their own unit: 0.42 ppl/step, never "420 (x0.001)"
+            panel.getAxis(name).enableAutoSIPrefix(False)
         if legend_cols:
             panel.addLegend(offset=(-8, 4), labelTextSize="8.5pt", colCount=legend_cols,
                             brush=pg.mkBrush(theme().colors()["card"] + "d8"))
