@@ -13,23 +13,10 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QImage
 
-from kiig_desktop.runs.analysis import Question
-
 from .conftest import load_default, wait_idle
+from .test_end_to_end import QUESTION, REFERENCE
 
 pytestmark = pytest.mark.slow
-
-QUESTION = Question(
-    "A 52-year-old man is newly diagnosed with type 2 diabetes and has normal kidney function. "
-    "Which medication is the usual first-line therapy?",
-    "Metformin",
-    {"A": "Insulin glargine", "B": "Metformin", "C": "Glipizide", "D": "Pioglitazone"},
-    "B",
-)
-REFERENCE = ("Type 2 diabetes is usually treated with lifestyle change and metformin first.\n"
-             "Metformin lowers glucose production in the liver and does not cause weight gain.\n"
-             "Insulin is kept for later or for very high glucose.\n"
-             "So the answer is B.")
 
 
 def pdf_pages(data: bytes) -> int:
