@@ -201,3 +201,31 @@ def test_ctrl_c_keeps_finished_chains_says_so_and_the_rerun_resumes(tmp_path, re
     r = kiig(*args)
     assert r.returncode == 0 and "already scored" in r.stderr
     assert read_jsonl(out) == read_jsonl(reference)
+
+
+def test_given_steps_with_knowledge_are_scored_by_paper_mode_and_kept(tmp_path, reference):
+    """Steps given as ``{"text", "knowledge"}`` objects: the knowledge travels to the output (so
+    `kiig ki` checks it) and is what the whole-sequence (paper) numbers score; the answer-mode
+    numbers, computed on the step text, do not move."""
+    src = read_jsonl(CHAINS)[0]
+    facts = [f"Fact {i}: {t.split('.')[0]}." for i, t in enumerate(src["steps"])]
+    line = dict(src, steps=[{"text": t, "knowledge": k} for t, k in zip(src["steps"], facts, strict=True)])
+    inp = tmp_path / "in.jsonl"
+    inp.write_text(json.dumps(line) + "\n")
+    out = tmp_path / "out.jsonl"
+    r = kiig("score", "--model", "default", "--input", str(inp), "--output", str(out))
+    assert r.returncode == 0, r.stderr
+    got, ref = read_jsonl(out)[0], read_jsonl(reference)[0]
+    assert [s["knowledge"] for s in got["steps"]] == facts
+    assert [s["text"] for s in got["steps"]] == src["steps"]
+    for a, b in zip(got["steps"], ref["steps"], strict=True):
+        assert a["answer_nll"] == pytest.approx(b["answer_nll"], abs=1e-4)
+    assert [s["seq_ppl"] for s in got["steps"]] != pytest.approx([s["seq_ppl"] for s in ref["steps"]], abs=1e-3)
+
+
+def test_a_step_object_without_text_is_a_line_error(tmp_path):
+    inp = tmp_path / "in.jsonl"
+    inp.write_text(json.dumps({"id": "x", "question": "q", "answer": "a", "steps": [{"knowledge": "k"}]}) + "\n")
+    r = kiig("score", "--model", "default", "--input", str(inp), "--output", str(tmp_path / "o.jsonl"))
+    assert r.returncode == 2 and "steps[0].text must be a non-empty string" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr

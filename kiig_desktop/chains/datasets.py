@@ -58,6 +58,7 @@ class DatasetItem:
     options: dict[str, str] | None = None
     answer_idx: str | None = None
     steps: list[str] | None = None
+    step_knowledge: list[str | None] | None = None  # per step, when the input gave steps as objects with "knowledge"
     reasoning: str | None = None
     reference_reasoning: str | None = None
     line: int = 0
@@ -69,10 +70,15 @@ class DatasetItem:
             out["options"] = dict(self.options)
             out["answer_idx"] = self.answer_idx
         if self.steps is not None:
-            out["steps"] = list(self.steps)
+            out["steps"] = self.given_steps() if self.step_knowledge is not None else list(self.steps)
         if self.reasoning is not None:
             out["reasoning"] = self.reasoning
         return out
+
+    def given_steps(self) -> list[dict[str, str]]:
+        """The given steps as ``{"text", "knowledge"?}`` objects (empty list when none were given)."""
+        known = self.step_knowledge or [None] * len(self.steps or [])
+        return [{"text": t} if k is None else {"text": t, "knowledge": k} for t, k in zip(self.steps or [], known, strict=True)]
 
     def prompt_text(self) -> str:
         """``Q`` as docs/metrics.md defines it: the question, then ``"\\nA. text"`` per option."""
@@ -243,15 +249,7 @@ def _parse_row(obj: dict[str, Any], line: int, layout: str) -> DatasetItem:
     answer = text_field("answer", required=not has_options)  # with options, answer_idx may stand alone
     reasoning = text_field("reasoning", required=False)
 
-    steps = obj.get("steps")
-    if steps is not None:
-        if not isinstance(steps, list) or not steps:
-            problems.append(f"steps must be a non-empty array of strings, got {_type_name(steps)}")
-            steps = None
-        elif not all(isinstance(s, str) and s.strip() for s in steps):
-            bad = next(i for i, s in enumerate(steps) if not (isinstance(s, str) and s.strip()))
-            problems.append(f"steps[{bad}] must be a non-empty string, got {_type_name(steps[bad])}")
-            steps = None
+    steps, step_knowledge = _parse_steps(obj.get("steps"), problems)
 
     kind = "open"
     options = answer_idx = reference = None
@@ -286,11 +284,40 @@ def _parse_row(obj: dict[str, Any], line: int, layout: str) -> DatasetItem:
         kind=kind,
         options=options,
         answer_idx=answer_idx,
-        steps=[s.strip() for s in steps] if steps is not None else None,
+        steps=steps,
+        step_knowledge=step_knowledge,
         reasoning=reasoning,
         reference_reasoning=reference,
         line=line,
     )
+
+
+def _parse_steps(raw: Any, problems: list[str]) -> tuple[list[str] | None, list[str | None] | None]:
+    """Given steps: strings, or objects ``{"text", "knowledge"?}`` (what ``kiig score`` writes and an
+    LLM decomposition yields); the knowledge list is None when no step carries any."""
+    if raw is None:
+        return None, None
+    if not isinstance(raw, list) or not raw:
+        problems.append(f"steps must be a non-empty array of strings or objects, got {_type_name(raw)}")
+        return None, None
+    texts: list[str] = []
+    knowledge: list[str | None] = []
+    for i, entry in enumerate(raw):
+        know = None
+        if isinstance(entry, dict):
+            text, know = entry.get("text"), entry.get("knowledge")
+            if know is not None and not isinstance(know, str):
+                problems.append(f"steps[{i}].knowledge must be a string, got {_type_name(know)}")
+                return None, None
+        else:
+            text = entry
+        if not (isinstance(text, str) and text.strip()):
+            where = f"steps[{i}].text" if isinstance(entry, dict) else f"steps[{i}]"
+            problems.append(f"{where} must be a non-empty string, got {_type_name(text)}")
+            return None, None
+        texts.append(text.strip())
+        knowledge.append(know.strip() if know is not None else None)
+    return texts, knowledge if any(k is not None for k in knowledge) else None
 
 
 def parse_score_line(obj: Any, line: int) -> DatasetItem:

@@ -86,8 +86,7 @@ def output_line(record: dict) -> dict:
 def split_item(item: DatasetItem, mode: str, client=None, cancel: CancelToken | None = None) -> tuple[list[dict], dict]:
     """The steps to score (``{"text", "start"?, "end"?, ...}``) and notes on how they were split."""
     if item.steps is not None:
-        steps = [{"text": s} for s in item.steps]
-        return steps, {"split": "given"}
+        return item.given_steps(), {"split": "given"}
     if mode == "llm":
         result = split_with_model(client, item.reasoning or "", item.question, cancel)
     else:
