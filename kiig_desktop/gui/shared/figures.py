@@ -167,7 +167,7 @@ class TokenFigure(StepFigure):
         every = max(1, math.ceil(len(ticks) / 24))
         self.panel.getAxis("top").setTicks([[t for i, t in enumerate(ticks) if i % every == 0]])
         self.panel.setXRange(-0.5, surprisal.size - 0.5, padding=0)
-        self.panel.setYRange(0, max(1.0, float(np.nanmax(surprisal)) * 1.3))  # headroom for the legend
+        self.panel.setYRange(0, max(1.0, float(np.nanmax(surprisal)) * 1.05))
         self._end()
 
     def redraw(self) -> None:
@@ -230,7 +230,7 @@ class OptionsFigure(PrefixFigure):
                         pen=_pen(color, 3.0 if right else 1.6, Qt.PenStyle.SolidLine if right else Qt.PenStyle.DashLine),
                         symbol="o" if right else None, symbolSize=6, symbolBrush=color)
         self._x_axis((self.panel,), len(steps))
-        self.panel.setYRange(0, 1.2, padding=0)  # headroom for the legend row
+        self.panel.setYRange(0, 1.0, padding=0.02)
         if self.panel.legend is not None:
             self.panel.legend.setColumnCount(max(1, len(letters)))
         self._end()
@@ -275,7 +275,7 @@ class OverlayFigure(PrefixFigure):
         finite = np.concatenate(nlls) if nlls else np.zeros(0)
         lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
         span = max(hi - lo, 0.1)
-        self.nll_panel.setYRange(lo - 0.05 * span, hi + 0.1 * span + 0.14 * span * len(series), padding=0)
+        self.nll_panel.setYRange(lo - 0.05 * span, hi + 0.1 * span, padding=0)
         if self.nll_panel.legend is not None:
             self.nll_panel.legend.setColumnCount(min(3, max(1, len(series))))
         self.p_panel.setYRange(0, 1.02, padding=0)
