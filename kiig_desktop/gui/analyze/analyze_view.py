@@ -104,7 +104,11 @@ class AnalyzeView(QWidget):
         self.gen_status.setProperty("role", "muted")
         self.reasoning = ReasoningView()
         self.reasoning.setPlaceholderText("Generate a reasoning with the subject model, or paste / import one here.")
-        legend = plain_label("Token tint: none = confident (p ≥ 0.9) · the stronger the tint, the less likely the token", "muted", wrap=True)
+        # One line (elided when narrow, full text on hover): a word-wrapped label would make the box
+        # height-for-width, and a vertical box layout takes such a box's preferred height as its
+        # minimum; on a 720 px high window the Reasoning box then covered the Question box's last row.
+        legend = ElidedLabel("Token tint: none = confident (p ≥ 0.9) · the stronger the tint, the less likely the token")
+        legend.setProperty("role", "muted")
         legend.setStyleSheet("font-size: 11px;")
         r_box = QGroupBox("2 · Reasoning")
         r = QVBoxLayout(r_box)
