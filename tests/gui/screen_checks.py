@@ -87,6 +87,32 @@ def in_view(w: QWidget) -> bool:
     return w.visibleRegion().boundingRect().width() > 0
 
 
+def _layout_widgets(layout) -> list[QWidget]:
+    out = []
+    for i in range(layout.count()):
+        item = layout.itemAt(i)
+        if item.widget() is not None:
+            out.append(item.widget())
+        elif item.layout() is not None:
+            out += _layout_widgets(item.layout())
+    return out
+
+
+def overlapping(window) -> list[str]:
+    """Visible widgets laid out by the same layout that cover each other (a box squeezed below
+    its minimum is moved over its neighbour, which no size check sees)."""
+    bad = []
+    for w in [window, *window.findChildren(QWidget)]:
+        if w.layout() is None or not w.isVisible() or w.window() is not window:
+            continue
+        kids = [k for k in _layout_widgets(w.layout()) if k.isVisible()]
+        for i, a in enumerate(kids):
+            for b in kids[i + 1:]:
+                if a.geometry().intersects(b.geometry()) and in_view(a) and in_view(b):
+                    bad.append(f"{type(a).__name__} {a.geometry().getRect()} overlaps {type(b).__name__} {b.geometry().getRect()}")
+    return bad
+
+
 def open_long_chain(window, wait_until: Callable[[Callable[[], bool]], None]) -> None:
     """Store a five-step chain with long steps, open it in Results and set its question in Analyze."""
     record = fake_record(LONG_STEPS, reasoning="\n".join(LONG_STEPS))
@@ -104,7 +130,7 @@ def screen_problems(window, settle: Callable[[], None], shots: str | None = None
         settle()
         if shots:
             window.grab().save(os.path.join(shots, f"{key}-{tag}.png"))
-        found = too_small(window)
+        found = too_small(window) + overlapping(window)
         page = window.tabs.currentWidget()
         if page.horizontalScrollBar().maximum() > 0:  # a control behind a horizontal scroll bar
             found.append(f"the page scrolls sideways by {page.horizontalScrollBar().maximum()} px")
