@@ -47,8 +47,10 @@ class AnswerFigure(PrefixFigure):
     def __init__(self, parent=None) -> None:
         super().__init__("Answer uncertainty across steps", parent)
         self.curve_metric = "nll"
-        self.curve_panel = self.add_panel(0, "Answer NLL (nats)", legend_cols=1)
-        self.bar_panel = self.add_panel(1, "InfoGain (Δ PPL)", X_STEPS)
+        # short axis titles: the frame's title says "answer"; longer ones overprinted each other
+        # on the two short panels of the presentation slide
+        self.curve_panel = self.add_panel(0, "NLL (nats)", legend_cols=1)
+        self.bar_panel = self.add_panel(1, "InfoGain", X_STEPS)
         self.ci.layout.setRowStretchFactor(0, 3)
         self.ci.layout.setRowStretchFactor(1, 2)
         self.bar_panel.setXLink(self.curve_panel)
@@ -81,7 +83,7 @@ class AnswerFigure(PrefixFigure):
         self.data = {"x": x, "answer_nll": nll, "answer_ppl": ppl, "info_gain": gain, "delta_nll": dnll}
         c = theme().colors()
         nll_mode = self.curve_metric == "nll"
-        self.curve_panel.setLabel("left", "Answer NLL (nats)" if nll_mode else "Answer perplexity")
+        self.curve_panel.setLabel("left", "NLL (nats)" if nll_mode else "Perplexity")
         paper = record.get("mode") == "paper"
         self._curve(self.curve_panel, "answer", x, nll if nll_mode else ppl,
                     name=("Answer NLL" if nll_mode else "Answer perplexity") if paper else None,
