@@ -33,6 +33,7 @@ from kiig_desktop.gui.results.results_view import PLOT_MIN_HEIGHT
 from kiig_desktop.runs.analysis import Question
 
 from .records import fake_record, store_fake_chain
+from .test_dashboard import store_batch_run
 
 SCALED_SIZE = (1280, 720)  # logical size of a 1920x1080 screen at 150%
 LONG_STEPS = [
@@ -114,7 +115,9 @@ def overlapping(window) -> list[str]:
 
 
 def open_long_chain(window, wait_until: Callable[[Callable[[], bool]], None]) -> None:
-    """Store a five-step chain with long steps, open it in Results and set its question in Analyze."""
+    """Store a five-step chain with long steps, open it in Results and set its question in Analyze;
+    store a one-model batch run too, so the Dashboard shows its table, note and plot."""
+    store_batch_run(window.session, ["SmolLM2-135M-Instruct Q4_1"], n_items=3)
     record = fake_record(LONG_STEPS, reasoning="\n".join(LONG_STEPS))
     run_id, chain_id = store_fake_chain(window.session, record, FOUR)
     window.sessions.open_requested.emit(run_id, chain_id)
@@ -189,7 +192,7 @@ def main(argv: list[str]) -> int:
     window.resize(*SCALED_SIZE)
 
     def settle() -> None:
-        _wait_until(app, lambda: not window.tasks.active() and not window.results.pending)
+        _wait_until(app, lambda: not window.tasks.active() and not window.results.pending and not window.dashboard.pending)
         _spin(app, 0.1)
 
     problems = screen_problems(window, settle, shots, "1920x1080-150pct")

@@ -35,6 +35,7 @@ def test_every_screen_fits_everyday_sizes(qtbot, make_window, size):
 
     def settle() -> None:
         wait_idle(qtbot, window)
+        qtbot.waitUntil(lambda: not window.dashboard.pending, timeout=10000)
         qtbot.wait(60)
 
     shots = os.environ.get("KIIG_SCREEN_SHOTS")  # a folder: save each screen there to look at it
