@@ -194,9 +194,9 @@ class ResultsView(QWidget):
         main = QSplitter(Qt.Orientation.Horizontal)
         main.addWidget(left)
         main.addWidget(self.right_tabs)
-        main.setStretchFactor(0, 1)
-        main.setStretchFactor(1, 1)
-        main.setSizes([600, 620])
+        main.setStretchFactor(0, 11)  # the steps table gets the larger share: its columns fit at 1280 px
+        main.setStretchFactor(1, 9)
+        main.setSizes([660, 540])
         self.splitters = {"results/main": main, "results/left": left, "results/right": right}
         outer.addWidget(main, 1)
 
