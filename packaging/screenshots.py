@@ -9,9 +9,12 @@ the demo reference corpus in the Corpora view and tries a search, compares model
 Knowledge Index, scores a reference chain's KI and shows its evidence panel, opens the session
 browser, the About box and an error message, runs a small batch evaluation from the Dashboard
 (the sample clinical MCQ set, every model, ``--batch-limit`` items) and shows its dashboard, opens
-the presentation mode and exports a slide, then shoots every main screen again at 1920x1080 and at
-1920x1080 with 150% scaling (a 1280x720 window drawn at 1.5 device pixels per pixel), light and
-dark, and closes cleanly. The walkthrough itself runs at 1366x768, the everyday laptop size.
+the presentation mode and exports a slide, then shoots every main screen again at 1920x1080, light
+and dark, and closes cleanly. The walkthrough itself runs at 1366x768, the everyday laptop size.
+
+Last, the 150% screenshots: the app is started again in a subprocess with ``QT_SCALE_FACTOR=1.5``
+(how a user gets 150% scaling) on a private 1920x1080 X screen, reopens the session the walkthrough
+wrote, and fills that screen: a 1280x720 window in logical pixels, saved as 1920x1080 PNGs.
 """
 
 from __future__ import annotations
@@ -28,14 +31,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 WALK_SIZE = (1366, 768)
-SIZES = (("1920x1080", (1920, 1080), 1.0), ("1920x1080-150pct", (1280, 720), 1.5))
+FULL_HD = (1920, 1080)
+SCALE = 1.5  # 150%: a 1920x1080 screen is 1280x720 logical pixels
+SCALED_NAME = "1920x1080-150pct"
 MAIN_SCREENS = ("analyze", "results", "compare", "sessions", "corpora", "dashboard")
 sys.path.insert(0, str(ROOT))
 
 
-def start_xvfb() -> subprocess.Popen | None:
-    """A private X server when there is no display (returns None when one is available)."""
-    if os.environ.get("DISPLAY") and os.environ.get("QT_QPA_PLATFORM", "xcb") == "xcb":
+def start_xvfb(screen: tuple[int, int] = (1920, 1200), private: bool = False) -> subprocess.Popen | None:
+    """A private X server when there is no display, or always with ``private`` (returns None when
+    the display at hand is used)."""
+    if not private and os.environ.get("DISPLAY") and os.environ.get("QT_QPA_PLATFORM", "xcb") == "xcb":
         return None
     xvfb = shutil.which("Xvfb")
     if xvfb is None:
@@ -43,7 +49,7 @@ def start_xvfb() -> subprocess.Popen | None:
     for n in range(90, 110):
         if not Path(f"/tmp/.X11-unix/X{n}").exists() and not Path(f"/tmp/.X{n}-lock").exists():
             break
-    proc = subprocess.Popen([xvfb, f":{n}", "-screen", "0", "1920x1200x24", "-nolisten", "tcp"],
+    proc = subprocess.Popen([xvfb, f":{n}", "-screen", "0", f"{screen[0]}x{screen[1]}x24", "-nolisten", "tcp"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(100):
         if Path(f"/tmp/.X11-unix/X{n}").exists():
@@ -71,6 +77,8 @@ class Walkthrough:
         self.window.resize(*WALK_SIZE)
         self.window.show()
         self.shots: list[str] = []
+        self.session_path = ""  # what the 150% run reopens (set at the end of run)
+        self.chains: list[tuple[int, int]] = []
 
     def spin(self, seconds: float) -> None:
         end = time.monotonic() + seconds
@@ -189,30 +197,50 @@ class Walkthrough:
         show.close()
         self.spin(0.3)
 
+    def screens(self, name: str, screens: tuple[str, ...] = MAIN_SCREENS) -> None:
+        """Every main screen as it is now, light and dark (dark: Results and Dashboard)."""
+        w = self.window
+        for mode in ("light", "dark"):
+            w.set_theme(mode)
+            for key in screens:
+                if mode == "dark" and key not in ("results", "dashboard"):
+                    continue
+                w.show_view(key)
+                w.message_bar.hide()
+                self.spin(0.5)
+                self.shot(f"size-{name}-{key}{'-dark' if mode == 'dark' else ''}")
+        w.set_theme("light")
+
     def sizes(self) -> None:
-        """Every main screen at 1920x1080 and at 1920x1080 with 150% scaling, light and dark."""
-        from PySide6.QtGui import QPixmap
+        """Every main screen at 1920x1080 (the 150% ones come from :meth:`scaled`, in a subprocess)."""
+        self.window.resize(*FULL_HD)
+        self.screens("1920x1080")
+        self.window.resize(*WALK_SIZE)
+
+    def scaled(self, session: str, chains: list[tuple[int, int]]) -> None:
+        """Under QT_SCALE_FACTOR=1.5: reopen the walkthrough's session, show its chains and shoot
+        every main screen filling the 1920x1080 screen."""
+        from kiig_desktop.runs.analysis import Question
 
         w = self.window
-        for name, (width, height), ratio in SIZES:
-            w.resize(width, height)
-            for mode in ("light", "dark"):
-                w.set_theme(mode)
-                for key in MAIN_SCREENS:
-                    if mode == "dark" and key not in ("results", "dashboard"):
-                        continue
-                    w.show_view(key)
-                    w.message_bar.hide()
-                    self.spin(0.5)
-                    pixmap = QPixmap(round(width * ratio), round(height * ratio))
-                    pixmap.setDevicePixelRatio(ratio)
-                    w.render(pixmap)
-                    path = self.outdir / f"size-{name}-{key}{'-dark' if mode == 'dark' else ''}.png"
-                    pixmap.save(str(path))
-                    self.shots.append(path.name)
-                    print(f"  saved {path}", flush=True)
-        w.set_theme("light")
-        w.resize(*WALK_SIZE)
+        ratio = w.devicePixelRatioF()
+        if abs(ratio - SCALE) > 1e-6:
+            raise SystemExit(f"screenshots.py: expected {SCALE} device pixels per pixel, got {ratio} (QT_SCALE_FACTOR?)")
+        w.resize(round(FULL_HD[0] / SCALE), round(FULL_HD[1] / SCALE))
+        w.start([session])
+        self.wait(lambda: w.engines.models and w.engines.loaded_ids(), "the embedded model to load")
+        self.idle()
+        w.compare.add_chains(chains)
+        w.results.open_chain(*chains[-1])
+        self.idle()
+        self.wait(lambda: w.results.result is not None and not w.results.pending, "the results")
+        w.sessions.refresh()
+        item = json.loads((ROOT / "resources" / "datasets" / "clinical_mcq.jsonl").read_text().splitlines()[0])
+        w.analyze.form.set_question(Question(item["question"], item["answer"], item["options"], item["answer_idx"]))
+        self.idle()
+        self.screens(SCALED_NAME)
+        w.close()
+        self.spin(0.3)
 
     def run(self) -> None:
         from kiig_desktop.runs.analysis import Question
@@ -294,8 +322,24 @@ class Walkthrough:
         self.idle()
         self.presentation()
         self.sizes()
+        self.session_path = str(w.session.path)
+        self.chains = [(r.run_id, r.chain_id) for _label, r in w.compare.results]
+        shown = w.results.result
+        if shown is not None and (shown.run_id, shown.chain_id) not in self.chains:
+            self.chains.append((shown.run_id, shown.chain_id))
         w.close()
         self.spin(0.3)
+
+
+def shoot_scaled(outdir: Path, session: str, chains: list[tuple[int, int]]) -> None:
+    """The 150% screenshots: this script again, under QT_SCALE_FACTOR=1.5 on its own 1920x1080 screen."""
+    env = {**os.environ, "QT_SCALE_FACTOR": str(SCALE)}
+    cmd = [sys.executable, str(Path(__file__).resolve()), str(outdir), "--scaled", session]
+    for run_id, chain_id in chains:
+        cmd += ["--chain", f"{run_id}:{chain_id}"]
+    print(f"150% screenshots (QT_SCALE_FACTOR={SCALE}, a {FULL_HD[0]}x{FULL_HD[1]} screen)", flush=True)
+    if subprocess.run(cmd, env=env, check=False).returncode != 0:
+        raise SystemExit("screenshots.py: the 150% screenshots failed")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -304,9 +348,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--extra-model", action="append", default=[], help="another .gguf to compare with")
     parser.add_argument("--batch-limit", type=int, default=4, help="items of the sample set the batch screenshot runs")
     parser.add_argument("--keep-data", action="store_true", help="keep the temporary data folder (session, settings)")
+    parser.add_argument("--scaled", metavar="SESSION", help=argparse.SUPPRESS)  # the 150% subprocess
+    parser.add_argument("--chain", action="append", default=[], help=argparse.SUPPRESS)  # RUN:CHAIN, with --scaled
     args = parser.parse_args(argv)
     outdir = Path(args.outdir).expanduser().absolute()
     outdir.mkdir(parents=True, exist_ok=True)
+    if args.scaled:  # started by shoot_scaled, on the walkthrough's data folder
+        xvfb = start_xvfb(FULL_HD, private=True)
+        try:
+            walk = Walkthrough(outdir, [], args.batch_limit)
+            walk.scaled(args.scaled, [tuple(int(n) for n in c.split(":")) for c in args.chain])
+            print(f"{len(walk.shots)} screenshots at 150% in {outdir}")
+        finally:
+            if xvfb is not None:
+                xvfb.terminate()
+                xvfb.wait(5)
+        return 0
     data = Path(tempfile.mkdtemp(prefix="kiig-screens-"))
     os.environ["KIIG_DATA_DIR"] = str(data)  # a clean app: no recent files, default layout
     xvfb = start_xvfb()
@@ -314,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
         walk = Walkthrough(outdir, args.extra_model, args.batch_limit)
         walk.run()
         print(f"{len(walk.shots)} screenshots in {outdir}: {', '.join(walk.shots)}")
+        shoot_scaled(outdir, walk.session_path, walk.chains)
     finally:
         if xvfb is not None:
             xvfb.terminate()

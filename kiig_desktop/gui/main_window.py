@@ -1,4 +1,5 @@
-"""The main window: tabs and docks (a registry later features extend), menus, status bar, drag and drop.
+"""The main window: tabs and docks (a registry later features extend), status bar, drag and drop;
+its menu bar is built in :mod:`.menus`.
 
 Layout, geometry, recent sessions and per-model options live in QSettings (an INI file in the
 data folder). Closing the window cancels every running task, stops every model worker and
@@ -12,17 +13,13 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, Qt
 from PySide6.QtGui import (
-    QAction,
-    QActionGroup,
     QCloseEvent,
     QDragEnterEvent,
     QDropEvent,
     QGuiApplication,
     QIcon,
-    QKeySequence,
 )
 from PySide6.QtWidgets import (
-    QApplication,
     QFileDialog,
     QLabel,
     QMainWindow,
@@ -41,6 +38,7 @@ from .compare.compare_view import CompareView
 from .dashboard.dashboard_view import DashboardView
 from .knowledge.corpora_view import CorporaView
 from .knowledge.ki_panel import KiPanel
+from .menus import build_menus, rebuild_recent
 from .models.models_panel import ModelsPanel
 from .results.presentation import PresentationWindow
 from .results.results_view import ResultsView
@@ -118,7 +116,7 @@ class MainWindow(QMainWindow):
                                "dashboard/main": self.dashboard.splitter})
 
         self._build_status_bar()
-        self._build_menus()
+        build_menus(self)
         self._connect()
         self._restore_layout()
         self._update_title()
@@ -168,92 +166,12 @@ class MainWindow(QMainWindow):
         bar.addPermanentWidget(self.models_label)
         bar.addPermanentWidget(self.session_label)
 
-    def _action(self, menu, text: str, slot, shortcut=None, tip: str = "") -> QAction:
-        action = QAction(text, self)
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-        if tip:
-            action.setStatusTip(tip)
-        action.triggered.connect(slot)
-        menu.addAction(action)
-        return action
-
-    def _build_menus(self) -> None:
-        mb = self.menuBar()
-        f = mb.addMenu("&File")
-        self._action(f, "&New Session", self.new_session, QKeySequence.StandardKey.New, "Start a new session file")
-        self._action(f, "&Open Session…", self.open_session_dialog, QKeySequence.StandardKey.Open)
-        self.recent_menu = f.addMenu("Open &Recent")
-        self._action(f, "Save Session &As…", self.save_as_dialog, QKeySequence.StandardKey.SaveAs,
-                     "Copy the session to a file of your choice and continue there")
-        f.addSeparator()
-        self._action(f, "Add &Model…", self.models_panel.add_dialog, "Ctrl+Shift+M", "Add a GGUF model file")
-        self._action(f, "&Import Reasoning Text…", self.analyze.import_dialog, "Ctrl+I")
-        export = f.addMenu("&Export")
-        for key, title in (("answer", "Answer Plot"), ("tokens", "Token Plot"), ("options", "Options Plot")):
-            self._action(export, f"{title} as PNG…", lambda _=False, k=key: self.results.export_dialog(k, "png"))
-            self._action(export, f"{title} as SVG…", lambda _=False, k=key: self.results.export_dialog(k, "svg"))
-        export.addSeparator()
-        self._action(export, "Steps Table as TSV…", self.export_table_dialog)
-        self._action(export, "Current Run as CSV / JSONL…", self.export_run_dialog)
-        f.addSeparator()
-        self._action(f, "&Quit", self.close, "Ctrl+Q")
-
-        e = mb.addMenu("&Edit")
-        self._action(e, "&Copy Steps Table (TSV)", self.results.copy_table, "Ctrl+Shift+C")
-        self._action(e, "Previous Step", lambda: self._step_delta(-1), "Ctrl+Up")
-        self._action(e, "Next Step", lambda: self._step_delta(1), "Ctrl+Down")
-        e.addSeparator()
-        self._action(e, "Cancel Running Task", self.cancel_current, "Esc")
-
-        a = mb.addMenu("&Analysis")
-        self._action(a, "&Generate Reasoning", self._generate, "Ctrl+G")
-        self._action(a, "&Split into Steps", self._split, "Ctrl+L")
-        self._action(a, "S&core Chain", self._score, "Ctrl+Return")
-        self._action(a, "Run &Comparison", self._compare, "Ctrl+Shift+Return")
-        self._action(a, "&Knowledge Index…", self.show_knowledge_index, "Ctrl+K",
-                     "Score the shown chain's steps against a reference corpus and read the evidence")
-
-        self.view_menu = v = mb.addMenu("&View")
-        for i, (key, title) in enumerate((("analyze", "Analyze"), ("results", "Results"), ("compare", "Compare"),
-                                          ("sessions", "Sessions"), ("corpora", "Corpora"), ("dashboard", "Dashboard"))):
-            self._action(v, title, lambda _=False, k=key: self.show_view(k), f"Ctrl+{i + 1}")
-        v.addSeparator()
-        for dock in self.docks.values():
-            v.addAction(dock.toggleViewAction())
-        themes = v.addMenu("&Theme")
-        group = QActionGroup(self)
-        self.theme_actions = {}
-        for mode, title in (("system", "Follow System"), ("light", "Light"), ("dark", "Dark")):
-            act = self._action(themes, title, lambda _=False, m=mode: self.set_theme(m))
-            act.setCheckable(True)
-            group.addAction(act)
-            self.theme_actions[mode] = act
-        colours = v.addMenu("&Colours for Signed Metrics")
-        group = QActionGroup(self)
-        self.palette_actions = {}
-        for name, title in (("blue-orange", "Blue / Orange (colour-blind safe)"), ("red-green", "Red / Green")):
-            act = self._action(colours, title, lambda _=False, n=name: self.set_palette(n))
-            act.setCheckable(True)
-            group.addAction(act)
-            self.palette_actions[name] = act
-        v.addSeparator()
-        self._action(v, "&Present Chain", self.present, "F5",
-                     "The shown chain full screen for a review: arrow keys walk the steps, Esc leaves")
-        self._action(v, "Collapse / Expand Models Panel", self._toggle_models_strip, "Ctrl+Shift+D")
-        self._action(v, "Reset Layout", self.reset_layout)
-
-        h = mb.addMenu("&Help")
-        self._action(h, "&About KIIG Desktop", self.about, "F1")
-        self._action(h, "About &Qt", QApplication.aboutQt)
-        self._rebuild_recent()
-
     def _connect(self) -> None:
         self.engines.error.connect(lambda text: self.show_message(text, "error"))
         self.engines.notice.connect(lambda text: self.show_message(text, "info", 15000))
         self.engines.models_changed.connect(self._update_models_label)
         self.session.opened.connect(lambda _p: self._update_title())
-        self.session.recent_changed.connect(self._rebuild_recent)
+        self.session.recent_changed.connect(lambda: rebuild_recent(self))
         self.analyze.result_ready.connect(self._show_result)
         self.sessions.open_requested.connect(self._open_chain)
         self.sessions.compare_requested.connect(self._compare_chains)
@@ -326,16 +244,6 @@ class MainWindow(QMainWindow):
         loaded = [m.name for m in self.engines.models if self.engines.is_loaded(m.id)]
         self.models_label.setText(f"Loaded: {', '.join(loaded)}" if loaded else "No model loaded")
 
-    def _rebuild_recent(self) -> None:
-        self.recent_menu.clear()
-        recent = self.session.recent()
-        for path in recent:
-            self._action(self.recent_menu, path, lambda _=False, p=path: self.open_session(p))
-        if recent:
-            self.recent_menu.addSeparator()
-            self._action(self.recent_menu, "Clear Recent", self.session.clear_recent)
-        self.recent_menu.setEnabled(bool(recent))
-
     def new_session(self) -> None:
         try:
             self.session.new_untitled()
@@ -394,29 +302,6 @@ class MainWindow(QMainWindow):
         for task in self.tasks.active():
             task.cancel()
 
-    def _generate(self) -> None:
-        self.show_view("analyze")
-        self.analyze.generate()
-
-    def _split(self) -> None:
-        self.show_view("analyze")
-        self.analyze.split()
-
-    def _score(self) -> None:
-        self.show_view("analyze")
-        self.analyze.score()
-
-    def _compare(self) -> None:
-        self.show_view("compare")
-        self.compare.run_comparison()
-
-    def _step_delta(self, delta: int) -> None:
-        if self.results.result is None:
-            return
-        n = len(self.results.result.record.get("steps") or [])
-        current = self.results.selected if self.results.selected is not None else (-1 if delta > 0 else n)
-        self.results.select_step(max(0, min(n - 1, current + delta)))
-
     def _show_result(self, result) -> None:
         self.results.show_result(result)
         self.show_view("results")
@@ -456,7 +341,8 @@ class MainWindow(QMainWindow):
         self.presentation = window
         return window
 
-    def _toggle_models_strip(self) -> None:
+    def toggle_models_strip(self) -> None:
+        """View → Collapse / Expand Models Panel (shown again first if it was closed)."""
         dock = self.docks["models"]
         dock.show()
         dock.set_collapsed(not dock.collapsed)

@@ -24,6 +24,20 @@ def pdf_pages(data: bytes) -> int:
     return len(re.findall(rb"/Type\s*/Page(?![a-zA-Z])", data))
 
 
+def legend_overlaps(figures) -> list[str]:
+    """The plots whose legend covers part of their data area (the panel's view box)."""
+    out = []
+    for fig in figures:
+        for panel in fig.panels:
+            legend = panel.legend
+            if legend is not None and legend.isVisible() and fig.isVisible():
+                box, data = legend.sceneBoundingRect(), panel.vb.sceneBoundingRect()
+                assert box.height() > 0 and data.height() > 0
+                if box.intersects(data):
+                    out.append(f"{fig.title}: legend {box.getRect()} over data {data.getRect()}")
+    return out
+
+
 def test_present_walk_and_export_on_the_embedded_model(qtbot, make_window, tmp_path):
     win = make_window()
     load_default(qtbot, win)
@@ -60,8 +74,14 @@ def test_present_walk_and_export_on_the_embedded_model(qtbot, make_window, tmp_p
         assert all(f"{letter} {p:.2f}" in facts for letter, p in s["option_probs"].items())
     assert show.view.figures()[0].font_scale > 1
 
+    assert sum(1 for fig in show.view.figures() for p in fig.panels if p.legend is not None and p.legend.isVisible()) >= 2
+    assert legend_overlaps(show.view.figures()) == []
+    rendered = []  # the slide as exported (laid out at 1920x1080): no legend over a plot's data
+    render = show.slide.render
+    show.slide.render = lambda *a: (rendered.append(legend_overlaps(show.view.figures())), render(*a))
     out = os.environ.get("KIIG_SCREEN_SHOTS")  # a folder: keep the slide there to look at it
     png, svg, pdf = show.export_slide(Path(out or tmp_path) / "slide")
+    assert rendered and all(r == [] for r in rendered), rendered
     if out:
         show.grab().save(os.path.join(out, "presentation-window.png"))
     image = QImage(str(png))

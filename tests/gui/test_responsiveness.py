@@ -26,7 +26,6 @@ pytestmark = pytest.mark.slow
 
 HEARTBEAT_MS = 10
 LIMIT_S = 0.100
-SHOW_LIMIT_S = 0.250
 SCHEDSTAT = Path("/proc/thread-self/schedstat")
 
 
@@ -103,19 +102,16 @@ def test_gui_thread_stays_responsive_during_load_generate_and_score(qtbot, windo
         assert window.results.result is not None
         qtbot.wait(50)
     gaps = beat.gaps()
-    raw = max((g for g, _own, p in gaps if p != "show results"), default=0.0)
+    raw = max((g for g, _own, _p in gaps), default=0.0)
     overloaded = max(load_before, os.getloadavg()[0]) > (os.cpu_count() or 1)
     print(f"heartbeat: {len(beat.ticks)} ticks; longest {beat.report()}; load average {os.getloadavg()[0]:.1f} on "
           f"{os.cpu_count()} CPUs; longest garbage collection {max(beat.gc_pauses, default=0) * 1000:.0f} ms; "
           f"{len(analyze.generation['tokens'])} tokens generated, {len(window.results.result.record['steps'])} steps scored")
     assert len(beat.ticks) > 50
-    # Known regression (closing note of this stop): since the everyday-screens layout, the first paint
-    # of the Results page after a score blocks the GUI thread for 100-150 ms on this machine (Qt's
-    # layout and paint, not our Python; staged drawing keeps each of our stages under 15 ms). It is
-    # held to SHOW_LIMIT_S until it is brought back under LIMIT_S; every other phase keeps LIMIT_S.
-    work = max((o for _g, o, p in gaps if p != "show results"), default=0.0)
-    show = max((o for _g, o, p in gaps if p == "show results"), default=0.0)
-    assert work < LIMIT_S, f"the GUI thread was blocked: {beat.report()}"
-    assert show < SHOW_LIMIT_S, f"the GUI thread was blocked showing the result: {beat.report()}"
+    # One limit for every phase, showing the scored result included (the Results page's first paint
+    # once took 100-150 ms here: each empty plot was painted several times while the layout settled;
+    # the plots now appear one per stage).
+    own = max((o for _g, o, _p in gaps), default=0.0)
+    assert own < LIMIT_S, f"the GUI thread was blocked: {beat.report()}"
     if not overloaded:
         assert raw < LIMIT_S, f"the GUI thread was blocked: {beat.report()}"

@@ -1,119 +1,49 @@
-"""Every main screen at everyday sizes (1366x768, 1920x1080, and 1280x720 = 1920x1080 at 150%),
+"""Every main screen at everyday sizes (1366x768, 1920x1080, and a 1920x1080 screen at 150% scaling),
 rendered offscreen: no visible widget smaller than its minimum size hint, no header card elided,
-plots keep a readable height, the Models dock folds into a strip; colours, symbols and tooltips."""
+plots keep a readable height, the Models dock folds into a strip; colours, symbols and tooltips.
+
+150% runs as a user gets it: the app in a subprocess with ``QT_SCALE_FACTOR=1.5``, its window
+1280x720 logical pixels (the whole 1920x1080 screen) drawn at 1.5 device pixels per pixel."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (
-    QAbstractScrollArea,
-    QLabel,
-    QScrollArea,
-    QScrollBar,
-    QSplitterHandle,
-    QStackedWidget,
-    QWidget,
-)
+from PySide6.QtWidgets import QAbstractScrollArea
 
-from kiig_desktop.gui.results.results_view import PLOT_MIN_HEIGHT
 from kiig_desktop.gui.shared.theme import theme
-from kiig_desktop.runs.analysis import Question
 
 from .conftest import wait_idle
 from .records import fake_record, store_fake_chain
+from .screen_checks import FOUR, SCALED_SIZE, open_long_chain, results_problems, screen_problems
 
-SIZES = [(1366, 768), (1920, 1080), (1280, 720)]
-LONG_STEPS = [
-    "The patient is a 58-year-old with newly diagnosed type 2 diabetes, an HbA1c of 8.1% and normal kidney function.",
-    "Guidelines recommend metformin as first-line therapy unless contraindicated, together with lifestyle changes.",
-    "Insulin is kept for very high glucose, symptomatic hyperglycaemia, or when oral agents have failed.",
-    "Sulfonylureas such as glipizide are second-line because of hypoglycaemia and weight gain.",
-    "So the answer is B.",
-]
-FOUR = Question("Which drug is first-line for a newly diagnosed adult with type 2 diabetes and normal kidney function?",
-                "Metformin", {"A": "Insulin", "B": "Metformin", "C": "Glipizide", "D": "Sitagliptin"}, "B")
-
-
-def _too_small(window) -> list[str]:
-    """Visible widgets narrower or lower than their minimum size hint (what would clip or overprint)."""
-    bad = []
-    for w in window.findChildren(QWidget):
-        # a stack's hint includes its hidden pages; the page on show is checked by itself
-        if not w.isVisible() or w.window() is not window or isinstance(w, (QScrollBar, QSplitterHandle, QStackedWidget)):
-            continue
-        if w.objectName().startswith("qt_"):  # Qt's own parts (a spin box's line edit) follow their owner
-            continue
-        policy = w.sizePolicy()
-        if QWidget in (type(w),) or w.parentWidget() is None:
-            continue
-        hint = w.minimumSizeHint()
-        if not hint.isValid():
-            continue
-        # Ignored size policies shrink on purpose (they elide, e.g. ElidedLabel); scroll areas scroll.
-        too_narrow = (w.width() + 1 < hint.width() and policy.horizontalPolicy().name != "Ignored"
-                      and not isinstance(w.parentWidget(), QAbstractScrollArea))
-        need = hint.height()
-        # wrapped text: what it needs at its actual width (a stack inside counts its hidden pages: skip)
-        if w.hasHeightForWidth() and not w.findChildren(QStackedWidget):
-            need = (w.layout().totalMinimumHeightForWidth(w.width()) if w.layout() is not None
-                    else w.heightForWidth(w.width()))
-        too_low = (w.height() + 1 < max(need, w.minimumHeight()) and policy.verticalPolicy().name != "Ignored"
-                   and not isinstance(w.parentWidget(), QAbstractScrollArea))
-        if isinstance(w, QScrollArea) and w.horizontalScrollBarPolicy() == Qt.ScrollBarPolicy.ScrollBarAlwaysOff \
-                and w.widget() is not None and w.viewport().width() + 1 < w.widget().minimumSizeHint().width():
-            bad.append(f"{type(w.widget()).__name__} cut at the right: {w.viewport().width()} < "
-                       f"{w.widget().minimumSizeHint().width()}")
-        if (too_narrow or too_low) and _in_view(w):
-            name = w.objectName() or type(w).__name__
-            text = w.text()[:30] if isinstance(w, QLabel) else ""
-            bad.append(f"{name} {text!r} {w.width()}x{w.height()} < {hint.width()}x{max(need, w.minimumHeight())}")
-    return bad
-
-
-def _in_view(w: QWidget) -> bool:
-    """Whether ``w`` lies inside the window (a widget scrolled out of a page is not clipped)."""
-    return w.visibleRegion().boundingRect().width() > 0
+ROOT = Path(__file__).resolve().parents[2]
+SIZES = [(1366, 768), (1920, 1080)]
 
 
 @pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
 def test_every_screen_fits_everyday_sizes(qtbot, make_window, size):
     window = make_window(size=size)
-    record = fake_record(LONG_STEPS, reasoning="\n".join(LONG_STEPS))
-    run_id, chain_id = store_fake_chain(window.session, record, FOUR)
-    window.sessions.open_requested.emit(run_id, chain_id)
-    qtbot.waitUntil(lambda: window.results.result is not None and not window.results.pending, timeout=10000)
-    window.analyze.form.set_question(FOUR)
+    open_long_chain(window, lambda cond: qtbot.waitUntil(cond, timeout=10000))
     window.resize(*size)
-    problems: dict[str, list[str]] = {}
-    shots = os.environ.get("KIIG_SCREEN_SHOTS")  # a folder: save each screen there to look at it
-    for key in window.views:
-        window.show_view(key)
-        wait_idle(qtbot, window)
-        qtbot.wait(60)
-        if shots:
-            window.grab().save(os.path.join(shots, f"{key}-{size[0]}x{size[1]}.png"))
-        found = _too_small(window)
-        page = window.tabs.currentWidget()
-        if page.horizontalScrollBar().maximum() > 0:  # a control behind a horizontal scroll bar
-            found.append(f"the page scrolls sideways by {page.horizontalScrollBar().maximum()} px")
-        if found:
-            problems[key] = found
-    assert not problems, "\n".join(f"{k}: {p}" for k, v in problems.items() for p in v)
 
+    def settle() -> None:
+        wait_idle(qtbot, window)
+        qtbot.waitUntil(lambda: not window.dashboard.pending, timeout=10000)
+        qtbot.wait(60)
+
+    shots = os.environ.get("KIIG_SCREEN_SHOTS")  # a folder: save each screen there to look at it
+    problems = screen_problems(window, settle, shots, f"{size[0]}x{size[1]}")
+    assert not problems, "\n".join(f"{k}: {p}" for k, v in problems.items() for p in v)
     window.show_view("results")
     qtbot.wait(60)
-    results = window.results
-    for key, card in results.cards.items():
-        assert not card.elided(), (key, card.value.text(), card.value.width())
-    for fig in results.figures():
-        if fig.isVisibleTo(results):
-            assert fig.height() >= PLOT_MIN_HEIGHT, (type(fig).__name__, fig.height())
-    table = results.table
-    text_col = next(i for i, c in enumerate(table.steps_model.columns) if c.key == "text")
-    assert table.columnWidth(text_col) >= 180  # the Step column is readable, not "1. T…"
+    assert results_problems(window) == []
 
     dock = window.docks["models"]
     assert dock.collapsed is (size[0] < 1300)  # narrow windows give the tabs the width
@@ -125,6 +55,22 @@ def test_every_screen_fits_everyday_sizes(qtbot, make_window, size):
     assert dock.width() <= 40 < wide
     dock.set_collapsed(False)
     qtbot.waitUntil(lambda: dock.width() > 200)
+
+
+def test_every_screen_fits_1920x1080_at_150_percent(tmp_path):
+    """The same checks in a subprocess under real 150% scaling (QT_SCALE_FACTOR=1.5)."""
+    out = tmp_path / "scaled.json"
+    env = {**os.environ, "QT_SCALE_FACTOR": "1.5", "QT_QPA_PLATFORM": "offscreen",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    shots = os.environ.get("KIIG_SCREEN_SHOTS")
+    cmd = [sys.executable, "-m", "tests.gui.screen_checks", str(out), *([shots] if shots else [])]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["ratio"] == 1.5 and report["logical"] == list(SCALED_SIZE)
+    assert report["image"] == [1920, 1080]  # the window's pixels: the whole physical screen
+    assert not report["problems"], "\n".join(f"{k}: {p}" for k, v in report["problems"].items() for p in v)
+    assert report["results"] == []
 
 
 def test_signed_metrics_use_symbols_and_a_colour_blind_safe_palette(qtbot, window):

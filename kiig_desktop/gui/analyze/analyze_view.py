@@ -16,7 +16,6 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QGroupBox,
-    QHBoxLayout,
     QProgressBar,
     QPushButton,
     QSpinBox,
@@ -46,6 +45,7 @@ from ..results.reasoning_view import ReasoningView
 from ..shared.engines import Engines
 from ..shared.model_combo import ModelCombo
 from ..shared.session_file import SessionFile
+from ..shared.task_ui import button_row, labelled_row, primary_button, run_busy
 from ..shared.widgets import ElidedLabel, compact_combo, plain_label
 from ..shared.workers import Task, TaskManager
 from .question_form import QuestionForm
@@ -94,9 +94,7 @@ class AnalyzeView(QWidget):
         self.temperature.setPrefix("T ")
         self.temperature.setToolTip("Sampling temperature: 0 = greedy (reproducible)")
         self.max_tokens.setToolTip("Maximum number of tokens to generate")
-        self.generate_button = QPushButton("Generate")
-        self.generate_button.setProperty("role", "primary")
-        self.generate_button.setToolTip("Let the subject model write a step-by-step reasoning (Ctrl+G)")
+        self.generate_button = primary_button("Generate", "Let the subject model write a step-by-step reasoning (Ctrl+G)")
         self.stop_button = QPushButton("Stop")
         self.import_button = QPushButton("Import text…")
         self.import_button.setToolTip("Load a reasoning from a .txt or .md file (or paste it below)")
@@ -104,23 +102,17 @@ class AnalyzeView(QWidget):
         self.gen_status.setProperty("role", "muted")
         self.reasoning = ReasoningView()
         self.reasoning.setPlaceholderText("Generate a reasoning with the subject model, or paste / import one here.")
-        legend = plain_label("Token tint: none = confident (p ≥ 0.9) · the stronger the tint, the less likely the token", "muted", wrap=True)
+        # One line (elided when narrow, full text on hover): a word-wrapped label would make the box
+        # height-for-width, and a vertical box layout takes such a box's preferred height as its
+        # minimum; on a 720 px high window the Reasoning box then covered the Question box's last row.
+        legend = ElidedLabel("Token tint: none = confident (p ≥ 0.9) · the stronger the tint, the less likely the token")
+        legend.setProperty("role", "muted")
         legend.setStyleSheet("font-size: 11px;")
         r_box = QGroupBox("2 · Reasoning")
         r = QVBoxLayout(r_box)
-        row = QHBoxLayout()
-        subject_label = plain_label("Model")
-        subject_label.setToolTip("The subject model that writes the reasoning")
-        row.addWidget(subject_label)
-        row.addWidget(self.subject, 1)
-        row.addWidget(self.max_tokens)
-        row.addWidget(self.temperature)
-        r.addLayout(row)
-        row = QHBoxLayout()
-        for w in (self.generate_button, self.stop_button, self.import_button):
-            row.addWidget(w)
-        row.addStretch(1)
-        r.addLayout(row)
+        r.addLayout(labelled_row("Model", self.subject, self.max_tokens, self.temperature,
+                                 tip="The subject model that writes the reasoning"))
+        r.addLayout(button_row(self.generate_button, self.stop_button, self.import_button))
         r.addWidget(self.gen_status)
         r.addWidget(self.reasoning, 1)
         r.addWidget(legend)
@@ -135,11 +127,7 @@ class AnalyzeView(QWidget):
         self.steps_editor = StepsEditor()
         s_box = QGroupBox("3 · Steps")
         s = QVBoxLayout(s_box)
-        row = QHBoxLayout()
-        row.addWidget(plain_label("Split"))
-        row.addWidget(self.split_mode, 1)
-        row.addWidget(self.split_button)
-        s.addLayout(row)
+        s.addLayout(labelled_row("Split", self.split_mode, self.split_button))
         s.addWidget(self.split_note)
         s.addWidget(self.steps_editor, 1)
 
@@ -147,9 +135,7 @@ class AnalyzeView(QWidget):
         self.lead_mode = compact_combo(QComboBox())
         for mode in MODES:  # both are always computed; this picks which one the plots lead with
             self.lead_mode.addItem(MODE_NAMES[mode][0].upper() + MODE_NAMES[mode][1:], mode)
-        self.score_button = QPushButton("Score chain")
-        self.score_button.setProperty("role", "primary")
-        self.score_button.setToolTip("Measure InfoGain of every step with the scorer model (Ctrl+Return)")
+        self.score_button = primary_button("Score chain", "Measure InfoGain of every step with the scorer model (Ctrl+Return)")
         self.cancel_button = QPushButton("Cancel")
         self.progress = QProgressBar()
         self.progress.setTextVisible(True)
@@ -159,17 +145,9 @@ class AnalyzeView(QWidget):
         self.score_status = plain_label("", "muted", wrap=True)
         sc_box = QGroupBox("4 · Score")
         sc = QVBoxLayout(sc_box)
-        row = QHBoxLayout()
-        row.addWidget(plain_label("Scorer"))
-        row.addWidget(self.scorer, 1)
-        sc.addLayout(row)
-        row = QHBoxLayout()
-        row.addWidget(plain_label("Lead metric"))
-        row.addWidget(self.lead_mode, 1)
-        sc.addLayout(row)
-        row = QHBoxLayout()
-        row.addWidget(self.score_button)
-        row.addWidget(self.cancel_button)
+        sc.addLayout(labelled_row("Scorer", self.scorer))
+        sc.addLayout(labelled_row("Lead metric", self.lead_mode))
+        row = button_row(self.score_button, self.cancel_button, stretch=False)
         row.addWidget(self.progress, 1)
         sc.addLayout(row)
         sc.addWidget(self.score_status)
@@ -235,13 +213,9 @@ class AnalyzeView(QWidget):
         self.message.emit(text, "error")
 
     def _start(self, kind: str, title: str, work) -> Task:
-        self._set_busy(kind)
-        task = self.tasks.run(title, work)
-        self.task = task
-        task.finished.connect(lambda: self._set_busy(None))
-        task.finished.connect(self.engines.sync)
-        task.failed.connect(self._fail)
-        return task
+        self.task = run_busy(self.tasks, title, work, lambda on: self._set_busy(kind if on else None),
+                             message=self.message, engines=self.engines)
+        return self.task
 
     # ------------------------------------------------------------------ reasoning
 

@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QListWidget,
     QListWidgetItem,
-    QProgressBar,
     QPushButton,
     QSplitter,
     QStackedWidget,
@@ -40,6 +39,7 @@ from ..shared.figures import OverlayFigure
 from ..shared.judge_note import show_validation, validation_label
 from ..shared.model_combo import ModelCheckList
 from ..shared.session_file import SessionFile
+from ..shared.task_ui import button_row, labelled_row, primary_button, progress_line, run_busy
 from ..shared.theme import SERIES, theme
 from ..shared.widgets import EmptyState, PlotFrame, compact_combo, plain_label, rich_tooltip
 from ..shared.workers import Task, TaskManager
@@ -92,21 +92,11 @@ class CompareView(QWidget):
         self.model_list.setMaximumHeight(200)
         c.addWidget(self.model_list, 1)
         self.scorer = compact_combo(QComboBox())
-        row = QHBoxLayout()
-        row.addWidget(plain_label("Scorer"))
-        row.addWidget(self.scorer, 1)
-        c.addLayout(row)
-        row = QHBoxLayout()
-        self.run_button = QPushButton("Run comparison")
-        self.run_button.setProperty("role", "primary")
+        c.addLayout(labelled_row("Scorer", self.scorer))
+        self.run_button = primary_button("Run comparison")
         self.cancel_button = QPushButton("Cancel")
-        row.addWidget(self.run_button)
-        row.addWidget(self.cancel_button)
-        c.addLayout(row)
-        self.progress = QProgressBar()
-        self.progress.setTextVisible(False)
-        self.progress.setMaximumHeight(8)
-        self.status = plain_label("", "muted", wrap=True)
+        c.addLayout(button_row(self.run_button, self.cancel_button, stretch=False))
+        self.progress, self.status = progress_line()
         c.addWidget(self.progress)
         c.addWidget(self.status)
 
@@ -313,16 +303,12 @@ class CompareView(QWidget):
             return (yield from iter_compare(models, request, acquire=self.engines.acquire, save=self.session.write,
                                             scorer=fixed, cancel=cancel))
 
-        self._set_busy(True)
         self.progress.setRange(0, 0)
-        task = self.tasks.run("Comparing models", work)
+        task = run_busy(self.tasks, "Comparing models", work, self._set_busy, message=self.message, status=self.status,
+                        cancelled_text="Comparison cancelled (finished chains are saved).", engines=self.engines)
         self.task = task
         task.progress.connect(lambda event: self._event(event, models))
         task.succeeded.connect(lambda n: self.status.setText(f"Compared {n} models; every chain is saved in the session."))
-        task.failed.connect(lambda text: self.message.emit(text, "error"))
-        task.cancelled.connect(lambda: self.status.setText("Comparison cancelled (finished chains are saved)."))
-        task.finished.connect(lambda: self._set_busy(False))
-        task.finished.connect(self.engines.sync)
 
     def _event(self, event: object, models: list | None = None) -> None:
         if isinstance(event, Message):

@@ -87,12 +87,13 @@ class ScatterFigure(_PlainFigure):
             xs.append(x)
             ys.append(y)
         self.panel.legend.setVisible(bool(names))
+        self._fit_legends()
         self.data = {"names": names, "info_gain_mean": np.array(xs), "accuracy_pct": np.array(ys)}
         lo_x = min([m[2].lo for m in models if _finite(m[2])] + [0.0])
         hi_x = max([m[2].hi for m in models if _finite(m[2])] + [0.0])
         span = max(hi_x - lo_x, 1e-3)
         self.panel.setXRange(lo_x - 0.08 * span, hi_x + 0.12 * span, padding=0)
-        self.panel.setYRange(-4, 104 + 8 * len(names), padding=0)  # headroom for the legend
+        self.panel.setYRange(-4, 104, padding=0)
 
     def redraw(self) -> None:
         self.set_models(self._models)

@@ -45,7 +45,7 @@ from ..shared.engines import Engines
 from ..shared.judge_note import show_validation, validation_label
 from ..shared.session_file import SessionFile
 from ..shared.theme import theme
-from ..shared.widgets import EmptyState, FormArea, PlotFrame, compact_combo, plain_label
+from ..shared.widgets import EmptyState, FormArea, PlotFrame, compact_combo, plain_label, scrollable
 from ..shared.workers import Task, TaskManager
 from .batch_form import BatchForm
 from .dashboard_figures import ForestFigure, ScatterFigure
@@ -156,6 +156,7 @@ class DashboardView(QWidget):
                                       "Mean difference with its 95% interval, each metric on its own scale. Blue: higher, "
                                       "orange: lower, grey: the interval includes 0; ⚠ n: fewer than 10 paired items.", self.forest)
         self.scatter = ScatterFigure()
+        self.scatter.setMinimumHeight(220)  # readable axes below its legend
         self.scatter_frame = PlotFrame("Accuracy against mean InfoGain",
                                        "One point per model with both 95% intervals. Up and to the right: answers better "
                                        "and reasons more informatively; up and to the left: answers better with less "
@@ -206,7 +207,9 @@ class DashboardView(QWidget):
 
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
-        self.tabs.addTab(summary, "Models")
+        # the summary scrolls on short windows: its table, note and plot keep their minimum heights
+        # (a vertical layout squeezed below them drew the note over the table's last rows)
+        self.tabs.addTab(scrollable(summary), "Models")
         self.tabs.addTab(self.pair_stack, "Paired differences")
         self.tabs.addTab(items, "Items")
         body = QWidget()

@@ -15,7 +15,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QGroupBox,
     QHBoxLayout,
-    QProgressBar,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -35,6 +34,7 @@ from ..shared.engines import Engines
 from ..shared.judge_note import show_validation, validation_label
 from ..shared.model_combo import ModelCombo
 from ..shared.session_file import SessionFile
+from ..shared.task_ui import button_row, labelled_row, primary_button, progress_line, run_busy
 from ..shared.widgets import compact_combo, plain_label
 from ..shared.workers import Task, TaskManager
 from .evidence_panel import EvidencePanel
@@ -82,20 +82,9 @@ class KiPanel(QWidget):
         self.mode.setToolTip("How answers become KI: the judge's Yes/No probability (default), or ReasoningEval's rule "
                              "(exact \"True\" = 1, anything else 0; steps without a claim count 1.0; mean over all steps)")
         self.mode.currentIndexChanged.connect(lambda _i: self.k.setValue(default_k(self.mode.currentData())))
-        row = QHBoxLayout()
-        row.addWidget(plain_label("Corpus"))
-        row.addWidget(self.corpus, 1)
-        row.addWidget(plain_label("Passages"))
-        row.addWidget(self.k)
-        b.addLayout(row)
-        row = QHBoxLayout()
-        row.addWidget(plain_label("Judge"))
-        row.addWidget(self.judge, 1)
-        b.addLayout(row)
-        row = QHBoxLayout()
-        row.addWidget(plain_label("Rule"))
-        row.addWidget(self.mode, 1)
-        b.addLayout(row)
+        b.addLayout(labelled_row("Corpus", self.corpus, plain_label("Passages"), self.k))
+        b.addLayout(labelled_row("Judge", self.judge))
+        b.addLayout(labelled_row("Rule", self.mode))
         self.no_corpus = QWidget()
         nc = QHBoxLayout(self.no_corpus)
         nc.setContentsMargins(0, 0, 0, 0)
@@ -103,18 +92,10 @@ class KiPanel(QWidget):
         self.corpora_button = QPushButton("Open Corpora…")
         nc.addWidget(self.corpora_button)
         b.addWidget(self.no_corpus)
-        row = QHBoxLayout()
-        self.run_button = QPushButton("Score KI")
-        self.run_button.setProperty("role", "primary")
+        self.run_button = primary_button("Score KI")
         self.cancel_button = QPushButton("Cancel")
-        row.addWidget(self.run_button)
-        row.addWidget(self.cancel_button)
-        row.addStretch(1)
-        b.addLayout(row)
-        self.progress = QProgressBar()
-        self.progress.setTextVisible(False)
-        self.progress.setMaximumHeight(8)
-        self.status = plain_label("", "muted", wrap=True)
+        b.addLayout(button_row(self.run_button, self.cancel_button))
+        self.progress, self.status = progress_line()
         b.addWidget(self.progress)
         b.addWidget(self.status)
 
@@ -207,15 +188,14 @@ class KiPanel(QWidget):
             row = model_row(client.model, client.model_ref())
             return chain_id, self.session.write(lambda store: save_chain_ki(store, chain_id, row, corpus, out)), out
 
-        self._set_busy(True)
         self.progress.setRange(0, 0)
         self.status.setText("Starting…")
-        task = self.tasks.run("Scoring the Knowledge Index", work)
+        task = run_busy(self.tasks, "Scoring the Knowledge Index", work, self._set_busy, message=self.message,
+                        status=self.status, failed_text="Failed; nothing was saved.",
+                        cancelled_text="Cancelled; nothing was saved.", engines=self.engines)
         self.task = task
         task.progress.connect(self._event)
         task.succeeded.connect(self._saved)
-        task.failed.connect(self._failed)
-        task.cancelled.connect(lambda: self.status.setText("Cancelled; nothing was saved."))
         task.finished.connect(self._finished)
         return task
 
@@ -244,14 +224,8 @@ class KiPanel(QWidget):
         self.ki_saved.emit(chain_id, ki)
         self.session.notify_changed()
 
-    def _failed(self, text: str) -> None:
-        self.status.setText("Failed; nothing was saved.")
-        self.message.emit(text, "error")
-
     def _finished(self) -> None:
         self.task = None
-        self._set_busy(False)
-        self.engines.sync()
 
     # ------------------------------------------------------------------ evidence
 

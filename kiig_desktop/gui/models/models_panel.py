@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 from ...engine.models import ModelInfo
 from ...units import human_bytes, human_count
 from ..shared.engines import Engines
+from ..shared.task_ui import button_row, primary_button
 from ..shared.theme import theme
 from ..shared.widgets import ElidedLabel, plain_label
 
@@ -107,13 +108,9 @@ class ModelsPanel(QWidget):
         oform.addRow(plain_label("Threads"), self.threads)
         self.gpu_note = plain_label("", "muted", wrap=True)
         oform.addRow(self.gpu_note)
-        row = QHBoxLayout()
-        self.load_button = QPushButton("Load")
-        self.load_button.setProperty("role", "primary")
+        self.load_button = primary_button("Load")
         self.unload_button = QPushButton("Unload")
-        row.addWidget(self.load_button)
-        row.addWidget(self.unload_button)
-        oform.addRow(row)
+        oform.addRow(button_row(self.load_button, self.unload_button, stretch=False))
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
         self.progress.setTextVisible(False)

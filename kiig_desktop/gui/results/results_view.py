@@ -172,6 +172,9 @@ class ResultsView(QWidget):
         right.setChildrenCollapsible(False)
         for fig in (self.answer_fig, self.token_fig, self.options_fig):
             fig.setMinimumHeight(PLOT_MIN_HEIGHT)  # readable axes and legends; the column scrolls instead
+            policy = fig.sizePolicy()
+            policy.setRetainSizeWhenHidden(True)  # hidden until drawn (show_result) without a relayout
+            fig.setSizePolicy(policy)
         self.answer_fig.setMinimumHeight(PLOT_MIN_HEIGHT + 70)  # two panels share it
         for frame in self.frames.values():
             right.addWidget(frame)
@@ -191,9 +194,9 @@ class ResultsView(QWidget):
         main = QSplitter(Qt.Orientation.Horizontal)
         main.addWidget(left)
         main.addWidget(self.right_tabs)
-        main.setStretchFactor(0, 1)
-        main.setStretchFactor(1, 1)
-        main.setSizes([600, 620])
+        main.setStretchFactor(0, 11)  # the steps table gets the larger share: its columns fit at 1280 px
+        main.setStretchFactor(1, 9)
+        main.setSizes([660, 540])
         self.splitters = {"results/main": main, "results/left": left, "results/right": right}
         outer.addWidget(main, 1)
 
@@ -264,11 +267,15 @@ class ResultsView(QWidget):
         self.frames["options"].setVisible(has_options)
         self.text_view.clear_all()
         self.table.set_record(None)
+        for fig in self.figures():
+            # An empty plot still costs a full pyqtgraph paint, and the page's first show repaints
+            # it several times while the layout settles: each plot appears in its own stage instead.
+            fig.hide()
         self.stack.setCurrentIndex(1)
         self.pending = True
         stages = [lambda: self._show_text(result), lambda: self.table.set_record(record, self.ki_steps(), self.judge_validation()),
-                  lambda: self.answer_fig.set_record(record), lambda: self.token_fig.set_record(record),
-                  lambda: self.options_fig.set_record(record, letter)]
+                  lambda: self._draw(self.answer_fig, record), lambda: self._draw(self.token_fig, record),
+                  lambda: self._draw(self.options_fig, record, letter)]
         QTimer.singleShot(STAGE_PAUSE_MS, lambda g=self._generation: self._run_stages(g, stages))
 
     def _show_text(self, result: AnalysisResult) -> None:
@@ -279,6 +286,11 @@ class ResultsView(QWidget):
         else:
             self.text_view.set_plain(text)
         self.text_view.set_spans(spans)
+
+    @staticmethod
+    def _draw(fig: StepFigure, *args) -> None:
+        fig.set_record(*args)
+        fig.show()
 
     def _run_stages(self, generation: int, stages: list) -> None:
         if generation != self._generation:

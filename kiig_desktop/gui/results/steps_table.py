@@ -36,7 +36,7 @@ class Column:
     scale: str | None = None  # "diverging" | "sequential" | "probability" (diverging around 0.5) | None
     tip: str = ""
     optional: bool = True  # hidden when the chain has no value for it
-    width: int = 78
+    width: int = 60  # at least; the header and the widest value widen it (_number_width)
     shown: bool = True  # False: hidden until the user turns it on (header context menu)
 
     def display(self, value: Any) -> str:

@@ -47,8 +47,10 @@ class AnswerFigure(PrefixFigure):
     def __init__(self, parent=None) -> None:
         super().__init__("Answer uncertainty across steps", parent)
         self.curve_metric = "nll"
-        self.curve_panel = self.add_panel(0, "Answer NLL (nats)", legend_cols=1)
-        self.bar_panel = self.add_panel(1, "InfoGain (Δ PPL)", X_STEPS)
+        # short axis titles: the frame's title says "answer"; longer ones overprinted each other
+        # on the two short panels of the presentation slide
+        self.curve_panel = self.add_panel(0, "NLL (nats)", legend_cols=1)
+        self.bar_panel = self.add_panel(1, "InfoGain", X_STEPS)
         self.ci.layout.setRowStretchFactor(0, 3)
         self.ci.layout.setRowStretchFactor(1, 2)
         self.bar_panel.setXLink(self.curve_panel)
@@ -81,7 +83,7 @@ class AnswerFigure(PrefixFigure):
         self.data = {"x": x, "answer_nll": nll, "answer_ppl": ppl, "info_gain": gain, "delta_nll": dnll}
         c = theme().colors()
         nll_mode = self.curve_metric == "nll"
-        self.curve_panel.setLabel("left", "Answer NLL (nats)" if nll_mode else "Answer perplexity")
+        self.curve_panel.setLabel("left", "NLL (nats)" if nll_mode else "Perplexity")
         paper = record.get("mode") == "paper"
         self._curve(self.curve_panel, "answer", x, nll if nll_mode else ppl,
                     name=("Answer NLL" if nll_mode else "Answer perplexity") if paper else None,
@@ -167,7 +169,7 @@ class TokenFigure(StepFigure):
         every = max(1, math.ceil(len(ticks) / 24))
         self.panel.getAxis("top").setTicks([[t for i, t in enumerate(ticks) if i % every == 0]])
         self.panel.setXRange(-0.5, surprisal.size - 0.5, padding=0)
-        self.panel.setYRange(0, max(1.0, float(np.nanmax(surprisal)) * 1.3))  # headroom for the legend
+        self.panel.setYRange(0, max(1.0, float(np.nanmax(surprisal)) * 1.05))
         self._end()
 
     def redraw(self) -> None:
@@ -230,7 +232,7 @@ class OptionsFigure(PrefixFigure):
                         pen=_pen(color, 3.0 if right else 1.6, Qt.PenStyle.SolidLine if right else Qt.PenStyle.DashLine),
                         symbol="o" if right else None, symbolSize=6, symbolBrush=color)
         self._x_axis((self.panel,), len(steps))
-        self.panel.setYRange(0, 1.2, padding=0)  # headroom for the legend row
+        self.panel.setYRange(0, 1.0, padding=0.02)
         if self.panel.legend is not None:
             self.panel.legend.setColumnCount(max(1, len(letters)))
         self._end()
@@ -275,7 +277,7 @@ class OverlayFigure(PrefixFigure):
         finite = np.concatenate(nlls) if nlls else np.zeros(0)
         lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
         span = max(hi - lo, 0.1)
-        self.nll_panel.setYRange(lo - 0.05 * span, hi + 0.1 * span + 0.14 * span * len(series), padding=0)
+        self.nll_panel.setYRange(lo - 0.05 * span, hi + 0.1 * span, padding=0)
         if self.nll_panel.legend is not None:
             self.nll_panel.legend.setColumnCount(min(3, max(1, len(series))))
         self.p_panel.setYRange(0, 1.02, padding=0)

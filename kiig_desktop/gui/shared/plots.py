@@ -79,8 +79,9 @@ class StepFigure(pg.GraphicsLayoutWidget):
         for name in ("left", "bottom"):  # values in their own unit: 0.42 ppl/step, never "420 (x0.001)"
             panel.getAxis(name).enableAutoSIPrefix(False)
         if legend_cols:
-            panel.addLegend(offset=(-8, 4), labelTextSize="8.5pt", colCount=legend_cols,
-                            brush=pg.mkBrush(theme().colors()["card"] + "d8"))
+            legend = panel.addLegend(offset=(-8, 2), labelTextSize="8.5pt", colCount=legend_cols,
+                                     brush=pg.mkBrush(theme().colors()["card"] + "d8"))
+            legend.setParentItem(panel)  # anchored in the panel's top margin, not over the data (_fit_legends)
         sel = pg.LinearRegionItem(movable=False, brush=pg.mkBrush(0, 0, 0, 0), pen=pg.mkPen(None))
         hov = pg.LinearRegionItem(movable=False, brush=pg.mkBrush(0, 0, 0, 0), pen=pg.mkPen(None))
         for band in (sel, hov):
@@ -117,6 +118,11 @@ class StepFigure(pg.GraphicsLayoutWidget):
             panel.legend.setBrush(pg.mkBrush(c["card"] + "d8"))
             panel.legend.setPen(pg.mkPen(c["border"]))
             panel.legend.setLabelTextColor(c["plot_fg"])
+            size = f"{8.5 * self.font_scale:.1f}pt"
+            panel.legend.setLabelTextSize(size)
+            for _sample, label in panel.legend.items:
+                label.setText(label.text, size=size)
+            self._fit_legends()
 
     def set_font_scale(self, scale: float) -> None:
         """Draw tick labels and axis titles ``scale`` times the normal size."""
@@ -189,7 +195,17 @@ class StepFigure(pg.GraphicsLayoutWidget):
         for panel in self.panels:
             if panel.legend is not None:
                 panel.legend.setVisible(bool(panel.legend.items))
+        self._fit_legends()
 
+    def _fit_legends(self) -> None:
+        """Give each panel a top margin (its title row) as tall as its legend, so the legend sits
+        above the data area and never covers a curve, whatever the panel's height or font size."""
+        for panel in self.panels:
+            legend = panel.legend
+            if legend is not None:
+                legend.updateSize()
+                height = legend.height() + 4 if legend.isVisible() and legend.items else 0
+                panel.layout.setRowFixedHeight(0, height)
     def _drop_items(self) -> None:
         for panel in self.panels:
             for item in self._items.values():
