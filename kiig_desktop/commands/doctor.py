@@ -80,7 +80,7 @@ def check(model: str = BUILTIN_ID, options=None) -> dict:
             build = client.build() or {}
             report["cpu_variant"] = build.get("cpu_variant")
             # our patched build multiplies K-quants batch-invariantly with the fast tiled kernel on
-            report["kquant_invariant"] = build.get("kquant_invariant")
+            report["kquant_invariant"] = bool(build.get("kquant_invariant"))
             report["tiled_mm"] = build.get("tiled_mm")
             result = client.call("smoke")
             ok = bool(result["finite"])

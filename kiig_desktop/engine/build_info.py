@@ -95,7 +95,7 @@ def describe(*, llama_cpp_python: str | None, system_info: str, gpu_offload: boo
     """The provenance dict from what the worker knows (pure, so tests can build one)."""
     parsed = parse_system_info(system_info)
     libs = loaded_ggml_libraries() if libraries is None else libraries
-    return {
+    prov = {
         "llama_cpp_python": llama_cpp_python,
         "system_info": system_info,
         "backend": backend_name(parsed["backends"], gpu_offload, n_gpu_layers),
@@ -106,11 +106,15 @@ def describe(*, llama_cpp_python: str | None, system_info: str, gpu_offload: boo
         "repack": bool(repack),
         "flash_attn": bool(flash_attn),
         "tiled_mm": bool(tiled_mm),
-        "kquant_invariant": bool(kquant_invariant),
         "n_gpu_layers": int(n_gpu_layers),
         "n_batch": int(n_batch),
         "n_threads": n_threads,
     }
+    if kquant_invariant:
+        # recorded only for our patched build (packaging/patches/), so a stock build's provenance,
+        # and its build_id, stay what they were before the field existed
+        prov["kquant_invariant"] = True
+    return prov
 
 
 def collect(backend) -> dict:
