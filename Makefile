@@ -8,8 +8,9 @@
 # variants (GGML_BACKEND_DL + GGML_CPU_ALL_VARIANTS, packaging/llama_cmake_args.py), the best one
 # picked at run time, or the one pinned with KIIG_CPU_VARIANT. LLAMA_CPU_VARIANTS restricts the list
 # (compile time grows with each; "all" = every upstream variant except the AMX one, which segfaulted
-# on AMX Xeons). The wheel is kept in a private cache keyed by version, flags, variants and Python
-# version, so a wheel built with other flags is never reused. For GPU offload:
+# on AMX Xeons). packaging/patches/ holds our llama.cpp source patches (batch-invariant K-quant
+# kernels). The wheel is kept in a private cache keyed by version, flags, variants, Python version
+# and the patches, so a wheel built with other flags or patches is never reused. For GPU offload:
 #   make install LLAMA_CMAKE_ARGS="-DGGML_CUDA=on"      (NVIDIA, needs the CUDA toolkit)
 #   make install LLAMA_CMAKE_ARGS="-DGGML_VULKAN=on"    (Vulkan, needs the Vulkan SDK)
 #   make install LLAMA_CMAKE_ARGS="-DGGML_METAL=on"     (Apple silicon)
@@ -21,7 +22,7 @@ LLAMA_VERSION := 0.3.36
 SMOLLM_VERSION := 0.1.2
 LLAMA_CMAKE_ARGS ?= $(shell $(PYTHON) packaging/llama_cmake_args.py)
 LLAMA_CPU_VARIANTS ?= x64 haswell skylakex icelake
-WHEEL_KEY := $(shell printf '%s|%s|%s|%s' '$(LLAMA_VERSION)' '$(LLAMA_CMAKE_ARGS)' '$(LLAMA_CPU_VARIANTS)' "$$($(PYTHON) -c 'import sys; print(sys.version_info[:2])' 2>/dev/null)" | sha256sum | cut -c1-16)
+WHEEL_KEY := $(shell printf '%s|%s|%s|%s|%s' '$(LLAMA_VERSION)' '$(LLAMA_CMAKE_ARGS)' '$(LLAMA_CPU_VARIANTS)' "$$($(PYTHON) -c 'import sys; print(sys.version_info[:2])' 2>/dev/null)" "$$($(PYTHON) packaging/llama_patches.py --hash)" | sha256sum | cut -c1-16)
 WHEEL_DIR ?= $(HOME)/.cache/kiig-desktop/wheels/$(WHEEL_KEY)
 # llama.cpp's vocab-only GGUFs (real tokenizers of Qwen2, Llama 3, Llama 2/Mistral, Phi-3, GPT-2) ship
 # in the llama-cpp-python sdist; the tests build tiny random-weight models around them

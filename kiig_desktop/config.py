@@ -20,12 +20,10 @@ SETTINGS_FILE = "settings.json"
 # 5x in single-token generation on free cores, so the threads spin briefly (1,000 polls) and then
 # sleep: ~60 tok/s idle and no collapse under load on the 2-core reference machine.
 #
-# llama.cpp multiplies K-quant weights (Q4_K, Q5_K, Q6_K...) with a tiled kernel for batches of 8 rows
-# or more and with vec_dot below, and the two round differently: a token's logits then depend on the
-# batch it is decoded in (0.05-0.1 nats measured), which breaks "incremental == one-pass ==
-# token-by-token". GGML_CPU_TILED_MM=0 keeps vec_dot for every batch: exact, at the cost of K-quant
-# prefill speed (benchmarks/bench_batch_invariance.py; README "Batch invariance").
-WORKER_ENV_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "1000", "GGML_CPU_TILED_MM": "0"}
+# GGML_CPU_TILED_MM (llama.cpp's tiled K-quant matmul) is not set here: the worker keeps it on only
+# when the loaded CPU backend carries our batch-invariance patch (engine/variants.py:
+# set_tiled_default; README "Batch invariance").
+WORKER_ENV_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "1000"}
 
 
 def _home() -> Path:

@@ -94,3 +94,14 @@ def test_a_scored_chain_records_the_real_build(tmp_path):
         assert build["isa"] and build["cpu_variant"]
     finally:
         client.close()
+
+
+def test_only_a_patched_build_records_batch_invariant_kquant_kernels():
+    """A stock build's provenance (and build_id) is what it was before the field existed; ours differs."""
+    common = dict(llama_cpp_python="0.3.36", system_info="CPU : AVX2 = 1 |", gpu_offload=False, n_gpu_layers=0,
+                  n_batch=512, flash_attn=False, repack=False, n_threads=2, libraries=["ggml-cpu-haswell"])
+    stock = build_info.describe(**common, tiled_mm=False)
+    assert "kquant_invariant" not in stock
+    patched = build_info.describe(**common, tiled_mm=True, kquant_invariant=True)
+    assert patched["kquant_invariant"] is True
+    assert build_info.differences(stock, patched) == ["tiled K-quant matmul: off vs on", "batch-invariant K-quant kernels: unknown vs on"]

@@ -62,6 +62,8 @@ def check(model: str = BUILTIN_ID, options=None) -> dict:
         "cpu": {"amx": cpu_has_amx()},
         "cpu_variants": {"built": list(variants.available()), "requested": _requested_variant()},
         "cpu_variant": None,
+        "kquant_invariant": None,
+        "tiled_mm": None,
         "system_info": None,
         "gpu_offload": None,
         "smoke": {"ok": False},
@@ -75,7 +77,11 @@ def check(model: str = BUILTIN_ID, options=None) -> dict:
             report["gpu_offload"] = info.get("gpu_offload")
             report["warnings"] = info.get("warnings", [])
             report["n_gpu_layers"] = client.options.n_gpu_layers
-            report["cpu_variant"] = (client.build() or {}).get("cpu_variant")
+            build = client.build() or {}
+            report["cpu_variant"] = build.get("cpu_variant")
+            # our patched build multiplies K-quants batch-invariantly with the fast tiled kernel on
+            report["kquant_invariant"] = bool(build.get("kquant_invariant"))
+            report["tiled_mm"] = build.get("tiled_mm")
             result = client.call("smoke")
             ok = bool(result["finite"])
             report["smoke"] = {
@@ -114,6 +120,9 @@ def run(args: argparse.Namespace) -> int:
         built = report["cpu_variants"]["built"]
         print(f"llama.cpp CPU variant: {report['cpu_variant'] or 'unknown'} (requested: {report['cpu_variants']['requested']}; "
               f"{'built: ' + ' '.join(built) if built else 'CPU backend built in, no variants'})")
+        if report["kquant_invariant"] is not None:
+            print(f"batch-invariant K-quant kernels: {'yes' if report['kquant_invariant'] else 'no'} "
+                  f"(tiled K-quant matmul {'on' if report['tiled_mm'] else 'off'})")
         for warning in report.get("warnings", []):
             print(f"warning: {warning}", file=sys.stderr)
         smoke = report["smoke"]

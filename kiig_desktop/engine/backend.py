@@ -109,6 +109,7 @@ class Backend:
         self.seed = seed
         self._cancelled = cancel_flag or (lambda: False)
         variants.ensure_loaded()  # an all-variants build has no CPU backend until one is loaded
+        variants.set_tiled_default()  # tiled K-quant matmul only where it is batch-invariant
         llama_cpp.llama_backend_init()
 
         mparams = llama_cpp.llama_model_default_params()

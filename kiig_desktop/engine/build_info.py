@@ -29,6 +29,7 @@ FIELDS: tuple[tuple[str, str], ...] = (
     ("repack", "weight repacking"),
     ("flash_attn", "flash attention"),
     ("tiled_mm", "tiled K-quant matmul"),
+    ("kquant_invariant", "batch-invariant K-quant kernels"),
     ("n_batch", "batch size"),
     ("system_info", "llama.cpp system info"),
 )
@@ -89,11 +90,12 @@ def backend_name(backends: list[str], gpu_offload: bool, n_gpu_layers: int) -> s
 
 def describe(*, llama_cpp_python: str | None, system_info: str, gpu_offload: bool, n_gpu_layers: int,
              n_batch: int, flash_attn: bool, repack: bool, n_threads: int | None,
-             libraries: list[str] | None = None, tiled_mm: bool = False) -> dict:
+             libraries: list[str] | None = None, tiled_mm: bool = False,
+             kquant_invariant: bool = False) -> dict:
     """The provenance dict from what the worker knows (pure, so tests can build one)."""
     parsed = parse_system_info(system_info)
     libs = loaded_ggml_libraries() if libraries is None else libraries
-    return {
+    prov = {
         "llama_cpp_python": llama_cpp_python,
         "system_info": system_info,
         "backend": backend_name(parsed["backends"], gpu_offload, n_gpu_layers),
@@ -108,11 +110,18 @@ def describe(*, llama_cpp_python: str | None, system_info: str, gpu_offload: boo
         "n_batch": int(n_batch),
         "n_threads": n_threads,
     }
+    if kquant_invariant:
+        # recorded only for our patched build (packaging/patches/), so a stock build's provenance,
+        # and its build_id, stay what they were before the field existed
+        prov["kquant_invariant"] = True
+    return prov
 
 
 def collect(backend) -> dict:
     """Provenance of a loaded :class:`~kiig_desktop.engine.backend.Backend` (worker process only)."""
     import llama_cpp
+
+    from . import variants
 
     raw = llama_cpp.llama_print_system_info()
     return describe(
@@ -121,8 +130,10 @@ def collect(backend) -> dict:
         gpu_offload=bool(llama_cpp.llama_supports_gpu_offload()),
         n_gpu_layers=backend.n_gpu_layers, n_batch=backend.n_batch, flash_attn=backend.flash_attn,
         repack=backend.repack, n_threads=backend.n_threads,
-        # llama.cpp's tiled K-quant matmul is on unless GGML_CPU_TILED_MM=0 (the workers' default)
-        tiled_mm=os.environ.get("GGML_CPU_TILED_MM", "1") != "0",
+        # llama.cpp's tiled K-quant matmul is on unless GGML_CPU_TILED_MM=0 (the workers' default
+        # where the CPU backend lacks our batch-invariance patch, engine/variants.py)
+        tiled_mm=os.environ.get(variants.TILED_ENV, "1") != "0",
+        kquant_invariant=variants.kquant_invariant(),
     )
 
 

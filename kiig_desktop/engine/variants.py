@@ -116,3 +116,44 @@ def ensure_loaded(pin: str | None = None) -> str | None:
         raise EngineError("llama.cpp loaded no backend", hint="reinstall: make install (or unpack the bundle again)")
     _state["pin"] = pin
     return pin
+
+
+# llama.cpp multiplies K-quant weights with a tiled kernel for batches of 8+ rows and with vec_dot
+# below; stock, the two round differently, so a token's logits depend on its batch. Our build's patch
+# (packaging/patches/kquant-batch-invariance.patch) makes them bit-identical and marks the CPU
+# backend with this exported function; without it the workers turn the tiled kernel off.
+TILED_ENV = "GGML_CPU_TILED_MM"
+MARKER = "ggml_kiig_kquant_batch_invariant"
+_CPU_LIB = re.compile(r"(/\S*lib(?:ggml-cpu[\w.-]*|ggml)\.(?:so|dylib)(?:\.[\d.]+)?)$", re.M)
+
+
+def kquant_invariant(maps: str | None = None) -> bool:
+    """Whether a loaded CPU backend exports :data:`MARKER` (the batch-invariant K-quant patch).
+
+    *maps*: the text of ``/proc/self/maps`` (read, and the answer cached, when None).
+    """
+    if maps is None and "invariant" in _state:
+        return _state["invariant"] == "1"
+    text = maps
+    if text is None:
+        try:
+            text = Path("/proc/self/maps").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            text = ""
+    found = False
+    for path in sorted(set(_CPU_LIB.findall(text))):
+        try:
+            found = found or hasattr(ctypes.CDLL(path), MARKER)  # a mapped library is not loaded twice
+        except OSError:
+            continue
+    if maps is None:
+        _state["invariant"] = "1" if found else "0"
+    return found
+
+
+def set_tiled_default() -> None:
+    """Keep llama.cpp's tiled K-quant matmul on only where it is batch-invariant (an explicit
+    ``GGML_CPU_TILED_MM`` in the environment wins). Call after :func:`ensure_loaded`, before any
+    graph runs: llama.cpp reads the variable once, at its first matrix multiply."""
+    if TILED_ENV not in os.environ:
+        os.environ[TILED_ENV] = "1" if kquant_invariant() else "0"
