@@ -80,10 +80,11 @@ def _snapshot(db: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def reference(mixed, corpus_db, tmp_path_factory) -> Path:
-    """One uninterrupted run with InfoGain and KI."""
+    """One uninterrupted run with InfoGain and KI, its 3 items generated, scored and judged at once
+    (the resumed runs below go one at a time: the same stored results prove parallel = sequential)."""
     db = tmp_path_factory.mktemp("ref") / "ref.kiig"
     shutil.copy(corpus_db, db)
-    r = kiig(*_run_args(mixed, db))
+    r = kiig(*_run_args(mixed, db), "--parallel", "3")
     assert r.returncode == 0, r.stderr
     assert "SmolLM2" in r.stdout and "kiig report" in r.stderr
     return db

@@ -142,3 +142,57 @@ def test_cancel_stops_parallel_scoring_and_the_worker_serves_on(fresh_client):
         _drain(gen)
     small = _chains(fresh_client, [0])
     _check_scan_many(fresh_client, small)
+
+
+KI_CHAINS = [
+    ([{"index": 1, "text": "Metformin is the first-line drug for type 2 diabetes."},
+      {"index": 2, "text": "Let us think step by step."},
+      {"index": 3, "text": "Insulin is made by the beta cells of the pancreas."}], "Which drug is first-line for type 2 diabetes?"),
+    ([{"index": 1, "text": "Scurvy is caused by a lack of vitamin C."}], None),
+    ([{"index": 1, "text": "Bacterial meningitis presents with fever and neck stiffness."},
+      {"index": 2, "text": "Aspirin is an anticoagulant that thins the blood."}], "What causes a stiff neck with fever?"),
+]
+
+
+@pytest.fixture(scope="module")
+def corpus_db(tmp_path_factory):
+    from kiig_desktop.knowledge.corpus import add_documents
+    from kiig_desktop.resources import resource_path
+    from kiig_desktop.store import SessionStore
+
+    path = tmp_path_factory.mktemp("corpus") / "c.kiig"
+    with SessionStore.open(path) as store:
+        add_documents(store.db, "clinical", [resource_path("corpus", "clinical_facts.jsonl")])
+    return path
+
+
+@pytest.mark.parametrize(("mode", "n_ctx", "budget"), [("probability", 256, 6000), ("reasoningeval", 512, 1500)])
+def test_chains_judged_at_once_equal_one_by_one(mode, n_ctx, budget, corpus_db, tiny_models_dir):
+    """KI of several chains with every judge prompt read at once (judge_many; generate_many for
+    ReasoningEval's replies), prompts that overflow the judge's context asked again shorter, equals
+    judging chain by chain, step by step."""
+    from kiig_desktop.knowledge.ki import chains_ki, score_chain_ki, token_ids_of
+    from kiig_desktop.runs.ki import ask_many
+    from kiig_desktop.store import SessionStore
+
+    client = EngineClient(str(tiny_model("llama-bpe", "Q4_K_M", tiny_models_dir)), EngineOptions(n_ctx=n_ctx, n_threads=2))
+    overflows = []
+
+    def counting(prompts):
+        out = ask_many(client, mode, 2)(prompts)
+        overflows.extend(isinstance(r, ContextOverflow) for r in out)
+        return out
+
+    try:
+        with SessionStore.open(corpus_db, write=False) as store:
+            many = chains_ki(store.db, "clinical", KI_CHAINS, counting, k=3, max_prompt_chars=budget, mode=mode,
+                             token_ids=None if mode == "reasoningeval" else token_ids_of(client))
+            for (steps, question), got in zip(KI_CHAINS, many, strict=True):
+                one = score_chain_ki(store.db, "clinical", client, steps, question, k=3, max_prompt_chars=budget, mode=mode)
+                assert {k: v for k, v in got.items() if k != "steps"} == pytest.approx({k: v for k, v in one.items() if k != "steps"}, abs=TOL)
+                for a, b in zip(got["steps"], one["steps"], strict=True):
+                    assert a.pop("evidence") == b.pop("evidence") and a == pytest.approx(b, abs=TOL)
+        assert any(s["ki"] is not None and s["applicable"] for r in many for s in r["steps"])
+        assert any(overflows) == (mode == "probability")  # the 256-token judge asks again, shorter
+    finally:
+        client.close()
