@@ -153,17 +153,68 @@ def bench_throughput(args) -> dict:
                for r in range(args.parallel)]
         seq_s = time.perf_counter() - t
         t = time.perf_counter()
-        gen = client.generate_many(items, max_tokens=args.tokens, temperature=0.7, top_k=0)
-        try:
-            while True:
-                next(gen)
-        except StopIteration as stop:
-            par = stop.value
+        par = drain(client.generate_many(items, max_tokens=args.tokens, temperature=0.7, top_k=0))
         par_s = time.perf_counter() - t
     assert [[x["id"] for x in r["tokens"]] for r in seq] == [[x["id"] for x in r["tokens"]] for r in par]
     n_tokens = sum(len(r["tokens"]) for r in seq)
     return {"replies": args.parallel, "tokens": n_tokens, "sequential_tok_s": round(n_tokens / seq_s, 1),
             "parallel_tok_s": round(n_tokens / par_s, 1), "speedup": round(seq_s / par_s, 2), "load_avg_1m": round(load(), 1)}
+
+
+def bench_score_judge(args) -> dict:
+    """Scoring alone and judging alone: the demo chains' prefixes scanned one chain at a time against all
+    at once (``scan_many``), and the judge prompts of their steps (demo corpus) one at a time against
+    ``--parallel`` at once (``judge_many``); the numbers are asserted equal."""
+    from kiig_desktop.knowledge.ki import NO_CANDIDATES, YES_CANDIDATES, build_judge_messages, build_query, step_claim
+    from kiig_desktop.knowledge.search import search
+    from kiig_desktop.metrics.infogain import plan_chain
+
+    chains = [json.loads(line) for line in resource_path("chains", "clinical_chains.jsonl").read_text().splitlines() if line.strip()]
+    cands = [*YES_CANDIDATES, *NO_CANDIDATES]
+    with tempfile.TemporaryDirectory() as tmp, SessionStore.open(Path(tmp) / "c.kiig") as store, \
+            EngineClient("default", EngineOptions(n_threads=args.threads)) as client:
+        add_documents(store.db, "clinical", [resource_path("corpus", "clinical_facts.jsonl")])
+        client.start()
+        plans = [plan_chain(client, c["question"], c["answer"], c["steps"], c.get("options"), c.get("answer_idx")) for c in chains]
+        requests = [{"prefixes": p.prefixes, "curve_prefix": len(p.prefixes) - 1} for p in plans]
+        prompts = []
+        for c in chains:
+            for step in c["steps"]:
+                ok, _reason, claim = step_claim(step, None, c["question"])
+                passages = search(store.db, "clinical", build_query(step, None, c["question"]), 3) if ok else []
+                if passages:
+                    prompts.append(build_judge_messages(claim, passages))
+        client.call("scan", prefixes=requests[0]["prefixes"])  # warm up
+        t = time.perf_counter()
+        seq = [client.call("scan", **r) for r in requests]
+        scan_seq = time.perf_counter() - t
+        t = time.perf_counter()
+        par = []
+        for g in range(0, len(requests), args.parallel):
+            par += drain(client.scan_many(requests[g : g + args.parallel]))
+        scan_par = time.perf_counter() - t
+        assert [[cp["answer_logprob"] for cp in r["checkpoints"]] for r in seq] == [[cp["answer_logprob"] for cp in r["checkpoints"]] for r in par]
+        t = time.perf_counter()
+        one = [client.next_token_logprobs(m, cands) for m in prompts]
+        judge_seq = time.perf_counter() - t
+        t = time.perf_counter()
+        many = []
+        for g in range(0, len(prompts), args.parallel):
+            many += drain(client.judge_many(prompts[g : g + args.parallel], cands))
+        judge_par = time.perf_counter() - t
+        assert one == many
+    tokens = sum(r["tokens_evaluated"] for r in seq)
+    return {"chains": len(requests), "scan_tokens": tokens, "scan_sequential_s": round(scan_seq, 2), "scan_parallel_s": round(scan_par, 2),
+            "scan_speedup": round(scan_seq / scan_par, 2), "judge_prompts": len(prompts), "judge_sequential_s": round(judge_seq, 2),
+            "judge_parallel_s": round(judge_par, 2), "judge_speedup": round(judge_seq / judge_par, 2), "load_avg_1m": round(load(), 1)}
+
+
+def drain(gen):
+    try:
+        while True:
+            next(gen)
+    except StopIteration as stop:
+        return stop.value
 
 
 def main() -> None:
@@ -177,6 +228,7 @@ def main() -> None:
     ap.add_argument("--ki", action="store_true", help="judge the KI too (demo clinical corpus, embedded model as judge)")
     ap.add_argument("--skip-batch", action="store_true")
     ap.add_argument("--skip-throughput", action="store_true")
+    ap.add_argument("--score-judge", action="store_true", help="also time scoring alone and judging alone, one at a time against at once")
     ap.add_argument("--skip-single", action="store_true")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
@@ -190,6 +242,12 @@ def main() -> None:
             print(f"sequential {b['sequential']['items_per_min']} items/min, parallel {args.parallel}: "
                   f"{b['parallel']['items_per_min']} items/min = {b['speedup']}x; stored results identical: "
                   f"{b['stored_results_identical']}", flush=True)
+    if args.score_judge:
+        result["score_judge"] = sj = bench_score_judge(args)
+        print(f"scoring alone, {sj['chains']} demo chains ({sj['scan_tokens']} tokens): one at a time {sj['scan_sequential_s']} s, "
+              f"{args.parallel} at once {sj['scan_parallel_s']} s = {sj['scan_speedup']}x; judging alone, {sj['judge_prompts']} prompts: "
+              f"{sj['judge_sequential_s']} s against {sj['judge_parallel_s']} s = {sj['judge_speedup']}x (same numbers; load {sj['load_avg_1m']})",
+              flush=True)
     if args.skip_throughput:
         save(args.json, result)
         return

@@ -305,6 +305,8 @@ def _group_ahead(ctx: _Context, clients: dict, group: list[tuple[int, DatasetIte
     made = yield from _generate_ahead(ctx, clients["subject"], group)
     yield from _score_ahead(ctx, clients["scorer"], group, made)
     if "judge" in clients:
+        ctx.progress.phase = "judging"
+        yield ctx.progress
         _judge_ahead(ctx, clients["judge"], group, made, len(group))
     return made
 
@@ -348,7 +350,6 @@ def _judge_ahead(ctx: _Context, judge, group: list[tuple[int, DatasetItem]], mad
     todo = [(i, it) for i, it in group if isinstance(made[i].scored, dict)]
     if not todo or (ctx.cancel is not None and ctx.cancel.cancelled):
         return
-    ctx.progress.phase = "judging"
     cfg = ctx.config
     chains = [(steps_to_judge(made[i].scored["steps"]), it.prompt_text()) for i, it in todo]
     started = time.perf_counter()
