@@ -182,27 +182,26 @@ def bench_score_judge(args) -> dict:
             for step in c["steps"]:
                 ok, _reason, claim = step_claim(step, None, c["question"])
                 passages = search(store.db, "clinical", build_query(step, None, c["question"]), 3) if ok else []
-                if passages:
+                if passages and len(prompts) < args.sj_prompts:
                     prompts.append(build_judge_messages(claim, passages))
         client.call("scan", prefixes=requests[0]["prefixes"])  # warm up
-        t = time.perf_counter()
-        seq = [client.call("scan", **r) for r in requests]
-        scan_seq = time.perf_counter() - t
-        t = time.perf_counter()
-        par = []
-        for g in range(0, len(requests), args.parallel):
-            par += drain(client.scan_many(requests[g : g + args.parallel]))
-        scan_par = time.perf_counter() - t
-        assert [[cp["answer_logprob"] for cp in r["checkpoints"]] for r in seq] == [[cp["answer_logprob"] for cp in r["checkpoints"]] for r in par]
-        t = time.perf_counter()
-        one = [client.next_token_logprobs(m, cands) for m in prompts]
-        judge_seq = time.perf_counter() - t
-        t = time.perf_counter()
-        many = []
-        for g in range(0, len(prompts), args.parallel):
-            many += drain(client.judge_many(prompts[g : g + args.parallel], cands))
-        judge_par = time.perf_counter() - t
-        assert one == many
+        times: dict[str, list[float]] = {"scan_seq": [], "scan_par": [], "judge_seq": [], "judge_par": []}
+        for _ in range(args.sj_repeats):  # alternated, medians: the load of a shared machine drifts
+            t = time.perf_counter()
+            seq = [client.call("scan", **r) for r in requests]
+            times["scan_seq"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            par = [r for g in range(0, len(requests), args.parallel) for r in drain(client.scan_many(requests[g : g + args.parallel]))]
+            times["scan_par"].append(time.perf_counter() - t)
+            assert [[cp["answer_logprob"] for cp in r["checkpoints"]] for r in seq] == [[cp["answer_logprob"] for cp in r["checkpoints"]] for r in par]
+            t = time.perf_counter()
+            one = [client.next_token_logprobs(m, cands) for m in prompts]
+            times["judge_seq"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            many = [r for g in range(0, len(prompts), args.parallel) for r in drain(client.judge_many(prompts[g : g + args.parallel], cands))]
+            times["judge_par"].append(time.perf_counter() - t)
+            assert one == many
+    scan_seq, scan_par, judge_seq, judge_par = (statistics.median(times[k]) for k in ("scan_seq", "scan_par", "judge_seq", "judge_par"))
     tokens = sum(r["tokens_evaluated"] for r in seq)
     return {"chains": len(requests), "scan_tokens": tokens, "scan_sequential_s": round(scan_seq, 2), "scan_parallel_s": round(scan_par, 2),
             "scan_speedup": round(scan_seq / scan_par, 2), "judge_prompts": len(prompts), "judge_sequential_s": round(judge_seq, 2),
@@ -229,6 +228,8 @@ def main() -> None:
     ap.add_argument("--skip-batch", action="store_true")
     ap.add_argument("--skip-throughput", action="store_true")
     ap.add_argument("--score-judge", action="store_true", help="also time scoring alone and judging alone, one at a time against at once")
+    ap.add_argument("--sj-repeats", type=int, default=3)
+    ap.add_argument("--sj-prompts", type=int, default=16, help="judge prompts timed (the first of the demo chains' steps)")
     ap.add_argument("--skip-single", action="store_true")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
