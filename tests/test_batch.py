@@ -80,10 +80,11 @@ def _snapshot(db: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def reference(mixed, corpus_db, tmp_path_factory) -> Path:
-    """One uninterrupted run with InfoGain and KI."""
+    """One uninterrupted run with InfoGain and KI, its 3 items generated, scored and judged at once
+    (the resumed runs below go one at a time: the same stored results prove parallel = sequential)."""
     db = tmp_path_factory.mktemp("ref") / "ref.kiig"
     shutil.copy(corpus_db, db)
-    r = kiig(*_run_args(mixed, db))
+    r = kiig(*_run_args(mixed, db), "--parallel", "3")
     assert r.returncode == 0, r.stderr
     assert "SmolLM2" in r.stdout and "kiig report" in r.stderr
     return db
@@ -127,7 +128,8 @@ def test_run_stores_graded_scored_and_judged_chains(reference, mixed):
 def test_kill_9_part_way_then_resume_gives_identical_results(reference, mixed, corpus_db, tmp_path):
     db = tmp_path / "killed.kiig"
     shutil.copy(corpus_db, db)
-    proc = subprocess.Popen([sys.executable, "-m", "kiig_desktop", *_run_args(mixed, db)], stdout=subprocess.DEVNULL,
+    # one item at a time: a group's chains are committed together, leaving no moment to kill between them
+    proc = subprocess.Popen([sys.executable, "-m", "kiig_desktop", *_run_args(mixed, db), "--parallel", "1"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 300
     while _chains(db) < 1 and proc.poll() is None and time.monotonic() < deadline:

@@ -39,7 +39,7 @@ def register(sub) -> None:
                    help="KI rule: probability (default) or reasoningeval (ReasoningEval's True/False rule); see `kiig ki --help`")
     p.add_argument("--k", type=int, default=None, help="passages retrieved per step for KI (default 3; 12 with --ki-mode reasoningeval)")
     p.add_argument("--parallel", type=int, default=None, metavar="N",
-                   help="items whose reasoning is generated at once, one KV-cache sequence each (default: from cores and "
+                   help="items generated, scored and judged at once, one KV-cache sequence each (default: from cores and "
                         "memory); changes speed only, never the results, so a run resumes with any N")
     p.add_argument("--name", default=None, help="a name for the run (default: the dataset's file name)")
     add_engine_args(p)

@@ -66,6 +66,13 @@ def batch_spans(n: int, size: int) -> list[tuple[int, int]]:
     return [(b0, min(size, n - b0)) for b0 in range(0, n, size)]
 
 
+def check_fits(n: int, n_ctx: int, what: str) -> None:
+    """ContextOverflow unless ``n`` tokens fit one sequence of a context of ``n_ctx``."""
+    if n > n_ctx:
+        raise ContextOverflow(f"{what} needs {n} tokens but the context holds {n_ctx}",
+                              hint="load the model with a larger context (n_ctx) or shorten the input")
+
+
 def default_threads() -> int:
     try:
         cores = len(os.sched_getaffinity(0))
@@ -277,11 +284,7 @@ class Backend:
             del self.history[n:]
 
     def check_fits(self, n_more: int, what: str = "this request") -> None:
-        if self.n_past + n_more > self.n_ctx:
-            raise ContextOverflow(
-                f"{what} needs {self.n_past + n_more} tokens but the context holds {self.n_ctx}",
-                hint="load the model with a larger context (n_ctx) or shorten the input",
-            )
+        check_fits(self.n_past + n_more, self.n_ctx, what)
 
     def decode(self, tokens: Sequence[int], outputs: str = "last", targets: Sequence[int] | None = None, extra: dict[int, Sequence[int]] | None = None) -> Reduced | None:
         """Append ``tokens`` to the cache.
@@ -371,14 +374,25 @@ class Backend:
         self._seq_ctx = (n_seq, ctx)
         return ctx
 
+    def forget(self, ctx: LlamaContext, seq: int, start: int = 0) -> None:
+        """Drop positions ``start`` onwards of sequence ``seq`` from ``ctx``'s KV cache."""
+        if not llama_cpp.llama_memory_seq_rm(ctx.memory, seq, start, -1):
+            raise EngineError("llama.cpp could not remove tokens from the KV cache")
+
     def close_seq_context(self) -> None:
         if self._seq_ctx is not None:
             self._seq_ctx[1].close()
             self._seq_ctx = None
 
-    def decode_seqs(self, ctx: LlamaContext, rows: Sequence[tuple[int, Sequence[int], int]]) -> None:
-        """Decode ``(seq_id, tokens, first position)`` rows in one batch; the last token of each row
-        keeps its logits (batch index: the rows' token counts summed up to and including it, minus one)."""
+    def decode_seqs(self, ctx: LlamaContext, rows: Sequence[tuple[int, Sequence[int], int]], outputs: str = "last",
+                    targets: Sequence[int] | None = None, extra: dict[int, Sequence[int]] | None = None) -> Reduced | None:
+        """Decode ``(seq_id, tokens, first position)`` rows in one batch (``n_batch`` tokens at most).
+
+        ``outputs="last"``: the last token of each row keeps its logits (batch index: the rows'
+        token counts summed up to and including it, minus one). ``outputs="all"``: every token's
+        logits are reduced as :meth:`decode` reduces them, ``targets`` and ``extra`` indexed by
+        position in the batch (the rows' tokens in order).
+        """
         b = self.batch.batch
         n = 0
         for seq, tokens, pos0 in rows:
@@ -387,7 +401,7 @@ class Backend:
                 b.pos[n] = pos0 + i
                 b.n_seq_id[n] = 1
                 b.seq_id[n][0] = seq
-                b.logits[n] = i == len(tokens) - 1
+                b.logits[n] = outputs == "all" or i == len(tokens) - 1
                 n += 1
         b.n_tokens = n
         if self._cancelled():
@@ -400,6 +414,13 @@ class Backend:
                 raise Cancelled()
             reasons = "; ".join(self.log.errors()) or f"return code {rc}"
             raise EngineError(f"llama_decode failed: {reasons}")
+        if outputs != "all":
+            return None
+        # llama.cpp hands the outputs back in the order of the batch, whatever ubatches it split it into
+        view = np.ctypeslib.as_array(llama_cpp.llama_get_logits(ctx.ctx), shape=(n, self.n_vocab))
+        lse, ent, tlp = reduce_rows(view, np.asarray(targets if targets is not None else [-1] * n))
+        more = {row: [float(view[row, t]) - float(lse[row]) for t in ids] for row, ids in (extra or {}).items()}
+        return Reduced(lse, ent, tlp, more)
 
     def logits_at(self, ctx: LlamaContext, index: int) -> np.ndarray:
         """Logits of batch position ``index`` of the last decode on ``ctx`` (a view)."""

@@ -426,6 +426,24 @@ class EngineClient:
         result = yield from self.stream("generate_many", cancel=cancel, items=items, **kw)
         return [_to_error(r["error"], self.model.name) if "error" in r else r for r in result["results"]]
 
+    def scan_many(self, chains: list[dict], cancel: CancelToken | None = None) -> Generator[Progress, None, list]:
+        """Several chains' prefixes (``{"prefixes", "curve_prefix"?}``, as the ``scan`` op takes them)
+        scored at once, one KV-cache sequence each, in shared batches.
+
+        Streams Progress (prefixes done over all chains); returns per chain what ``scan`` returns,
+        or the KiigError that chain failed with (the others are unaffected).
+        """
+        result = yield from self.stream("scan_many", cancel=cancel, chains=chains)
+        return [_to_error(r["error"], self.model.name) if "error" in r else r for r in result["results"]]
+
+    def judge_many(self, prompts: list[list[dict]], candidates: list[str],
+                   cancel: CancelToken | None = None) -> Generator[Progress, None, list]:
+        """:meth:`next_token_logprobs` for several judge prompts (lists of messages) read at once, one
+        KV-cache sequence each; returns per prompt its log-probs or the KiigError it failed with."""
+        items = [{"messages": m} for m in prompts]
+        result = yield from self.stream("judge_many", cancel=cancel, items=items, candidates=candidates)
+        return [_to_error(r["error"], self.model.name) if "error" in r else r["logprobs"] for r in result["results"]]
+
     def next_token_logprobs(self, messages: list[dict], candidates: list[str], cancel: CancelToken | None = None) -> dict[str, float]:
         return self.call("next_token_logprobs", cancel=cancel, messages=messages, candidates=candidates)["logprobs"]
 

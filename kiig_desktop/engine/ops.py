@@ -11,11 +11,12 @@ import codecs
 import json
 import time
 from collections.abc import Generator
+from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import Cancelled, ContextOverflow, InputError, KiigError
-from .backend import Backend, batch_spans
+from ..errors import Cancelled, InputError, KiigError
+from .backend import Backend, Reduced, batch_spans, check_fits
 from .logits import LN2, row_stats
 from .wire import error_payload
 
@@ -204,9 +205,7 @@ def generate_many(
     for k, item in enumerate(items):
         try:
             tokens = prompt_tokens(backend, item["messages"])
-            if len(tokens) + 1 > backend.n_ctx:
-                raise ContextOverflow(f"the prompt needs {len(tokens) + 1} tokens but the context holds {backend.n_ctx}",
-                                      hint="load the model with a larger context (n_ctx) or shorten the input")
+            check_fits(len(tokens) + 1, backend.n_ctx, "the prompt")
             for b0, m in batch_spans(len(tokens), backend.n_batch):
                 backend.decode_seqs(ctx, [(k, tokens[b0 : b0 + m], b0)])
             seed = item.get("seed")
@@ -246,60 +245,70 @@ def generate_many(
 # ---------------------------------------------------------------------------- scoring
 
 
-class _Cache:
-    """The KV cache as a token sequence, with the log-prob and entropy of every cached position.
+@dataclass
+class Decode:
+    """A request of a chain's scan to its KV-cache sequence: drop every cached position from ``start``
+    on, then decode ``tokens`` at positions ``start..`` with every position reduced (``Backend.decode``
+    with ``outputs="all"``): ``targets[i]`` is the token after position i, ``extra`` row -> token ids."""
 
-    ``extend_to`` makes the cache hold exactly ``seq``: it keeps the longest common prefix with what
-    is cached (``llama_memory_seq_rm`` drops the rest) and decodes the remainder, re-decoding one
-    kept token so the row that predicts the first new token is fresh. Because llama.cpp's logits do
-    not depend on batch boundaries with the engine's settings, this equals a from-scratch pass.
+    start: int
+    tokens: list[int]
+    targets: list[int]
+    extra: dict[int, list[int]] | None = None
+
+
+class _Cache:
+    """One KV-cache sequence as a token sequence, with the log-prob and entropy of every cached position.
+
+    ``extend_to`` makes the sequence hold exactly ``seq``: it keeps the longest common prefix with
+    what is cached and asks (a :class:`Decode` sent out of the generator) for the remainder,
+    re-decoding one kept token so the row that predicts the first new token is fresh. Because
+    llama.cpp's logits do not depend on batch boundaries with the engine's settings, this equals a
+    from-scratch pass, whichever batch (and whichever other sequences) the request shares.
     """
 
-    def __init__(self, backend: Backend) -> None:
-        self.backend = backend
+    def __init__(self, n_ctx: int) -> None:
+        self.n_ctx = n_ctx
+        self.history: list[int] = []  # the token at each cached position
         self.lp: list[float] = []  # lp[i] = ln p(token i | tokens before it); NaN at position 0
         self.ent: list[float] = []  # entropy (nats) of the distribution that predicted token i
         self.evaluated = 0
-        backend.clear()
 
-    def extend_to(self, seq: list[int], extra_row: int | None = None, extra: list[int] | None = None) -> list[float]:
+    def extend_to(self, seq: list[int], extra_row: int | None = None,
+                  extra: list[int] | None = None) -> Generator[Decode, Reduced, list[float]]:
         """Cache ``seq``; return the log-probs of ``extra`` tokens after position ``extra_row``."""
-        b = self.backend
         common = 0
-        limit = min(len(seq), b.n_past)
-        hist = b.history
+        limit = min(len(seq), len(self.history))
+        hist = self.history
         while common < limit and hist[common] == seq[common]:
             common += 1
         start = max(0, min(common, len(seq)) - 1)
         if extra_row is not None:
             start = min(start, extra_row)
-        b.truncate(start)
+        del self.history[start:]
         # position ``start`` is shared (start < common), so its own log-prob stays valid
         del self.lp[start + 1 :], self.ent[start + 1 :]
         if not self.lp:
             self.lp.append(float("nan"))
             self.ent.append(float("nan"))
-        tokens = seq[start:]
-        b.check_fits(len(tokens), "this chain")
+        tokens = list(seq[start:])
+        check_fits(start + len(tokens), self.n_ctx, "this chain")
         targets = list(seq[start + 1 :]) + [-1]
         rows = {extra_row - start: list(extra)} if extra_row is not None and extra else None
-        out = b.decode(tokens, outputs="all", targets=targets, extra=rows)
+        out = yield Decode(start, tokens, targets, rows)
+        self.history.extend(tokens)
         self.lp.extend(float(x) for x in out.target_logprob[:-1])
         self.ent.extend(float(x) for x in out.entropy[:-1])
         self.evaluated += len(tokens)
         return list(out.extra.get(extra_row - start, [])) if rows else []
 
 
-def scan(backend: Backend, prefixes: list[dict], curve_prefix: int | None = None) -> Events:
-    """Evaluate the prefixes of a chain incrementally, each as its own canonical token sequence.
+def scan_chain(prefixes: list[dict], curve_prefix: int | None, n_ctx: int) -> Generator[Decode | dict, Reduced | None, dict]:
+    """The work of :func:`scan` for one chain, as a generator that yields :class:`Decode` requests for
+    its own KV-cache sequence (the driver sends back what the decode reduced) and progress dicts.
 
-    ``prefixes[k]``: ``{"context": c_k (BOS included), "answer": a_k, "candidates": [tokens, ...]?,
-    "paper": tokens?}``. For each prefix the cache is brought to ``c_k + a_k`` (keeping what it
-    shares with the previous sequence), the answer tokens' log-probs are read, each candidate
-    continuation (option letter) is scored after ``c_k``, and a ``paper`` sequence, when it differs
-    from ``c_k + a_k``, is evaluated the same way. Returns per prefix the answer log-probs, the
-    mean NLL over positions 1..N-1 of the whole sequence and the candidates' log-probs, and for
-    prefix ``curve_prefix`` the log-prob and entropy (nats) of every context position.
+    One piece of logic for one chain at a time (:func:`scan`) and several in shared batches
+    (``ops_many.scan_many``); the drivers only decide where and with whom a request is decoded.
     """
     if not prefixes:
         raise InputError("scan needs at least one prefix")
@@ -307,9 +316,8 @@ def scan(backend: Backend, prefixes: list[dict], curve_prefix: int | None = None
         max(len(p["context"]) + max([len(p["answer"])] + [len(c) for c in p.get("candidates") or []]), len(p.get("paper") or []))
         for p in prefixes
     )
-    backend.clear()
-    backend.check_fits(longest, "this chain")
-    cache = _Cache(backend)
+    check_fits(longest, n_ctx, "this chain")
+    cache = _Cache(n_ctx)
     started = time.monotonic()
     checkpoints = []
     curve: dict = {}
@@ -323,7 +331,7 @@ def scan(backend: Backend, prefixes: list[dict], curve_prefix: int | None = None
         single = [c[0] for c in cands if len(c) == 1]
         row = len(context) - 1
         seq = context + answer
-        single_lp = iter(cache.extend_to(seq, row if single else None, single))
+        single_lp = iter((yield from cache.extend_to(seq, row if single else None, single)))
         answer_lp = cache.lp[len(context) : len(seq)]
         seq_nll = -float(np.mean(cache.lp[1 : len(seq)])) if len(seq) > 1 else float("nan")
         if k == curve_prefix:
@@ -333,7 +341,7 @@ def scan(backend: Backend, prefixes: list[dict], curve_prefix: int | None = None
             if len(c) == 1:
                 cand_lp.append(next(single_lp))
             else:
-                cache.extend_to(context + list(c))
+                yield from cache.extend_to(context + list(c))
                 cand_lp.append(float(np.sum(cache.lp[len(context) :])))
         checkpoints.append({"answer_logprob": answer_lp, "seq_nll": seq_nll, "candidates": cand_lp if cands else None})
         yield {"type": "progress", "done": k + 1, "total": total, "tokens": cache.evaluated}
@@ -341,10 +349,37 @@ def scan(backend: Backend, prefixes: list[dict], curve_prefix: int | None = None
     # interleaved with the first, each prefix would share only the question with the one before it
     for i, k in enumerate(papers):
         paper = list(prefixes[k]["paper"])
-        cache.extend_to(paper)
+        yield from cache.extend_to(paper)
         checkpoints[k]["seq_nll"] = -float(np.mean(cache.lp[1:])) if len(paper) > 1 else float("nan")
         yield {"type": "progress", "done": len(prefixes) + i + 1, "total": total, "tokens": cache.evaluated}
     return {"checkpoints": checkpoints, **curve, "tokens_evaluated": cache.evaluated, "seconds": time.monotonic() - started}
+
+
+def scan(backend: Backend, prefixes: list[dict], curve_prefix: int | None = None) -> Events:
+    """Evaluate the prefixes of a chain incrementally, each as its own canonical token sequence.
+
+    ``prefixes[k]``: ``{"context": c_k (BOS included), "answer": a_k, "candidates": [tokens, ...]?,
+    "paper": tokens?}``. For each prefix the cache is brought to ``c_k + a_k`` (keeping what it
+    shares with the previous sequence), the answer tokens' log-probs are read, each candidate
+    continuation (option letter) is scored after ``c_k``, and a ``paper`` sequence, when it differs
+    from ``c_k + a_k``, is evaluated the same way. Returns per prefix the answer log-probs, the
+    mean NLL over positions 1..N-1 of the whole sequence and the candidates' log-probs, and for
+    prefix ``curve_prefix`` the log-prob and entropy (nats) of every context position.
+    """
+    backend.clear()
+    chain = scan_chain(prefixes, curve_prefix, backend.n_ctx)
+    reply = None
+    while True:
+        try:
+            item = chain.send(reply)
+        except StopIteration as stop:
+            return stop.value
+        if isinstance(item, Decode):
+            backend.truncate(item.start)
+            reply = backend.decode(item.tokens, outputs="all", targets=item.targets, extra=item.extra)
+        else:
+            reply = None
+            yield item
 
 
 def eval_sequence(backend: Backend, tokens: list[int], chunk: int = 0) -> Events:
@@ -381,7 +416,12 @@ def next_token_logprobs(backend: Backend, messages: list[dict], candidates: list
     backend.clear()
     backend.check_fits(len(tokens), "the judge prompt")
     backend.decode(tokens, outputs="last")
-    row = backend.last_logits()
+    yield {"type": "progress", "done": 1, "total": 1, "tokens": len(tokens)}
+    return candidate_logprobs(backend, backend.last_logits(), candidates, len(tokens))
+
+
+def candidate_logprobs(backend: Backend, row: np.ndarray, candidates: list[str], n_prompt: int) -> dict:
+    """What :func:`next_token_logprobs` returns, from the logits ``row`` after a prompt of ``n_prompt`` tokens."""
     lse, _entropy, _top = row_stats(row)
     out = {}
     first_tokens = {}
@@ -391,8 +431,7 @@ def next_token_logprobs(backend: Backend, messages: list[dict], candidates: list
             continue
         first_tokens[cand] = ids[0]
         out[cand] = float(row[ids[0]]) - lse
-    yield {"type": "progress", "done": 1, "total": 1, "tokens": len(tokens)}
-    return {"logprobs": out, "first_tokens": first_tokens, "n_prompt_tokens": len(tokens)}
+    return {"logprobs": out, "first_tokens": first_tokens, "n_prompt_tokens": n_prompt}
 
 
 def smoke(backend: Backend) -> Events:

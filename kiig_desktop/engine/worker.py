@@ -40,12 +40,14 @@ def _simple_ops(backend) -> dict[str, Callable]:
 
 
 def _stream_ops() -> dict[str, Callable]:
-    from . import ops
+    from . import ops, ops_many
 
     return {
         "generate": ops.generate,
         "generate_many": ops.generate_many,
         "scan": ops.scan,
+        "scan_many": ops_many.scan_many,
+        "judge_many": ops_many.judge_many,
         "eval_sequence": ops.eval_sequence,
         "prefill": ops.prefill,
         "next_token_logprobs": ops.next_token_logprobs,

@@ -23,34 +23,32 @@ instead (True/False replies, steps without a query scored 1.0, the mean over all
 
 from __future__ import annotations
 
-import math
 import re
 import time
-from collections.abc import Generator, Iterable, Iterator
-from typing import Protocol
+from collections.abc import Generator, Iterable, Iterator, Sequence
 
 from ..chains.prompts import question_text
-from ..errors import Cancelled, ContextOverflow, InputError, KiigError
+from ..errors import Cancelled, InputError, KiigError
 from ..events import CancelToken, ItemDone, Progress, run_to_end
 from . import ki_rules
+from .judging import (
+    DEFAULT_MAX_PROMPT_CHARS,
+    NO_CANDIDATES,
+    SYSTEM_PROMPT,
+    YES_CANDIDATES,
+    Answer,
+    AskMany,
+    Judge,
+    ask_all,
+    ask_one,
+    build_judge_messages,
+    judge_claim,
+    judge_true_false,
+    token_ids_of,
+    yes_no_probability,
+)
 from .ki_rules import KI_METHOD_VERSION, KI_MODES
 from .search import STOP_WORDS, Passage, content_terms, corpus_id, search, word_tokens
-
-
-class Judge(Protocol):
-    """A local model that scores how an assistant reply would start (provided by the engine).
-
-    Optional extra: ``first_token_ids(candidates) -> dict[str, int]`` (the first token id of each
-    candidate, as the worker's ``next_token_logprobs`` op already computes). When present, yes/no
-    candidates are deduplicated by token id instead of by identical log-probability.
-    """
-
-    model_ref: dict
-
-    def next_token_logprobs(self, messages: list[dict[str, str]], candidates: list[str]) -> dict[str, float]:
-        """Natural-log probability that the assistant reply starts with each candidate's first token."""
-        ...
-
 
 # -- applicability -----------------------------------------------------------------------------
 
@@ -232,125 +230,6 @@ def build_query(step_text: str, knowledge: str | None = None, question: str | No
     return " ".join(terms)
 
 
-# -- judge prompt and probability --------------------------------------------------------------
-
-SYSTEM_PROMPT = ki_rules.SYSTEM_YES_NO
-# Ways a reply can start with the answer. Each is one token in common vocabularies (SmolLM2: "Yes"
-# 10539, " Yes" 9230, "yes" 10407, " yes" 9805, "No" 5230, ...). All-caps forms are left out: they
-# often split ("YES" -> "Y" + "ES"), and the probability of a bare "Y" is not the probability of
-# "YES".
-YES_CANDIDATES = ("Yes", " Yes", "yes", " yes")
-NO_CANDIDATES = ("No", " No", "no", " no")
-DEFAULT_MAX_PROMPT_CHARS = 6000  # about 1,500-2,000 tokens of English: fits a 2,048-token context
-_MIN_PASSAGE_CHARS = 160
-
-
-def _clip(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    if len(text) <= limit:
-        return text
-    cut = text.rfind(" ", 0, max(1, limit - 1))
-    return text[: cut if cut > limit // 2 else limit - 1].rstrip() + "…"
-
-
-def build_judge_messages(claim: str, passages: list[Passage], *, max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS,
-                         mode: str = "probability") -> list[dict[str, str]]:
-    """System + user messages asking whether the numbered passages support the claim.
-
-    ``mode`` picks the question: Yes/No (probability) or True/False (reasoningeval).
-
-    The whole prompt stays within ``max_prompt_chars``: the claim gets at most a quarter of it,
-    the passages share the rest (short passages leave their unused share to longer ones), and a
-    passage that would get fewer than 160 characters is dropped from the end. The best passage is
-    always kept (with at least 160 characters, even if that overshoots a tiny budget).
-    """
-    head = "Reference passages:\n"
-    system, tail_tmpl = ki_rules.prompt_parts(mode)
-    claim = _clip(claim, max(80, max_prompt_chars // 4))
-    fixed = len(system) + len(head) + len(tail_tmpl.format(claim=claim))
-    budget = max_prompt_chars - fixed
-    bodies = []
-    for p in passages:
-        label = f"({p.title}) " if p.title else ""
-        bodies.append(label + " ".join(p.text.split()))
-    while len(bodies) > 1 and budget // len(bodies) - 8 < _MIN_PASSAGE_CHARS:
-        bodies.pop()
-    remaining, left = budget, len(bodies)
-    limits = {}
-    for i in sorted(range(len(bodies)), key=lambda i: len(bodies[i])):  # shortest first: their spare room
-        limits[i] = min(len(bodies[i]), max(_MIN_PASSAGE_CHARS, remaining // left - 8))  # goes to longer ones
-        remaining -= limits[i] + 8
-        left -= 1
-    shown = [f"[{n + 1}] {_clip(body, limits[n])}" for n, body in enumerate(bodies)] or ["(none)"]
-    user = head + "\n".join(shown) + tail_tmpl.format(claim=claim)
-    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
-
-
-def yes_no_probability(logprobs: dict[str, float], yes: Iterable[str] = YES_CANDIDATES,
-                       no: Iterable[str] = NO_CANDIDATES,
-                       token_ids: dict[str, int] | None = None) -> tuple[float | None, float, float]:
-    """``(ki, p_yes, p_no)`` from first-token log-probabilities of the yes/no candidate strings.
-
-    Several candidate strings can map to the same first token (e.g. a tokenizer without a
-    " Yes" token splits it into " " + "Yes"); counting that token twice would inflate its class.
-    Candidates are therefore grouped by first-token id when the judge provides ``token_ids``,
-    otherwise by identical log-probability (two different tokens essentially never have
-    bit-identical log-probabilities; if they do, both are negligible). A group holding both a
-    yes and a no variant cannot tell the answers apart and is ignored. ``ki`` is None when no
-    usable probability mass is left.
-    """
-    groups: dict[object, set[str]] = {}
-    values: dict[object, float] = {}
-    for label, cands in (("yes", yes), ("no", no)):
-        for cand in cands:
-            lp = logprobs.get(cand)
-            if lp is None or math.isnan(lp):
-                continue
-            key = ("id", token_ids[cand]) if token_ids and cand in token_ids else ("lp", float(lp))
-            groups.setdefault(key, set()).add(label)
-            values[key] = float(lp)
-    p = {"yes": 0.0, "no": 0.0}
-    for key, labels in groups.items():
-        if len(labels) == 1:
-            p[next(iter(labels))] += math.exp(values[key]) if values[key] > -math.inf else 0.0
-    total = p["yes"] + p["no"]
-    ki = p["yes"] / total if total > 0 else None
-    return ki, p["yes"], p["no"]
-
-
-def _ask(judge: Judge, claim: str, passages: list[Passage], max_prompt_chars: int, mode: str, ask):
-    """``ask(messages)``; on ContextOverflow retry twice, each time with half the prompt that overflowed."""
-    budget = max_prompt_chars
-    for attempt in range(3):
-        messages = build_judge_messages(claim, passages, max_prompt_chars=budget, mode=mode)
-        try:
-            return ask(messages)
-        except ContextOverflow:
-            if attempt == 2:
-                raise
-            budget = min(budget, sum(len(m["content"]) for m in messages)) // 2
-    raise AssertionError("unreachable")
-
-
-def judge_claim(judge: Judge, claim: str, passages: list[Passage], *,
-                max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS) -> tuple[float | None, float, float]:
-    """``(ki, p_yes, p_no)``: the judge's Yes/No first-token probabilities for the claim."""
-    candidates = [*YES_CANDIDATES, *NO_CANDIDATES]
-    logprobs = _ask(judge, claim, passages, max_prompt_chars, "probability",
-                    lambda messages: judge.next_token_logprobs(messages, candidates))
-    ids_of = getattr(judge, "first_token_ids", None)
-    token_ids = ids_of(candidates) if callable(ids_of) else None
-    return yes_no_probability(logprobs, token_ids=token_ids)
-
-
-def judge_true_false(judge: Judge, claim: str, passages: list[Passage], *,
-                     max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS) -> tuple[float, str]:
-    """``(score, reply)`` under ReasoningEval's rule: the judge's greedy True/False reply, 1.0 only for "True"."""
-    reply = _ask(judge, claim, passages, max_prompt_chars, "reasoningeval",
-                 lambda messages: judge.reply(messages, ki_rules.TRUE_FALSE_MAX_TOKENS))
-    return ki_rules.true_false_score(reply), reply
-
-
 # -- chains ------------------------------------------------------------------------------------
 
 
@@ -362,31 +241,48 @@ def judge_model_ref(judge: Judge) -> dict:
     return dict(ref or {})
 
 
-def _judge_step(db, corpus: str, judge: Judge, rec: dict, step: dict, claim: str, question: str | None, k: int,
-                mode: str, max_prompt_chars: int) -> None:
-    """Fill one step's record: retrieval, then the judge under ``mode``'s rule."""
+def _prepare_step(db, corpus: str, rec: dict, step: dict, question: str | None, k: int, mode: str) -> list[Passage] | None:
+    """Fill what a step's record needs no judge for (retrieval, the rules' fixed cases); return the
+    passages to ask the judge about, or None when the step is settled without it."""
     text = rec["text"]
     if not rec["applicable"]:
         if mode == "reasoningeval":
             rec.update(ki=1.0, reason=f"{rec['reason']}; {ki_rules.REASON_NO_QUERY_SCORED}")
-        return
+        return None
     query = build_query(text, step.get("knowledge"), question)
     if mode == "reasoningeval" and not query.strip():
         rec.update(ki=1.0, reason=ki_rules.REASON_QUERY_FAILED)
-        return
+        return None
     passages = search(db, corpus, query, k)
     rec["evidence"] = [{"source": p.source, "chunk": p.chunk, "score": p.score, "chunk_id": p.chunk_id} for p in passages]
-    if mode == "reasoningeval":  # the judge is asked even without passages: its rule has no "no evidence" case
-        score, reply = judge_true_false(judge, claim, passages, max_prompt_chars=max_prompt_chars)
-        rec.update(ki=score, judge_reply=reply)
-        return
-    if not passages:
+    if mode != "reasoningeval" and not passages:  # reasoningeval asks even without passages: no "no evidence" case
         rec["reason"] = REASON_NO_EVIDENCE
+        return None
+    return passages
+
+
+def _finish_step(rec: dict, answer: Answer, mode: str, token_ids: dict[str, int] | None) -> None:
+    """Fill a step's record from the judge's answer under ``mode``'s rule."""
+    if mode == "reasoningeval":
+        rec.update(ki=ki_rules.true_false_score(answer), judge_reply=answer)
         return
-    ki, p_yes, p_no = judge_claim(judge, claim, passages, max_prompt_chars=max_prompt_chars)
+    ki, p_yes, p_no = yes_no_probability(answer, token_ids=token_ids)
     rec.update(ki=ki, judge_p_yes=p_yes, judge_p_no=p_no)
     if ki is None:
         rec["reason"] = "judge gave no probability to Yes or No"
+
+
+def _step_record(pos: int, step: dict, question: str | None) -> tuple[dict, str]:
+    text = str(step.get("text") or "")
+    applicable, reason, claim = step_claim(text, step.get("knowledge"), question)
+    return {"index": step.get("index", pos + 1), "text": text, "applicable": applicable, "ki": None,
+            "reason": reason, "judge_p_yes": None, "judge_p_no": None, "evidence": []}, claim
+
+
+def _chain_result(out_steps: list[dict], mode: str, k: int) -> dict:
+    n_judged = sum(1 for s in out_steps if s["applicable"] and s["ki"] is not None)
+    return {"steps": out_steps, "ki_mean": ki_rules.chain_mean(out_steps, mode), "ki_mode": mode, "ki_k": k,
+            "n_applicable": sum(1 for s in out_steps if s["applicable"]), "n_judged": n_judged}
 
 
 def iter_chain_ki(db, corpus: str, judge: Judge, steps: list[dict], question: str | None = None, *, k: int = 3,
@@ -397,20 +293,52 @@ def iter_chain_ki(db, corpus: str, judge: Judge, steps: list[dict], question: st
     corpus_id(db, corpus)  # fail early, before any judging, on an unknown corpus
     out_steps = []
     started = time.monotonic()
+    token_ids = None if mode == "reasoningeval" else token_ids_of(judge)
+    candidates = [*YES_CANDIDATES, *NO_CANDIDATES]
+    ask = ((lambda m: judge.reply(m, ki_rules.TRUE_FALSE_MAX_TOKENS)) if mode == "reasoningeval"
+           else (lambda m: judge.next_token_logprobs(m, candidates)))
     yield Progress(done=0, total=len(steps), message="", started=started)
     for pos, step in enumerate(steps):
         if cancel:
             cancel.check()
-        text = str(step.get("text") or "")
-        applicable, reason, claim = step_claim(text, step.get("knowledge"), question)
-        rec = {"index": step.get("index", pos + 1), "text": text, "applicable": applicable, "ki": None,
-               "reason": reason, "judge_p_yes": None, "judge_p_no": None, "evidence": []}
-        _judge_step(db, corpus, judge, rec, step, claim, question, k, mode, max_prompt_chars)
+        rec, claim = _step_record(pos, step, question)
+        passages = _prepare_step(db, corpus, rec, step, question, k, mode)
+        if passages is not None:
+            _finish_step(rec, ask_one(ask, claim, passages, max_prompt_chars, mode), mode, token_ids)
         out_steps.append(rec)
-        yield Progress(done=pos + 1, total=len(steps), message=text, started=started)
-    n_judged = sum(1 for s in out_steps if s["applicable"] and s["ki"] is not None)
-    return {"steps": out_steps, "ki_mean": ki_rules.chain_mean(out_steps, mode), "ki_mode": mode, "ki_k": k,
-            "n_applicable": sum(1 for s in out_steps if s["applicable"]), "n_judged": n_judged}
+        yield Progress(done=pos + 1, total=len(steps), message=rec["text"], started=started)
+    return _chain_result(out_steps, mode, k)
+
+
+def chains_ki(db, corpus: str, chains: Sequence[tuple[list[dict], str | None]], ask_many: AskMany, *, k: int = 3,
+              token_ids: dict[str, int] | None = None, max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS,
+              mode: str = ki_rules.DEFAULT_MODE) -> list:
+    """:func:`score_chain_ki` of several ``(steps, question)`` chains, every judge prompt of them asked
+    in one ``ask_many`` round (a judge reading several prompts at once). Per chain its result, or
+    the KiigError it failed with (a step that still overflows the judge's context fails its chain,
+    as it does one chain at a time). ``token_ids``: the judge's first-token ids of the Yes/No
+    candidates (probability mode)."""
+    ki_rules.check_mode(mode)
+    corpus_id(db, corpus)
+    records: list[list[dict]] = []
+    asks: list[tuple[str, list[Passage]]] = []
+    owners: list[tuple[int, dict]] = []
+    for c, (steps, question) in enumerate(chains):
+        records.append([])
+        for pos, step in enumerate(steps):
+            rec, claim = _step_record(pos, step, question)
+            passages = _prepare_step(db, corpus, rec, step, question, k, mode)
+            if passages is not None:
+                asks.append((claim, passages))
+                owners.append((c, rec))
+            records[c].append(rec)
+    failed: dict[int, KiigError] = {}
+    for (c, rec), answer in zip(owners, ask_all(ask_many, asks, max_prompt_chars, mode) if asks else [], strict=True):
+        if isinstance(answer, KiigError):
+            failed.setdefault(c, answer)
+        else:
+            _finish_step(rec, answer, mode, token_ids)
+    return [failed.get(c) or _chain_result(recs, mode, k) for c, recs in enumerate(records)]
 
 
 def score_chain_ki(db, corpus: str, judge: Judge, steps: list[dict], question: str | None = None, *, k: int = 3,
@@ -510,6 +438,6 @@ def ki_items(db, corpus: str, judge: Judge, items: Iterable[dict], *, k: int = 3
 
 __all__ = [
     "DEFAULT_MAX_PROMPT_CHARS", "KI_METHOD_VERSION", "KI_MODES", "NO_CANDIDATES", "SYSTEM_PROMPT", "STOP_WORDS", "YES_CANDIDATES",
-    "Judge", "build_judge_messages", "build_query", "is_applicable", "iter_chain_ki", "judge_claim", "judge_model_ref",
+    "Answer", "AskMany", "Judge", "ask_all", "ask_one", "token_ids_of", "build_judge_messages", "build_query", "chains_ki", "is_applicable", "iter_chain_ki", "judge_claim", "judge_model_ref",
     "judge_true_false", "ki_items", "parse_ki_item", "score_chain_ki", "step_claim", "steps_to_judge", "yes_no_probability",
 ]

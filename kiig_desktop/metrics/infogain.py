@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..chains.prompts import question_text
-from ..errors import InputError
+from ..errors import InputError, KiigError
 from ..events import CancelToken, Progress, run_to_end
 
 LN2 = math.log(2.0)
@@ -171,10 +171,40 @@ def iter_score_chain(
             break
         progress.done, progress.total, progress.tokens = event.done, event.total, event.tokens
         yield progress
-    record = chain_record(plan, scan, list(steps))
+    return _record(client, plan, scan, question, list(steps), options, curve)
+
+
+def _record(client, plan: ChainPlan, scan: dict, question: str, steps: list[str], options: dict[str, str] | None, curve: bool) -> dict:
+    record = chain_record(plan, scan, steps)
     if curve:
         record["token_curve"] = token_curve(client, plan, scan, _curve_steps(client, plan, question, steps, options))
     return record
+
+
+def iter_score_chains(client, chains: Sequence[dict], *, cancel: CancelToken | None = None,
+                      curve: bool = True) -> Generator[Progress, None, list]:
+    """:func:`iter_score_chain` for several chains at once (the engine's ``scan_many``: one KV-cache
+    sequence each, shared batches, the same numbers as one at a time).
+
+    ``chains[i]``: ``iter_score_chain``'s arguments by name (``question``, ``answer``, ``steps``,
+    ``options``?, ``correct_letter``?, ``knowledge``?). Yields Progress over all chains' prefixes;
+    returns per chain its record, or the KiigError it failed with.
+    """
+    out: list = []
+    for c in chains:
+        try:
+            out.append(plan_chain(client, c["question"], c["answer"], c["steps"], c.get("options"), c.get("correct_letter"),
+                                  c.get("knowledge")))
+        except KiigError as exc:
+            out.append(exc)
+    todo = [i for i, p in enumerate(out) if isinstance(p, ChainPlan)]
+    requests = [{"prefixes": out[i].prefixes, "curve_prefix": len(out[i].prefixes) - 1 if curve else None} for i in todo]
+    scans = (yield from client.scan_many(requests, cancel=cancel)) if requests else []
+    for i, scan in zip(todo, scans, strict=True):
+        c = chains[i]
+        out[i] = scan if isinstance(scan, KiigError) else _record(client, out[i], scan, c["question"], list(c["steps"]),
+                                                                   c.get("options"), curve)
+    return out
 
 
 def score_chain(client, question: str, answer: str, steps: Sequence[str], options=None, correct_letter=None, *, knowledge=None, cancel=None, curve: bool = True) -> dict:

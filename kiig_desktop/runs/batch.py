@@ -37,10 +37,10 @@ from ..files import file_sha256
 from ..metrics import infogain
 from ..strict_json import bad_lines_error
 from .chain import generation_record, guarded, iter_generation
-from .ki import ki_settings
+from .ki import ask_many, ki_settings
 from .parallel import check_parallel, default_parallel, generate_group
 from .provenance import worker_build
-from .score import ScoreConfig, item_row, model_row, score_item
+from .score import ScoreConfig, item_row, model_row, score_item, score_items
 
 BATCH_METHOD = "kiig-batch-1"
 
@@ -241,12 +241,12 @@ def iter_batch(
             for client in clients.values():
                 client.start(cancel=cancel)
             group_size = check_parallel(parallel) if parallel is not None else default_parallel(subject, options.n_ctx)
-            made: dict[int, object] = {}
+            made: dict[int, _Ahead] = {}
             for g, (i, item) in enumerate(pending):
                 if cancel is not None:
                     cancel.check()
                 if group_size > 1 and g % group_size == 0:
-                    made = yield from _generate_ahead(ctx, clients["subject"], pending[g : g + group_size])
+                    made = yield from _group_ahead(ctx, clients, pending[g : g + group_size])
                 progress.item_id = item.id
                 record, generation, ki, keep = yield from _run_item(ctx, clients, subject, subject_id, roles.get("judge"), item,
                                                                     made.pop(i, None))
@@ -283,6 +283,34 @@ class _Context:
     progress: BatchProgress
 
 
+@dataclass
+class _Ahead:
+    """What was done for an item together with the rest of its group, and its share of the time.
+
+    ``generation``: the engine's reply or the KiigError it got; ``scored`` / ``ki`` likewise for
+    scoring and KI (None: not done ahead, the item's own stage runs them).
+    """
+
+    generation: object
+    generation_s: float
+    scored: object = None
+    scoring_s: float = 0.0
+    ki: object = None
+    ki_s: float = 0.0
+
+
+def _group_ahead(ctx: _Context, clients: dict, group: list[tuple[int, DatasetItem]]) -> Generator[BatchProgress, None, dict]:
+    """Generate, score and judge a group of items at once, one KV-cache sequence per item in each
+    model's worker (the numbers are those of one item at a time); by item index."""
+    made = yield from _generate_ahead(ctx, clients["subject"], group)
+    yield from _score_ahead(ctx, clients["scorer"], group, made)
+    if "judge" in clients:
+        ctx.progress.phase = "judging"
+        yield ctx.progress
+        _judge_ahead(ctx, clients["judge"], group, made, len(group))
+    return made
+
+
 def _generate_ahead(ctx: _Context, client, group: list[tuple[int, DatasetItem]]) -> Generator[BatchProgress, None, dict]:
     """The replies of a group of items generated at once, by item index (a result or a KiigError)."""
     ctx.progress.phase, ctx.progress.item_id = "generating", f"{group[0][1].id}..{group[-1][1].id}"
@@ -291,16 +319,60 @@ def _generate_ahead(ctx: _Context, client, group: list[tuple[int, DatasetItem]])
     out = yield from generate_group(client, requests, max_tokens=ctx.config.max_tokens, temperature=ctx.config.temperature,
                                     cancel=ctx.cancel, progress=ctx.progress)
     share = (time.perf_counter() - started) / len(group)
-    return {i: (r, share) for (i, _), r in zip(group, out, strict=True)}
+    return {i: _Ahead(r, share) for (i, _), r in zip(group, out, strict=True)}
+
+
+def _score_ahead(ctx: _Context, client, group: list[tuple[int, DatasetItem]], made: dict[int, _Ahead]) -> Generator[BatchProgress, None, None]:
+    """Score the group's replies at once (``runs.score.score_items``) into ``made``."""
+    todo = [(i, it) for i, it in group if isinstance(made[i].generation, dict) and made[i].generation.get("stop") != "cancelled"]
+    if not todo or (ctx.cancel is not None and ctx.cancel.cancelled):
+        return
+    ctx.progress.phase = "scoring"
+    items = [replace(it, reasoning=made[i].generation["text"], steps=None) for i, it in todo]
+    started = time.perf_counter()
+    try:
+        out = yield from offset_tokens(score_items(client, items, ScoreConfig(mode=ctx.config.mode, split=ctx.config.split), ctx.cancel),
+                                       ctx.progress, ctx.progress.tokens)
+    except Cancelled:
+        raise
+    except KiigError as exc:  # the whole call failed (a crashed worker): each item fails as it would alone
+        out = [exc] * len(todo)
+    share = (time.perf_counter() - started) / len(todo)
+    for (i, _), scored in zip(todo, out, strict=True):
+        made[i].scored, made[i].scoring_s = scored, share
+
+
+def _judge_ahead(ctx: _Context, judge, group: list[tuple[int, DatasetItem]], made: dict[int, _Ahead], size: int) -> None:
+    """Judge the KI of the group's scored chains at once (``knowledge.ki.chains_ki``) into ``made``,
+    ``size`` judge prompts per call to the judge's worker."""
+    from ..knowledge.ki import chains_ki, steps_to_judge, token_ids_of
+
+    todo = [(i, it) for i, it in group if isinstance(made[i].scored, dict)]
+    if not todo or (ctx.cancel is not None and ctx.cancel.cancelled):
+        return
+    cfg = ctx.config
+    chains = [(steps_to_judge(made[i].scored["steps"]), it.prompt_text()) for i, it in todo]
+    started = time.perf_counter()
+    try:
+        out = chains_ki(ctx.store.db, ctx.corpus, chains, ask_many(judge, cfg.ki_mode, size, ctx.cancel), k=cfg.ki_k,
+                        token_ids=None if cfg.ki_mode == "reasoningeval" else token_ids_of(judge),
+                        max_prompt_chars=cfg.ki_max_prompt_chars, mode=cfg.ki_mode)
+    except Cancelled:
+        raise
+    except KiigError as exc:
+        out = [exc] * len(todo)
+    share = (time.perf_counter() - started) / len(todo)
+    for (i, _), ki in zip(todo, out, strict=True):
+        made[i].ki, made[i].ki_s = ki, share
 
 
 def _run_item(ctx: _Context, clients: dict, subject: ModelInfo, subject_id: int, judge_id: int | None,
-              item: DatasetItem, made: tuple | None = None) -> Generator[BatchProgress, None, tuple[dict, dict | None, dict | None, bool]]:
+              item: DatasetItem, made: _Ahead | None = None) -> Generator[BatchProgress, None, tuple[dict, dict | None, dict | None, bool]]:
     """One chain: ``(record, generation, ki, keep)``; ``keep`` says whether ``save_chain`` should store it.
 
     A failure goes into the record's ``"error"``; :func:`~kiig_desktop.runs.chain.guarded` decides
-    whether it is lasting (stored) or transient (retried by a rerun). ``made``: the reply, already
-    generated with others (:func:`_generate_ahead`), and its share of that time.
+    whether it is lasting (stored) or transient (retried by a rerun). ``made``: what was done for
+    the item together with its group (:func:`_group_ahead`), and its share of that time.
     """
     sub_ref = {"path": subject.path, "sha256": subject.sha256(), "name": subject.name}
     record: dict = {"id": item.id, "mode": ctx.config.mode, "subject": sub_ref}
@@ -316,23 +388,26 @@ def _run_item(ctx: _Context, clients: dict, subject: ModelInfo, subject_id: int,
 
 
 def _stages(ctx: _Context, clients: dict, subject_id: int, judge_id: int | None, item: DatasetItem, record: dict,
-            timing: dict, out: dict, made: tuple | None = None) -> Generator[BatchProgress, None, None]:
+            timing: dict, out: dict, made: _Ahead | None = None) -> Generator[BatchProgress, None, None]:
     """Generate, score and judge one chain, filling ``record``, ``timing`` and ``out`` as each stage ends."""
     cfg, progress = ctx.config, ctx.progress
     started = time.perf_counter()
     progress.phase = "generating"
     yield progress
     generation = out["generation"] = yield from _generate(clients["subject"], item, cfg, ctx.cancel, progress,
-                                                          made[0] if made else None)
+                                                          made.generation if made else None)
     generation["model_id"] = subject_id
-    timing["generation_s"] = made[1] if made else time.perf_counter() - started
+    timing["generation_s"] = made.generation_s if made else time.perf_counter() - started
     record.update(extracted_answer=generation["extracted_answer"], correct=generation["correct"],
                   n_generated_tokens=len(generation["tokens"]), stop=generation["stop"])
     progress.phase = "scoring"
     yield progress
     t = time.perf_counter()
-    scored = yield from _score(clients["scorer"], item, generation["text"], cfg, ctx.cancel, progress)
-    timing["scoring_s"] = time.perf_counter() - t
+    if made is not None and made.scored is not None:
+        scored, timing["scoring_s"] = _done_ahead(made.scored), made.scoring_s
+    else:
+        scored = yield from _score(clients["scorer"], item, generation["text"], cfg, ctx.cancel, progress)
+        timing["scoring_s"] = time.perf_counter() - t
     merged = {**scored, **record, "id": item.id}
     record.clear()
     record.update(merged)
@@ -340,8 +415,16 @@ def _stages(ctx: _Context, clients: dict, subject_id: int, judge_id: int | None,
         progress.phase = "judging"
         yield progress
         t = time.perf_counter()
-        out["ki"] = _judge(ctx, clients["judge"], judge_id, item, record)
-        timing["ki_s"] = time.perf_counter() - t
+        ahead = made is not None and made.ki is not None
+        out["ki"] = _judge(ctx, clients["judge"], judge_id, item, record, made.ki if ahead else None)
+        timing["ki_s"] = made.ki_s if ahead else time.perf_counter() - t
+
+
+def _done_ahead(result):
+    """A result computed with the item's group, or the KiigError it got raised as the item's own."""
+    if isinstance(result, KiigError):
+        raise result
+    return result
 
 
 def _generate(client, item: DatasetItem, cfg: BatchConfig, cancel, progress: BatchProgress, made=None):
@@ -379,14 +462,16 @@ def _score(client, item: DatasetItem, text: str, cfg: BatchConfig, cancel, progr
     return (yield from offset_tokens(gen, progress, progress.tokens))
 
 
-def _judge(ctx: _Context, judge, judge_id: int, item: DatasetItem, record: dict) -> dict | None:
-    """KI of the record's steps; merged into the steps, returned as ``save_chain``'s ``ki``."""
+def _judge(ctx: _Context, judge, judge_id: int, item: DatasetItem, record: dict, ahead=None) -> dict | None:
+    """KI of the record's steps (``ahead``: judged with the item's group); merged into the steps,
+    returned as ``save_chain``'s ``ki``."""
     from ..knowledge.ki import KI_METHOD_VERSION, score_chain_ki, steps_to_judge
 
     steps = steps_to_judge(record["steps"])
     try:
-        ki = score_chain_ki(ctx.store.db, ctx.corpus, judge, steps, item.prompt_text(), k=ctx.config.ki_k,
-                            cancel=ctx.cancel, max_prompt_chars=ctx.config.ki_max_prompt_chars, mode=ctx.config.ki_mode)
+        ki = _done_ahead(ahead) if ahead is not None else score_chain_ki(
+            ctx.store.db, ctx.corpus, judge, steps, item.prompt_text(), k=ctx.config.ki_k, cancel=ctx.cancel,
+            max_prompt_chars=ctx.config.ki_max_prompt_chars, mode=ctx.config.ki_mode)
     except (ContextOverflow, InputError) as exc:
         record["ki_error"] = exc.message
         record["ki_mean"] = None

@@ -16,10 +16,13 @@ from dataclasses import dataclass
 from .. import __version__
 from ..chains.dataset_files import read_checked_jsonl
 from ..chains.prompts import question_text
-from ..errors import Cancelled, InputError
-from ..events import CancelToken, ItemDone, Message, Progress
+from ..errors import Cancelled, InputError, KiigError
+from ..events import CancelToken, ItemDone, Message, Progress, run_to_end
 from ..knowledge.corpus import corpus_fingerprint
 from ..knowledge.ki import (
+    NO_CANDIDATES,
+    YES_CANDIDATES,
+    AskMany,
     build_query,
     iter_chain_ki,
     judge_model_ref,
@@ -28,7 +31,7 @@ from ..knowledge.ki import (
     step_claim,
     steps_to_judge,
 )
-from ..knowledge.ki_rules import DEFAULT_MODE, KI_METHOD_VERSION
+from ..knowledge.ki_rules import DEFAULT_MODE, KI_METHOD_VERSION, TRUE_FALSE_MAX_TOKENS
 from ..knowledge.ki_rules import settings as mode_settings
 from ..knowledge.search import corpus_id
 from .analysis import Question
@@ -141,6 +144,28 @@ def iter_ki_file(store, corpus: str, judge, items: list[dict], *, k: int | None 
         raise
     store.set_run_status(run_id, "finished")
     return summary
+
+
+def ask_many(client, mode: str, size: int, cancel: CancelToken | None = None) -> AskMany:
+    """The AskMany of :func:`~kiig_desktop.knowledge.ki.chains_ki` over an engine client: ``size``
+    judge prompts at a time read at once (``judge_many``; greedy replies through ``generate_many``
+    in ReasoningEval's mode), each its own KV-cache sequence, with the numbers of one at a time."""
+
+    def ask(prompts: list[list[dict]]) -> list:
+        out: list = []
+        for g in range(0, len(prompts), max(1, size)):
+            part = prompts[g : g + max(1, size)]
+            if mode == "reasoningeval":
+                replies = run_to_end(client.generate_many([{"messages": m} for m in part], cancel=cancel,
+                                                          max_tokens=TRUE_FALSE_MAX_TOKENS, temperature=0.0, top_k=0))
+                if cancel is not None and cancel.cancelled:
+                    raise Cancelled()
+                out += [r if isinstance(r, KiigError) else r["text"] for r in replies]
+            else:
+                out += run_to_end(client.judge_many(part, [*YES_CANDIDATES, *NO_CANDIDATES], cancel=cancel))
+        return out
+
+    return ask
 
 
 # ------------------------------------------------------------------------------ one stored chain

@@ -1,10 +1,11 @@
-"""Parallel generation for batch runs: how many items at once, and generating one group of them.
+"""Parallel items for batch runs: how many at once, and generating one group of them.
 
 Generation one sequence at a time is bound by memory bandwidth (every token reads all weights);
-N sequences decoded in one batch read the weights once per step. The engine keeps each sequence
-in a KV-cache stream of its own and its kernels are batch-invariant, so a reply is the same
-whatever it shares a batch with: the parallel setting changes speed only, never stored numbers,
-and is therefore not part of a run's identity.
+N sequences decoded in one batch read the weights once per step. A batch run also scores and
+judges each group at once (``runs.batch``: the engine's ``scan_many`` and ``judge_many``). The
+engine keeps each sequence in a KV-cache stream of its own and its kernels are batch-invariant, so
+a reply, a score or a judgement is the same whatever it shares a batch with: the parallel setting
+changes speed only, never stored numbers, and is therefore not part of a run's identity.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ SETTING_KEY = "batch_parallel"  # the settings key a GUI stores the user's choic
 
 
 def default_parallel(model: ModelInfo | None = None, n_ctx: int = 4096) -> int:
-    """Items generated at once when the user does not say: 4 per core up to 8, and no more than
+    """Items taken at once when the user does not say: 4 per core up to 8, and no more than
     half the free memory holds KV caches of ``n_ctx`` tokens for (batched decode gains little past
     the point where compute, not weight reads, bounds a step)."""
     try:

@@ -16,7 +16,7 @@ from ..chains.datasets import DatasetItem, parse_score_line
 from ..chains.steps import split_reasoning
 from ..chains.steps_llm import split_with_model
 from ..engine.models import ModelInfo
-from ..errors import Cancelled, InputError
+from ..errors import Cancelled, InputError, KiigError
 from ..events import CancelToken, ItemDone, Message, Progress, offset_tokens
 from ..metrics import infogain
 from .chain import guarded
@@ -107,17 +107,45 @@ def split_item(item: DatasetItem, mode: str, client=None, cancel: CancelToken | 
 
 def score_item(client, item: DatasetItem, config: ScoreConfig, cancel: CancelToken | None = None) -> Generator[Progress, None, dict]:
     """Split and score one item; returns the full record (output fields plus curve and offsets)."""
+    steps, notes, chain = _prepare(client, item, config, cancel)
+    scored = yield from infogain.iter_score_chain(client, cancel=cancel, **chain)
+    return _finish(client, item, config, steps, notes, scored)
+
+
+def score_items(client, items: list[DatasetItem], config: ScoreConfig,
+                cancel: CancelToken | None = None) -> Generator[Progress, None, list]:
+    """:func:`score_item` for several items at once (one KV-cache sequence each, the same numbers);
+    per item its record, or the KiigError it failed with (splitting or scoring)."""
+    prepared: list = []
+    for item in items:
+        try:
+            prepared.append(_prepare(client, item, config, cancel))
+        except Cancelled:
+            raise
+        except KiigError as exc:
+            prepared.append(exc)
+    todo = [i for i, p in enumerate(prepared) if not isinstance(p, KiigError)]
+    scored = yield from infogain.iter_score_chains(client, [prepared[i][2] for i in todo], cancel=cancel)
+    out = list(prepared)
+    for i, result in zip(todo, scored, strict=True):
+        out[i] = result if isinstance(result, KiigError) else _finish(client, items[i], config, *prepared[i][:2], result)
+    return out
+
+
+def _prepare(client, item: DatasetItem, config: ScoreConfig, cancel) -> tuple[list[dict], dict, dict]:
+    """The item's steps, the notes on how they were split, and ``iter_score_chain``'s arguments."""
     steps, notes = split_item(item, config.split, client, cancel)
     if not steps or not any(s["text"].strip() for s in steps):
         raise InputError(f"item {item.id!r}: the reasoning has no steps to score")
     if any(not s["text"].strip() for s in steps):
         raise InputError(f"item {item.id!r}: step {next(i for i, s in enumerate(steps) if not s['text'].strip()) + 1} is empty")
-    texts = [s["text"] for s in steps]
     knowledge = [s.get("knowledge") for s in steps]
-    scored = yield from infogain.iter_score_chain(
-        client, item.question, item.answer, texts, item.options, item.answer_idx,
-        knowledge=knowledge if any(knowledge) else None, cancel=cancel,
-    )
+    chain = {"question": item.question, "answer": item.answer, "steps": [s["text"] for s in steps], "options": item.options,
+             "correct_letter": item.answer_idx, "knowledge": knowledge if any(knowledge) else None}
+    return steps, notes, chain
+
+
+def _finish(client, item: DatasetItem, config: ScoreConfig, steps: list[dict], notes: dict, scored: dict) -> dict:
     for st, extra in zip(scored["steps"], steps, strict=True):
         st.update({k: v for k, v in extra.items() if k != "text"})
     record = {"id": item.id, "question": item.question}

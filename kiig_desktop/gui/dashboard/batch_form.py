@@ -34,6 +34,7 @@ from ...errors import InputError, KiigError
 from ...events import ItemDone, Message
 from ...resources import resource_path
 from ...runs.batch import BatchConfig, BatchProgress, BatchSummary
+from ...runs.parallel import MAX_PARALLEL, SETTING_KEY, default_parallel
 from ..shared.corpora import Corpora
 from ..shared.engines import Engines
 from ..shared.model_combo import ModelCheckList, ModelCombo
@@ -177,10 +178,18 @@ class BatchForm(QWidget):
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
         self.seed.setToolTip("Sampling seed of the run (each item derives its own from it)")
+        self.parallel = QSpinBox()
+        self.parallel.setRange(1, MAX_PARALLEL)
+        stored = self.engines.qsettings.value(SETTING_KEY)
+        self.parallel.setValue(int(stored) if stored is not None and str(stored).isdigit() else default_parallel())
+        self.parallel.setToolTip("Items generated, scored and judged at once in each model's context: faster, "
+                                 "the same numbers as one at a time, more memory")
+        self.parallel.valueChanged.connect(lambda n: self.engines.qsettings.setValue(SETTING_KEY, int(n)))
         s.addRow("Items", self.limit)
         s.addRow("Max tokens", self.max_tokens)
         s.addRow("Temperature", self.temperature)
         s.addRow("Seed", self.seed)
+        s.addRow("Parallel items", self.parallel)
 
         self.run_button = QPushButton("Run batch")
         self.run_button.setProperty("role", "primary")
@@ -325,7 +334,7 @@ class BatchForm(QWidget):
         self.run_button.setEnabled(not busy and self.dataset_ready())
         self.cancel_button.setEnabled(busy)
         for w in (self.dataset_combo, self.browse_button, self.layout_combo, self.model_list, self.scorer, self.use_ki,
-                  self.ki_box, self.limit, self.max_tokens, self.temperature, self.seed):
+                  self.ki_box, self.limit, self.max_tokens, self.temperature, self.seed, self.parallel):
             w.setEnabled(not busy)
 
     def request(self) -> BatchRequest:
@@ -346,7 +355,7 @@ class BatchForm(QWidget):
         config = BatchConfig(max_tokens=self.max_tokens.value(), temperature=self.temperature.value(),
                              seed=self.seed.value(), limit=self.limit.value() or None,
                              layout=self.layout_combo.currentData(), ki_mode=self.ki_mode.currentData())
-        return BatchRequest(self.dataset.path, models, scorer, judge, corpus, config)
+        return BatchRequest(self.dataset.path, models, scorer, judge, corpus, config, parallel=self.parallel.value())
 
     def run(self) -> Task | None:
         """Start (or resume) the batch described by the form."""

@@ -49,6 +49,7 @@ class BatchRequest:
     corpus: str | None = None
     config: BatchConfig | None = None
     name: str | None = None
+    parallel: int | None = None  # items at once (None: runs.parallel.default_parallel)
 
 
 class LockedStore:
@@ -127,7 +128,7 @@ def batch_work(session: SessionFile, engines: Engines, request: BatchRequest):
             gen = iter_batch(store, request.dataset, request.models, request.scorer, judge=request.judge,
                              corpus=request.corpus, config=request.config, options=batch_options(engines, request.scorer),
                              cancel=cancel, client_factory=lambda info, _opts: SharedClient(engines, info),
-                             name=request.name)
+                             name=request.name, parallel=request.parallel)
             announced = False
             try:
                 while True:
