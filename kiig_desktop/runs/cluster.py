@@ -29,6 +29,7 @@ from .batch import BatchConfig, BatchProgress, BatchSummary, commit_chain, plan_
 from .cluster_node import NodeWorker
 
 RAY_MISSING = "the cluster path needs Ray, which is not installed: run `make install-cluster`"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 MAX_LOST_FACTOR = 3  # actors that may die in one run, per actor asked for, before the run gives up
 
 
@@ -74,6 +75,9 @@ def probe(address: str, timeout_s: float) -> None:
     import socket  # the cluster path only; the local paths open no socket (tests/test_no_sockets.py)
 
     host, port = parse_address(address)
+    if host in LOOPBACK:
+        raise InputError(f"--cluster {address}: Ray replaces a loopback address with this machine's network address, "
+                         "so a head listening on loopback only cannot be joined; name the head's private-network address")
     try:
         socket.create_connection((host, port), timeout=timeout_s).close()
     except OSError as exc:
