@@ -15,6 +15,7 @@ path (see README, "Running on a Ray cluster").
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field, replace
@@ -90,6 +91,7 @@ def connect(ray, cluster: ClusterConfig) -> bool:
     if ray.is_initialized():
         return False
     probe(cluster.address, cluster.probe_timeout_s)
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage report from this process
     kwargs = {"_node_ip_address": cluster.bind} if cluster.bind else {}
     try:
         ray.init(address=cluster.address, namespace="kiig", logging_level="ERROR", log_to_driver=False,
