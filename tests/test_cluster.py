@@ -182,6 +182,36 @@ def test_a_model_missing_on_a_node_is_one_clear_error_naming_it(cluster, folders
         assert [r["status"] for r in store.list_runs()] == ["failed"]
 
 
+def _actors_alive() -> int:
+    """Processes of this file's Ray actors (Ray names them ``ray::RayNodeWorker...``)."""
+    n = 0
+    for proc in Path("/proc").iterdir():
+        try:
+            n += proc.name.isdigit() and (proc / "cmdline").read_bytes().startswith(b"ray::RayNodeWorker")
+        except OSError:
+            continue
+    return n
+
+
+def test_ctrl_c_stops_a_cluster_run_and_its_actors(cluster, dataset, tmp_path):
+    db = tmp_path / "interrupted.kiig"
+    proc = subprocess.Popen([sys.executable, "-m", "kiig_desktop", *_args(dataset, db, "--cluster", cluster.address)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while _chains(db) < 1 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    with SessionStore.open(db, write=False) as store:
+        assert [r["status"] for r in store.list_runs()] == ["cancelled"]
+    deadline = time.monotonic() + 30
+    while _actors_alive() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _actors_alive() == 0
+
+
 def test_without_ray_the_cluster_path_says_how_to_install_it(dataset, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     assert cli.main(_args(dataset, tmp_path / "s.kiig", "--cluster", "10.0.0.1:6379")) == 2
