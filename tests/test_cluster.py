@@ -212,6 +212,12 @@ def test_ctrl_c_stops_a_cluster_run_and_its_actors(cluster, dataset, tmp_path):
     assert _actors_alive() == 0
 
 
+def test_a_worker_no_node_can_host_is_a_clear_error_not_a_wait(cluster, dataset, tmp_path):
+    r = kiig(*_args(dataset, tmp_path / "gpu.kiig", "--cluster", cluster.address, "--gpus-per-worker", "1"), timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert "no node of the cluster can host a worker that needs 1 CPUs, 1 GPUs" in r.stderr, r.stderr
+
+
 def test_without_ray_the_cluster_path_says_how_to_install_it(dataset, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     assert cli.main(_args(dataset, tmp_path / "s.kiig", "--cluster", "10.0.0.1:6379")) == 2

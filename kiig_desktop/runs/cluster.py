@@ -109,6 +109,19 @@ def actor_count(ray, cluster: ClusterConfig, pending: int) -> int:
     return max(1, min(n, pending))
 
 
+def check_fits(ray, cluster: ClusterConfig, memory: int) -> None:
+    """Raise a clear error when no live node could ever host one actor (Ray would wait for one forever)."""
+    need = {"CPU": cluster.cpus_per_worker, "GPU": cluster.gpus_per_worker, "memory": memory}
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    if any(all(res.get(k, 0) >= v for k, v in need.items() if v) for res in nodes):
+        return
+    have = "; ".join(f"{res.get('CPU', 0):g} CPUs, {res.get('GPU', 0):g} GPUs, {res.get('memory', 0) / 2**30:.1f} GiB"
+                     for res in nodes) or "no live node"
+    raise InputError(f"no node of the cluster can host a worker that needs {cluster.cpus_per_worker:g} CPUs, "
+                     f"{cluster.gpus_per_worker:g} GPUs and {memory / 2**30:.1f} GiB of memory (nodes: {have})",
+                     hint="lower --cpus-per-worker / --gpus-per-worker, or add a node that has them")
+
+
 def memory_bytes(models: Sequence[ModelInfo], options: EngineOptions) -> int:
     """What one actor declares to Ray: its model files, their KV caches and 512 MiB for the worker processes."""
     files = {m.sha256(): m for m in models}.values()
@@ -181,8 +194,9 @@ def _run_subject(ray, plan, m: int, subject: ModelInfo, scorer: ModelInfo, pendi
     """All pending units of subject ``m``: actors pull one unit at a time; a lost actor's unit is queued again."""
     progress: ClusterProgress = plan.progress
     progress.model, progress.phase, progress.item_id = subject.name, "loading", ""
+    memory = memory_bytes([subject, scorer], options)
     actor_class = ray.remote(RayNodeWorker).options(
-        num_cpus=cluster.cpus_per_worker, num_gpus=cluster.gpus_per_worker, memory=memory_bytes([subject, scorer], options),
+        num_cpus=cluster.cpus_per_worker, num_gpus=cluster.gpus_per_worker, memory=memory,
         max_concurrency=2, max_restarts=0, scheduling_strategy="SPREAD")
     args = (subject, scorer, options, plan.config, list(cluster.node_models))
     queue = deque(pending)
@@ -192,6 +206,7 @@ def _run_subject(ray, plan, m: int, subject: ModelInfo, scorer: ModelInfo, pendi
     lost, max_lost = 0, MAX_LOST_FACTOR * n
 
     def spawn() -> None:
+        check_fits(ray, cluster, memory)
         actor = actor_class.remote(*args)
         in_flight[actor.load.remote()] = (actor, None)
 
