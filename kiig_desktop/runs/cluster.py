@@ -97,7 +97,10 @@ def connect(ray, cluster: ClusterConfig) -> bool:
         ray.init(address=cluster.address, namespace="kiig", logging_level="ERROR", log_to_driver=False,
                  include_dashboard=False, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise InputError(f"cannot join the Ray cluster at {cluster.address}: {str(exc).splitlines()[0]}") from None
+        raise InputError(f"cannot join the Ray cluster at {cluster.address}: {str(exc).splitlines()[0]}",
+                         hint="if the cluster uses token authentication, run with RAY_AUTH_MODE=token and its token "
+                              "(~/.ray/auth_token or RAY_AUTH_TOKEN); this machine must also be a node of the cluster "
+                              "(`ray start --address=...`)") from None
     return True
 
 
