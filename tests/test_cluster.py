@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -90,8 +91,9 @@ def _rows(db: Path) -> dict:
         for chain in store.chains_for_run(run["id"]):
             record = store.load_chain(chain["id"])
             record.pop("timing")
+            ki = [{k: v for k, v in ev.items() if k != "created"} for ev in store.load_ki(chain["id"])]
             out[chain["key"]] = {"record": record, "generation": store.load_generation(chain["id"]),
-                                 "item": store.load_item(chain["id"]), "status": chain["status"]}
+                                 "item": store.load_item(chain["id"]), "status": chain["status"], "ki": ki}
     return out
 
 
@@ -180,6 +182,27 @@ def test_a_model_missing_on_a_node_is_one_clear_error_naming_it(cluster, folders
         assert "has no model file with SHA-256" in first and any(i in first for i in node_ids.values()), first
     with SessionStore.open(tmp_path / "missing.kiig", write=False) as store:
         assert [r["status"] for r in store.list_runs()] == ["failed"]
+
+
+def test_knowledge_index_on_a_cluster_is_judged_by_the_driver_as_a_local_run_judges_it(cluster, tmp_path):
+    """Nodes generate and score; the driver judges each arriving chain against the session's corpus."""
+    data = tmp_path / "two.jsonl"
+    data.write_text("\n".join(resource_path("datasets", "clinical_mcq.jsonl").read_text().splitlines()[2:4]) + "\n")
+    corpus = tmp_path / "corpus.kiig"
+    assert cli.main(["corpus", "add", "--db", str(corpus), "--name", "clinical",
+                     str(resource_path("corpus", "clinical_facts.jsonl"))]) == 0
+    ki = ["--judge", "default", "--corpus", "clinical"]
+    local, remote = tmp_path / "local.kiig", tmp_path / "remote.kiig"
+    shutil.copy(corpus, local)
+    shutil.copy(corpus, remote)
+    r = kiig(*_args(data, local, *ki))
+    assert r.returncode == 0, r.stderr
+    r = kiig(*_args(data, remote, *ki, "--cluster", cluster.address, "--cluster-workers", "2"))
+    assert r.returncode == 0, r.stderr
+    ref, got = _rows(local), _rows(remote)
+    assert _same(got, ref) == []
+    assert all(row["ki"] and row["record"]["ki_mean"] is not None or row["record"]["ki"]["n_judged"] == 0
+               for key, row in got.items() if key != "_run")
 
 
 def _actors_alive() -> int:

@@ -16,17 +16,19 @@ path (see README, "Running on a Ray cluster").
 from __future__ import annotations
 
 import os
+import time
 from collections import deque
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..config import EngineOptions
-from ..engine.client import estimate_kv_bytes
+from ..engine.client import EngineClient, estimate_kv_bytes
 from ..engine.models import ModelInfo
 from ..errors import Cancelled, InputError, KiigError
 from ..events import CancelToken, ItemDone, Message
-from .batch import BatchConfig, BatchProgress, BatchSummary, commit_chain, plan_batch
+from .batch import BatchConfig, BatchProgress, BatchSummary, _Context, _judge, commit_chain, plan_batch
+from .chain import guarded
 from .cluster_node import NodeWorker
 
 RAY_MISSING = "the cluster path needs Ray, which is not installed: run `make install-cluster`"
@@ -159,14 +161,11 @@ def iter_cluster_batch(
     on a node) raise KiigError; cancel or closing the generator stops every actor and marks the run
     ``cancelled``."""
     ray = import_ray()
-    if judge is not None or corpus is not None:
-        raise InputError("--cluster does not judge the Knowledge Index yet: run it without --judge/--corpus "
-                         "(then `kiig ki` on the chains), or run the whole batch locally")
     config = config or BatchConfig()
     options = replace(options or EngineOptions())
     if options.n_threads is None:
         options.n_threads = max(1, int(cluster.cpus_per_worker))
-    plan = plan_batch(store, dataset, models, scorer, judge=None, corpus=None, config=config, options=options, name=name)
+    plan = plan_batch(store, dataset, models, scorer, judge=judge, corpus=corpus, config=config, options=options, name=name)
     subjects = [replace(s, known_sha256=s.sha256()) for s in plan.subjects]  # nodes cannot hash the driver's files
     scorer_info = replace(plan.scorer, known_sha256=plan.scorer.sha256())
     progress = ClusterProgress(plan.progress.done, plan.progress.total, reloaded=plan.progress.reloaded)
@@ -174,11 +173,12 @@ def iter_cluster_batch(
     if plan.resume_note:
         yield Message(plan.resume_note)
     joined = connect(ray, cluster)
+    judge = _DriverJudge(plan, corpus, options, cancel) if plan.judge is not None else None
     try:
         for m, subject in enumerate(subjects):
             pending = plan.pending(m)
             if pending:
-                yield from _run_subject(ray, plan, m, subject, scorer_info, pending, cluster, options, cancel)
+                yield from _run_subject(ray, plan, m, subject, scorer_info, pending, cluster, options, cancel, judge)
     except (Cancelled, GeneratorExit, KeyboardInterrupt):
         store.set_run_status(plan.run_id, "cancelled")
         raise
@@ -186,14 +186,45 @@ def iter_cluster_batch(
         store.set_run_status(plan.run_id, "failed")
         raise
     finally:
+        if judge is not None:
+            judge.client.close()
         if joined:
             ray.shutdown()
     store.set_run_status(plan.run_id, "finished")
     return plan.summary
 
 
+class _DriverJudge:
+    """The Knowledge Index of chains arriving from the nodes, judged here: retrieval reads the session's
+    corpus, which only the driver holds. The nodes go on generating and scoring meanwhile."""
+
+    def __init__(self, plan, corpus: str, options: EngineOptions, cancel: CancelToken | None) -> None:
+        self.plan, self.client = plan, EngineClient(plan.judge, options)
+        self.ctx = _Context(plan.store, plan.run_id, plan.config, corpus, cancel, plan.progress)
+
+    def judge(self, item, out: dict) -> Generator[ClusterProgress, None, None]:
+        """Judge ``out["record"]`` as the local run would (same function, same failure policy), in place."""
+        record = out["record"]
+        if not out["keep"] or record.get("error"):
+            return
+        self.plan.progress.phase = "judging"
+        yield self.plan.progress
+        started = time.perf_counter()
+
+        def stage():
+            self.client.start(cancel=self.ctx.cancel)
+            out["ki"] = _judge(self.ctx, self.client, self.plan.roles["judge"], item, record)
+            yield from ()
+
+        _, failure = yield from guarded(stage())
+        if failure is not None:
+            record["error"], out["keep"] = failure.message, failure.lasting
+        record["timing"]["ki_s"] = round(time.perf_counter() - started, 4)
+        record["timing"]["total_s"] = round(record["timing"]["total_s"] + record["timing"]["ki_s"], 4)
+
+
 def _run_subject(ray, plan, m: int, subject: ModelInfo, scorer: ModelInfo, pending: list, cluster: ClusterConfig,
-                 options: EngineOptions, cancel: CancelToken | None):
+                 options: EngineOptions, cancel: CancelToken | None, judge: _DriverJudge | None):
     """All pending units of subject ``m``: actors pull one unit at a time; a lost actor's unit is queued again."""
     progress: ClusterProgress = plan.progress
     progress.model, progress.phase, progress.item_id = subject.name, "loading", ""
@@ -264,6 +295,8 @@ def _run_subject(ray, plan, m: int, subject: ModelInfo, scorer: ModelInfo, pendi
                 if out.get("cancelled"):
                     raise Cancelled()
                 i = unit[0]
+                if judge is not None:
+                    yield from judge.judge(unit[1], out)
                 commit_chain(plan, m, i, out["record"], out["generation"], out["ki"], out["keep"])
                 progress.node, progress.item_id = out["node"], unit[1].id
                 node_state(out["node"], "running")["done"] += 1
