@@ -42,7 +42,8 @@ def register(sub) -> None:
                    help="items whose reasoning is generated at once, one KV-cache sequence each (default: from cores and "
                         "memory); changes speed only, never the results, so a run resumes with any N")
     p.add_argument("--name", default=None, help="a name for the run (default: the dataset's file name)")
-    c = p.add_argument_group("Ray cluster (make install-cluster)")
+    c = p.add_argument_group("Ray cluster (make install-cluster)",
+                             "with --cluster, --parallel N is the number of items each actor takes and generates at once (default 1)")
     c.add_argument("--cluster", default=None, metavar="HOST:PORT",
                    help="run the units on the Ray cluster whose head listens there (`ray start --head`); results and "
                         "resume are the same as a local run's. Ray has no authentication by default: see the README")
@@ -97,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
             from ..runs.cluster import ClusterConfig, iter_cluster_batch
 
             cluster = ClusterConfig(args.cluster, workers=args.cluster_workers, cpus_per_worker=args.cpus_per_worker,
-                                    gpus_per_worker=args.gpus_per_worker, node_models=args.node_models, bind=args.cluster_bind)
+                                    gpus_per_worker=args.gpus_per_worker, node_models=args.node_models, bind=args.cluster_bind,
+                                    parallel=args.parallel or 1)
             gen = iter_cluster_batch(store, args.dataset, args.models, args.scorer, cluster=cluster, judge=args.judge,
                                      corpus=args.corpus, config=config, options=options, cancel=cancel, name=args.name)
         else:

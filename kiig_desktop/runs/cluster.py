@@ -46,6 +46,7 @@ class ClusterConfig:
     gpus_per_worker: float = 0.0
     node_models: Sequence[str] = ()  # folders searched on every node, besides the node's own models
     bind: str | None = None  # the address this driver's Ray core worker listens on (None: Ray's choice)
+    parallel: int = 1  # units an actor takes at once, their replies generated together (``--parallel``)
     probe_timeout_s: float = 5.0
 
 
@@ -225,7 +226,7 @@ class _DriverJudge:
 
 def _run_subject(ray, plan, m: int, subject: ModelInfo, scorer: ModelInfo, pending: list, cluster: ClusterConfig,
                  options: EngineOptions, cancel: CancelToken | None, judge: _DriverJudge | None):
-    """All pending units of subject ``m``: actors pull one unit at a time; a lost actor's unit is queued again."""
+    """All pending units of subject ``m``: actors pull ``cluster.parallel`` units at a time; a lost actor's units are queued again."""
     progress: ClusterProgress = plan.progress
     progress.model, progress.phase, progress.item_id = subject.name, "loading", ""
     memory = memory_bytes([subject, scorer], options)
@@ -234,7 +235,7 @@ def _run_subject(ray, plan, m: int, subject: ModelInfo, scorer: ModelInfo, pendi
         max_concurrency=2, max_restarts=0, scheduling_strategy="SPREAD")
     args = (subject, scorer, options, plan.config, list(cluster.node_models))
     queue = deque(pending)
-    in_flight: dict = {}  # ObjectRef -> (actor, unit or None for a load)
+    in_flight: dict = {}  # ObjectRef -> (actor, [(item index, item)], or None for a load)
     labels: dict = {}  # actor -> node label, once loaded
     n = actor_count(ray, cluster, len(pending))
     lost, max_lost = 0, MAX_LOST_FACTOR * n
@@ -251,8 +252,10 @@ def _run_subject(ray, plan, m: int, subject: ModelInfo, scorer: ModelInfo, pendi
 
     def give_work(actor) -> None:
         if queue:
-            unit = queue.popleft()
-            in_flight[actor.run.remote(plan.subject_ids[m], unit[1])] = (actor, unit)
+            active = len(labels) + sum(1 for _, u in in_flight.values() if u is None)  # loaded and loading actors
+            share = -(-len(queue) // max(1, active))  # a short queue is shared out, not taken by the first actor
+            units = [queue.popleft() for _ in range(min(cluster.parallel, share))]
+            in_flight[actor.run.remote(plan.subject_ids[m], [it for _, it in units])] = (actor, units)
         else:
             node_state(labels[actor], "idle")
             _stop(ray, [actor])
@@ -269,7 +272,7 @@ def _run_subject(ray, plan, m: int, subject: ModelInfo, scorer: ModelInfo, pendi
                 raise Cancelled()
             ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=0.25)
             for ref in ready:
-                actor, unit = in_flight.pop(ref)
+                actor, units = in_flight.pop(ref)
                 try:
                     out = ray.get(ref)
                 except ray.exceptions.RayActorError as exc:
@@ -277,31 +280,31 @@ def _run_subject(ray, plan, m: int, subject: ModelInfo, scorer: ModelInfo, pendi
                     label = labels.pop(actor, None)
                     if label:
                         node_state(label, "lost")
-                    if unit is not None:
-                        queue.appendleft(unit)
+                    if units is not None:
+                        queue.extendleft(reversed(units))
                     if lost > max_lost:
                         raise InputError(f"{lost} Ray actors died in this run (last: {str(exc).splitlines()[0]}); giving up") from None
                     yield Message(f"node {label or '(starting)'} was lost"
-                                  + (f"; item {unit[1].id} runs again elsewhere" if unit is not None else ""))
+                                  + (f"; items {', '.join(it.id for _, it in units)} run again elsewhere" if units else ""))
                     spawn()
                     continue
-                if unit is None:
+                if units is None:
                     if "error" in out:
                         raise KiigError(out["error"], out.get("hint"))
                     labels[actor] = out["node"]
                     node_state(out["node"], "running")
                     give_work(actor)
                     continue
-                if out.get("cancelled"):
-                    raise Cancelled()
-                i = unit[0]
-                if judge is not None:
-                    yield from judge.judge(unit[1], out)
-                commit_chain(plan, m, i, out["record"], out["generation"], out["ki"], out["keep"])
-                progress.node, progress.item_id = out["node"], unit[1].id
-                node_state(out["node"], "running")["done"] += 1
-                yield progress
-                yield ItemDone(m * len(plan.items) + i, out["record"])
+                for (i, item), result in zip(units, out, strict=False):
+                    if result.get("cancelled"):
+                        raise Cancelled()
+                    if judge is not None:
+                        yield from judge.judge(item, result)
+                    commit_chain(plan, m, i, result["record"], result["generation"], result["ki"], result["keep"])
+                    progress.node, progress.item_id = result["node"], item.id
+                    node_state(result["node"], "running")["done"] += 1
+                    yield progress
+                    yield ItemDone(m * len(plan.items) + i, result["record"])
                 give_work(actor)
     finally:
         _stop(ray, list(labels) + [a for a, _ in in_flight.values()])

@@ -24,7 +24,7 @@ from ..engine.client import EngineClient
 from ..engine.models import ModelInfo, discover_models
 from ..errors import Cancelled, KiigError, ModelNotFound
 from ..events import CancelToken
-from .batch import BatchConfig, BatchProgress, _Context, _run_item
+from .batch import BatchConfig, BatchProgress, _Context, _generate_ahead, _run_item
 
 
 @dataclass(frozen=True)
@@ -113,20 +113,22 @@ class NodeWorker:
             return {"node": self.node, "error": exc.message, "hint": exc.hint}
         return {"node": self.node, "pid": os.getpid()}
 
-    def run(self, subject_id: int, item) -> dict:
-        """One unit: the chain of ``item`` as the local batch makes it, and where it ran."""
-        progress = BatchProgress(0, 1)
+    def run(self, subject_id: int, items: list) -> list[dict]:
+        """Units: the chains of ``items`` as the local batch makes them (their replies generated at once when
+        there are several, as ``--parallel`` does locally), and where they ran; ``[{"cancelled": True}]`` on cancel."""
+        progress = BatchProgress(0, len(items))
         ctx = _Context(None, 0, self.config, None, self.cancel_token, progress)
-        gen = _run_item(ctx, self.clients, self.subject, subject_id, None, item)
+        out = []
         try:
-            while True:
-                next(gen)
-        except StopIteration as stop:
-            record, generation, ki, keep = stop.value
+            made = _drain(_generate_ahead(ctx, self.clients["subject"], list(enumerate(items)))) if len(items) > 1 else {}
+            for i, item in enumerate(items):
+                record, generation, ki, keep = _drain(_run_item(ctx, self.clients, self.subject, subject_id, None, item,
+                                                                made.pop(i, None)))
+                record["timing"]["node"] = self.node
+                out.append({"node": self.node, "record": record, "generation": generation, "ki": ki, "keep": keep})
         except Cancelled:
-            return {"node": self.node, "cancelled": True}
-        record["timing"]["node"] = self.node
-        return {"node": self.node, "record": record, "generation": generation, "ki": ki, "keep": keep}
+            return [{"node": self.node, "cancelled": True}]
+        return out
 
     def cancel(self) -> None:
         """Stop the unit in progress (called from the driver while ``run`` executes)."""
@@ -136,3 +138,12 @@ class NodeWorker:
         for client in dict.fromkeys(self.clients.values()):
             client.close()
         self.clients = {}
+
+
+def _drain(gen):
+    """Run a generator of progress events to its end (nobody watches a node's events) and return its value."""
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
