@@ -1,16 +1,16 @@
 """A batch run on a Ray cluster (``kiig run ... --cluster ADDRESS``): same units, same rows, same resume.
 
 The driver (this process) plans the run exactly like a local one (``runs.batch.plan_batch``), splits
-what is pending into (item, model) units and hands them, one at a time, to Ray actors; each actor
-(``runs.cluster_node.NodeWorker``) owns one engine worker per model file on its node, loaded once,
-with its CPUs, GPUs and memory declared to Ray. Results stream back and the driver alone commits
+what is pending into (item, model) units and hands them, one at a time (N with ``--parallel N``),
+to Ray actors; each actor (``runs.cluster_node.NodeWorker``) owns one engine worker per model file
+on its node, loaded once, with its CPUs, GPUs and memory declared to Ray. Results stream back and the driver alone commits
 them, through the local run's own commit (``runs.batch.commit_chain``), as they arrive. A unit whose
 actor or node dies is put back in the queue and runs on another actor: nothing is lost and nothing
 is committed twice, so the stored rows equal a local run's.
 
 Ray is imported here only, and only when a cluster run starts: everything else works without it.
 The only sockets this product opens are Ray's and the reachability probe below, and only on this
-path (see README, "Running on a Ray cluster").
+path (see README, "On a Ray cluster").
 """
 
 from __future__ import annotations
@@ -173,9 +173,10 @@ def iter_cluster_batch(
     plan.progress = progress
     if plan.resume_note:
         yield Message(plan.resume_note)
-    joined = connect(ray, cluster)
-    judge = _DriverJudge(plan, corpus, options, cancel) if plan.judge is not None else None
+    joined, judge = False, None
     try:
+        joined = connect(ray, cluster)
+        judge = _DriverJudge(plan, corpus, options, cancel) if plan.judge is not None else None
         for m, subject in enumerate(subjects):
             pending = plan.pending(m)
             if pending:
