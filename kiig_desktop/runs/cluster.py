@@ -295,6 +295,8 @@ def _run_subject(ray, plan, m: int, subject: ModelInfo, scorer: ModelInfo, pendi
                     labels[actor] = out["node"]
                     node_state(out["node"], "running")
                     give_work(actor)
+                    progress.node, progress.phase = out["node"], "generating"
+                    yield progress  # the node shows as working before its first chain arrives
                     continue
                 for (i, item), result in zip(units, out, strict=False):
                     if result.get("cancelled"):

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
+from kiig_desktop.events import ItemDone
 from kiig_desktop.runs.cluster import ClusterProgress
+from kiig_desktop.store import SessionStore
+from tests.test_cluster import _actors_alive
 
 from .conftest import wait_idle
 from .test_dashboard import show_dashboard
@@ -49,3 +54,20 @@ def test_a_batch_runs_on_a_cluster_from_the_window_with_progress_per_node(qtbot,
     rows = [form.nodes.item(i).text() for i in range(form.nodes.count())]
     assert len(rows) == 1 and rows[0].endswith("1 chain"), rows
     assert form.cluster.isEnabled()
+
+    # cancel mid-run: the run is marked cancelled and the actor ends
+    form.limit.setValue(3)
+    form.seed.setValue(3)  # another run
+    assert form.run() is not None  # form.events starts afresh
+    qtbot.waitUntil(lambda: any(isinstance(e, ClusterProgress) and any(v["state"] == "running" for v in e.nodes.values())
+                                for e in form.events), timeout=120000)
+    assert not any(isinstance(e, ItemDone) for e in form.events)
+    form.cancel()
+    wait_idle(qtbot, window, timeout=60000)
+    assert "marked cancelled" in form.status.text(), form.status.text()
+    with SessionStore.open(window.session.path, create=False, write=False) as st:
+        assert st.get_run(form.run_id)["status"] == "cancelled"
+    deadline = time.monotonic() + 30
+    while _actors_alive() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _actors_alive() == 0
