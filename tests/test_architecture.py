@@ -160,6 +160,15 @@ def test_llama_cpp_is_imported_only_in_engine():
     assert offenders == []
 
 
+def test_ray_is_imported_only_by_the_cluster_driver():
+    """Ray is an optional extra: one module imports it, lazily, so everything else runs without it."""
+    offenders = [str(p.relative_to(PKG)) for p in _modules() if any(_top(n) == "ray" for n in _imports(p))]
+    assert offenders == ["runs/cluster.py"]
+    top_level = [n for n in ast.parse((PKG / "runs/cluster.py").read_text(encoding="utf-8")).body
+                 if isinstance(n, ast.Import | ast.ImportFrom) and any(a.name.split(".")[0] == "ray" for a in n.names)]
+    assert top_level == []
+
+
 def test_gui_never_imports_llama_cpp():
     offenders = [str(p.relative_to(PKG)) for p in (PKG / "gui").rglob("*.py") if any(_top(n) == "llama_cpp" for n in _imports(p))]
     assert offenders == []
@@ -171,10 +180,15 @@ def test_no_network_client_code_in_the_product():
 
 
 def test_sockets_are_only_local_pairs():
-    """``socket`` serves the model worker's Unix socket pairs; nothing opens, binds or resolves an address."""
+    """``socket`` serves the model worker's Unix socket pairs; nothing opens, binds or resolves an address --
+    except the opt-in cluster path (``kiig run --cluster``), whose reachability probe connects to the Ray head."""
     users = sorted(str(p.relative_to(PKG)) for p in _modules() if "socket" in _imports(p))
-    assert users == ["engine/client.py", "engine/worker.py"]
-    for rel in users:
+    assert users == ["engine/client.py", "engine/worker.py", "runs/cluster.py"]
+    cluster_calls = {node.func.attr for node in ast.walk(ast.parse((PKG / "runs/cluster.py").read_text(encoding="utf-8")))
+                     if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                     and isinstance(node.func.value, ast.Name) and node.func.value.id == "socket"}
+    assert cluster_calls == {"create_connection"}
+    for rel in users[:2]:
         calls = {node.func.attr for node in ast.walk(ast.parse((PKG / rel).read_text(encoding="utf-8")))
                  if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                  and isinstance(node.func.value, ast.Name) and node.func.value.id == "socket"}

@@ -42,6 +42,21 @@ def register(sub) -> None:
                    help="items generated, scored and judged at once, one KV-cache sequence each (default: from cores and "
                         "memory); changes speed only, never the results, so a run resumes with any N")
     p.add_argument("--name", default=None, help="a name for the run (default: the dataset's file name)")
+    c = p.add_argument_group("Ray cluster (make install-cluster)",
+                             "with --cluster, --parallel N is the number of items each actor takes and generates at once (default 1)")
+    c.add_argument("--cluster", default=None, metavar="HOST:PORT",
+                   help="run the units on the Ray cluster whose head listens there (`ray start --head`); results and "
+                        "resume are the same as a local run's. Ray has no authentication by default: see the README")
+    c.add_argument("--cluster-workers", type=int, default=None, metavar="N",
+                   help="actors per subject model, each with its own engine workers (default: the cluster's CPUs / --cpus-per-worker)")
+    c.add_argument("--cpus-per-worker", type=float, default=1.0, metavar="C", help="CPUs each actor declares to Ray (default 1)")
+    c.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="G",
+                   help="GPUs each actor declares to Ray (default 0; use with --n-gpu-layers)")
+    c.add_argument("--node-models", action="append", default=[], metavar="DIR",
+                   help="a folder on the nodes where model files are looked for by SHA-256 (repeatable), besides each "
+                        "node's own models (KIIG_MODELS_DIR)")
+    c.add_argument("--cluster-bind", default=None, metavar="IP",
+                   help="the address this driver's Ray process listens on (default: the one Ray picks to reach the head)")
     add_engine_args(p)
     p.set_defaults(func=run)
 
@@ -55,6 +70,12 @@ def _check(args: argparse.Namespace) -> None:
         raise InputError(f"--temperature must not be negative, got {args.temperature}")
     if args.parallel is not None:
         check_parallel(args.parallel)
+    if args.cluster is None and (args.cluster_workers is not None or args.node_models or args.cluster_bind):
+        raise InputError("--cluster-workers, --node-models and --cluster-bind need --cluster")
+    if args.cluster_workers is not None and args.cluster_workers < 1:
+        raise InputError(f"--cluster-workers must be at least 1, got {args.cluster_workers}")
+    if args.cpus_per_worker <= 0 or args.gpus_per_worker < 0:
+        raise InputError("--cpus-per-worker must be positive and --gpus-per-worker not negative")
     if args.k is not None and not 1 <= args.k <= 20:
         raise InputError(f"--k must be between 1 and 20, got {args.k}")
     if not Path(args.dataset).is_file():
@@ -73,13 +94,22 @@ def run(args: argparse.Namespace) -> int:
     cancel = CancelToken()
     bar = ProgressLine("run")
     with open_session_for_writing(args.db) as store:
-        gen = iter_batch(store, args.dataset, args.models, args.scorer, judge=args.judge, corpus=args.corpus,
-                         config=config, options=options, cancel=cancel, name=args.name, parallel=args.parallel)
+        if args.cluster:
+            from ..runs.cluster import ClusterConfig, iter_cluster_batch
+
+            cluster = ClusterConfig(args.cluster, workers=args.cluster_workers, cpus_per_worker=args.cpus_per_worker,
+                                    gpus_per_worker=args.gpus_per_worker, node_models=args.node_models, bind=args.cluster_bind,
+                                    parallel=args.parallel or 1)
+            gen = iter_cluster_batch(store, args.dataset, args.models, args.scorer, cluster=cluster, judge=args.judge,
+                                     corpus=args.corpus, config=config, options=options, cancel=cancel, name=args.name)
+        else:
+            gen = iter_batch(store, args.dataset, args.models, args.scorer, judge=args.judge, corpus=args.corpus,
+                             config=config, options=options, cancel=cancel, name=args.name, parallel=args.parallel)
 
         def on_event(event) -> None:
             if isinstance(event, Progress):
                 phase = getattr(event, "phase", "")
-                event.message = " ".join(x for x in (getattr(event, "model", ""), getattr(event, "item_id", ""), phase) if x)
+                event.message = " ".join(x for x in (getattr(event, "node", ""), getattr(event, "model", ""), getattr(event, "item_id", ""), phase) if x)
                 bar.update(event, force=phase == "done" and event.done == event.total)
             elif isinstance(event, ItemDone) and event.result.get("error"):
                 bar.close()

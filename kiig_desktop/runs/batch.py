@@ -163,35 +163,38 @@ class _Workers:
             self.open.popitem()[1].close()
 
 
-# ------------------------------------------------------------------------------------ the run
+@dataclass
+class BatchPlan:
+    """A batch run as found or created in the session: its items, models, keys and what is stored already.
 
-
-def iter_batch(
-    store,
-    dataset: str | Path,
-    models: Sequence[str | ModelInfo],
-    scorer: str | ModelInfo,
-    *,
-    judge: str | ModelInfo | None = None,
-    corpus: str | None = None,
-    config: BatchConfig | None = None,
-    options: EngineOptions | None = None,
-    cancel: CancelToken | None = None,
-    client_factory: Callable[[ModelInfo, EngineOptions], object] = EngineClient,
-    name: str | None = None,
-    parallel: int | None = None,
-) -> Generator[BatchProgress | ItemDone | Message, None, BatchSummary]:
-    """Run (or resume) a batch, yielding progress, each new chain's record and messages.
-
-    ``parallel``: items whose replies are generated at once (None: :func:`~.parallel.default_parallel`);
-    it changes speed, not results, and is not part of the run's identity.
-    ``store`` is a writable SessionStore (used from this thread only). Expected problems (bad
-    dataset, unknown model or corpus) raise KiigError before any model loads; a failing item becomes
-    a record with ``"error"`` and the batch goes on. Cancel (or closing the generator) marks the run
-    ``cancelled``; calling again with the same arguments resumes it.
+    The local run and the cluster run (``runs.cluster``) both start from it and both commit through
+    :func:`commit_chain`, so they store the same rows and resume the same way.
     """
-    config = config or BatchConfig()
-    options = options or EngineOptions()
+
+    store: object
+    config: BatchConfig
+    items: list[DatasetItem]
+    subjects: list[ModelInfo]
+    subject_ids: list[int]
+    scorer: ModelInfo
+    judge: ModelInfo | None
+    roles: dict
+    run_id: int
+    keys: list[list[str]]  # keys[model index][item index]
+    stored: dict[str, str]  # key -> status of chains already in the session
+    summary: BatchSummary
+    progress: BatchProgress
+    resume_note: str | None = None
+
+    def pending(self, m: int) -> list[tuple[int, DatasetItem]]:
+        """Items of subject ``m`` not yet in the session, by item index."""
+        return [(i, it) for i, it in enumerate(self.items) if self.keys[m][i] not in self.stored]
+
+
+def plan_batch(store, dataset: str | Path, models: Sequence[str | ModelInfo], scorer: str | ModelInfo, *,
+               judge: str | ModelInfo | None, corpus: str | None, config: BatchConfig, options: EngineOptions,
+               name: str | None) -> BatchPlan:
+    """Check the arguments, find or create the run and see which chains are done (raises KiigError)."""
     if not models:
         raise InputError("name at least one subject model")
     if (judge is None) != (corpus is None):
@@ -222,10 +225,62 @@ def iter_batch(
     total = len(subjects) * len(items)
     failed_before = [k for k in reloaded if stored[k] == "error"]
     summary = BatchSummary(run_id, total, reloaded=len(reloaded), errors=len(failed_before), error_keys=failed_before)
+    note = None
     if reloaded:
-        yield Message(f"resuming run {run_id}: {len(reloaded)} of {total} chains already done, skipping them"
-                      + (f" ({len(failed_before)} of them failed; delete the run to retry)" if failed_before else ""))
-    progress = BatchProgress(len(reloaded), total, reloaded=len(reloaded))
+        note = (f"resuming run {run_id}: {len(reloaded)} of {total} chains already done, skipping them"
+                + (f" ({len(failed_before)} of them failed; delete the run to retry)" if failed_before else ""))
+    return BatchPlan(store, config, items, subjects, subject_ids, scorer_info, judge_info, roles, run_id, keys, stored,
+                     summary, BatchProgress(len(reloaded), total, reloaded=len(reloaded)), note)
+
+
+def commit_chain(plan: BatchPlan, m: int, i: int, record: dict, generation: dict | None, ki: dict | None, keep: bool) -> None:
+    """Store one finished chain (subject ``m``, item ``i``) when ``keep``, and count it: the one commit of a batch."""
+    key = plan.keys[m][i]
+    if keep:
+        plan.store.save_chain(plan.run_id, key, record, item=item_row(plan.items[i]), generation=generation, ki=ki)
+    if record.get("error"):
+        plan.summary.errors += 1
+        plan.summary.error_keys.append(key)
+    plan.summary.done += 1
+    plan.progress.done += 1
+    plan.progress.phase = "done"
+
+
+# ------------------------------------------------------------------------------------ the run
+
+
+def iter_batch(
+    store,
+    dataset: str | Path,
+    models: Sequence[str | ModelInfo],
+    scorer: str | ModelInfo,
+    *,
+    judge: str | ModelInfo | None = None,
+    corpus: str | None = None,
+    config: BatchConfig | None = None,
+    options: EngineOptions | None = None,
+    cancel: CancelToken | None = None,
+    client_factory: Callable[[ModelInfo, EngineOptions], object] = EngineClient,
+    name: str | None = None,
+    parallel: int | None = None,
+) -> Generator[BatchProgress | ItemDone | Message, None, BatchSummary]:
+    """Run (or resume) a batch, yielding progress, each new chain's record and messages.
+
+    ``parallel``: items whose replies are generated at once (None: :func:`~.parallel.default_parallel`);
+    it changes speed, not results, and is not part of the run's identity.
+    ``store`` is a writable SessionStore (used from this thread only). Expected problems (bad
+    dataset, unknown model or corpus) raise KiigError before any model loads; a failing item becomes
+    a record with ``"error"`` and the batch goes on. Cancel (or closing the generator) marks the run
+    ``cancelled``; calling again with the same arguments resumes it.
+    """
+    config = config or BatchConfig()
+    options = options or EngineOptions()
+    plan = plan_batch(store, dataset, models, scorer, judge=judge, corpus=corpus, config=config, options=options, name=name)
+    config, items, subjects, subject_ids, scorer_info, judge_info, roles, run_id, keys, stored, summary, progress = (
+        plan.config, plan.items, plan.subjects, plan.subject_ids, plan.scorer, plan.judge, plan.roles, plan.run_id,
+        plan.keys, plan.stored, plan.summary, plan.progress)
+    if plan.resume_note:
+        yield Message(plan.resume_note)
     workers = _Workers(client_factory, options)
     ctx = _Context(store, run_id, config, corpus, cancel, progress)
     try:
@@ -250,14 +305,7 @@ def iter_batch(
                 progress.item_id = item.id
                 record, generation, ki, keep = yield from _run_item(ctx, clients, subject, subject_id, roles.get("judge"), item,
                                                                     made.pop(i, None))
-                if keep:
-                    store.save_chain(run_id, keys[m][i], record, item=item_row(item), generation=generation, ki=ki)
-                if record.get("error"):
-                    summary.errors += 1
-                    summary.error_keys.append(keys[m][i])
-                summary.done += 1
-                progress.done += 1
-                progress.phase = "done"
+                commit_chain(plan, m, i, record, generation, ki, keep)
                 yield progress
                 yield ItemDone(m * len(items) + i, record)
             workers.release(subject, [scorer_info, judge_info])

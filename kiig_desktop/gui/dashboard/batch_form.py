@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
+    QLineEdit,
     QListWidget,
     QListWidgetItem,
     QProgressBar,
@@ -34,6 +35,7 @@ from ...errors import InputError, KiigError
 from ...events import ItemDone, Message
 from ...resources import resource_path
 from ...runs.batch import BatchConfig, BatchProgress, BatchSummary
+from ...runs.cluster import ClusterProgress
 from ...runs.parallel import MAX_PARALLEL, SETTING_KEY, default_parallel
 from ..shared.corpora import Corpora
 from ..shared.engines import Engines
@@ -42,7 +44,7 @@ from ..shared.session_file import SessionFile
 from ..shared.theme import theme
 from ..shared.widgets import ElidedLabel, compact_combo, plain_label, rich_tooltip
 from ..shared.workers import Task, TaskManager
-from .batch_task import BatchRequest, RunStarted, batch_work, progress_text
+from .batch_task import BatchRequest, RunStarted, batch_work, node_lines, progress_text
 
 SAMPLES = (("Clinical MCQ (sample)", "clinical_mcq.jsonl"), ("Arithmetic (sample)", "arithmetic.jsonl"))
 LAYOUT_CHOICES = (("Detect the layout", "auto"), ("Multiple choice (MedQA-style)", "mcq"),
@@ -190,6 +192,11 @@ class BatchForm(QWidget):
         s.addRow("Temperature", self.temperature)
         s.addRow("Seed", self.seed)
         s.addRow("Parallel items", self.parallel)
+        self.cluster = QLineEdit()
+        self.cluster.setPlaceholderText("empty = this computer")
+        self.cluster.setToolTip("HOST:PORT of a Ray head (`ray start --head`) to run the items on its nodes "
+                                "(make install-cluster). Ray has no authentication by default: private network only.")
+        s.addRow("Cluster address", self.cluster)
 
         self.run_button = QPushButton("Run batch")
         self.run_button.setProperty("role", "primary")
@@ -210,6 +217,11 @@ class BatchForm(QWidget):
         row.addStretch(1)
         r.addLayout(row)
         r.addWidget(self.progress)
+        self.nodes = QListWidget()
+        self.nodes.setToolTip("Cluster nodes: what each does and the chains it finished")
+        self.nodes.setMaximumHeight(90)
+        self.nodes.hide()  # shown while a cluster run reports its nodes
+        r.addWidget(self.nodes)
         r.addWidget(self.resume_note)
         r.addWidget(self.status)
 
@@ -334,7 +346,8 @@ class BatchForm(QWidget):
         self.run_button.setEnabled(not busy and self.dataset_ready())
         self.cancel_button.setEnabled(busy)
         for w in (self.dataset_combo, self.browse_button, self.layout_combo, self.model_list, self.scorer, self.use_ki,
-                  self.ki_box, self.limit, self.max_tokens, self.temperature, self.seed, self.parallel):
+                  self.ki_box, self.limit, self.max_tokens, self.temperature, self.seed, self.parallel,
+                  self.cluster):
             w.setEnabled(not busy)
 
     def request(self) -> BatchRequest:
@@ -355,7 +368,8 @@ class BatchForm(QWidget):
         config = BatchConfig(max_tokens=self.max_tokens.value(), temperature=self.temperature.value(),
                              seed=self.seed.value(), limit=self.limit.value() or None,
                              layout=self.layout_combo.currentData(), ki_mode=self.ki_mode.currentData())
-        return BatchRequest(self.dataset.path, models, scorer, judge, corpus, config, parallel=self.parallel.value())
+        return BatchRequest(self.dataset.path, models, scorer, judge, corpus, config, parallel=self.parallel.value(),
+                            cluster=self.cluster.text().strip() or None)
 
     def run(self) -> Task | None:
         """Start (or resume) the batch described by the form."""
@@ -372,6 +386,8 @@ class BatchForm(QWidget):
         self.progress.setValue(0)
         self.progress.show()
         self.resume_note.setText("")
+        self.nodes.clear()
+        self.nodes.hide()
         self.status.setText("Starting…")
         task = self.tasks.run(f"Batch evaluation of {Path(request.dataset).name}",
                               batch_work(self.session, self.engines, request))
@@ -400,6 +416,10 @@ class BatchForm(QWidget):
             if event.reloaded and not self.resume_note.text():
                 self.resume_note.setText(f"Resuming: {event.reloaded} of {event.total} already done")
             self.status.setText(progress_text(event))
+            if isinstance(event, ClusterProgress) and event.nodes:
+                self.nodes.clear()
+                self.nodes.addItems(node_lines(event))
+                self.nodes.show()
         elif isinstance(event, ItemDone):
             err = event.result.get("error")
             if err:

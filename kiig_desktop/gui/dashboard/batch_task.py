@@ -26,6 +26,7 @@ from ...engine.models import ModelInfo
 from ...errors import StoreError
 from ...events import CancelToken
 from ...runs.batch import BatchConfig, BatchProgress, BatchSummary, iter_batch
+from ...runs.cluster import ClusterConfig, ClusterProgress, iter_cluster_batch
 from ...store import SessionStore
 from ..shared.engines import Engines
 from ..shared.session_file import SessionFile
@@ -50,6 +51,7 @@ class BatchRequest:
     config: BatchConfig | None = None
     name: str | None = None
     parallel: int | None = None  # items at once (None: runs.parallel.default_parallel)
+    cluster: str | None = None  # HOST:PORT of a Ray head; None runs here
 
 
 class LockedStore:
@@ -114,6 +116,20 @@ class SharedClient:
         return getattr(client, name)
 
 
+def snapshot(event: BatchProgress) -> BatchProgress:
+    """A copy the GUI thread may keep while the run goes on (per-node entries included)."""
+    copy = replace(event)
+    if isinstance(event, ClusterProgress):
+        copy.nodes = {label: dict(entry) for label, entry in event.nodes.items()}
+    return copy
+
+
+def node_lines(p: ClusterProgress) -> list[str]:
+    """One line per cluster node: its state and the chains it finished in this session."""
+    return [f"{label}: {entry['state']}, {entry['done']} chain{'s' if entry['done'] != 1 else ''}"
+            for label, entry in sorted(p.nodes.items())]
+
+
 def batch_options(engines: Engines, scorer: ModelInfo) -> EngineOptions:
     """The engine settings recorded with the run: the scorer's (its numbers depend on them)."""
     return engines.options(scorer.id)
@@ -125,10 +141,16 @@ def batch_work(session: SessionFile, engines: Engines, request: BatchRequest):
     def work(cancel: CancelToken) -> Generator[object, None, BatchSummary]:
         store = LockedStore(session)
         try:
-            gen = iter_batch(store, request.dataset, request.models, request.scorer, judge=request.judge,
-                             corpus=request.corpus, config=request.config, options=batch_options(engines, request.scorer),
-                             cancel=cancel, client_factory=lambda info, _opts: SharedClient(engines, info),
-                             name=request.name, parallel=request.parallel)
+            if request.cluster:
+                gen = iter_cluster_batch(store, request.dataset, request.models, request.scorer,
+                                         cluster=ClusterConfig(request.cluster, parallel=request.parallel or 1), judge=request.judge, corpus=request.corpus,
+                                         config=request.config, options=batch_options(engines, request.scorer),
+                                         cancel=cancel, name=request.name)
+            else:
+                gen = iter_batch(store, request.dataset, request.models, request.scorer, judge=request.judge,
+                                 corpus=request.corpus, config=request.config, options=batch_options(engines, request.scorer),
+                                 cancel=cancel, client_factory=lambda info, _opts: SharedClient(engines, info),
+                                 name=request.name, parallel=request.parallel)
             announced = False
             try:
                 while True:
@@ -139,7 +161,7 @@ def batch_work(session: SessionFile, engines: Engines, request: BatchRequest):
                     if not announced and store.run_id is not None:
                         announced = True
                         yield RunStarted(store.run_id)
-                    yield replace(event) if isinstance(event, BatchProgress) else event
+                    yield snapshot(event) if isinstance(event, BatchProgress) else event
             finally:
                 gen.close()  # on cancel: the batch marks its run cancelled
         finally:
