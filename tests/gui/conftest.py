@@ -116,10 +116,12 @@ def worker_processes() -> list[int]:
     return found
 
 
-def wait_no_workers(timeout: float = 10.0) -> list[int]:
+def wait_no_workers(timeout: float = 10.0, ignore: set[int] | frozenset[int] = frozenset()) -> list[int]:
+    """Model workers of this process still alive after up to ``timeout`` s; ``ignore``: workers that
+    were running before the window under test started (the session's shared engine fixture)."""
     end = time.monotonic() + timeout
     while True:
-        left = worker_processes()
+        left = [pid for pid in worker_processes() if pid not in ignore]
         if not left or time.monotonic() > end:
             return left
         time.sleep(0.05)

@@ -21,7 +21,7 @@ from kiig_desktop.resources import resource_path
 from kiig_desktop.runs.batch import BatchProgress, BatchSummary
 from kiig_desktop.store import SessionStore
 
-from .conftest import wait_idle, wait_no_workers
+from .conftest import wait_idle, wait_no_workers, worker_processes
 from .records import fake_record
 
 HOSTILE = '<img src="x" onerror="alert(1)"><b>B</b>'
@@ -116,6 +116,7 @@ def check_models_table(view, report) -> None:
 
 @pytest.mark.slow
 def test_batch_run_from_the_window_with_cancel_and_resume(qtbot, window, tmp_path):
+    earlier = set(worker_processes())  # workers of other test modules' shared engines, not this window's
     win = window
     view = show_dashboard(qtbot, win)
     form = view.form
@@ -204,8 +205,9 @@ def test_batch_run_from_the_window_with_cancel_and_resume(qtbot, window, tmp_pat
                     timeout=60000)
     other, path = form.run_id, win.session.path
     assert other is not None and other != run_id
+    assert set(worker_processes()) - earlier  # this window's workers are running
     win.close()
-    assert not wait_no_workers()
+    assert not wait_no_workers(ignore=earlier)
     with SessionStore.open(path, create=False, write=False) as st:
         assert st.get_run(other)["status"] == "cancelled"
         assert st.get_run(run_id)["status"] == "finished"
