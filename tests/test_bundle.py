@@ -229,3 +229,15 @@ echo root-install-ok
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert "KIIG Desktop installed in /opt/kiig-desktop" in r.stdout and "root-install-ok" in r.stdout
     assert r.stdout.count("kiig ") >= 1 and session.read_bytes() == b"user data"
+
+
+def test_the_app_leaves_ray_out_and_its_cluster_option_says_so(app, tmp_path):
+    """The frozen app is for one machine: Ray (the cluster extra) is not bundled, and `kiig run
+    --cluster` says in one line where the cluster path is available instead of failing on an import."""
+    assert not list((app / "_internal").glob("ray")), "Ray was bundled"
+    data = tmp_path / "data.jsonl"
+    data.write_text(json.dumps({"id": "a", "question": "What is 2 + 3?", "answer": "5"}) + "\n")
+    r = _run([app / "kiig", "run", "--dataset", data, "--models", "default", "--scorer", "default", "--db", tmp_path / "s.kiig",
+              "--cluster", "10.0.0.1:6379"], _bare(tmp_path / "home"))
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "the installed app does not include" in r.stderr and "Traceback" not in r.stderr, r.stderr

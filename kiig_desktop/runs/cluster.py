@@ -16,6 +16,7 @@ path (see README, "On a Ray cluster").
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections import deque
 from collections.abc import Generator, Sequence
@@ -32,6 +33,8 @@ from .chain import guarded
 from .cluster_node import NodeWorker
 
 RAY_MISSING = "the cluster path needs Ray, which is not installed: run `make install-cluster`"
+RAY_NOT_FROZEN = ("the cluster path needs Ray, which the installed app does not include: run `kiig run --cluster` "
+                  "from a Python install of KIIG Desktop with `make install-cluster`")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 MAX_LOST_FACTOR = 3  # actors that may die in one run, per actor asked for, before the run gives up
 
@@ -63,7 +66,7 @@ def import_ray():
     try:
         import ray
     except ImportError:
-        raise InputError(RAY_MISSING) from None
+        raise InputError(RAY_NOT_FROZEN if getattr(sys, "frozen", False) else RAY_MISSING) from None
     return ray
 
 
