@@ -22,8 +22,10 @@ from kiig_desktop.errors import Cancelled
 from kiig_desktop.events import CancelToken, ItemDone
 from kiig_desktop.reports.summary import summarize
 from kiig_desktop.resources import resource_path
-from kiig_desktop.runs.batch import BatchConfig, batch_key, build_messages, item_seed, iter_batch
+from kiig_desktop.runs.batch import BatchConfig, batch_key, iter_batch
+from kiig_desktop.runs.batch_stages import build_messages, item_seed
 from kiig_desktop.store import SessionStore
+from tests.sample_data import write_samples
 
 MAX_TOKENS = "80"
 
@@ -35,11 +37,7 @@ def kiig(*args: str, timeout: float = 400) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def mixed(tmp_path_factory) -> Path:
     """Two clinical MCQ items and one arithmetic item in one file (generic layout)."""
-    lines = resource_path("datasets", "clinical_mcq.jsonl").read_text().splitlines()[:2]
-    lines += resource_path("datasets", "arithmetic.jsonl").read_text().splitlines()[:1]
-    path = tmp_path_factory.mktemp("data") / "mixed.jsonl"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return write_samples(tmp_path_factory.mktemp("data") / "mixed.jsonl", slice(2), slice(1))
 
 
 @pytest.fixture(scope="module")

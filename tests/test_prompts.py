@@ -9,7 +9,7 @@ from kiig_desktop.chains.prompts import analyze_prompt, batch_messages, question
 from kiig_desktop.chains.steps_llm import LLM_SPLIT_MAX_TOKENS, split_budget, split_with_model
 from kiig_desktop.knowledge.ki import parse_ki_item
 from kiig_desktop.runs.analysis import Question
-from kiig_desktop.runs.batch import build_messages
+from kiig_desktop.runs.batch_stages import build_messages
 
 OPTIONS = {"A": "Insulin", "B": "Metformin", "C": "Aspirin"}
 

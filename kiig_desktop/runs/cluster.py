@@ -28,7 +28,8 @@ from ..engine.client import EngineClient, estimate_kv_bytes
 from ..engine.models import ModelInfo
 from ..errors import Cancelled, InputError, KiigError
 from ..events import CancelToken, ItemDone, Message
-from .batch import BatchConfig, BatchProgress, BatchSummary, _Context, _judge, commit_chain, plan_batch
+from .batch import BatchConfig, BatchProgress, BatchSummary, commit_chain, plan_batch
+from .batch_stages import _Context, _judge
 from .chain import guarded
 from .cluster_node import NodeWorker
 

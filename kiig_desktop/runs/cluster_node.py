@@ -3,7 +3,7 @@
 :class:`NodeWorker` is a plain class; ``runs.cluster`` makes it a Ray actor (this module never imports
 ray, so it is tested without a cluster too). One NodeWorker owns the engine workers of one subject
 model and the scorer, each loaded once, and runs (item) units through the same code as a local batch
-(``runs.batch._run_item``): the numbers cannot differ by construction, only by where they ran.
+(``runs.batch_stages._run_item``): the numbers cannot differ by construction, only by where they ran.
 
 Models are found by content, never by name: the node looks among its own models (``kiig models`` on
 that node: the embedded model, its models folder or ``KIIG_MODELS_DIR``, LM Studio, Ollama) and the
@@ -24,7 +24,8 @@ from ..engine.client import EngineClient
 from ..engine.models import ModelInfo, discover_models
 from ..errors import Cancelled, KiigError, ModelNotFound
 from ..events import CancelToken
-from .batch import BatchConfig, BatchProgress, _Context, _generate_ahead, _run_item
+from .batch import BatchConfig, BatchProgress
+from .batch_stages import _Context, _generate_ahead, _run_item
 
 
 @dataclass(frozen=True)
