@@ -24,6 +24,7 @@ import pytest
 from kiig_desktop import cli
 from kiig_desktop.resources import resource_path
 from kiig_desktop.store import SessionStore
+from tests.sample_data import write_samples
 
 ray = pytest.importorskip("ray", reason="Ray is not installed: `make install-cluster` (make test installs it)")
 
@@ -62,11 +63,7 @@ def cluster(folders):
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
-    lines = resource_path("datasets", "clinical_mcq.jsonl").read_text().splitlines()[:2]
-    lines += resource_path("datasets", "arithmetic.jsonl").read_text().splitlines()[:2]
-    path = tmp_path_factory.mktemp("data") / "mixed.jsonl"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return write_samples(tmp_path_factory.mktemp("data") / "mixed.jsonl", slice(2), slice(2))
 
 
 def _args(dataset: Path, db: Path, *extra: str) -> list[str]:
@@ -187,8 +184,7 @@ def test_a_model_missing_on_a_node_is_one_clear_error_naming_it(cluster, folders
 
 def test_knowledge_index_on_a_cluster_is_judged_by_the_driver_as_a_local_run_judges_it(cluster, tmp_path):
     """Nodes generate and score; the driver judges each arriving chain against the session's corpus."""
-    data = tmp_path / "two.jsonl"
-    data.write_text("\n".join(resource_path("datasets", "clinical_mcq.jsonl").read_text().splitlines()[2:4]) + "\n")
+    data = write_samples(tmp_path / "two.jsonl", slice(2, 4))
     corpus = tmp_path / "corpus.kiig"
     assert cli.main(["corpus", "add", "--db", str(corpus), "--name", "clinical",
                      str(resource_path("corpus", "clinical_facts.jsonl"))]) == 0

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from kiig_desktop.resources import resource_path
+from tests.sample_data import write_samples
 
 GUARD = textwrap.dedent(
     """
@@ -122,8 +122,7 @@ def test_the_guard_catches_a_network_socket(guarded_env):
 
 @pytest.mark.slow
 def test_local_run_and_score_open_no_network_socket(guarded_env, tmp_path):
-    data = tmp_path / "one.jsonl"
-    data.write_text(resource_path("datasets", "clinical_mcq.jsonl").read_text().splitlines()[0] + "\n")
+    data = write_samples(tmp_path / "one.jsonl", slice(1))
     r, network, unix = _watch(["run", "--dataset", str(data), "--models", "default", "--scorer", "default",
                                "--db", str(tmp_path / "s.kiig"), "--max-tokens", "16"], guarded_env)
     assert r.returncode == 0, r.stderr
