@@ -17,12 +17,11 @@ Usage: python benchmarks/bench_batch_invariance.py [--model PATH] [--repeats 3] 
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
-from _util import machine, median, save
+from _util import environment, machine, median, save
 
 from kiig_desktop.config import EngineOptions
 from kiig_desktop.engine.client import EngineClient
@@ -39,30 +38,21 @@ MESSAGES = [{"role": "user", "content": "Explain step by step how a doctor confi
 
 
 def measure(model: str, env: dict[str, str], repeats: int, threads: int | None) -> dict:
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)  # the engine client passes its environment on to the worker
-    try:
-        with EngineClient(model, EngineOptions(n_ctx=2048, n_threads=threads)) as c:
-            c.start()
-            seq = c.tokenize(TEXT * 2, add_bos=c.info["add_bos"])[:64]
-            one = np.asarray(c.call("eval_sequence", tokens=seq)["logprob"])
-            each = np.asarray(c.call("eval_sequence", tokens=seq, chunk=1)["logprob"])
-            long = (c.tokenize(TEXT * 40, add_bos=c.info["add_bos"]))[:512]
-            prefill = [c.call("prefill", tokens=long)["seconds"] for _ in range(repeats)]
-            gen = [c.call("generate", messages=MESSAGES, max_tokens=64, temperature=0.0, top_k=0) for _ in range(repeats)]
-            return {
-                "max_abs_diff_nats": float(np.abs(one - each).max()),
-                "prefill_tok_s": len(long) / median(prefill),
-                "generation_tok_s": median([g["tokens_per_s"] for g in gen]),
-                "threads": c.info["n_threads"],
-                "kquant_invariant": bool((c.build() or {}).get("kquant_invariant")),
-            }
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    with environment(env), EngineClient(model, EngineOptions(n_ctx=2048, n_threads=threads)) as c:
+        c.start()
+        seq = c.tokenize(TEXT * 2, add_bos=c.info["add_bos"])[:64]
+        one = np.asarray(c.call("eval_sequence", tokens=seq)["logprob"])
+        each = np.asarray(c.call("eval_sequence", tokens=seq, chunk=1)["logprob"])
+        long = (c.tokenize(TEXT * 40, add_bos=c.info["add_bos"]))[:512]
+        prefill = [c.call("prefill", tokens=long)["seconds"] for _ in range(repeats)]
+        gen = [c.call("generate", messages=MESSAGES, max_tokens=64, temperature=0.0, top_k=0) for _ in range(repeats)]
+        return {
+            "max_abs_diff_nats": float(np.abs(one - each).max()),
+            "prefill_tok_s": len(long) / median(prefill),
+            "generation_tok_s": median([g["tokens_per_s"] for g in gen]),
+            "threads": c.info["n_threads"],
+            "kquant_invariant": bool((c.build() or {}).get("kquant_invariant")),
+        }
 
 
 def thread_check(model: str) -> float:

@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from _util import machine, save
+from _util import environment, machine, save
 
 from kiig_desktop.config import EngineOptions
 from kiig_desktop.engine.client import EngineClient
@@ -35,19 +35,11 @@ MESSAGES = [{"role": "user", "content": "Explain step by step how a doctor confi
 
 def start(model: str, folder: str, tiled: str, threads: int | None) -> EngineClient:
     """A worker that imports llama_cpp from *folder*, with GGML_CPU_TILED_MM=*tiled*."""
-    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "GGML_CPU_TILED_MM")}
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (folder, saved["PYTHONPATH"]) if p)
-    os.environ["GGML_CPU_TILED_MM"] = tiled
-    try:
+    path = os.pathsep.join(p for p in (folder, os.environ.get("PYTHONPATH")) if p)
+    with environment({"PYTHONPATH": path, "GGML_CPU_TILED_MM": tiled}):
         client = EngineClient(model, EngineOptions(n_ctx=2048, n_threads=threads))
         client.start()
         return client
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def main() -> None:
