@@ -24,60 +24,20 @@ from pathlib import Path
 
 from .. import __version__
 from ..chains.datasets import DatasetItem, load_dataset
-from ..chains.prompts import BATCH_PROMPT_VERSION
 from ..config import EngineOptions
 from ..engine.client import EngineClient
 from ..engine.models import ModelInfo, resolve_model
 from ..errors import Cancelled, InputError
-from ..events import CancelToken, ItemDone, Message, Progress
+from ..events import CancelToken, ItemDone, Message
 from ..files import file_sha256
 from ..metrics import infogain
 from ..strict_json import bad_lines_error
-from .batch_stages import _Ahead, _Context, _group_ahead, _run_item
+from .batch_stages import BatchConfig, BatchProgress, _Ahead, _Context, _group_ahead, _run_item
 from .ki import ki_settings
 from .parallel import check_parallel, default_parallel
 from .score import item_row, model_row
 
 BATCH_METHOD = "kiig-batch-1"
-
-
-@dataclass
-class BatchConfig:
-    """Settings of a batch run; every field is part of the run's identity."""
-
-    max_tokens: int = 384
-    temperature: float = 0.0
-    seed: int = 0
-    split: str = "auto"
-    mode: str = "answer"
-    limit: int | None = None
-    layout: str = "auto"  # dataset layout: auto | mcq | gsm8k | generic (mixed files need generic)
-    ki_k: int | None = None  # None: the mode's default (3, or 12 for reasoningeval)
-    ki_max_prompt_chars: int = 6000
-    ki_mode: str = "probability"
-
-    def generation(self) -> dict:
-        return {"max_tokens": self.max_tokens, "temperature": self.temperature, "seed": self.seed, "prompt": BATCH_PROMPT_VERSION}
-
-
-@dataclass
-class BatchProgress(Progress):
-    """Progress over all model x item chains; ``reloaded`` chains came from the store (resume).
-
-    The ETA only counts chains done in this session, so a resumed run does not look faster than it is.
-    """
-
-    reloaded: int = 0
-    phase: str = ""  # loading | generating | scoring | judging
-    model: str = ""
-    item_id: str = ""
-
-    @property
-    def eta_s(self) -> float | None:
-        fresh = self.done - self.reloaded
-        if not self.total or fresh <= 0:
-            return None
-        return self.elapsed / fresh * (self.total - self.done)
 
 
 @dataclass

@@ -13,22 +13,58 @@ import hashlib
 import time
 from collections.abc import Generator
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 from ..chains.answers import grade
 from ..chains.datasets import DatasetItem
 from ..chains.prompts import BATCH_PROMPT_VERSION, batch_messages
 from ..engine.models import ModelInfo
 from ..errors import Cancelled, ContextOverflow, InputError, KiigError
-from ..events import CancelToken, offset_tokens
+from ..events import CancelToken, Progress, offset_tokens
 from .chain import generation_record, guarded, iter_generation
 from .ki import ask_many
 from .parallel import generate_group
 from .provenance import worker_build
 from .score import ScoreConfig, score_item, score_items
 
-if TYPE_CHECKING:
-    from .batch import BatchConfig, BatchProgress
+
+@dataclass
+class BatchConfig:
+    """Settings of a batch run; every field is part of the run's identity."""
+
+    max_tokens: int = 384
+    temperature: float = 0.0
+    seed: int = 0
+    split: str = "auto"
+    mode: str = "answer"
+    limit: int | None = None
+    layout: str = "auto"  # dataset layout: auto | mcq | gsm8k | generic (mixed files need generic)
+    ki_k: int | None = None  # None: the mode's default (3, or 12 for reasoningeval)
+    ki_max_prompt_chars: int = 6000
+    ki_mode: str = "probability"
+
+    def generation(self) -> dict:
+        return {"max_tokens": self.max_tokens, "temperature": self.temperature, "seed": self.seed, "prompt": BATCH_PROMPT_VERSION}
+
+
+@dataclass
+class BatchProgress(Progress):
+    """Progress over all model x item chains; ``reloaded`` chains came from the store (resume).
+
+    The ETA only counts chains done in this session, so a resumed run does not look faster than it is.
+    """
+
+    reloaded: int = 0
+    phase: str = ""  # loading | generating | scoring | judging
+    model: str = ""
+    item_id: str = ""
+
+    @property
+    def eta_s(self) -> float | None:
+        fresh = self.done - self.reloaded
+        if not self.total or fresh <= 0:
+            return None
+        return self.elapsed / fresh * (self.total - self.done)
+
 
 
 def build_messages(item: DatasetItem) -> list[dict]:
