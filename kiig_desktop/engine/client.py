@@ -269,7 +269,7 @@ class EngineClient:
         self._proc, self._conn, self._cancel_sock, self.info = None, None, None, None
         if proc is None:
             return
-        if not kill and proc.poll() is None:
+        if not kill and conn is not None and proc.poll() is None:  # conn is None if start() was interrupted
             try:
                 conn.send({"op": "close"})
                 proc.wait(3.0)
