@@ -10,7 +10,8 @@
 # (compile time grows with each; "all" = every upstream variant except the AMX one, which segfaulted
 # on AMX Xeons). packaging/patches/ holds our llama.cpp source patches (batch-invariant K-quant
 # kernels). The wheel is kept in a private cache keyed by version, flags, variants, Python version
-# and the patches, so a wheel built with other flags or patches is never reused. For GPU offload:
+# and the patches, so a wheel built with other flags or patches is never reused. LLAMA_CMAKE_ARGS
+# ADDS to the project's arguments (llamafile off, CPU variants, the patch stay), e.g. for GPU offload:
 #   make install LLAMA_CMAKE_ARGS="-DGGML_CUDA=on"      (NVIDIA, needs the CUDA toolkit)
 #   make install LLAMA_CMAKE_ARGS="-DGGML_VULKAN=on"    (Vulkan, needs the Vulkan SDK)
 #   make install LLAMA_CMAKE_ARGS="-DGGML_METAL=on"     (Apple silicon)
@@ -20,9 +21,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 LLAMA_VERSION := 0.3.36
 SMOLLM_VERSION := 0.1.2
-LLAMA_CMAKE_ARGS ?= $(shell $(PYTHON) packaging/llama_cmake_args.py)
+LLAMA_CMAKE_ARGS ?=
+LLAMA_BUILD_ARGS := $(strip $(shell $(PYTHON) packaging/llama_cmake_args.py) $(LLAMA_CMAKE_ARGS))
 LLAMA_CPU_VARIANTS ?= x64 haswell skylakex icelake
-WHEEL_KEY := $(shell printf '%s|%s|%s|%s|%s' '$(LLAMA_VERSION)' '$(LLAMA_CMAKE_ARGS)' '$(LLAMA_CPU_VARIANTS)' "$$($(PYTHON) -c 'import sys; print(sys.version_info[:2])' 2>/dev/null)" "$$($(PYTHON) packaging/llama_patches.py --hash)" | sha256sum | cut -c1-16)
+WHEEL_KEY := $(shell printf '%s|%s|%s|%s|%s' '$(LLAMA_VERSION)' '$(LLAMA_BUILD_ARGS)' '$(LLAMA_CPU_VARIANTS)' "$$($(PYTHON) -c 'import sys; print(sys.version_info[:2])' 2>/dev/null)" "$$($(PYTHON) packaging/llama_patches.py --hash)" | sha256sum | cut -c1-16)
 WHEEL_DIR ?= $(HOME)/.cache/kiig-desktop/wheels/$(WHEEL_KEY)
 # llama.cpp's vocab-only GGUFs (real tokenizers of Qwen2, Llama 3, Llama 2/Mistral, Phi-3, GPT-2) ship
 # in the llama-cpp-python sdist; the tests build tiny random-weight models around them
@@ -53,9 +55,9 @@ $(BIN)/python:
 
 $(VENV)/.llama-$(WHEEL_KEY): | $(BIN)/python
 	@if ! ls $(WHEEL_DIR)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1; then \
-	  echo "building llama-cpp-python $(LLAMA_VERSION) (5-20 minutes) with: $(LLAMA_CMAKE_ARGS), CPU variants: $(LLAMA_CPU_VARIANTS)"; \
+	  echo "building llama-cpp-python $(LLAMA_VERSION) (5-20 minutes) with: $(LLAMA_BUILD_ARGS), CPU variants: $(LLAMA_CPU_VARIANTS)"; \
 	  rm -rf $(WHEEL_DIR).partial && mkdir -p $(WHEEL_DIR).partial && \
-	  packaging/build_llama_wheel.sh $(BIN)/python $(LLAMA_VERSION) $(WHEEL_DIR).partial "$(LLAMA_CMAKE_ARGS)" "$(LLAMA_CPU_VARIANTS)" && \
+	  packaging/build_llama_wheel.sh $(BIN)/python $(LLAMA_VERSION) $(WHEEL_DIR).partial "$(LLAMA_BUILD_ARGS)" "$(LLAMA_CPU_VARIANTS)" && \
 	  rm -rf $(WHEEL_DIR) && mv $(WHEEL_DIR).partial $(WHEEL_DIR); \
 	fi
 	$(BIN)/python -m pip install -q --no-deps --force-reinstall $(WHEEL_DIR)/llama_cpp_python-$(LLAMA_VERSION)-*.whl

@@ -95,6 +95,9 @@ class EngineOptions:
     seed: int = 0
     flash_attn: bool = False  # on: faster prefill, but logits then depend on batch boundaries
     repack: bool = False  # CPU weight repacking: can be faster for Q4_0/K-quants, but batch-dependent logits
+    # where the load-time self-test finds batches not invariant, prefixes are scored from scratch
+    # (exact, O(n^2) tokens) unless this is on: then incrementally, and every number says "not exact"
+    fast_not_exact: bool = False
     chat_template: str | None = None  # a llama.cpp template name or a Jinja template; None: the GGUF's own
 
     def to_dict(self) -> dict:

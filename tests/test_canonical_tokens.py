@@ -81,6 +81,8 @@ def test_incremental_equals_one_pass_and_token_by_token(family, weight_type, tin
     # a small n_batch makes the incremental path cross batch boundaries the references do not
     client = _client(tiny_model(family, weight_type, tiny_models_dir), n_batch=16)
     try:
+        # the load-time self-test verified this build, so the incremental path is the one checked here
+        assert client.info["scoring"] == "incremental", client.info["invariance"]
         for chain in CHAINS[:1]:  # 5 prefixes with 4 option letters each; the tokenization test reads both chains
             q, a, steps, opts = chain["question"], chain["answer"], chain["steps"], chain["options"]
             r = score_chain(client, q, a, steps, opts, chain["answer_idx"], curve=False)

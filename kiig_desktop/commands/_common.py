@@ -48,6 +48,9 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--threads", type=int, default=None, help="CPU threads (default: the cores available, up to 8)")
     g.add_argument("--n-batch", type=int, default=None, help=f"tokens per decode batch (default {d.n_batch})")
     g.add_argument("--chat-template", default=None, help="llama.cpp template name (e.g. chatml, gemma, llama3) or a Jinja template, for models whose GGUF has none")
+    g.add_argument("--fast-not-exact", action="store_true", default=None,
+                   help="where the load-time self-test finds this build's batches not invariant, score incrementally "
+                        "anyway (faster; every number is marked not exact) instead of each prefix from scratch")
 
 
 def engine_options(args: argparse.Namespace, settings: Settings | None = None) -> EngineOptions:
@@ -59,6 +62,8 @@ def engine_options(args: argparse.Namespace, settings: Settings | None = None) -
             setattr(opts, name, value)
     if getattr(args, "seed", None) is not None:
         opts.seed = args.seed
+    if getattr(args, "fast_not_exact", None):
+        opts.fast_not_exact = True
     # values llama.cpp would abort on (a crashed worker) are refused here with the limit
     for value, flag, low in ((opts.n_ctx, "--n-ctx", MIN_N_CTX), (opts.n_batch, "--n-batch", 1), (opts.n_threads or 1, "--threads", 1)):
         if value < low:

@@ -64,6 +64,7 @@ def check(model: str = BUILTIN_ID, options=None) -> dict:
         "cpu_variant": None,
         "kquant_invariant": None,
         "tiled_mm": None,
+        "batch_invariant": None,
         "system_info": None,
         "gpu_offload": None,
         "smoke": {"ok": False},
@@ -82,6 +83,9 @@ def check(model: str = BUILTIN_ID, options=None) -> dict:
             # our patched build multiplies K-quants batch-invariantly with the fast tiled kernel on
             report["kquant_invariant"] = bool(build.get("kquant_invariant"))
             report["tiled_mm"] = build.get("tiled_mm")
+            # measured by the worker at load (engine/invariance.py); decides the scoring path
+            report["batch_invariant"] = {**info.get("invariance", {}), "scoring": info.get("scoring"),
+                                         "backend": build.get("backend")}
             result = client.call("smoke")
             ok = bool(result["finite"])
             report["smoke"] = {
@@ -123,6 +127,10 @@ def run(args: argparse.Namespace) -> int:
         if report["kquant_invariant"] is not None:
             print(f"batch-invariant K-quant kernels: {'yes' if report['kquant_invariant'] else 'no'} "
                   f"(tiled K-quant matmul {'on' if report['tiled_mm'] else 'off'})")
+        inv = report["batch_invariant"]
+        if inv:
+            print(f"batch invariance ({inv.get('backend')}, this model and settings): {inv.get('verdict')} in "
+                  f"{inv.get('seconds', 0):.2f} s -- {inv.get('detail')}; scoring path: {inv.get('scoring')}")
         for warning in report.get("warnings", []):
             print(f"warning: {warning}", file=sys.stderr)
         smoke = report["smoke"]

@@ -18,7 +18,7 @@ import numpy as np
 from llama_cpp._internals import LlamaBatch, LlamaContext, LlamaModel, LlamaSampler
 
 from ..errors import Cancelled, ContextOverflow, EngineError
-from . import build_info, variants
+from . import build_info, invariance, variants
 from .logits import reduce_rows
 
 LOG_LINES = 200
@@ -107,6 +107,7 @@ class Backend:
         flash_attn: bool = False,
         chat_template: str | None = None,
         repack: bool = False,
+        fast_not_exact: bool = False,
         cancel_flag: Callable[[], bool] | None = None,
         on_load_progress: Callable[[float], None] | None = None,
         log: LogCapture | None = None,
@@ -185,6 +186,10 @@ class Backend:
         self._metadata = self.model.metadata()
         self.architecture = self._metadata.get("general.architecture")
         self._info: dict | None = None
+        # measured before anything reads info(): the verdict is part of every number's provenance
+        self.invariance = invariance.self_test(self)
+        self.fast_not_exact = bool(fast_not_exact)
+        self.scoring = invariance.scoring_path(self.invariance["verdict"], self.fast_not_exact)
 
     # ------------------------------------------------------------------ facts
 
@@ -216,6 +221,8 @@ class Backend:
             "flash_attn": self.flash_attn,
             "architecture": self.architecture,
             **system_info(),
+            "invariance": dict(self.invariance),
+            "scoring": self.scoring,
             "build": build_info.collect(self),
         }
 

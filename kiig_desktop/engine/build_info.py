@@ -30,6 +30,7 @@ FIELDS: tuple[tuple[str, str], ...] = (
     ("flash_attn", "flash attention"),
     ("tiled_mm", "tiled K-quant matmul"),
     ("kquant_invariant", "batch-invariant K-quant kernels"),
+    ("not_exact", "fast, not exact scoring"),
     ("n_batch", "batch size"),
     ("system_info", "llama.cpp system info"),
 )
@@ -91,7 +92,8 @@ def backend_name(backends: list[str], gpu_offload: bool, n_gpu_layers: int) -> s
 def describe(*, llama_cpp_python: str | None, system_info: str, gpu_offload: bool, n_gpu_layers: int,
              n_batch: int, flash_attn: bool, repack: bool, n_threads: int | None,
              libraries: list[str] | None = None, tiled_mm: bool = False,
-             kquant_invariant: bool = False) -> dict:
+             kquant_invariant: bool = False, batch_invariant: str | None = None,
+             scoring: str | None = None) -> dict:
     """The provenance dict from what the worker knows (pure, so tests can build one)."""
     parsed = parse_system_info(system_info)
     libs = loaded_ggml_libraries() if libraries is None else libraries
@@ -114,6 +116,14 @@ def describe(*, llama_cpp_python: str | None, system_info: str, gpu_offload: boo
         # recorded only for our patched build (packaging/patches/), so a stock build's provenance,
         # and its build_id, stay what they were before the field existed
         prov["kquant_invariant"] = True
+    if batch_invariant is not None:
+        # the load-time self-test (engine/invariance.py) and the scoring path it chose; an exact
+        # path (incremental where verified, from scratch otherwise) gives the reference's numbers,
+        # so only "fast, not exact" sets a field that separates builds
+        prov["batch_invariant"] = batch_invariant
+        prov["scoring"] = scoring
+        if scoring == "fast-not-exact":
+            prov["not_exact"] = True
     return prov
 
 
@@ -134,6 +144,7 @@ def collect(backend) -> dict:
         # where the CPU backend lacks our batch-invariance patch, engine/variants.py)
         tiled_mm=os.environ.get(variants.TILED_ENV, "1") != "0",
         kquant_invariant=variants.kquant_invariant(),
+        batch_invariant=backend.invariance["verdict"], scoring=backend.scoring,
     )
 
 

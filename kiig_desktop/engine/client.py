@@ -234,7 +234,7 @@ class EngineClient:
         """Start ``python -m kiig_desktop.engine.worker`` with a request pipe and a cancel channel."""
         req_parent, req_child = socket.socketpair()
         cancel_parent, cancel_child = socket.socketpair()
-        opts = {k: v for k, v in self.options.to_dict().items() if k in ("n_ctx", "n_gpu_layers", "n_threads", "n_batch", "seed", "flash_attn", "chat_template", "repack")}
+        opts = {k: v for k, v in self.options.to_dict().items() if k in ("n_ctx", "n_gpu_layers", "n_threads", "n_batch", "seed", "flash_attn", "chat_template", "repack", "fast_not_exact")}
         cmd = [*worker_command(), str(req_child.fileno()), str(cancel_child.fileno()), self.model.path, json.dumps(opts)]
         if self.echo_log:
             cmd.append("--echo")

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import Cancelled, InputError, KiigError
 from .backend import Backend, Reduced, batch_spans, check_fits
+from .invariance import FROM_SCRATCH
 from .logits import LN2, row_stats
 from .wire import error_payload
 
@@ -263,12 +264,15 @@ class _Cache:
     ``extend_to`` makes the sequence hold exactly ``seq``: it keeps the longest common prefix with
     what is cached and asks (a :class:`Decode` sent out of the generator) for the remainder,
     re-decoding one kept token so the row that predicts the first new token is fresh. Because
-    llama.cpp's logits do not depend on batch boundaries with the engine's settings, this equals a
-    from-scratch pass, whichever batch (and whichever other sequences) the request shares.
+    llama.cpp's logits do not depend on batch boundaries with the engine's settings (verified at
+    load, ``engine/invariance.py``), this equals a from-scratch pass, whichever batch (and whichever
+    other sequences) the request shares. ``from_scratch``: keep nothing, so every sequence is
+    decoded from position 0 in one pass -- the reference itself, for builds where that is not so.
     """
 
-    def __init__(self, n_ctx: int) -> None:
+    def __init__(self, n_ctx: int, from_scratch: bool = False) -> None:
         self.n_ctx = n_ctx
+        self.from_scratch = from_scratch
         self.history: list[int] = []  # the token at each cached position
         self.lp: list[float] = []  # lp[i] = ln p(token i | tokens before it); NaN at position 0
         self.ent: list[float] = []  # entropy (nats) of the distribution that predicted token i
@@ -278,7 +282,7 @@ class _Cache:
                   extra: list[int] | None = None) -> Generator[Decode, Reduced, list[float]]:
         """Cache ``seq``; return the log-probs of ``extra`` tokens after position ``extra_row``."""
         common = 0
-        limit = min(len(seq), len(self.history))
+        limit = 0 if self.from_scratch else min(len(seq), len(self.history))
         hist = self.history
         while common < limit and hist[common] == seq[common]:
             common += 1
@@ -303,12 +307,15 @@ class _Cache:
         return list(out.extra.get(extra_row - start, [])) if rows else []
 
 
-def scan_chain(prefixes: list[dict], curve_prefix: int | None, n_ctx: int) -> Generator[Decode | dict, Reduced | None, dict]:
+def scan_chain(prefixes: list[dict], curve_prefix: int | None, n_ctx: int,
+               from_scratch: bool = False) -> Generator[Decode | dict, Reduced | None, dict]:
     """The work of :func:`scan` for one chain, as a generator that yields :class:`Decode` requests for
     its own KV-cache sequence (the driver sends back what the decode reduced) and progress dicts.
 
     One piece of logic for one chain at a time (:func:`scan`) and several in shared batches
     (``ops_many.scan_many``); the drivers only decide where and with whom a request is decoded.
+    ``from_scratch``: every prefix, candidate and paper sequence is its own one-pass evaluation
+    (single-token candidates too, each after its context), exact on any build, O(n^2) tokens.
     """
     if not prefixes:
         raise InputError("scan needs at least one prefix")
@@ -317,7 +324,7 @@ def scan_chain(prefixes: list[dict], curve_prefix: int | None, n_ctx: int) -> Ge
         for p in prefixes
     )
     check_fits(longest, n_ctx, "this chain")
-    cache = _Cache(n_ctx)
+    cache = _Cache(n_ctx, from_scratch)
     started = time.monotonic()
     checkpoints = []
     curve: dict = {}
@@ -328,7 +335,7 @@ def scan_chain(prefixes: list[dict], curve_prefix: int | None, n_ctx: int) -> Ge
         if not context or not answer:
             raise InputError(f"prefix {k} has an empty context or answer")
         cands = p.get("candidates") or []
-        single = [c[0] for c in cands if len(c) == 1]
+        single = [] if from_scratch else [c[0] for c in cands if len(c) == 1]
         row = len(context) - 1
         seq = context + answer
         single_lp = iter((yield from cache.extend_to(seq, row if single else None, single)))
@@ -338,7 +345,7 @@ def scan_chain(prefixes: list[dict], curve_prefix: int | None, n_ctx: int) -> Ge
             curve = {"context_logprob": cache.lp[: len(context)], "context_entropy": cache.ent[: len(context)]}
         cand_lp = []
         for c in cands:
-            if len(c) == 1:
+            if len(c) == 1 and not from_scratch:
                 cand_lp.append(next(single_lp))
             else:
                 yield from cache.extend_to(context + list(c))
@@ -364,10 +371,11 @@ def scan(backend: Backend, prefixes: list[dict], curve_prefix: int | None = None
     continuation (option letter) is scored after ``c_k``, and a ``paper`` sequence, when it differs
     from ``c_k + a_k``, is evaluated the same way. Returns per prefix the answer log-probs, the
     mean NLL over positions 1..N-1 of the whole sequence and the candidates' log-probs, and for
-    prefix ``curve_prefix`` the log-prob and entropy (nats) of every context position.
+    prefix ``curve_prefix`` the log-prob and entropy (nats) of every context position. Where the
+    load-time self-test did not verify batch invariance, each sequence is evaluated from scratch.
     """
     backend.clear()
-    chain = scan_chain(prefixes, curve_prefix, backend.n_ctx)
+    chain = scan_chain(prefixes, curve_prefix, backend.n_ctx, from_scratch=backend.scoring == FROM_SCRATCH)
     reply = None
     while True:
         try:

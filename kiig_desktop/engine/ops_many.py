@@ -10,14 +10,35 @@ stops the whole operation.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 
 import numpy as np
 
 from ..errors import Cancelled, InputError, KiigError
 from .backend import Backend, Reduced, batch_spans, check_fits
-from .ops import Decode, Events, candidate_logprobs, prompt_tokens, scan_chain
+from .invariance import FROM_SCRATCH
+from .ops import Decode, Events, candidate_logprobs, next_token_logprobs, prompt_tokens, scan, scan_chain
 from .wire import error_payload
+
+
+def _one_at_a_time(runs: list[Callable[[], Events]]) -> Events:
+    """Run single-item operations in turn (per-item errors kept), for builds whose batches are not
+    verified invariant: sharing a batch would change an item's numbers there."""
+    results: list[dict | None] = []
+    for k, run in enumerate(runs):
+        try:
+            gen = run()
+            while True:
+                next(gen)  # the item's own progress; this operation counts items
+        except StopIteration as stop:
+            results.append(stop.value)
+        except Cancelled:
+            raise
+        except KiigError as exc:
+            results.append({"error": error_payload(exc)})
+        yield {"type": "progress", "done": k + 1, "total": len(runs), "tokens": 0}
+    return {"results": results}
 
 
 def _check_count(backend: Backend, n: int) -> None:
@@ -80,6 +101,8 @@ def scan_many(backend: Backend, chains: list[dict]) -> Events:
     n = len(chains)
     if n == 0:
         return {"results": []}
+    if backend.scoring == FROM_SCRATCH:
+        return (yield from _one_at_a_time([partial(scan, backend, c["prefixes"], c.get("curve_prefix")) for c in chains]))
     _check_count(backend, n)
     ctx = backend.seq_context(n)
     results: list[dict | None] = [None] * n
@@ -130,6 +153,8 @@ def judge_many(backend: Backend, items: list[dict], candidates: list[str]) -> Ev
     n = len(items)
     if n == 0:
         return {"results": []}
+    if backend.scoring == FROM_SCRATCH:
+        return (yield from _one_at_a_time([partial(next_token_logprobs, backend, it["messages"], candidates) for it in items]))
     _check_count(backend, n)
     results: list[dict | None] = [None] * n
     prompts: dict[int, list[int]] = {}

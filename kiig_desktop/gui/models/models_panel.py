@@ -70,7 +70,7 @@ class ModelsPanel(QWidget):
         self.fields: dict[str, ElidedLabel] = {}
         for key, title in (("name", "Name"), ("source", "Source"), ("architecture", "Architecture"),
                            ("parameters", "Parameters"), ("quantization", "Quantization"), ("context", "Context"),
-                           ("size", "File size"), ("path", "Path")):
+                           ("size", "File size"), ("path", "Path"), ("exactness", "Exactness")):
             label = ElidedLabel("—")
             self.fields[key] = label
             form.addRow(plain_label(title), label)
@@ -196,8 +196,14 @@ class ModelsPanel(QWidget):
         }
         if info and info.error:
             values["architecture"] = info.error
+        client = self.engines.client(info.id) if info else None
+        values["exactness"] = exactness_text(client.info if client else None)
         for key, value in values.items():
             self.fields[key].set_full_text(value)
+        self.fields["exactness"].setToolTip(
+            "Measured when the model loads: the same tokens decoded in one batch, in batches of 8 and one at a "
+            "time must give bit-identical numbers for incremental scoring to be exact. Where they do not, each "
+            "prefix is scored from scratch (exact, slower) unless fast_not_exact is set in settings.json.")
         sha = self._sha.get(info.id) if info else None
         sha = sha or (info.known_sha256 if info else None)
         self.sha_label.set_full_text(sha or "—")
@@ -281,3 +287,14 @@ class ModelsPanel(QWidget):
     def _loaded(self, model_id: str) -> None:
         self.progress.hide()
         self._show_current()
+
+
+def exactness_text(info: dict | None) -> str:
+    """The load-time batch-invariance verdict of a loaded model and the scoring path it chose."""
+    if not info or "invariance" not in info:
+        return "checked when the model loads"
+    inv, path = info["invariance"], info.get("scoring")
+    what = {"incremental": "incremental scoring is exact",
+            "from-scratch": "each prefix is scored from scratch (exact, slower)",
+            "fast-not-exact": "incremental scoring, NOT exact (fast mode)"}.get(path, str(path))
+    return f"batch invariance {inv.get('verdict')} ({inv.get('seconds', 0.0):.2f} s): {what}"
