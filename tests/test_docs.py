@@ -107,3 +107,16 @@ def test_the_citation_check_can_fail(tmp_path):
     assert found == [("docs/metrics.md", "No Such Section"), ("docs/nowhere.md", None)]
     assert "No Such Section" not in _headings(ROOT / "docs" / "metrics.md")
     assert not (ROOT / "docs" / "nowhere.md").exists()
+
+
+def test_every_table_of_the_docs_has_its_header_row():
+    """A markdown table renders only with a |---| row under its first row (the README's second
+    gallery table lacked it and showed as text)."""
+    broken = []
+    for doc in [README, *sorted((ROOT / "docs").glob("*.md"))]:
+        text = re.sub(r"```.*?```", "", doc.read_text(encoding="utf-8"), flags=re.S)
+        for table in re.finditer(r"(?:^\|.*\|\n)+", text, flags=re.M):
+            rows = table.group(0).splitlines()
+            if len(rows) < 2 or not re.fullmatch(r"\|(?:\s*:?-+:?\s*\|)+", rows[1]):
+                broken.append(f"{doc.name}: {rows[0][:80]}")
+    assert broken == [], broken
