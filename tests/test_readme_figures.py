@@ -8,8 +8,8 @@ quote is a piece of the README and each spec gives one number of the quote, in o
 - ``"max FILE:PATH"`` / ``"min FILE:PATH"`` the extreme over a path whose ``*`` parts take every key;
 - ``"not measured: WHY"`` for a number that is not a result (WHY one of NOT_MEASURED).
 
-A figure is a number with a unit (s, ms, tok/s, MB, MiB, %, x, nats, ...) outside code, or a number
-in a table cell that holds only numbers. A figure no quote covers fails the test with its line."""
+A figure is a number with a unit (s, ms, tok/s, MB, MiB, %, x, nats, ...) or any decimal number
+outside code, or a number in a table cell that holds only numbers. A figure no quote covers fails the test with its line."""
 
 from __future__ import annotations
 
@@ -21,11 +21,13 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 RESULTS = ROOT / "benchmarks" / "results"
 FIGURES = ROOT / "docs" / "figures.json"
-NOT_MEASURED = ("a target", "a setting", "a size on screen", "a confidence level", "a definition", "a count")
+NOT_MEASURED = ("a target", "a setting", "a threshold", "a size on screen", "a confidence level", "a definition",
+                "a version", "a reference")
 
 NUMBER = r"(?<![\d.,])(?:(?<![\w.])[-−+])?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"
 UNITS = r"(?:tok/s|ms|s|MB|MiB|GB|KB|x|%|nats|items/min|chunks/s|minutes|points)"
 FIGURE = re.compile(rf"(?<![\w.\-/]){NUMBER}(?:\s?(?:-|–|to)\s?{NUMBER})?\s?{UNITS}(?!\w)")
+DECIMAL = re.compile(r"(?<![\w.])(?<![A-Za-z]-)[-−+]?\d+\.\d+(?![\w.]|\.\d)")  # 0.33, 16.9/16.4: any decimal in prose
 NUMERIC_CELL = re.compile(r"^[\s\d.,%x\[\]−+\-/*()]*\d[\s\d.,%x\[\]−+\-/*()]*$")
 
 
@@ -37,9 +39,10 @@ def figures(text: str) -> list[tuple[int, str]]:
     """(offset, number text) of every figure of a markdown text, in order."""
     code = _code_spans(text)
     spans = []
-    for m in FIGURE.finditer(text):
-        if not any(a <= m.start() < b for a, b in code):
-            spans.append((m.start(), m.end()))
+    for pattern in (FIGURE, DECIMAL):
+        for m in pattern.finditer(text):
+            if not any(a <= m.start() < b for a, b in code):
+                spans.append((m.start(), m.end()))
     for row in re.finditer(r"^\|.*\|$", text, flags=re.M):
         offset = row.start() + 1
         for cell in row.group(0)[1:-1].split("|"):
@@ -67,8 +70,8 @@ def _value(spec: str) -> float:
         return float((max if spec.startswith("max") else min)(values))
     if spec.startswith("="):
         expr = re.sub(r"\[([^\[\]]+\.json:[^\[\]]*)\]", lambda m: repr(at(m.group(1))), spec[1:])
-        assert re.fullmatch(r"[\d.e+\-*/() ]+", expr), f"not an arithmetic expression: {spec}"
-        return float(eval(expr, {"__builtins__": {}}))  # noqa: S307 - digits and operators only, checked above
+        assert re.fullmatch(r"(?:[\d.e+\-*/(), ]|min|max)+", expr), f"not an arithmetic expression: {spec}"
+        return float(eval(expr, {"__builtins__": {}, "min": min, "max": max}))  # noqa: S307 - digits and operators only, checked above
     return at(spec)
 
 
