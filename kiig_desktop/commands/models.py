@@ -17,10 +17,12 @@ CHECKSUMS_FILE = "SHA256SUMS"
 
 
 def register(sub) -> None:
-    p = sub.add_parser("models", help="list discovered GGUF models (builtin, models folder, LM Studio, Ollama)")
+    p = sub.add_parser("models", help="list discovered GGUF models (builtin, models folder, shared folders, LM Studio, Ollama)",
+                       description="Without an ACTION: list the models found, with the id to pass as --model. "
+                                   "`kiig models checksums FOLDER` writes FOLDER/SHA256SUMS for the offline installer.")
     p.add_argument("--json", action="store_true", help="machine-readable output, with SHA-256 of each file")
     p.set_defaults(func=run)
-    actions = p.add_subparsers(dest="models_command", metavar="ACTION")
+    actions = p.add_subparsers(dest="models_command", metavar="ACTION", help="optional")
     c = actions.add_parser("checksums", help="write FOLDER/SHA256SUMS for its .gguf files (subfolders included), "
                                              "in sha256sum's format, for `install.sh --models-from FOLDER`")
     c.add_argument("folder", metavar="FOLDER", help="the folder of .gguf files to carry (a USB stick, a share)")
