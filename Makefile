@@ -55,7 +55,7 @@ $(BIN)/python:
 
 $(VENV)/.llama-$(WHEEL_KEY): | $(BIN)/python
 	@if ! ls $(WHEEL_DIR)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1; then \
-	  echo "building llama-cpp-python $(LLAMA_VERSION) (5-20 minutes) with: $(LLAMA_BUILD_ARGS), CPU variants: $(LLAMA_CPU_VARIANTS)"; \
+	  echo "building llama-cpp-python $(LLAMA_VERSION) (tens of minutes: each CPU variant is compiled) with: $(LLAMA_BUILD_ARGS), CPU variants: $(LLAMA_CPU_VARIANTS)"; \
 	  rm -rf $(WHEEL_DIR).partial && mkdir -p $(WHEEL_DIR).partial && \
 	  packaging/build_llama_wheel.sh $(BIN)/python $(LLAMA_VERSION) $(WHEEL_DIR).partial "$(LLAMA_BUILD_ARGS)" "$(LLAMA_CPU_VARIANTS)" && \
 	  rm -rf $(WHEEL_DIR) && mv $(WHEEL_DIR).partial $(WHEEL_DIR); \

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 SETTINGS_FILE = "settings.json"
+# Ollama's Linux service (the official install script) keeps its models here, under the system root
+SYSTEM_OLLAMA_MODELS = Path("usr/share/ollama/.ollama/models")
 
 
 # OpenMP threads that spin while they wait collapse throughput (measured 25x) as soon as another
@@ -136,9 +138,19 @@ class Settings:
         home = _home()
         return [home / ".lmstudio" / "models", home / ".cache" / "lm-studio" / "models"]
 
-    def ollama_dir(self) -> Path:
+    def ollama_dirs(self, system_root: Path = Path("/")) -> list[Path]:
+        """Ollama's model stores: ``$OLLAMA_MODELS`` alone when set (as Ollama reads it), else the
+        user's ``~/.ollama/models`` and the Linux service's ``/usr/share/ollama/.ollama/models``."""
         env = os.environ.get("OLLAMA_MODELS")
-        return Path(env).expanduser() if env else _home() / ".ollama" / "models"
+        if env:
+            return [Path(env).expanduser()]
+        return [_home() / ".ollama" / "models", system_root / SYSTEM_OLLAMA_MODELS]
+
+    def system_models_dirs(self) -> list[Path]:
+        """Shared models folders of a system-wide install (``sudo ./install.sh --models-from``):
+        ``kiig-desktop/models`` in each ``$XDG_DATA_DIRS`` folder (default /usr/local/share, /usr/share)."""
+        dirs = os.environ.get("XDG_DATA_DIRS") or "/usr/local/share:/usr/share"
+        return [Path(d) / "kiig-desktop" / "models" for d in dirs.split(":") if d]
 
     @classmethod
     def load(cls, data_dir: Path | None = None) -> Settings:

@@ -241,3 +241,23 @@ def test_the_app_leaves_ray_out_and_its_cluster_option_says_so(app, tmp_path):
               "--cluster", "10.0.0.1:6379"], _bare(tmp_path / "home"))
     assert r.returncode == 2, r.stderr[-2000:]
     assert "the installed app does not include" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_help_and_the_readmes_bundle_example_work_from_the_folder(app, tmp_path):
+    """`./kiig --help` and `./kiig-desktop --help` (no display) exit 0; the sample data the README's
+    bundle example points at is where it says, and its first command runs."""
+    import re
+
+    env = _bare(tmp_path / "home")
+    for exe in ("kiig", "kiig-desktop"):
+        r = _run([app / exe, "--help"], env)
+        assert r.returncode == 0 and r.stdout.startswith(f"usage: {exe}"), r.stderr[-2000:]
+    block = next(b for b in re.findall(r"```sh\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), flags=re.S)
+                 if b.startswith("S="))
+    samples = app / block.split()[0].removeprefix("S=")
+    for name in ("datasets/clinical_mcq.jsonl", "datasets/arithmetic.jsonl", "corpus/clinical_facts.jsonl"):
+        assert (samples / name).is_file(), f"the README's bundle example names {samples / name}, which the archive lacks"
+    r = _run([app / "kiig", "corpus", "add", "--db", tmp_path / "example.kiig", "--name", "clinical",
+              samples / "corpus" / "clinical_facts.jsonl"], env)
+    assert r.returncode == 0, r.stderr[-2000:]
+

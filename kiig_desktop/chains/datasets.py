@@ -254,7 +254,7 @@ def _parse_row(obj: dict[str, Any], line: int, layout: str) -> DatasetItem:
     kind = "open"
     options = answer_idx = reference = None
     if layout == "mcq" and not has_options:
-        problems.append("missing options (this file was read as MCQ; use layout='generic' for mixed files)")
+        problems.append("missing options (the file was read as multiple choice; mixed files: --layout generic)")
     if has_options:
         kind = "mcq"
         options = _parse_options(obj["options"], problems)

@@ -18,7 +18,7 @@ from ._progress import ProgressLine
 
 
 def register(sub) -> None:
-    p = sub.add_parser("judge-check", help="validate a KI judge model on labelled claims (AUROC, accuracy, 95% intervals)")
+    p = sub.add_parser("judge-check", help="validate a KI judge model on labelled claims (AUROC, accuracy, 95%% intervals)")
     p.add_argument("--model", required=True, help="judge model: a .gguf path, a model id/name from `kiig models`, or `default`")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--k", type=int, default=3, help="passages retrieved per claim (default 3, as KI uses)")

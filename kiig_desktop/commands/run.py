@@ -22,7 +22,7 @@ from ._progress import ProgressLine, drive
 
 def register(sub) -> None:
     p = sub.add_parser("run", help="batch evaluation: generate, grade and score every item of a dataset with each model")
-    p.add_argument("--dataset", required=True, help="dataset file (.jsonl/.csv: MedQA-style MCQ, GSM8K-style or generic)")
+    p.add_argument("--dataset", required=True, help="dataset file: .jsonl/.json/.ndjson, .csv or .tsv; MedQA-style MCQ, GSM8K-style or generic (docs/datasets.md)")
     p.add_argument("--models", required=True, nargs="+", metavar="M", help="subject models: .gguf paths, ids/names, or `default`")
     p.add_argument("--scorer", required=True, help="the model that scores InfoGain (often the same as a subject)")
     p.add_argument("--judge", default=None, help="judge model for the Knowledge Index (needs --corpus)")

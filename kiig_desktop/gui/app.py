@@ -6,12 +6,28 @@ import ctypes
 import os
 import signal
 import sys
-
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QGuiApplication, QIcon
-from PySide6.QtWidgets import QApplication
+from typing import TYPE_CHECKING
 
 from .. import __version__
+
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QApplication
+
+# Qt is imported only once a window is due: `--help` and the "no display" line need none of it.
+USAGE = f"""usage: kiig-desktop [-h] [--version] [--self-test] [SESSION.kiig | MODEL.gguf | TEXT.txt ...]
+
+KIIG Desktop {__version__}: per-step InfoGain and Knowledge Index of local GGUF models, offline.
+Opens the main window on the embedded default model; files named on the command line are opened:
+a session (.kiig), a model (.gguf) or a reasoning text.
+
+options:
+  -h, --help   show this help and exit
+  --version    show the version and exit
+  --self-test  check the engine, the embedded model, a scored chain and the window; exit 0 when all work
+
+The window needs a display (X11 or Wayland). Without one (an SSH session) use the `kiig` command
+line, which computes the same numbers; `kiig --help` lists its commands.
+"""
 
 # The shared libraries Qt's xcb platform plugin loads, and the Debian package of each: without
 # one, Qt aborts with "no Qt platform plugin could be initialized" and no hint which is missing.
@@ -41,8 +57,27 @@ def missing_x_libraries(libraries: tuple[tuple[str, str], ...] | None = None, lo
     return missing
 
 
+def no_display() -> bool:
+    """True when Qt would look for an X11 or Wayland display and there is none (an SSH session)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    display, wayland = bool(os.environ.get("DISPLAY")), bool(os.environ.get("WAYLAND_DISPLAY"))
+    if not platform:
+        return not (display or wayland)
+    if platform.startswith("xcb"):
+        return not display
+    if platform.startswith("wayland"):
+        return not wayland
+    return False
+
+
 def platform_problem() -> str | None:
-    """One readable line naming the missing X libraries and the apt-get line, or None."""
+    """One readable line saying there is no display, or naming the missing X libraries and the
+    apt-get line; None when Qt can start. Without a display Qt itself would blame an X library."""
+    if no_display():
+        return ("kiig-desktop: no display (DISPLAY and WAYLAND_DISPLAY are not set, as in an SSH session): "
+                "run it in a desktop session or over `ssh -X`, or use the `kiig` command line (`kiig --help`)")
     missing = missing_x_libraries()
     if not missing:
         return None
@@ -52,6 +87,10 @@ def platform_problem() -> str | None:
 
 def create_application(argv: list[str] | None = None) -> QApplication:
     """The QApplication with high-DPI rounding, names (for QSettings), icon and theme."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QGuiApplication, QIcon
+    from PySide6.QtWidgets import QApplication
+
     app = QApplication.instance()
     if app is None:
         QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
@@ -72,10 +111,19 @@ def create_application(argv: list[str] | None = None) -> QApplication:
 def main(argv: list[str] | None = None) -> int:
     """Open the main window on the embedded default model; extra arguments are files to open."""
     args = list(sys.argv if argv is None else argv)
+    if any(a in ("-h", "--help") for a in args[1:]):
+        print(USAGE, end="")
+        return 0
+    if "--version" in args[1:]:
+        print(f"kiig-desktop {__version__}")
+        return 0
     if "--self-test" in args[1:]:
         from .selftest import main as self_test
 
         return self_test(args[1:])
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
     problem = platform_problem()
     if problem is not None and QApplication.instance() is None:
         print(problem, file=sys.stderr)

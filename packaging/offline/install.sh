@@ -4,11 +4,13 @@
 #   ./install.sh                      one user: ~/.local/lib/kiig-desktop, ~/.local/bin links, menu entry
 #   sudo ./install.sh                 everyone: /opt/kiig-desktop, /usr/local/bin links, menu entry
 #   ./install.sh --prefix DIR         app in DIR/lib/kiig-desktop, links in DIR/bin, entry in DIR/share
-#   ./install.sh --models-from DIR    also copy DIR/*.gguf to the models folder, each checked against
-#                                     DIR/SHA256SUMS (lines of `sha256sum` output); a file without a
-#                                     matching line is refused and nothing of it is copied; they go
-#                                     to the models folder of the user running install.sh (as root
-#                                     for everyone: set KIIG_MODELS_DIR to a shared folder)
+#   ./install.sh --models-from DIR    also copy every *.gguf under DIR (subfolders too, same layout),
+#                                     each checked against DIR/SHA256SUMS (sha256sum lines with paths
+#                                     relative to DIR; `kiig models checksums DIR` writes it); a file
+#                                     without a matching line is refused and nothing is installed.
+#                                     They go to your models folder (KIIG_MODELS_DIR, else
+#                                     ~/.local/share/kiig-desktop/models); as root to the shared
+#                                     /usr/local/share/kiig-desktop/models that every user's app reads
 #   ./install.sh --no-self-test       skip the self-test the installer runs at the end
 #
 # Every path it creates is listed in <app folder>/install-manifest.txt; uninstall.sh (copied into the
@@ -21,7 +23,7 @@ while [ $# -gt 0 ]; do
     --prefix) prefix=${2:?--prefix needs a folder}; shift 2 ;;
     --models-from) models_from=${2:?--models-from needs a folder}; shift 2 ;;
     --no-self-test) self_test=0; shift ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -32,25 +34,32 @@ elif [ "$(id -u)" = 0 ]; then
 else
   app="$HOME/.local/lib/kiig-desktop" bindir="$HOME/.local/bin" share="${XDG_DATA_HOME:-$HOME/.local/share}"
 fi
-models="${KIIG_MODELS_DIR:-${KIIG_DATA_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/kiig-desktop}/models}"
+if [ "$(id -u)" = 0 ] && [ -z "${KIIG_MODELS_DIR:-}" ]; then
+  models="$share/kiig-desktop/models"  # for everyone: the app reads kiig-desktop/models in $XDG_DATA_DIRS
+else
+  models="${KIIG_MODELS_DIR:-${KIIG_DATA_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/kiig-desktop}/models}"
+fi
 if [ -e "$app/install-manifest.txt" ]; then
   echo "install.sh: KIIG Desktop is already installed in $app: run $app/uninstall.sh first" >&2; exit 2
 fi
 
 # check the models before anything is written, so a bad file leaves the machine untouched
+model_list=""
 if [ -n "$models_from" ]; then
-  [ -f "$models_from/SHA256SUMS" ] || { echo "install.sh: $models_from/SHA256SUMS is missing: cannot check the models" >&2; exit 2; }
-  found=0
-  for f in "$models_from"/*.gguf; do
-    [ -f "$f" ] || continue
-    found=1
-    name=$(basename "$f")
-    want=$(awk -v n="$name" '{sub(/^\*/, "", $2)} $2 == n {print $1}' "$models_from/SHA256SUMS")
-    [ -n "$want" ] || { echo "install.sh: $name has no line in SHA256SUMS: refused" >&2; exit 2; }
-    got=$(sha256sum "$f" | cut -d' ' -f1)
-    [ "$got" = "$want" ] || { echo "install.sh: $name: SHA-256 mismatch (file damaged or replaced): refused" >&2; exit 2; }
-  done
-  [ "$found" = 1 ] || { echo "install.sh: no .gguf files in $models_from" >&2; exit 2; }
+  [ -d "$models_from" ] || { echo "install.sh: no folder $models_from" >&2; exit 2; }
+  sums="$models_from/SHA256SUMS"
+  [ -f "$sums" ] || { echo "install.sh: $sums is missing: cannot check the models (write it on the machine the models come from: kiig models checksums FOLDER)" >&2; exit 2; }
+  model_list=$(mktemp)
+  trap 'rm -f "$model_list"' EXIT
+  (cd "$models_from" && find . -name '*.gguf' -type f | sed 's|^\./||' | LC_ALL=C sort) > "$model_list"
+  [ -s "$model_list" ] || { echo "install.sh: no .gguf files in $models_from" >&2; exit 2; }
+  while IFS= read -r rel; do
+    # a sha256sum line: 64 hex digits, a space, a space or '*', the path (a leading ./ ignored)
+    want=$(awk -v n="$rel" 'length($0) > 66 { p = substr($0, 67); sub(/^\.\//, "", p); if (p == n) print substr($0, 1, 64) }' "$sums" | head -n 1)
+    [ -n "$want" ] || { echo "install.sh: $rel has no line in SHA256SUMS: refused" >&2; exit 2; }
+    got=$(sha256sum < "$models_from/$rel" | cut -d' ' -f1)
+    [ "$got" = "$want" ] || { echo "install.sh: $rel: SHA-256 mismatch (file damaged or replaced): refused" >&2; exit 2; }
+  done < "$model_list"
 fi
 
 manifest_tmp=$(mktemp)
@@ -65,12 +74,16 @@ add "$share/applications/kiig-desktop.desktop"
 cp "$here/kiig-desktop.svg" "$share/icons/hicolor/scalable/apps/kiig-desktop.svg"
 add "$share/icons/hicolor/scalable/apps/kiig-desktop.svg"
 if [ -n "$models_from" ]; then
+  # as root the models are shared: folders and files readable by every user, whatever the umask
+  if [ "$(id -u)" = 0 ]; then umask 022; fi
   mkdir -p "$models"
-  for f in "$models_from"/*.gguf; do
-    dest="$models/$(basename "$f")"
+  while IFS= read -r rel; do
+    dest="$models/$rel"
     if [ -e "$dest" ]; then echo "note: $dest exists already: kept"; continue; fi
-    cp "$f" "$dest"; add "$dest"; echo "model added: $dest"
-  done
+    mkdir -p "$(dirname "$dest")"
+    cp "$models_from/$rel" "$dest"; add "$dest"; echo "model added: $dest"
+    if [ "$(id -u)" = 0 ]; then chmod 0644 "$dest"; fi
+  done < "$model_list"
 fi
 add "$app"
 mv "$manifest_tmp" "$app/install-manifest.txt"

@@ -106,7 +106,7 @@ class BatchForm(QWidget):
         for title, name in SAMPLES:
             self.dataset_combo.addItem(title, sample_path(name))
         self.browse_button = QPushButton("Browse…")
-        self.browse_button.setToolTip("A .jsonl or .csv file: MedQA-style multiple choice, GSM8K-style or generic rows")
+        self.browse_button.setToolTip("A JSON Lines (.jsonl, .json, .ndjson), .csv or .tsv file: MedQA-style multiple choice, GSM8K-style or generic rows (docs/datasets.md)")
         row = QHBoxLayout()
         row.addWidget(self.dataset_combo, 1)
         row.addWidget(self.browse_button)
@@ -273,7 +273,7 @@ class BatchForm(QWidget):
     def browse(self) -> None:
         start = str(Path(self.dataset_combo.currentData() or Path.home()).parent)
         path, _ = QFileDialog.getOpenFileName(self, "Choose a dataset", start,
-                                              "Datasets (*.jsonl *.json *.csv *.tsv);;All files (*)")
+                                              "Datasets (*.jsonl *.json *.ndjson *.csv *.tsv);;All files (*)")
         if path:
             self.choose_dataset(path)
 

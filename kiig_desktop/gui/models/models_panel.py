@@ -29,7 +29,7 @@ from ..shared.task_ui import button_row, primary_button
 from ..shared.theme import theme
 from ..shared.widgets import ElidedLabel, plain_label
 
-SOURCE_TITLES = {"builtin": "Embedded", "folder": "Models folder / added", "lmstudio": "LM Studio", "ollama": "Ollama"}
+SOURCE_TITLES = {"builtin": "Embedded", "folder": "Models folder / added", "system": "Shared models folder", "lmstudio": "LM Studio", "ollama": "Ollama"}
 
 
 class ModelsPanel(QWidget):
