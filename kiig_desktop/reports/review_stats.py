@@ -1,4 +1,4 @@
-"""How clinician reviews agree: between two reviewers, and with the metrics (see docs/metrics.md).
+"""How clinician reviews agree: between two reviewers, and with the metrics (docs/metrics.md ("Clinician reviews and agreement")).
 
 - Cohen's kappa between two reviewers, per verdict (knowledge, role), over the steps both judged,
   with a 95% percentile-bootstrap interval over steps (``stats.bootstrap_kappa_ci``).

@@ -174,3 +174,28 @@ def reviewers(store: SessionStore, run_id: int | None = None) -> list[str]:
     rows = store._all(f"SELECT reviewer FROM step_reviews {where} UNION SELECT reviewer FROM chain_reviews {where}",
                       params + params)
     return sorted(r["reviewer"] for r in rows)
+
+
+def review_claims(store: SessionStore, run_id: int | None = None) -> list[dict]:
+    """The reviewed steps as labelled claims for ``kiig judge-check --from-reviews``.
+
+    One claim per step with a current, not stale knowledge verdict of correct (label True) or
+    incorrect (False); the claim is the step's ``knowledge`` text when the record has one, else
+    its text. A step the reviewers label differently is left out (no agreed label).
+    """
+    runs = [run_id] if run_id is not None else [r["id"] for r in store.list_runs()]
+    claims = []
+    for rid in runs:
+        uid = store.get_run(rid)["uid"]
+        labels: dict[tuple[str, int], set[bool]] = {}
+        for r in step_reviews(store, rid):
+            if r["knowledge"] in ("correct", "incorrect") and not r["stale"]:
+                labels.setdefault((r["chain_key"], r["step_index"]), set()).add(r["knowledge"] == "correct")
+        records = store.load_run_records(rid) if labels else {}
+        for (key, pos), found in sorted(labels.items()):
+            steps = records.get(key, {}).get("steps") or []
+            step = steps[pos] if pos < len(steps) and isinstance(steps[pos], dict) else {}
+            text = step.get("knowledge") if isinstance(step.get("knowledge"), str) and step["knowledge"].strip() else step.get("text")
+            if len(found) == 1 and isinstance(text, str) and text.strip():
+                claims.append({"id": f"{uid}:{key}:{pos}", "claim": text, "label": found.pop(), "kind": "reviewed"})
+    return claims
