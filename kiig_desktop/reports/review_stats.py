@@ -107,7 +107,7 @@ def run_review_stats(store: SessionStore, run_id: int, *, reviewer: str | None =
     names = reviews.reviewers(store, run_id)
     current = reviews.step_reviews(store, run_id, reviewer=reviewer)
     fresh = [r for r in current if not r["stale"]]
-    values = step_values(store, run_id)
+    values = step_values(store, run_id) if fresh else {}
     joined = [{**values.get((r["chain_key"], r["step_index"]), {}), **r} for r in fresh]
     out: dict = {"run_id": run_id, "progress": reviews.progress(store, run_id, reviewer), "reviewers": names,
                  "n_step_reviews": len(fresh), "n_stale": len(current) - len(fresh), **metric_agreement(joined, n_boot)}
@@ -121,3 +121,41 @@ def run_review_stats(store: SessionStore, run_id: int, *, reviewer: str | None =
         a, b = ([r for r in reviews.step_reviews(store, run_id, reviewer=name) if not r["stale"]] for name in pair)
         out["kappa"] = {"reviewers": list(pair), **reviewer_agreement(a, b, n_boot), "n_disagreements": len(disagreements(a, b))}
     return out
+
+
+QUEUE_FILTERS = {
+    "unreviewed": "Unreviewed chains, in order",
+    "wrong": "Wrong answers",
+    "lowest_infogain": "Lowest InfoGain first",
+    "lowest_ki": "Lowest KI first",
+    "disagree": "KI and reviewer disagree",
+}
+
+
+def _disagrees(ki: Any, knowledge: str | None) -> bool:
+    return _num(ki) and knowledge in ("correct", "incorrect") and (ki >= 0.5) != (knowledge == "correct")
+
+
+def review_queue(store: SessionStore, run_id: int, reviewer: str | None, mode: str = "unreviewed") -> list[dict]:
+    """The chains to review next, in order: light chain rows (``chains_for_run``) of finished chains with steps.
+
+    ``unreviewed``, ``wrong`` (graded wrong), ``lowest_infogain`` and ``lowest_ki`` list the chains the
+    reviewer has not finished; ``disagree`` lists the chains where a step's KI (at 0.5) and the
+    reviewer's knowledge verdict disagree, reviewed or not.
+    """
+    if mode not in QUEUE_FILTERS:
+        raise ValueError(f"unknown review queue {mode!r}; expected one of {', '.join(QUEUE_FILTERS)}")
+    chains = [c for c in store.chains_for_run(run_id) if c["status"] == "finished" and c["n_steps"]]
+    if mode == "disagree":
+        values = step_values(store, run_id)
+        keys = {r["chain_key"] for r in reviews.step_reviews(store, run_id, reviewer=reviewer)
+                if not r["stale"] and _disagrees(values.get((r["chain_key"], r["step_index"]), {}).get("ki"), r["knowledge"])}
+        return [c for c in chains if c["key"] in keys]
+    done = reviews.reviewed_chains(store, run_id, reviewer)
+    pending = [c for c in chains if c["key"] not in done]
+    if mode == "wrong":
+        return [c for c in pending if c["correct"] is False]
+    column = {"lowest_infogain": "info_gain_mean", "lowest_ki": "ki_mean"}.get(mode)
+    if column:
+        pending.sort(key=lambda c: (not _num(c[column]), c[column] if _num(c[column]) else 0.0))
+    return pending
