@@ -58,6 +58,12 @@ def _current_hash(store: SessionStore, run_id: int, chain_key: str, step_index: 
     return record_hash(row[0])
 
 
+def chain_key(store: SessionStore, chain_id: int) -> str | None:
+    """The key of a chain row (what reviews are keyed by), or None when it is gone."""
+    row = store._one("SELECT key FROM chains WHERE id = ?", (chain_id,))
+    return None if row is None else str(row[0])
+
+
 def _latest(store: SessionStore, table: str, cols: str, where: str, params: tuple) -> dict | None:
     rows = store._all(f"SELECT {cols} FROM {table} WHERE {where} ORDER BY id DESC LIMIT 1", params)
     return rows[0] if rows else None
