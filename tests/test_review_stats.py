@@ -103,3 +103,35 @@ def test_run_review_stats_on_a_session_by_hand(tmp_path):
     #   0.5: 3; 0.0: 1 + tie 0.5; 0.3: 3; -0.1: 1 -> 8.5/12 = 17/24
     assert out["infogain_auroc"]["value"] == pytest.approx(17 / 24) and out["infogain_auroc"]["n"] == 7
     assert not out["ki_auroc"]["small"] and out["infogain_auroc"]["small"]
+
+
+def test_review_queue_filters(tmp_path):
+    with SessionStore.open(tmp_path / "q.kiig") as s:
+        scorer = s.ensure_model(model_info())
+        run, _ = s.find_or_create_run("score", {"mode": "answer"}, {"scorer": scorer}, {"kiig": "test"}, seed=0)
+        #        key   KI per step  InfoGain per step  graded
+        for key, ki, ig, correct in (("a", [0.9, 0.8], [0.5, 0.1], True), ("b", [0.2, 0.1], [-0.4, 0.0], False),
+                                     ("c", [0.6, 0.4], [0.2, -0.1], False), ("d", [0.3, 0.35], [0.05, 0.05], True)):
+            rec = _record(key, ki, ig)
+            rec.update(correct=correct, ki_mean=sum(ki) / 2)
+            s.save_chain(run, key, rec)
+        s.save_chain(run, "err", {"id": "err", "error": "too long"})
+
+        def keys(mode: str, who: str | None = "Dr A") -> list[str]:
+            return [c["key"] for c in review_stats.review_queue(s, run, who, mode)]
+
+        assert keys("unreviewed") == ["a", "b", "c", "d"]  # the failed chain has nothing to review
+        assert keys("wrong") == ["b", "c"]
+        # info_gain_mean: a 0.3, b -0.2, c 0.05, d 0.05 (ties keep save order)
+        assert keys("lowest_infogain") == ["b", "c", "d", "a"]
+        # ki_mean: a 0.85, b 0.15, c 0.5, d 0.325
+        assert keys("lowest_ki") == ["b", "d", "c", "a"]
+        for pos in (0, 1):
+            reviews.review_step(s, run, "b", pos, "Dr A", knowledge="incorrect", role="misleading")
+        reviews.review_step(s, run, "a", 1, "Dr A", knowledge="incorrect")  # KI 0.8 but the reviewer says incorrect
+        reviews.review_step(s, run, "d", 0, "Dr A", knowledge="incorrect")  # KI 0.3 agrees
+        reviews.review_step(s, run, "c", 1, "Dr B", knowledge="correct")  # KI 0.4 disagrees, but another reviewer
+        assert keys("unreviewed") == ["a", "c", "d"] and keys("wrong") == ["c"]
+        assert keys("disagree") == ["a"] and keys("disagree", None) == ["a", "c"]
+        with pytest.raises(ValueError, match="unknown review queue"):
+            review_stats.review_queue(s, run, "Dr A", "random")
