@@ -166,3 +166,21 @@ def test_judge_check_from_reviews_needs_both_labels(tmp_path):
     out = _kiig(tmp_path / "data", "judge-check", "--model", "default", "--from-reviews", str(mine))
     assert out.returncode == 2 and out.stderr.count("\n") == 1
     assert "need steps judged correct and steps judged incorrect (found 1 correct, 0 incorrect)" in out.stderr
+
+
+def test_every_ki_note_shows_the_check_on_reviewed_steps_beside_the_generic_one(tmp_path):
+    sha = "a" * 64
+    generic = {"model": {"path": "/m.gguf", "sha256": sha}, "method": 1, "claims_sha256": "c" * 64, "auroc": 0.55,
+               "auroc_ci": [0.4, 0.7], "accuracy": 0.5, "accuracy_ci": [0.4, 0.6], "n": 64}
+    validation.save(generic, data_dir=tmp_path)
+    assert validation.lookup_reviews(sha, 1, data_dir=tmp_path) is None
+    assert "clinician" not in validation.summary(generic, "m")["note"]
+    for checked, auroc in (("2026-01-01T00:00:00", 0.6), ("2026-02-01T00:00:00", 0.81)):
+        validation.save({**generic, "claims_sha256": checked[:7].replace("-", "") + "d" * 58, "source": "reviews",
+                         "session": "/s.kiig", "auroc": auroc, "auroc_ci": [0.7, 0.9], "accuracy": 0.75, "n": 40,
+                         "checked": checked}, data_dir=tmp_path)
+    reviewed = validation.lookup_reviews(sha, 1, data_dir=tmp_path)
+    assert reviewed["auroc"] == 0.81 and validation.lookup_reviews(sha, 2, data_dir=tmp_path) is None
+    out = validation.summary(generic, "m", reviewed)
+    assert "AUROC 0.55" in out["note"] and "On 40 clinician-reviewed steps: AUROC 0.81 (95% CI 0.70-0.90), accuracy 75%." in out["note"]
+    assert out["reviews"]["n"] == 40 and out["warning"]  # the generic check still warns

@@ -318,7 +318,8 @@ def summarize(store, run_id: int | None = None, *, models: Sequence[str] | None 
     judge = run["models"].get("judge") or {}
     checked = judge_validation.lookup(judge.get("sha256"), ((run["settings"].get("ki") or {}).get("method")))
     return BatchReport(run_out, summaries, pairs, results, n_boot, level, seed, build_warning,
-                       judge_validation.summary(checked, judge.get("name")) if judge else None,
+                       judge_validation.summary(checked, judge.get("name"), judge_validation.lookup_reviews(
+                           judge.get("sha256"), (run["settings"].get("ki") or {}).get("method"))) if judge else None,
                        run_review_stats(store, run_id, n_boot=n_boot))
 
 
