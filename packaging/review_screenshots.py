@@ -2,12 +2,13 @@
 
     kiig run --dataset kiig_desktop/_resources/datasets/clinical_mcq.jsonl --models default --scorer default \\
         --db ten.kiig --limit 10
-    QT_QPA_PLATFORM=offscreen python packaging/review_screenshots.py docs/screenshots ten.kiig
+    QT_QPA_PLATFORM=offscreen python packaging/review_screenshots.py docs/screenshots ten.kiig [REVIEWED.kiig]
 
 A copy of SESSION is opened in a fresh data folder; "Dr Ada" reviews every chain of its latest batch
 run with the keys alone (1/2/3, H/I/M, N, Down, S/F, Page Down), a second reviewer's reviews
 ("Dr Ben", made on a copy and brought in as `kiig review import` does) are imported, and the Review
-tab and the Dashboard are saved as ``review-*.png``.
+tab and the Dashboard are saved as ``review-*.png``. With REVIEWED.kiig the reviewed session is kept
+there (``kiig review stats --db REVIEWED.kiig`` prints the numbers the Dashboard shows).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def _colleague(session: Path, data: Path, run: int) -> Path:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
+    if len(argv) not in (2, 3):
         sys.exit(__doc__)
     outdir, source = Path(argv[0]).absolute(), Path(argv[1]).absolute()
     outdir.mkdir(parents=True, exist_ok=True)
@@ -125,6 +126,8 @@ def main(argv: list[str]) -> int:
     _wait(app, lambda: not window.tasks.active() and "chains reviewed" in window.dashboard.review_note.text(), "the dashboard")
     shot("review-dashboard")
     window.close()
+    if len(argv) == 3:
+        shutil.copyfile(session, argv[2])
     shutil.rmtree(data, ignore_errors=True)
     print(f"{len(shots)} screenshots in {outdir}: {', '.join(shots)}")
     return 0
