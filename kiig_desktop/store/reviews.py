@@ -43,10 +43,27 @@ def check_reviewer(name: Any) -> str:
     return name.strip()
 
 
+_HASHES: dict[tuple, str] = {}  # (session path, chain id, saved, record length) -> record hash
+_HASHES_MAX = 100_000
+
+
 def chain_hashes(store: SessionStore, run_id: int) -> dict[str, tuple[str, int]]:
-    """chain key -> (record hash, number of steps) for every chain of a run."""
-    rows = store.conn.execute("SELECT key, record, n_steps FROM chains WHERE run_id = ?", (run_id,)).fetchall()
-    return {key: (record_hash(text), int(n)) for key, text, n in rows}
+    """chain key -> (record hash, number of steps) for every chain of a run.
+
+    Saving a chain stamps it (``saved``), so a hash is remembered per (file, chain id, saved time,
+    record length): reviewing step after step does not hash every record of the run again.
+    """
+    out = {}
+    for chain_id, key, saved, size, n in store.conn.execute(
+            "SELECT id, key, saved, length(record), n_steps FROM chains WHERE run_id = ?", (run_id,)).fetchall():
+        cache_key = (str(store.path), int(chain_id), str(saved), int(size))
+        if cache_key not in _HASHES:
+            if len(_HASHES) >= _HASHES_MAX:
+                _HASHES.clear()
+            text = store.conn.execute("SELECT record FROM chains WHERE id = ?", (chain_id,)).fetchone()[0]
+            _HASHES[cache_key] = record_hash(text)
+        out[key] = (_HASHES[cache_key], int(n))
+    return out
 
 
 def _current_hash(store: SessionStore, run_id: int, chain_key: str, step_index: int | None) -> str:
