@@ -11,7 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from kiig_desktop.knowledge.corpus import add_documents
 from kiig_desktop.reports.review_stats import run_review_stats
+from kiig_desktop.resources import resource_path
 from kiig_desktop.runs import judge_check as jc
 from kiig_desktop.store import SessionStore, reviews
 from kiig_desktop.store import judge_validation as validation
@@ -145,13 +147,17 @@ def test_judge_check_from_reviews_on_the_embedded_model(tmp_path):
     mine = tmp_path / "mine.kiig"
     run = _session(mine)
     _review_a(mine, run)
+    with SessionStore.open(mine) as s:  # the session's own reference corpus, as its KI would use
+        add_documents(s.db, "clinical", [resource_path("corpus")])
     data = tmp_path / "data"
-    out = _kiig(data, "judge-check", "--model", "default", "--from-reviews", str(mine), "--k", "1", "--json")
+    missing = _kiig(data, "judge-check", "--model", "default", "--from-reviews", str(mine), "--corpus", "nope")
+    assert missing.returncode == 2 and "nope" in missing.stderr and "Traceback" not in missing.stderr
+    out = _kiig(data, "judge-check", "--model", "default", "--from-reviews", str(mine), "--corpus", "clinical", "--k", "1", "--json")
     assert out.returncode == 0, out.stderr
     r = json.loads(out.stdout)
     # the claims are q0's four reviewed steps (their knowledge text); q1's are "cannot tell" or have no knowledge text
     # and so use the step text: q1 step 0 is labelled correct too
-    assert (r["n"], r["n_supported"], r["source"], r["session"]) == (5, 3, "reviews", str(mine))
+    assert (r["n"], r["n_supported"], r["source"], r["session"], r["corpus"]) == (5, 3, "reviews", str(mine), "clinical")
     lo, hi = r["auroc_ci"]
     assert 0.0 <= lo <= r["auroc"] <= hi <= 1.0
     stored = json.loads((data / validation.FILE_NAME).read_text(encoding="utf-8"))

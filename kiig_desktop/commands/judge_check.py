@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 from ..errors import Cancelled, InputError
@@ -27,6 +28,8 @@ def register(sub) -> None:
     p.add_argument("--from-reviews", metavar="SESSION", default=None,
                    help="use the steps clinicians reviewed in this session file as the claims (label: the knowledge verdict)")
     p.add_argument("--run", type=int, default=None, help="with --from-reviews: only the reviews of this run")
+    p.add_argument("--corpus", default=None,
+                   help="with --from-reviews: retrieve from this corpus of the session (as its KI did) instead of the demo corpus")
     p.add_argument("--force", action="store_true", help="check again even when a stored result exists")
     p.set_defaults(func=run)
 
@@ -51,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         claims_sha = jc.claims_fingerprint(args.claims)
     info = resolve_model(args.model)
     stored = None if args.force else jc.stored_result(info.sha256(), claims_sha)
-    if stored is not None and stored.get("k") == args.k:
+    if stored is not None and stored.get("k") == args.k and stored.get("corpus", "demo") == (args.corpus or "demo"):
         result, cached = stored, True
     else:
         result, cached = _check(args, info, claims, claims_sha, jc), False
@@ -77,6 +80,8 @@ def _review_claims(args: argparse.Namespace) -> tuple[list[dict], str]:
 
     if args.claims:
         raise InputError("give either --claims or --from-reviews, not both")
+    if args.corpus and not args.from_reviews:
+        raise InputError("--corpus goes with --from-reviews (the bundled claims are written against the demo corpus)")
     with SessionStore.open(args.from_reviews, create=False, write=False) as store:
         if args.run is not None:
             store.get_run(args.run)
@@ -84,16 +89,30 @@ def _review_claims(args: argparse.Namespace) -> tuple[list[dict], str]:
     if {c["label"] for c in claims} != {True, False}:
         raise InputError(f"{args.from_reviews}: the reviews need steps judged correct and steps judged incorrect "
                          f"(found {sum(c['label'] for c in claims)} correct, {sum(not c['label'] for c in claims)} incorrect)")
-    return claims, sha256_text(canonical_json(claims))
+    return claims, sha256_text(canonical_json({"claims": claims, "corpus": args.corpus or "demo"}))
 
 
 def _check(args, info, claims: list[dict], claims_sha: str, jc) -> dict:
-    from ..knowledge.judge import open_judge
 
     cancel = CancelToken()
+    with ExitStack() as stack:
+        corpus = None
+        if args.corpus:  # the reviewed steps checked against the session's own corpus, as its KI was
+            from ..runs.ki import check_corpus
+            from ..store import SessionStore
+
+            store = stack.enter_context(SessionStore.open(args.from_reviews, create=False, write=False))
+            check_corpus(store, args.corpus)
+            corpus = (store.db, args.corpus)
+        return _judge(info, claims, claims_sha, args.k, corpus, cancel, jc)
+
+
+def _judge(info, claims: list[dict], claims_sha: str, k: int, corpus, cancel: CancelToken, jc) -> dict:
+    from ..knowledge.judge import open_judge
+
     line = ProgressLine("judge-check")
     with open_judge(info.path) as judge:
-        events = jc.iter_judge_check(judge, claims, k=args.k, claims_sha256=claims_sha, cancel=cancel)
+        events = jc.iter_judge_check(judge, claims, k=k, claims_sha256=claims_sha, cancel=cancel, corpus=corpus)
         try:
             while True:
                 event = next(events)
