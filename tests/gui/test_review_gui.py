@@ -118,3 +118,47 @@ def test_a_reviewer_reviews_a_whole_run_by_keyboard(qtbot, make_window, data_dir
     qtbot.waitUntil(lambda: "3 of 3 chains reviewed" in window.dashboard.review_note.text(), timeout=20000)
     assert window.dashboard.review_note.isVisible()
     assert "KI vs knowledge AUROC" in window.dashboard.review_note.text()
+
+
+def test_the_queue_filters_a_kept_name_and_a_review_made_on_an_earlier_version(qtbot, make_window, data_dir):
+    window = make_window(size=(1366, 768))
+    window.qsettings.setValue(SETTINGS_KEY, "Dr Kept")
+    run, ids = _batch_run(window.session)
+    from kiig_desktop.gui.review.review_panel import ReviewPanel
+
+    panel = ReviewPanel(window.session, window.results, window.qsettings)  # a new start reads the kept name
+    assert panel.reviewer() == "Dr Kept"
+    panel.deleteLater()
+    panel, results = window.review_panel, window.results
+    panel.reviewer_edit.setText("Dr Kept")
+    window.sessions.open_requested.emit(run, ids[0])
+    _shown(qtbot, window, ids[0])
+    panel.queue_combo.setCurrentIndex(panel.queue_combo.findData("wrong"))
+    results.table.setFocus()
+    for expected in (ids[1], ids[2], ids[1]):  # only the wrong answers, round and round
+        _press(qtbot, window, Qt.Key.Key_PageDown)
+        _shown(qtbot, window, expected)
+        results.table.setFocus()
+    _press(qtbot, window, Qt.Key.Key_2, Qt.Key.Key_M)
+    assert panel.buttons[("knowledge", "incorrect")].isChecked() and not panel.stale.isVisibleTo(panel)
+    _press(qtbot, window, Qt.Key.Key_Delete)
+    assert not any(b.isChecked() for (f, _v), b in panel.buttons.items() if f != "verdict")
+    _press(qtbot, window, Qt.Key.Key_1)
+
+    def rescore(st):  # the chain is scored again: the review was made on an earlier version
+        key = reviews.chain_key(st, ids[1])
+        record = st.load_chain(ids[1])
+        record["info_gain_mean"] += 1.0
+        return st.save_chain(run, key, record, item=st.load_item(ids[1]))
+
+    new_id = window.session.write(rescore)
+    window.sessions.open_requested.emit(run, new_id)
+    _shown(qtbot, window, new_id)
+    results.select_step(0)
+    assert panel.stale.isVisibleTo(panel) and panel.buttons[("knowledge", "correct")].isChecked()
+    results.table.setFocus()
+    _press(qtbot, window, Qt.Key.Key_1)  # confirming it on the new version clears the mark
+    assert not panel.stale.isVisibleTo(panel)
+    history = window.session.read(lambda st: [(r["knowledge"], r["role"], r["stale"]) for r in reviews.step_reviews(st, run, history=True)])
+    assert history == [("incorrect", None, True), ("incorrect", "misleading", True), (None, None, True), ("correct", None, True),
+                       ("correct", None, False)]
