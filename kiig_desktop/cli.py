@@ -15,7 +15,7 @@ from . import __version__
 from .commands._common import new_session_guard
 from .errors import Cancelled, KiigError
 
-COMMAND_MODULES = ["doctor", "models", "generate", "score", "corpus", "ki", "judge_check", "export", "run", "report"]
+COMMAND_MODULES = ["doctor", "models", "generate", "score", "corpus", "ki", "judge_check", "export", "run", "report", "review"]
 
 EXIT_OK, EXIT_ITEM_ERRORS, EXIT_USAGE = 0, 1, 2
 

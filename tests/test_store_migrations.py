@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from kiig_desktop.errors import StoreError
-from kiig_desktop.store import SCHEMA_VERSION, SessionStore, connection, corpus_schema, schema, session
+from kiig_desktop.store import SCHEMA_VERSION, SessionStore, connection, corpus_schema, reviews, schema, session
 
 from .store_support import (
     SHA_A,
@@ -62,9 +62,20 @@ def write_fixture(version: int = SCHEMA_VERSION) -> Path:
         s.set_run_status(run, "finished")
         expected["runs"].append({"kind": "score", "status": "finished", "chains": chains,
                                  "ki": {"q0": s.load_ki(s.chain_id(run, "q0"))[0]["steps"]}})
+        if version >= 3:
+            expected["runs"][0]["reviews"] = _fixture_reviews(s, run)
         s.conn.execute("VACUUM")
     (DATA / f"session_v{version}.expected.json").write_text(json.dumps(expected, indent=1) + "\n", encoding="utf-8")
     return path
+
+
+def _fixture_reviews(s: SessionStore, run: int) -> dict:
+    """Reviews (schema 3 on): a step review changed once (two rows of history) and a chain review."""
+    reviews.review_step(s, run, "q0", 0, "Dr A", knowledge="correct", role="helps")
+    reviews.review_step(s, run, "q0", 0, "Dr A", role="misleading", note="overstates the effect")
+    reviews.review_step(s, run, "q1", 2, "Dr B", knowledge="cannot_tell")
+    reviews.review_chain(s, run, "q0", "Dr A", verdict="flawed", note="step 1 misleads")
+    return {"steps": reviews.step_reviews(s, run, history=True), "chains": reviews.chain_reviews(s, run, history=True)}
 
 
 def _fixtures() -> list[int]:
@@ -103,6 +114,11 @@ def test_every_old_version_migrates_to_the_current_schema(tmp_path, version):
             assert loaded.get("token_curve") == chain["curve"]
             assert s.load_item(cid) == chain["item"]
         assert s.load_ki(s.chain_id(run["id"], "q0"))[0]["steps"] == expected["runs"][0]["ki"]["q0"]
+        if "reviews" in expected["runs"][0]:
+            assert reviews.step_reviews(s, run["id"], history=True) == expected["runs"][0]["reviews"]["steps"]
+            assert reviews.chain_reviews(s, run["id"], history=True) == expected["runs"][0]["reviews"]["chains"]
+        else:  # an older file gets the review tables, empty
+            assert reviews.step_reviews(s, run["id"]) == [] and reviews.progress(s, run["id"]) == {"reviewed": 0, "total": 3}
         # the migrated session keeps working
         s.save_chain(run["id"], "new", make_record(99, n_steps=2, n_tokens=8))
     fresh = tmp_path / "fresh.kiig"

@@ -72,8 +72,10 @@ def _judge_all(args, store, items: list[dict], out) -> int:
     except ImportError as exc:
         raise KiigError(f"the judge engine is not available in this build ({exc})") from None
     with open_judge(args.model) as judge:
-        checked = validation.lookup(judge_model_ref(judge).get("sha256"), KI_METHOD_VERSION)
-        shown = validation.summary(checked, args.model)  # every output line says how far the judge can be trusted
+        sha = judge_model_ref(judge).get("sha256")
+        checked = validation.lookup(sha, KI_METHOD_VERSION)
+        # every output line says how far the judge can be trusted (and how it agrees with clinicians, once checked)
+        shown = validation.summary(checked, args.model, validation.lookup_reviews(sha, KI_METHOD_VERSION))
         print(f"kiig ki: {shown['note']}", file=sys.stderr)
         results: dict[int, dict] = {}
         written = 0

@@ -42,6 +42,7 @@ from .menus import build_menus, rebuild_recent
 from .models.models_panel import ModelsPanel
 from .results.presentation import PresentationWindow
 from .results.results_view import ResultsView
+from .review.review_panel import ReviewPanel
 from .sessions.sessions_view import SessionsView
 from .shared.corpora import Corpora
 from .shared.dialogs import AboutDialog
@@ -105,6 +106,8 @@ class MainWindow(QMainWindow):
         self.dashboard = DashboardView(self.engines, self.session, self.tasks, self.corpora)
         self.ki_panel = KiPanel(self.engines, self.session, self.tasks, self.corpora, self.results)
         self.results.attach_side_panel(self.ki_panel)
+        self.review_panel = ReviewPanel(self.session, self.results, self.qsettings)
+        self.review_panel.attach()
         self.models_panel = ModelsPanel(self.engines)
         for key, title, view in (("analyze", "Analyze", self.analyze), ("results", "Results", self.results),
                                  ("compare", "Compare", self.compare), ("sessions", "Sessions", self.sessions),
@@ -176,7 +179,7 @@ class MainWindow(QMainWindow):
         self.sessions.open_requested.connect(self._open_chain)
         self.sessions.compare_requested.connect(self._compare_chains)
         self.engines.loaded.connect(self._model_loaded)
-        for source in (self.corpora, self.ki_panel, self.models_panel):  # not tabs: add_view does not connect them
+        for source in (self.corpora, self.ki_panel, self.models_panel, self.review_panel):  # not tabs: add_view does not connect them
             source.message.connect(self.show_message)
         self.ki_panel.open_corpora.connect(lambda: self.show_view("corpora"))
         self.ki_panel.ki_saved.connect(self.compare.set_ki)

@@ -17,6 +17,7 @@ from .. import __version__
 from ..files import spreadsheet_writer
 from ..strict_json import dumps
 from . import svg
+from .review_html import reviews_section
 from .summary import METRICS, BatchReport, Estimate, fmt_estimate, fmt_value, letter, metric, paper_note
 
 DASH = "\u2013"
@@ -125,6 +126,7 @@ def render_html(report: BatchReport, details: dict[int, dict] | None = None, pal
     body += _pairs_section(report, metrics)
     body += _scatter_section(report)
     body += _items_section(report, details is not None)
+    body += reviews_section(report.reviews)
     if details is not None:
         body += _chains_section(report, details)
     body += _method_section(report, settings)

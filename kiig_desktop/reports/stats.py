@@ -138,3 +138,56 @@ def bootstrap_auroc_ci(
         boot[start:stop] = m[ip[:, :, None], ineg[:, None, :]].mean(axis=(1, 2))
     lo, hi = np.percentile(boot, [100.0 * (1.0 - level) / 2.0, 100.0 * (1.0 + level) / 2.0])
     return est, float(lo), float(hi)
+
+
+def _kappa_rows(a: np.ndarray, b: np.ndarray, k: int) -> np.ndarray:
+    """Cohen's kappa of each row pair of two integer-coded label matrices (NaN where chance agreement is 1)."""
+    po = (a == b).mean(axis=1)
+    pe = sum((a == c).mean(axis=1) * (b == c).mean(axis=1) for c in range(k))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(pe < 1.0, (po - pe) / (1.0 - pe), np.nan)
+
+
+def cohen_kappa(a: Sequence[object], b: Sequence[object]) -> float:
+    """Cohen's kappa of two raters' labels of the same items: ``(p_o - p_e) / (1 - p_e)``.
+
+    ``p_o`` is the share of items both gave the same label, ``p_e = sum_k p_a(k) p_b(k)`` the
+    agreement expected by chance from each rater's label shares. NaN with no items or when
+    ``p_e = 1`` (both raters used one and the same label throughout).
+    """
+    x, y, k = _coded(a, b)
+    return float(_kappa_rows(x[None, :], y[None, :], k)[0]) if len(x) else float("nan")
+
+
+def _coded(a: Sequence[object], b: Sequence[object]) -> tuple[np.ndarray, np.ndarray, int]:
+    if len(a) != len(b):
+        raise ValueError(f"two raters need equal numbers of labels, got {len(a)} and {len(b)}")
+    codes = {label: i for i, label in enumerate(sorted({*a, *b}, key=str))}
+    return np.array([codes[v] for v in a], dtype=int), np.array([codes[v] for v in b], dtype=int), len(codes)
+
+
+def bootstrap_kappa_ci(a: Sequence[object], b: Sequence[object], n_boot: int = 2000, level: float = 0.95,
+                       seed: int = 0) -> tuple[float, float, float]:
+    """``(kappa, lo, hi)``: Cohen's kappa and its percentile-bootstrap interval over item pairs.
+
+    Resamples whole items with the module's generator and seed convention; a resample whose kappa
+    is undefined (``p_e = 1``) is left out of the percentiles (all NaN when every one is).
+    """
+    _check(n_boot, level)
+    x, y, k = _coded(a, b)
+    n = len(x)
+    est = cohen_kappa(a, b)
+    if n <= 1:
+        return est, est, est
+    rng = np.random.Generator(np.random.PCG64(seed))
+    boot = np.empty(n_boot, dtype=float)
+    rows = max(1, _BLOCK_CELLS // n)
+    for start in range(0, n_boot, rows):
+        stop = min(start + rows, n_boot)
+        idx = rng.integers(0, n, size=(stop - start, n))
+        boot[start:stop] = _kappa_rows(x[idx], y[idx], k)
+    boot = boot[~np.isnan(boot)]
+    if not len(boot):
+        return est, float("nan"), float("nan")
+    lo, hi = np.percentile(boot, [100.0 * (1.0 - level) / 2.0, 100.0 * (1.0 + level) / 2.0])
+    return est, float(lo), float(hi)

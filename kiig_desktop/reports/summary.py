@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from ..errors import InputError
 from ..store import judge_validation
 from .builds import chain_build_id, record_build, split_by_build
+from .review_stats import run_review_stats
 from .stats import bootstrap_mean_ci, paired_diff_ci
 
 
@@ -168,6 +169,7 @@ class BatchReport:
     seed: int
     build_warning: str | None = None  # several llama.cpp builds or backends in this run: what differs
     judge_validation: dict | None = None  # the KI judge's stored validation (``store.judge_validation``)
+    reviews: dict | None = None  # clinician review progress and agreement (``review_stats.run_review_stats``)
 
     def model(self, key: str) -> ModelSummary:
         return next(m for m in self.models if m.key == key)
@@ -196,7 +198,7 @@ class BatchReport:
             "metrics": [asdict(m) for m in METRICS],
             "models": [m.to_dict() for m in self.models], "pairs": [p.to_dict() for p in self.pairs],
             "findings": [finding(self, a.key, b.key) for i, a in enumerate(self.models) for b in self.models[i + 1:]],
-            "items": [r.to_dict() for r in self.items],
+            "items": [r.to_dict() for r in self.items], "reviews": self.reviews,
         }
 
 
@@ -316,7 +318,9 @@ def summarize(store, run_id: int | None = None, *, models: Sequence[str] | None 
     judge = run["models"].get("judge") or {}
     checked = judge_validation.lookup(judge.get("sha256"), ((run["settings"].get("ki") or {}).get("method")))
     return BatchReport(run_out, summaries, pairs, results, n_boot, level, seed, build_warning,
-                       judge_validation.summary(checked, judge.get("name")) if judge else None)
+                       judge_validation.summary(checked, judge.get("name"), judge_validation.lookup_reviews(
+                           judge.get("sha256"), (run["settings"].get("ki") or {}).get("method"))) if judge else None,
+                       run_review_stats(store, run_id, n_boot=n_boot))
 
 
 def _mean_ci(values: list[float], n_boot: int, level: float, seed: int) -> tuple[float, float, float, int]:

@@ -70,31 +70,34 @@ def _estimates(scores: list[float], labels: list[bool]) -> dict:
 
 
 def iter_judge_check(judge: Judge, claims: list[dict], *, k: int = DEFAULT_K, claims_sha256: str = "",
-                     cancel: CancelToken | None = None) -> Generator[Progress, None, dict]:
+                     cancel: CancelToken | None = None,
+                     corpus: tuple[sqlite_utils.Database, str] | None = None) -> Generator[Progress, None, dict]:
     """Judge every claim, yielding progress; returns the result that :func:`store_result` keeps.
 
-    A claim the judge gives no Yes/No probability at all scores 0.5 (no opinion), never dropped:
-    dropping it would flatter the judge.
+    ``corpus``: (database, name) of the corpus to retrieve from (default: the demo corpus). A claim
+    the judge gives no Yes/No probability at all scores 0.5 (no opinion), never dropped: dropping
+    it would flatter the judge.
     """
     started = time.monotonic()
     rows = []
     with tempfile.TemporaryDirectory(prefix="kiig-judge-check-") as tmp:
-        db = _demo_corpus(Path(tmp))
+        db, name = corpus if corpus is not None else (_demo_corpus(Path(tmp)), CORPUS_NAME)
         try:
             yield Progress(done=0, total=len(claims), message="", started=started)
             for n, c in enumerate(claims, 1):
                 if cancel is not None:
                     cancel.check()
-                passages = search(db, CORPUS_NAME, build_query(c["claim"]), k)
+                passages = search(db, name, build_query(c["claim"]), k)
                 ki, _, _ = judge_claim(judge, c["claim"], passages)
                 rows.append({"id": c["id"], "kind": c["kind"], "label": c["label"], "p_yes": ki,
                              "top_source": passages[0].source if passages else None})
                 yield Progress(done=n, total=len(claims), message=c["id"], started=started)
         finally:
-            db.close()
+            if corpus is None:
+                db.close()
     scores = [0.5 if r["p_yes"] is None else float(r["p_yes"]) for r in rows]
     labels = [r["label"] for r in rows]
-    result = {"model": judge_model_ref(judge), "method": KI_METHOD_VERSION, "mode": "probability", "k": k,
+    result = {"model": judge_model_ref(judge), "method": KI_METHOD_VERSION, "mode": "probability", "k": k, "corpus": name,
               "claims_sha256": claims_sha256, "checked": datetime.now(UTC).isoformat(timespec="seconds"),
               **_estimates(scores, labels), "by_kind": {}, "claims": rows}
     for kind in sorted({r["kind"] for r in rows}):

@@ -75,6 +75,25 @@ def lookup(sha256: str | None, method: int | None = None, *, claims_sha256: str 
     return _read(_cache_file(data_dir)).get(_key(sha256, method or DEFAULT_METHOD, claims_sha256))
 
 
+def lookup_reviews(sha256: str | None, method: int | None = None, *, data_dir: Path | None = None) -> dict | None:
+    """The latest ``kiig judge-check --from-reviews`` result for a judge model and KI method (None: none)."""
+    if not sha256:
+        return None
+    found = [r for r in _read(_cache_file(data_dir)).values()
+             if isinstance(r, dict) and r.get("source") == "reviews" and (r.get("model") or {}).get("sha256") == sha256
+             and r.get("method") == (method or DEFAULT_METHOD)]
+    return max(found, key=lambda r: str(r.get("checked") or "")) if found else None
+
+
+def reviews_note(result: dict | None) -> str:
+    """The judge's agreement with clinicians, for beside the generic note ("" when never checked on reviews)."""
+    if not result:
+        return ""
+    lo, hi = result.get("auroc_ci") or (math.nan, math.nan)
+    return (f"On {result.get('n')} clinician-reviewed steps: AUROC {result['auroc']:.2f} (95% CI {lo:.2f}-{hi:.2f}), "
+            f"accuracy {result.get('accuracy', math.nan):.0%}.")
+
+
 def is_weak(result: dict | None) -> bool:
     """True when the judge was checked and its AUROC is below :data:`AUROC_WARN` (or undefined)."""
     if not result:
@@ -101,12 +120,16 @@ def note(result: dict | None, model: str | None = None) -> str:
     return text
 
 
-def summary(result: dict | None, model: str | None = None) -> dict:
+def summary(result: dict | None, model: str | None = None, reviewed: dict | None = None) -> dict:
     """What output lines and reports carry: the scores, whether to warn, and the :func:`note` line.
 
-    ``validated`` is False (and ``warning`` True) for a judge never checked.
+    ``validated`` is False (and ``warning`` True) for a judge never checked. ``reviewed``: the
+    judge's check on clinician-reviewed steps (:func:`lookup_reviews`), shown beside the generic one.
     """
-    out: dict = {"validated": bool(result), "warning": is_weak(result) or not result, "note": note(result, model)}
+    text = " ".join(t for t in (note(result, model), reviews_note(reviewed)) if t)
+    out: dict = {"validated": bool(result), "warning": is_weak(result) or not result, "note": text}
+    if reviewed:
+        out["reviews"] = {k: reviewed.get(k) for k in ("auroc", "auroc_ci", "accuracy", "accuracy_ci", "n", "session")}
     if result:
         out.update({k: result.get(k) for k in ("auroc", "auroc_ci", "accuracy", "accuracy_ci", "n", "method")})
     return out

@@ -47,6 +47,16 @@ def record_json(record: dict) -> tuple[str, dict | None]:
     return dumps(stored), curve
 
 
+def record_hash(stored: str | dict) -> str:
+    """The canonical hash of a chain record as stored (token curve as its placeholder).
+
+    sha256 of the record's canonical JSON: the same record gives the same hash in every session
+    (an exported and imported chain included); a chain re-scored or edited later gets another.
+    """
+    text = stored if isinstance(stored, str) else record_json(stored)[0]
+    return sha256_text(canonical_json(json.loads(text)))
+
+
 def has_curve_placeholder(record: dict) -> bool:
     return record.get("token_curve") == CURVE_PLACEHOLDER
 

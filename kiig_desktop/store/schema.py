@@ -7,7 +7,7 @@ through the same code. Journal: WAL; foreign keys on. All timestamps are ISO-860
 (``2025-05-01T12:00:00.123Z``); "JSON" columns hold JSON text; "f32"/"i32" columns hold
 little-endian float32/int32 arrays.
 
-Tables (schema version 2)
+Tables (schema version 3)
 
 schema_version   version INTEGER PK, applied TEXT, app_version TEXT, description TEXT
 meta             key TEXT PK, value TEXT: ``corpus_schema_version`` (the corpus tables' layout
@@ -56,6 +56,18 @@ ki_evidence      id, ki_step_id -> ki_steps.id (cascade), rank INTEGER, source T
 corpora, corpus_*  the reference corpora: see ``store/corpus_schema.py`` (owned by the corpus
                  module, applied here in the same transaction as the session migrations)
 step_metrics     VIEW: one row per step with its run, chain and item, for SQL tools
+step_reviews     since schema 3: id, run_id -> runs.id (cascade), chain_key TEXT, step_index INTEGER
+                 (0-based position in the record's steps), reviewer TEXT,
+                 knowledge TEXT (correct|incorrect|cannot_tell|NULL), role TEXT
+                 (helps|irrelevant|misleading|NULL), note TEXT, record_sha256 TEXT (``reviews.record_hash``
+                 of the chain record it was made on), created TEXT, origin TEXT (where an imported
+                 review came from; NULL = made here). Append-only (a trigger refuses UPDATE): every
+                 change is a new row, the current review of (run, chain, step, reviewer) is the latest.
+                 Keyed by run id + chain key + step index, not by chains.id, so re-saving a chain
+                 (which replaces its row) keeps its reviews; they then show as made on an earlier version.
+chain_reviews    since schema 3: id, run_id -> runs.id (cascade), chain_key TEXT, reviewer TEXT,
+                 verdict TEXT (sound|flawed|cannot_tell|NULL), note TEXT, record_sha256, created, origin
+                 TEXT; append-only like step_reviews
 
 The step and chain metric columns are copies of the numbers in ``chains.record``, written in the
 same transaction, for queries and plots; ``record`` is what ``load_chain`` returns.
@@ -67,11 +79,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 APPLICATION_ID = 0x4B494947  # "KIIG"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 RUN_KINDS = ("score", "ki", "batch", "analyze", "import")
 RUN_STATUSES = ("running", "finished", "cancelled", "failed", "interrupted")
 MODEL_ROLES = ("subject", "scorer", "judge")
+KNOWLEDGE_VERDICTS = ("correct", "incorrect", "cannot_tell")
+ROLE_VERDICTS = ("helps", "irrelevant", "misleading")
+CHAIN_VERDICTS = ("sound", "flawed", "cannot_tell")
 
 _V1: list[str] = [
     """CREATE TABLE schema_version (
@@ -240,6 +255,40 @@ _V1: list[str] = [
 ]
 
 
+_V3: list[str] = [
+    """CREATE TABLE step_reviews (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        chain_key TEXT NOT NULL,
+        step_index INTEGER NOT NULL CHECK (step_index >= 0),
+        reviewer TEXT NOT NULL CHECK (length(reviewer) > 0),
+        knowledge TEXT CHECK (knowledge IN ('correct', 'incorrect', 'cannot_tell')),
+        role TEXT CHECK (role IN ('helps', 'irrelevant', 'misleading')),
+        note TEXT,
+        record_sha256 TEXT NOT NULL,
+        created TEXT NOT NULL,
+        origin TEXT
+    )""",
+    "CREATE INDEX step_reviews_by_step ON step_reviews(run_id, chain_key, step_index, reviewer)",
+    """CREATE TABLE chain_reviews (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        chain_key TEXT NOT NULL,
+        reviewer TEXT NOT NULL CHECK (length(reviewer) > 0),
+        verdict TEXT CHECK (verdict IN ('sound', 'flawed', 'cannot_tell')),
+        note TEXT,
+        record_sha256 TEXT NOT NULL,
+        created TEXT NOT NULL,
+        origin TEXT
+    )""",
+    "CREATE INDEX chain_reviews_by_chain ON chain_reviews(run_id, chain_key, reviewer)",
+    """CREATE TRIGGER step_reviews_append_only BEFORE UPDATE ON step_reviews
+        BEGIN SELECT RAISE(ABORT, 'reviews are append-only: add a row for a change'); END""",
+    """CREATE TRIGGER chain_reviews_append_only BEFORE UPDATE ON chain_reviews
+        BEGIN SELECT RAISE(ABORT, 'reviews are append-only: add a row for a change'); END""",
+]
+
+
 @dataclass(frozen=True)
 class Migration:
     """One step forward: from ``version - 1`` to ``version``.
@@ -263,4 +312,5 @@ MIGRATIONS: list[Migration] = [
         "ALTER TABLE ki_evaluations ADD COLUMN method INTEGER",
         "ALTER TABLE ki_evaluations ADD COLUMN build TEXT",
     )),
+    Migration(3, "clinician reviews of steps and chains, append-only, keyed by run, chain key and step", tuple(_V3)),
 ]

@@ -40,6 +40,7 @@ from ...reports.summary import (
     paper_note,
     summarize,
 )
+from ..review.review_summary import review_label, show_reviews
 from ..shared.corpora import Corpora
 from ..shared.engines import Engines
 from ..shared.judge_note import show_validation, validation_label
@@ -145,6 +146,8 @@ class DashboardView(QWidget):
         c.addWidget(self.build_warning)
         self.judge_note = validation_label()  # the KI judge's validation score, or a warning
         c.addWidget(self.judge_note)
+        self.review_note = review_label()  # clinician review progress and agreement
+        c.addWidget(self.review_note)
 
         self.models_table = ModelsTable()
         self.paper_note = plain_label("", "muted", wrap=True, selectable=True)
@@ -326,6 +329,7 @@ class DashboardView(QWidget):
         show_validation(self.build_warning, report.build_warning and {"note": report.build_warning, "warning": True})
         show_validation(self.judge_note, report.judge_validation and {
             **report.judge_validation, "note": "KI judge — " + report.judge_validation["note"]})
+        show_reviews(self.review_note, report.reviews)
         self.models_table.set_report(report)
         self.paper_note.setText(paper_note(report))
         keys = [m.key for m in report.models]

@@ -15,7 +15,8 @@ def evaluation_validation(ev: dict | None) -> dict | None:
         return None
     judge = ev.get("judge") or {}
     checked = judge_validation.lookup(judge.get("sha256"), ev.get("method"))
-    return judge_validation.summary(checked, str(judge.get("path") or "JUDGE"))
+    reviewed = judge_validation.lookup_reviews(judge.get("sha256"), ev.get("method"))
+    return judge_validation.summary(checked, str(judge.get("path") or "JUDGE"), reviewed)
 
 
 def validation_label() -> QLabel:

@@ -1,0 +1,1 @@
+"""Clinician review screens: the review panel beside Results, the review summary on the Dashboard."""
