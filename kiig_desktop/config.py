@@ -12,6 +12,8 @@ import stat
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from .errors import InputError
+
 SETTINGS_FILE = "settings.json"
 
 
@@ -82,6 +84,32 @@ def tighten_data_dir(data_dir: Path) -> None:
         for entry in entries:
             if entry.is_file(follow_symlinks=False):
                 make_private(Path(entry.path))
+
+
+THREADS_PER_CORE = 4
+THREADS_CAP = 256
+
+
+def max_threads() -> int:
+    """The most CPU threads an engine may use: 4 per core of this machine, at most 256.
+
+    More threads than cores only wait for each other (512 ran 80x slower than 8 on 2 cores), and
+    llama.cpp crashes outright with very large counts (100,000: SIGSEGV while creating them).
+    """
+    return max(1, min(THREADS_CAP, THREADS_PER_CORE * (os.cpu_count() or 1)))
+
+
+def check_threads(value: int | None, flag: str = "--threads") -> None:
+    """InputError with the bound and its reason unless ``value`` is None (automatic) or 1..max_threads()."""
+    if value is None:
+        return
+    top = max_threads()
+    if not 1 <= value <= top:
+        raise InputError(
+            f"{flag} must be between 1 and {top}, got {value} ({THREADS_PER_CORE} x the {os.cpu_count() or 1} "
+            f"CPU cores of this machine, at most {THREADS_CAP}: more threads than cores only slow the model "
+            "down, and llama.cpp crashes with very large counts)"
+        )
 
 
 @dataclass
