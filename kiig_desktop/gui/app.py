@@ -12,6 +12,7 @@ from PySide6.QtGui import QGuiApplication, QIcon
 from PySide6.QtWidgets import QApplication
 
 from .. import __version__
+from ..config import secure_data_dir
 
 # The shared libraries Qt's xcb platform plugin loads, and the Debian package of each: without
 # one, Qt aborts with "no Qt platform plugin could be initialized" and no hint which is missing.
@@ -72,6 +73,7 @@ def create_application(argv: list[str] | None = None) -> QApplication:
 def main(argv: list[str] | None = None) -> int:
     """Open the main window on the embedded default model; extra arguments are files to open."""
     args = list(sys.argv if argv is None else argv)
+    secure_data_dir()  # a data folder left 0777 (cache/ included) is owner-only before anything reads it
     if "--self-test" in args[1:]:
         from .selftest import main as self_test
 
