@@ -118,3 +118,113 @@ def test_dataset_line_length_limit_is_shared_by_score(tmp_path):
     src.write_text(good + "\n" + huge + "\n")
     r = kiig("score", "--model", "default", "--input", src, "--output", tmp_path / "out.jsonl", timeout=300)
     one_clear_line(r, f"{src}: line 2: line longer than")
+
+
+# ------------------------------------------------------------------------------------------ B
+
+
+def _env(tmp_path: Path, data_dir: Path) -> dict:
+    models = tmp_path / "models"
+    if not (models / "tiny.gguf").exists():
+        write_tiny_gguf(models / "tiny.gguf")
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    return {**os.environ, "KIIG_DATA_DIR": str(data_dir), "KIIG_MODELS_DIR": str(models), "HOME": str(home)}
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+def _reported_sha(r: subprocess.CompletedProcess, path: Path) -> str:
+    assert r.returncode == 0, r.stderr[-2000:]
+    return next(m["sha256"] for m in json.loads(r.stdout)["models"] if Path(m["path"]) == path)
+
+
+def test_cli_tightens_a_0777_data_folder_and_never_writes_through_planted_links(tmp_path):
+    data = tmp_path / "data"
+    cache = data / "cache"
+    cache.mkdir(parents=True)
+    settings = data / "settings.json"
+    settings.write_text("{}")
+    for path, mode in ((data, 0o777), (cache, 0o777), (settings, 0o666)):
+        os.chmod(path, mode)
+    target = tmp_path / "precious.txt"
+    target.write_text("the kiig user's own file\n")
+    env = _env(tmp_path, data)
+    # another local user plants links under the names the next kiig processes would use
+    next_pid = int(Path("/proc/sys/kernel/ns_last_pid").read_text()) + 1
+    for pid in range(next_pid, next_pid + 300):
+        for name in ("sha256", "gguf_headers"):
+            (cache / f"{name}.{pid}.tmp").symlink_to(target)
+    r = kiig("models", "--json", env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert target.read_text() == "the kiig user's own file\n"
+    assert (_mode(data), _mode(cache), _mode(settings)) == (0o700, 0o700, 0o600)
+    tiny = tmp_path / "models" / "tiny.gguf"
+    assert _reported_sha(r, tiny) == hashlib.sha256(tiny.read_bytes()).hexdigest()
+    assert _mode(cache / "sha256.json") == 0o600
+
+
+def _forge(cache_file: Path) -> None:
+    forged = json.loads(cache_file.read_text())
+    for entry in forged.values():
+        entry["sha256"] = "0" * 64  # same stamps, another digest: forged provenance
+    cache_file.write_text(json.dumps(forged))
+
+
+def test_a_cache_file_another_user_could_have_written_is_not_believed(tmp_path):
+    data = tmp_path / "data"
+    env = _env(tmp_path, data)
+    tiny = tmp_path / "models" / "tiny.gguf"
+    real = hashlib.sha256(tiny.read_bytes()).hexdigest()
+    cache_file = data / "cache" / "sha256.json"
+    for forger in ("written by anyone (0666)", "owned by another user"):
+        assert _reported_sha(kiig("models", "--json", env=env), tiny) == real  # a genuine cache first
+        _forge(cache_file)
+        if forger.startswith("written"):
+            os.chmod(cache_file, 0o666)
+        else:
+            os.chown(cache_file, 65534, 65534)  # nobody
+            assert _mode(cache_file) == 0o600
+        assert _reported_sha(kiig("models", "--json", env=env), tiny) == real, forger
+
+
+# ------------------------------------------------------------------------------------------ I
+
+
+def _fill(disk: Path) -> None:
+    with open(disk / "filler", "wb", buffering=0) as fh:
+        try:
+            while True:
+                fh.write(b"\0" * 4096)
+        except OSError:
+            pass
+
+
+def _leftovers(data: Path) -> list[str]:
+    return sorted(str(p.relative_to(data)) for p in data.rglob("*") if p.name.endswith((".tmp", ".part")))
+
+
+def test_a_full_data_disk_is_one_clear_line_and_leaves_no_tmp_files(tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(disk)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        raise AssertionError(f"this test needs root (CAP_SYS_ADMIN) to mount a 64 KiB tmpfs: {mounted.stderr.strip()}")
+    try:
+        data = disk / "data"
+        (data / "cache").mkdir(parents=True, mode=0o700)
+        os.chmod(data, 0o700)
+        env = _env(tmp_path, data)
+        claims = tmp_path / "claims.jsonl"
+        claims.write_text("\n".join(_claim(i, i % 2 == 0) for i in range(4)) + "\n")
+        _fill(disk)
+        r = kiig("models", "--json", env=env)  # caches that cannot be written cost only a re-hash
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert _leftovers(data) == []
+        r = kiig("judge-check", "--model", "default", "--claims", claims, env=env, timeout=600)
+        one_clear_line(r, "no space left on device writing", str(data / "judge_validation.json"))
+        assert _leftovers(data) == []
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)

@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     if stored is not None and stored.get("k") == args.k:
         result, cached = stored, True
     else:
+        validation.require_room(len(claims))  # a full disk is said before the judge runs, not after
         result, cached = _check(args, info, claims, claims_sha, jc), False
         jc.store_result(result)
     if args.json:
