@@ -6,7 +6,7 @@ machine: ``{{ "x" * 300000000 }}`` once took 22 GB, and two nested ``range(10000
 returned. A render gets :data:`RENDER_SECONDS` of wall-clock time, no value or prompt may exceed
 :data:`MAX_TEXT` characters (or items), and the worker's address space may grow by at most
 :data:`MEMORY_BUDGET` while it runs; past any of them the render stops with one error naming the
-model (docs/cli.md, "Chat template limits").
+model (docs/cli.md ("Chat template limits")).
 """
 
 from __future__ import annotations
