@@ -8,12 +8,14 @@ exit with code 2; nothing the user can cause prints a traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 
 from . import __version__
 from .commands._common import new_session_guard
-from .errors import Cancelled, KiigError
+from .config import secure_data_dir
+from .errors import Cancelled, KiigError, terminal_safe
 
 COMMAND_MODULES = ["doctor", "models", "generate", "score", "corpus", "ki", "judge_check", "export", "run", "report", "review"]
 
@@ -72,6 +74,7 @@ def _chains_of_stopped_run(db: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    secure_data_dir()  # a data folder left 0777 (cache/ included) is owner-only before anything reads it
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:
@@ -84,10 +87,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nkiig: interrupted{_kept(args)}", file=sys.stderr)
         return 130
     except KiigError as exc:
-        print(f"kiig: error: {exc}", file=sys.stderr)
+        print(f"kiig: error: {terminal_safe(exc, keep_newlines=True)}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:
         return EXIT_OK
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+            raise
+        where = f" writing {exc.filename}" if exc.filename else ""
+        print(f"kiig: error: no space left on device{terminal_safe(where)}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -6,15 +6,22 @@ Everything the product writes lives under one data folder (``KIIG_DATA_DIR``, el
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
+import tempfile
+from contextlib import suppress
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+
+from .errors import InputError, StoreError
 
 SETTINGS_FILE = "settings.json"
 # Ollama's Linux service (the official install script) keeps its models here, under the system root
 SYSTEM_OLLAMA_MODELS = Path("usr/share/ollama/.ollama/models")
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
 # OpenMP threads that spin while they wait collapse throughput (measured 25x) as soon as another
@@ -69,7 +76,8 @@ def make_private(path: Path) -> None:
 
 def tighten_data_dir(data_dir: Path) -> None:
     """The data folder, its own subfolders and the files in them (settings, gui.ini, logs, caches,
-    autosaved sessions) owner-only again; model files in it keep their mode."""
+    autosaved sessions) owner-only again; model files in it keep their mode. A cache file that
+    others could write is dropped, not tightened: its content may be theirs."""
     make_private(data_dir)
     for folder in (data_dir, *(data_dir / sub for sub in ("sessions", "logs", "cache", "models"))):
         if not folder.is_dir() or folder.is_symlink():
@@ -82,8 +90,116 @@ def tighten_data_dir(data_dir: Path) -> None:
         except OSError:
             continue
         for entry in entries:
-            if entry.is_file(follow_symlinks=False):
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            if folder.name == "cache" and folder != data_dir and not _private(entry.stat(follow_symlinks=False)):
+                with suppress(OSError):
+                    os.unlink(entry.path)
+            else:
                 make_private(Path(entry.path))
+
+
+def secure_data_dir(data_dir: Path | None = None, *, create: bool = False) -> Path:
+    """What every entry point (``kiig``, the desktop app) does first: the data folder owner-only
+    (0700, its files 0600), created when ``create``; a folder left 0777 is tightened before use."""
+    path = data_dir or default_data_dir()
+    if create:
+        with suppress(OSError):
+            ensure_private_dir(path)
+    if path.is_dir():
+        tighten_data_dir(path)
+    return path
+
+
+def _private(st: os.stat_result) -> bool:
+    """Only this user can have written it: ours, no group or other bits, a plain file or a folder."""
+    ours = not hasattr(os, "geteuid") or st.st_uid == os.geteuid()
+    return ours and (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)) and not stat.S_IMODE(st.st_mode) & 0o077
+
+
+def read_private_text(path: Path) -> str | None:
+    """The text of ``path`` when only this user can have written it (a 0600 file of ours, not a
+    link, in a 0700 folder of ours); None when it is missing or anyone else could have."""
+    try:
+        if not _private(os.lstat(path.parent)):
+            return None
+        fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        try:
+            st = os.fstat(fh.fileno())
+            return fh.read().decode("utf-8", errors="replace") if stat.S_ISREG(st.st_mode) and _private(st) else None
+        except OSError:
+            return None
+
+
+def write_error(exc: OSError, path: Path) -> StoreError:
+    """One readable line for a failed write of ``path`` (a full disk says so)."""
+    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return StoreError(f"no space left on device writing {path}")
+    return StoreError(f"cannot write {path}: {exc.strerror or exc}")
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text``, owner-only and atomically (data folder files: settings, caches).
+
+    The temporary file gets a fresh random name next to ``path`` (``mkstemp``: ``O_EXCL |
+    O_NOFOLLOW``), so a link planted under any name is never followed, and it is removed again when
+    anything fails: a full disk leaves no ``*.tmp`` behind and raises :func:`write_error`'s line.
+    """
+    try:
+        ensure_private_dir(path.parent)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise write_error(exc, path) from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise write_error(exc, path) from None
+        raise
+
+
+def require_free_space(folder: Path, need: int, path: Path) -> None:
+    """StoreError before long work when ``folder`` cannot take ``need`` more bytes for ``path``."""
+    try:
+        vfs = os.statvfs(folder)
+    except (OSError, AttributeError):
+        return
+    free = vfs.f_bavail * vfs.f_frsize
+    if free < need:
+        raise StoreError(f"no space left on device writing {path} ({free:,} bytes free, {need:,} needed)")
+
+
+THREADS_PER_CORE = 4
+THREADS_CAP = 256
+
+
+def max_threads() -> int:
+    """The most CPU threads an engine may use: 4 per core of this machine, at most 256.
+
+    More threads than cores only wait for each other (512 ran 80x slower than 8 on 2 cores), and
+    llama.cpp crashes outright with very large counts (100,000: SIGSEGV while creating them).
+    """
+    return max(1, min(THREADS_CAP, THREADS_PER_CORE * (os.cpu_count() or 1)))
+
+
+def check_threads(value: int | None, flag: str = "--threads") -> None:
+    """InputError with the bound and its reason unless ``value`` is None (automatic) or 1..max_threads()."""
+    if value is None:
+        return
+    top = max_threads()
+    if not 1 <= value <= top:
+        raise InputError(
+            f"{flag} must be between 1 and {top}, got {value} ({THREADS_PER_CORE} x the {os.cpu_count() or 1} "
+            f"CPU cores of this machine, at most {THREADS_CAP}: more threads than cores only slow the model "
+            "down, and llama.cpp crashes with very large counts)"
+        )
 
 
 @dataclass
@@ -186,9 +302,4 @@ class Settings:
             "engine": self.engine.to_dict(),
             "cpu_variant": self.cpu_variant,
         }
-        path = self.data_dir / SETTINGS_FILE
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2)
-        os.replace(tmp, path)
+        write_private_file(self.data_dir / SETTINGS_FILE, json.dumps(data, indent=2))

@@ -6,6 +6,27 @@ a crashed worker -- and is shown as text, never as a traceback.
 
 from __future__ import annotations
 
+import re
+
+# C0 controls, DEL, C1 controls and the Unicode line/paragraph separators: the bytes a terminal acts on
+# (ESC sequences retitle the window or clear the screen; CR and LF forge lines)
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def terminal_safe(text: object, *, keep_newlines: bool = False) -> str:
+    """``text`` with every control character shown as a visible escape (``\\x1b``), for anything
+    printed on a terminal that may hold text from a file, a model or another user.
+    ``keep_newlines``: a multi-line message keeps the line breaks of its indented continuation lines
+    (bad lines listed, a hint), so no text can start a line of its own that looks like ours."""
+
+    def visible(m: re.Match) -> str:
+        c = m.group()
+        if keep_newlines and c == "\n" and m.string.startswith("  ", m.end()):
+            return c
+        return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+
+    return _CONTROL.sub(visible, str(text))
+
 
 class KiigError(Exception):
     """Base for all expected errors; ``str(err)`` is the user-facing message."""

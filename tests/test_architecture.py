@@ -181,13 +181,14 @@ def test_no_network_client_code_in_the_product():
 
 def test_sockets_are_only_local_pairs():
     """``socket`` serves the model worker's Unix socket pairs; nothing opens, binds or resolves an address --
-    except the opt-in cluster path (``kiig run --cluster``), whose reachability probe connects to the Ray head."""
+    except the opt-in cluster path (``kiig run --cluster``), whose reachability probe resolves the head's address
+    (to refuse every spelling of loopback) and connects to it."""
     users = sorted(str(p.relative_to(PKG)) for p in _modules() if "socket" in _imports(p))
     assert users == ["engine/client.py", "engine/worker.py", "runs/cluster.py"]
     cluster_calls = {node.func.attr for node in ast.walk(ast.parse((PKG / "runs/cluster.py").read_text(encoding="utf-8")))
                      if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                      and isinstance(node.func.value, ast.Name) and node.func.value.id == "socket"}
-    assert cluster_calls == {"create_connection"}
+    assert cluster_calls == {"create_connection", "getaddrinfo"}
     for rel in users[:2]:
         calls = {node.func.attr for node in ast.walk(ast.parse((PKG / rel).read_text(encoding="utf-8")))
                  if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)

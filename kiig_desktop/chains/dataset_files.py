@@ -21,6 +21,7 @@ from ..strict_json import JSONProblem, bad_lines_error, loads
 T = TypeVar("T")
 
 _SNIFF_BYTES = 8192
+MAX_LINE_BYTES = 8 << 20  # a longer line is a bad line, never read whole (a 200 MB line took 660 MB)
 _LETTER_COLUMN = re.compile(r"^(?:option[ _-]?)?([a-z])$")
 
 
@@ -78,7 +79,10 @@ def _decoded_lines(p: Path, encoding: str) -> Iterator[tuple[int, str | RowError
             yield n, ln
         return
     with p.open("rb") as fh:
-        for n, raw in enumerate(fh, start=1):
+        for n, raw in enumerate(_bounded_lines(fh), start=1):
+            if raw is None:
+                yield n, RowError(n, f"line longer than {MAX_LINE_BYTES >> 20} MiB (the limit for one input line)")
+                continue
             if n == 1 and raw.startswith(codecs.BOM_UTF8):
                 raw = raw[len(codecs.BOM_UTF8) :]
             try:
@@ -89,6 +93,18 @@ def _decoded_lines(p: Path, encoding: str) -> Iterator[tuple[int, str | RowError
                     n,
                     RowError(n, f"not valid {encoding} text ({where}); re-save as UTF-8 or pass the right encoding"),
                 )
+
+
+def _bounded_lines(fh) -> Iterator[bytes | None]:
+    """The physical lines of a binary file, each read at most :data:`MAX_LINE_BYTES` at a time;
+    an over-long line is skipped to its end in bounded chunks and comes back as None."""
+    while raw := fh.readline(MAX_LINE_BYTES + 1):
+        if len(raw) <= MAX_LINE_BYTES or raw.endswith(b"\n") and len(raw) == MAX_LINE_BYTES + 1:
+            yield raw
+            continue
+        while (rest := fh.readline(1 << 20)) and not rest.endswith(b"\n"):
+            pass
+        yield None
 
 
 def iter_jsonl(path: str | Path, encoding: str = "utf-8") -> Iterator[tuple[int, dict[str, Any] | RowError]]:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..config import EngineOptions, Settings
+from ..config import EngineOptions, Settings, check_threads, max_threads
 from ..errors import InputError
 
 MIN_N_CTX = 256  # smaller contexts abort inside llama.cpp with a chat prompt
@@ -45,7 +45,7 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
     d = EngineOptions()
     g.add_argument("--n-ctx", type=int, default=None, help=f"context size in tokens (default {d.n_ctx})")
     g.add_argument("--n-gpu-layers", type=int, default=None, help="layers to offload to the GPU (default 0; -1 = all)")
-    g.add_argument("--threads", type=int, default=None, help="CPU threads (default: the cores available, up to 8)")
+    g.add_argument("--threads", type=int, default=None, help=f"CPU threads, 1 to {max_threads()} (4 per core, at most 256; default: the cores available, up to 8)")
     g.add_argument("--n-batch", type=int, default=None, help=f"tokens per decode batch (default {d.n_batch})")
     g.add_argument("--chat-template", default=None, help="llama.cpp template name (e.g. chatml, gemma, llama3) or a Jinja template, for models whose GGUF has none")
     g.add_argument("--fast-not-exact", action="store_true", default=None,
@@ -65,9 +65,10 @@ def engine_options(args: argparse.Namespace, settings: Settings | None = None) -
     if getattr(args, "fast_not_exact", None):
         opts.fast_not_exact = True
     # values llama.cpp would abort on (a crashed worker) are refused here with the limit
-    for value, flag, low in ((opts.n_ctx, "--n-ctx", MIN_N_CTX), (opts.n_batch, "--n-batch", 1), (opts.n_threads or 1, "--threads", 1)):
+    for value, flag, low in ((opts.n_ctx, "--n-ctx", MIN_N_CTX), (opts.n_batch, "--n-batch", 1)):
         if value < low:
             raise InputError(f"{flag} must be at least {low}, got {value}")
+    check_threads(opts.n_threads, "--threads" if getattr(args, "threads", None) is not None else "the threads setting (settings.json)")
     return opts
 
 

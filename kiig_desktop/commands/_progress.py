@@ -1,11 +1,20 @@
-"""A compact progress line on stderr for long CLI commands (items, tokens/s, ETA)."""
+"""A compact progress line on stderr for long CLI commands (items, tokens/s, ETA), and :func:`say`
+for their messages. Both print text from files and models (item ids, errors) through
+:func:`terminal_safe`, so an id holding escape codes cannot retitle the window, clear the screen or
+forge lines."""
 
 from __future__ import annotations
 
 import sys
 import time
 
+from ..errors import terminal_safe
 from ..events import Progress
+
+
+def say(text: str, stream=None) -> None:
+    """One message line on stderr (``kiig: item X: ...``), control characters made visible."""
+    print(terminal_safe(text), file=stream or sys.stderr)
 
 
 def _fmt_seconds(s: float | None) -> str:
@@ -44,6 +53,7 @@ class ProgressLine:
         text += f" | {_fmt_seconds(p.elapsed)} elapsed, ETA {_fmt_seconds(p.eta_s)}"
         if p.message:
             text += f" | {p.message}"
+        text = terminal_safe(text)
         if self.tty:
             pad = max(0, self._width - len(text))
             self.stream.write("\r" + text + " " * pad)

@@ -57,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     if stored is not None and stored.get("k") == args.k and stored.get("corpus", "demo") == (args.corpus or "demo"):
         result, cached = stored, True
     else:
+        validation.require_room(len(claims))  # a full disk is said before the judge runs, not after
         result, cached = _check(args, info, claims, claims_sha, jc), False
         if args.from_reviews:
             result.update({"source": "reviews", "session": str(Path(args.from_reviews).expanduser().absolute()), "run": args.run})

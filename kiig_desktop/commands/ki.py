@@ -23,7 +23,7 @@ from ..events import CancelToken, ItemDone, Message, Progress
 from ..files import private_output
 from ..strict_json import dumps
 from ._common import open_session_for_writing
-from ._progress import ProgressLine
+from ._progress import ProgressLine, say
 
 
 def register(sub) -> None:
@@ -90,7 +90,7 @@ def _judge_all(args, store, items: list[dict], out) -> int:
                     summary = stop.value
                     break
                 if isinstance(event, Message):
-                    print(f"kiig ki: {event.text}", file=sys.stderr)
+                    say(f"kiig ki: {event.text}")
                 elif isinstance(event, Progress):
                     line.update(event, force=event.done == event.total)
                 elif isinstance(event, ItemDone):

@@ -17,7 +17,7 @@ from ..metrics.infogain import MODES
 from ..runs.batch import BatchConfig, iter_batch
 from ..runs.parallel import check_parallel
 from ._common import add_engine_args, engine_options, finite_float, open_session_for_writing, seed_value
-from ._progress import ProgressLine, drive
+from ._progress import ProgressLine, drive, say
 
 
 def register(sub) -> None:
@@ -113,11 +113,10 @@ def run(args: argparse.Namespace) -> int:
                 bar.update(event, force=phase == "done" and event.done == event.total)
             elif isinstance(event, ItemDone) and event.result.get("error"):
                 bar.close()
-                print(f"kiig: item {event.result.get('id')} ({event.result['subject']['name']}): {event.result['error']}",
-                      file=sys.stderr)
+                say(f"kiig: item {event.result.get('id')} ({event.result['subject']['name']}): {event.result['error']}")
             elif isinstance(event, Message):
                 bar.close()
-                print(f"kiig: {event.text}", file=sys.stderr)
+                say(f"kiig: {event.text}")
 
         try:
             summary = drive(gen, cancel, on_event)

@@ -15,7 +15,7 @@ from ..metrics.infogain import MODES
 from ..runs.score import ScoreConfig, iter_score_file, output_line, read_score_input
 from ..strict_json import dumps
 from ._common import add_engine_args, engine_options, open_session_for_writing, print_engine_warnings, seed_value
-from ._progress import ProgressLine, drive
+from ._progress import ProgressLine, drive, say
 
 
 def register(sub) -> None:
@@ -58,10 +58,10 @@ def run(args: argparse.Namespace) -> int:
                     out.write(dumps(output_line(event.result)) + "\n")
                     if event.result.get("error"):
                         bar.close()
-                        print(f"kiig: item {event.result.get('id') or '?'}: {event.result['error']}", file=sys.stderr)
+                        say(f"kiig: item {event.result.get('id') or '?'}: {event.result['error']}")
                 elif isinstance(event, Message):
                     bar.close()
-                    print(f"kiig: {event.text}", file=sys.stderr)
+                    say(f"kiig: {event.text}")
 
             summary = drive(gen, cancel, on_event)
         bar.close()

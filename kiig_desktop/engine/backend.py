@@ -17,6 +17,7 @@ import llama_cpp
 import numpy as np
 from llama_cpp._internals import LlamaBatch, LlamaContext, LlamaModel, LlamaSampler
 
+from ..config import check_threads
 from ..errors import Cancelled, ContextOverflow, EngineError
 from . import build_info, invariance, variants
 from .logits import reduce_rows
@@ -112,6 +113,7 @@ class Backend:
         on_load_progress: Callable[[float], None] | None = None,
         log: LogCapture | None = None,
     ) -> None:
+        check_threads(n_threads, "n_threads")  # before llama.cpp sees a count that crashes it
         self.path = path
         self.log = log or LogCapture()
         self.seed = seed

@@ -14,8 +14,8 @@ import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..config import Settings, ensure_private_dir
-from ..errors import ModelFileError, ModelNotFound
+from ..config import Settings, read_private_text, write_private_file
+from ..errors import KiigError, ModelFileError, ModelNotFound
 from ..files import file_sha256
 from .gguf_checks import check_header_values, require_regular_file
 
@@ -201,11 +201,12 @@ def sha256_of(path: str | os.PathLike, chunk: int = 4 << 20) -> str:
 
 
 def _stamped_cache(name: str, path: Path, compute, version: int | None = None):
-    """``compute()`` for a file, remembered in ``<cache>/name`` by (real path, size, mtime[, version])."""
+    """``compute()`` for a file, remembered in ``<cache>/name`` by (real path, size, mtime, inode,
+    device[, version]); a cache file someone else could have written is never believed."""
     p = Path(path).expanduser().resolve()
     st = p.stat()
     key = str(p)
-    stamp = [st.st_size, st.st_mtime_ns] + ([version] if version is not None else [])
+    stamp = [st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev] + ([version] if version is not None else [])
     field_name = "sha256" if name == "sha256.json" else "value"  # sha256.json keeps its original layout
     cache_path = _cache_file(name)
     with _sha_lock:
@@ -221,23 +222,21 @@ def _stamped_cache(name: str, path: Path, compute, version: int | None = None):
 
 
 def _read_cache(path: Path) -> dict:
+    """The cache, only when this user alone can have written it (0600 file of ours in a 0700 folder):
+    another user's file could forge any model's SHA-256."""
+    text = read_private_text(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
+        data = json.loads(text) if text is not None else {}
+    except ValueError:
         return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _write_cache(path: Path, cache: dict) -> None:
     try:
-        ensure_private_dir(path.parent)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(cache, fh)
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a cache that cannot be written only costs a re-hash next time
+        write_private_file(path, json.dumps(cache))
+    except KiigError:
+        pass  # a cache that cannot be written (a full disk) only costs a re-hash next time
 
 
 # --------------------------------------------------------------------------- discovery

@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Generator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -48,15 +49,12 @@ def chat_prompt(backend: Backend, messages: list[dict], add_generation_prompt: b
     kind, template = chat_template_source(backend)
     info = backend.info()
     if kind == "jinja":
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+        from .chat_template import render_chat
 
         bos = backend.token_text(info["bos"]) if info["bos"] >= 0 else ""
         eos = backend.token_text(info["eos"]) if info["eos"] >= 0 else ""
-        try:
-            formatter = Jinja2ChatFormatter(template, eos_token=eos, bos_token=bos, add_generation_prompt=add_generation_prompt)
-            return formatter(messages=messages).prompt
-        except Exception as exc:  # noqa: BLE001 - jinja raises many types for a broken template
-            raise InputError(f"the model's chat template could not be rendered: {exc}") from None
+        return render_chat(template, Path(backend.path).name, messages, bos_token=bos, eos_token=eos,
+                           add_generation_prompt=add_generation_prompt)
     if kind == "builtin":
         text = backend.apply_builtin_template(template, messages, add_generation_prompt)
         if text is not None:

@@ -9,6 +9,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from .. import __version__
+from ..config import secure_data_dir
 
 if TYPE_CHECKING:
     from PySide6.QtWidgets import QApplication
@@ -117,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     if "--version" in args[1:]:
         print(f"kiig-desktop {__version__}")
         return 0
+    secure_data_dir()  # a data folder left 0777 (cache/ included) is owner-only before anything reads it
     if "--self-test" in args[1:]:
         from .selftest import main as self_test
 

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..config import Settings, ensure_private_dir, make_private, tighten_data_dir
+from ..config import Settings, make_private, secure_data_dir
 from ..errors import KiigError
 from ..files import write_private_text
 from ..resources import resource_path
@@ -455,8 +455,7 @@ class MainWindow(QMainWindow):
 
 def _private_qsettings(data_dir: Path) -> QSettings:
     """gui.ini (window layout, recent sessions) created owner-only; an older data folder is tightened."""
-    ensure_private_dir(data_dir)
-    tighten_data_dir(data_dir)
+    secure_data_dir(data_dir, create=True)
     ini = data_dir / "gui.ini"
     try:
         os.close(os.open(ini, os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600))

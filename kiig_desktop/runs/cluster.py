@@ -36,7 +36,6 @@ from .cluster_node import NodeWorker
 RAY_MISSING = "the cluster path needs Ray, which is not installed: run `make install-cluster`"
 RAY_NOT_FROZEN = ("the cluster path needs Ray, which the installed app does not include: run `kiig run --cluster` "
                   "from a Python install of KIIG Desktop with `make install-cluster`")
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 MAX_LOST_FACTOR = 3  # actors that may die in one run, per actor asked for, before the run gives up
 
 
@@ -79,18 +78,73 @@ def parse_address(address: str) -> tuple[str, int]:
 
 
 def probe(address: str, timeout_s: float) -> None:
-    """Fail at once with one line when nothing listens at ``address`` (Ray itself retries for minutes)."""
+    """Fail at once with one line unless a Ray head answers at ``address`` (Ray itself retries for
+    minutes, against a listener of another kind for ever)."""
     import socket  # the cluster path only; the local paths open no socket (tests/test_no_sockets.py)
 
     host, port = parse_address(address)
-    if host in LOOPBACK:
-        raise InputError(f"--cluster {address}: Ray replaces a loopback address with this machine's network address, "
-                         "so a head listening on loopback only cannot be joined; name the head's private-network address")
+    resolved = resolve_head(host, port, address)
     try:
-        socket.create_connection((host, port), timeout=timeout_s).close()
+        conn = socket.create_connection((resolved, port), timeout=timeout_s)
     except OSError as exc:
         raise InputError(f"cannot reach a Ray cluster at {address}: {exc.strerror or exc}",
                          hint="start it with `ray start --head --node-ip-address=IP --port=PORT` and check the firewall") from None
+    with conn:
+        check_ray_head(conn, address, timeout_s)
+
+
+def resolve_head(host: str, port: int, address: str) -> str:
+    """The address ``host`` names, refused when it is this machine's loopback in any spelling
+    (``127.1``, ``127.0.0.2``, ``2130706433``, ``::1``, ``::ffff:127.0.0.1``, ``localhost``...)."""
+    import ipaddress
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise InputError(f"cannot reach a Ray cluster at {address}: {getattr(exc, 'strerror', None) or exc}") from None
+    ips = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+    for ip in ips:
+        mapped = getattr(ip, "ipv4_mapped", None) or ip
+        if mapped.is_loopback or mapped.is_unspecified:
+            raise InputError(f"--cluster {address}: that is this machine's loopback address ({mapped}); Ray replaces "
+                             "a loopback address with this machine's network address, so a head listening on loopback "
+                             "only cannot be joined; name the head's private-network address")
+    return str(ips[0])
+
+
+# a gRPC server (Ray's GCS) speaks HTTP/2: it answers the client preface with a SETTINGS frame
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+_H2_SETTINGS = 4
+
+
+def check_ray_head(conn, address: str, timeout_s: float) -> None:
+    """InputError unless the listener on ``conn`` answers like a Ray head's GCS (HTTP/2, as gRPC is);
+    an HTTP/1 server, a listener of any other kind or one that stays silent is not a Ray head."""
+    if os.environ.get("RAY_USE_TLS", "0") not in ("0", ""):
+        return  # a TLS head answers only a TLS handshake, which Ray itself makes
+    what = "it answered, but not as a Ray head's GCS (gRPC over HTTP/2) does"
+    try:
+        conn.settimeout(timeout_s)
+        conn.sendall(_H2_PREFACE)
+        head = b""
+        while len(head) < 9:
+            chunk = conn.recv(9 - len(head))
+            if not chunk:
+                break
+            head += chunk
+    except TimeoutError:
+        head, what = b"", f"it sent nothing within {timeout_s:g} s"
+    except OSError as exc:
+        head, what = b"", f"the connection failed: {exc.strerror or exc}"
+    if len(head) == 9 and head[3] == _H2_SETTINGS:
+        return
+    if not head and what.startswith("it answered"):
+        what = "it closed the connection without answering"
+    elif head.startswith((b"HTTP/", b"<")):  # a status line, or an error page without one
+        what = "an HTTP/1 server answered"
+    raise InputError(f"--cluster {address} is not a Ray cluster head: {what}; give the --port of `ray start --head` "
+                     "(the GCS port, 6379 by default)")
 
 
 def connect(ray, cluster: ClusterConfig) -> bool:

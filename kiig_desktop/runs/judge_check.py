@@ -20,7 +20,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from ..chains.dataset_files import RowError, iter_jsonl
+from ..chains.dataset_files import read_checked_jsonl
 from ..errors import InputError
 from ..events import CancelToken, Progress
 from ..files import file_sha256
@@ -37,17 +37,20 @@ DEFAULT_K = 3
 N_BOOT = 2000
 
 
+def _claim(obj: dict, n: int) -> dict:
+    if not isinstance(obj.get("claim"), str) or not isinstance(obj.get("label"), bool):
+        raise InputError(f"line {n}: needs a \"claim\" (text) and a \"label\" (true or false)")
+    return {"id": str(obj.get("id", n)), "claim": obj["claim"], "label": obj["label"], "kind": str(obj.get("kind") or "other")}
+
+
 def load_claims(path: str | Path | None = None) -> list[dict]:
-    """The labelled claims: ``{"id", "claim", "label": bool, "kind"}`` per line; InputError when malformed."""
+    """The labelled claims: ``{"id", "claim", "label": bool, "kind"}`` per line, ids unique.
+
+    The whole-file policy of every input reader (docs/cli.md): the file is streamed line by line
+    (a line has the readers' length limit) and every bad line is listed in one InputError.
+    """
     path = Path(path) if path else validation.claims_path()
-    claims: list[dict] = []
-    for n, obj in iter_jsonl(path):
-        if isinstance(obj, RowError):
-            raise InputError(f"{path}: {obj}")
-        if not isinstance(obj.get("claim"), str) or not isinstance(obj.get("label"), bool):
-            raise InputError(f"{path}: line {n} needs a \"claim\" (text) and a \"label\" (true or false)")
-        claims.append({"id": str(obj.get("id", n)), "claim": obj["claim"], "label": obj["label"],
-                       "kind": str(obj.get("kind") or "other")})
+    claims = read_checked_jsonl(path, _claim, key=lambda c: c["id"])
     labels = {c["label"] for c in claims}
     if labels != {True, False}:
         raise InputError(f"{path}: needs both supported (true) and unsupported (false) claims")

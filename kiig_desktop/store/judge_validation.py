@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
-from ..config import Settings, ensure_private_dir
+from ..config import Settings, require_free_space, write_private_file
 from ..files import file_sha256
 from ..resources import resource_path
 
@@ -53,13 +51,21 @@ def _read(path: Path) -> dict:
 def save(result: dict, *, data_dir: Path | None = None) -> None:
     """Store one judge-check result (it names ``model.sha256``, ``method`` and ``claims_sha256``)."""
     path = _cache_file(data_dir)
-    ensure_private_dir(path.parent)
     data = _read(path)
     data[_key(result["model"]["sha256"], result["method"], result["claims_sha256"])] = result
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".judge_validation-", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=1, sort_keys=True)
-    os.replace(tmp, path)
+    write_private_file(path, json.dumps(data, indent=1, sort_keys=True))
+
+
+def require_room(n_claims: int, *, data_dir: Path | None = None) -> None:
+    """StoreError before a judge check starts when the data folder's disk cannot take its result
+    (the file is rewritten whole: its size now plus about 1 KB a claim)."""
+    path = _cache_file(data_dir)
+    folder = path.parent if path.parent.is_dir() else path.parent.parent
+    try:
+        size = path.stat().st_size
+    except OSError:
+        size = 0
+    require_free_space(folder, size + 4096 + 1024 * n_claims, path)
 
 
 def lookup(sha256: str | None, method: int | None = None, *, claims_sha256: str | None = None,

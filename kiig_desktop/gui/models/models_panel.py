@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QGuiApplication
 from PySide6.QtWidgets import (
@@ -22,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ...config import max_threads
 from ...engine.models import ModelInfo
 from ...units import human_bytes, human_count
 from ..shared.engines import Engines
@@ -101,8 +100,10 @@ class ModelsPanel(QWidget):
         self.n_gpu.setSpecialValueText("all")
         self.n_gpu.setToolTip("Layers offloaded to the GPU (−1 = all, 0 = CPU only)")
         self.threads = QSpinBox()
-        self.threads.setRange(0, max(1, os.cpu_count() or 1) * 2)
+        self.threads.setRange(0, max_threads())
         self.threads.setSpecialValueText("auto")
+        self.threads.setToolTip(f"CPU threads (auto: the cores available, up to 8); at most {max_threads()}: "
+                                "4 per core, as more only slow the model down")
         oform.addRow(plain_label("Context"), self.n_ctx)
         oform.addRow(plain_label("GPU layers"), self.n_gpu)
         oform.addRow(plain_label("Threads"), self.threads)

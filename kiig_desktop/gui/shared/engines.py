@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QSettings, Signal, Slot
 
-from ...config import EngineOptions, Settings
+from ...config import EngineOptions, Settings, max_threads
 from ...engine.client import EngineClient
 from ...engine.models import BUILTIN_ID, ModelInfo, discover_models, resolve_model
 from ...errors import Cancelled
@@ -138,7 +138,9 @@ class Engines(QObject):
                     number = int(value)
                 except (TypeError, ValueError):
                     continue
-                setattr(opts, key, None if key == "n_threads" and number <= 0 else number)
+                if key == "n_threads":  # a hand-edited gui.ini: 0 is automatic, too many is the bound
+                    number = None if number <= 0 else min(number, max_threads())
+                setattr(opts, key, number)
         return opts
 
     def set_options(self, model_id: str, n_ctx: int, n_gpu_layers: int, n_threads: int | None) -> None:
