@@ -13,7 +13,7 @@ import sys
 
 from ..errors import Cancelled, InputError
 from ..events import CancelToken, Progress
-from ._common import print_json
+from ._common import add_engine_args, engine_options, print_engine_warnings, print_json
 from ._progress import ProgressLine
 
 
@@ -24,7 +24,16 @@ def register(sub) -> None:
     p.add_argument("--k", type=int, default=3, help="passages retrieved per claim (default 3, as KI uses)")
     p.add_argument("--claims", default=None, help="a JSONL file of labelled claims instead of the bundled set")
     p.add_argument("--force", action="store_true", help="check again even when a stored result exists")
+    add_engine_args(p)  # the judge's load options, as the scorer's
     p.set_defaults(func=run)
+
+
+def _same_load(stored: dict, options) -> bool:
+    """Whether a stored check was made with the load options that change a judge's answers (chat
+    template; GPU or CPU); the context size and threads do not."""
+    used = stored.get("engine_options") or {}
+    return (used.get("chat_template") == options.chat_template
+            and bool(used.get("n_gpu_layers") or 0) == bool(options.n_gpu_layers))
 
 
 def _line(name: str, r: dict) -> str:
@@ -40,14 +49,15 @@ def run(args: argparse.Namespace) -> int:
 
     if not 1 <= args.k <= 20:
         raise InputError(f"--k must be between 1 and 20, got {args.k}")
+    options = engine_options(args)
     claims = jc.load_claims(args.claims)
     claims_sha = jc.claims_fingerprint(args.claims)
     info = resolve_model(args.model)
     stored = None if args.force else jc.stored_result(info.sha256(), claims_sha)
-    if stored is not None and stored.get("k") == args.k:
+    if stored is not None and stored.get("k") == args.k and _same_load(stored, options):
         result, cached = stored, True
     else:
-        result, cached = _check(args, info, claims, claims_sha, jc), False
+        result, cached = _check(args, info, claims, claims_sha, jc, options), False
         jc.store_result(result)
     if args.json:
         out = {k: v for k, v in result.items() if k != "claims"}
@@ -60,12 +70,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check(args, info, claims: list[dict], claims_sha: str, jc) -> dict:
+def _check(args, info, claims: list[dict], claims_sha: str, jc, options) -> dict:
     from ..knowledge.judge import open_judge
 
     cancel = CancelToken()
     line = ProgressLine("judge-check")
-    with open_judge(info.path) as judge:
+    with open_judge(info.path, options) as judge:
+        print_engine_warnings(judge)
         events = jc.iter_judge_check(judge, claims, k=args.k, claims_sha256=claims_sha, cancel=cancel)
         try:
             while True:

@@ -31,6 +31,7 @@ from ..reports.stats import bootstrap_auroc_ci, bootstrap_mean_ci
 from ..resources import resource_path
 from ..store import corpus_schema
 from ..store import judge_validation as validation
+from .provenance import engine_options_used, worker_build
 
 CORPUS_NAME = "demo"
 DEFAULT_K = 3
@@ -96,6 +97,7 @@ def iter_judge_check(judge: Judge, claims: list[dict], *, k: int = DEFAULT_K, cl
     labels = [r["label"] for r in rows]
     result = {"model": judge_model_ref(judge), "method": KI_METHOD_VERSION, "mode": "probability", "k": k,
               "claims_sha256": claims_sha256, "checked": datetime.now(UTC).isoformat(timespec="seconds"),
+              "engine_options": engine_options_used(judge), "build": worker_build(judge),
               **_estimates(scores, labels), "by_kind": {}, "claims": rows}
     for kind in sorted({r["kind"] for r in rows}):
         idx = [i for i, r in enumerate(rows) if r["kind"] == kind]

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 from ...errors import InputError, KiigError
 from ...events import CancelToken, Message, Progress
 from ...knowledge.corpus import Passage, get_chunks
-from ...knowledge.ki_rules import DEFAULT_MODE, MAX_K, default_k
+from ...knowledge.ki_rules import DEFAULT_MODE, MAX_K, REPLY_MODES, default_k
 from ...runs.analysis import AnalysisResult
 from ...runs.ki import CancellableJudge, chain_question, iter_stored_chain_ki, save_chain_ki, step_query
 from ...runs.score import model_row
@@ -78,9 +78,11 @@ class KiPanel(QWidget):
         self.k.setToolTip("Passages retrieved per step and shown to the judge")
         self.mode = QComboBox()
         self.mode.addItem("Probability: p(yes), N/A steps left out", "probability")
-        self.mode.addItem("ReasoningEval: True/False, N/A counts 1.0", "reasoningeval")
-        self.mode.setToolTip("How answers become KI: the judge's Yes/No probability (default), or ReasoningEval's rule "
-                             "(exact \"True\" = 1, anything else 0; steps without a claim count 1.0; mean over all steps)")
+        self.mode.addItem("Passages, True/False: N/A counts 1.0", "passages-true-false")
+        self.mode.addItem("ReasoningEval pipeline: query, RAG answer, True/False", "reasoningeval-pipeline")
+        self.mode.setToolTip("How answers become KI: the judge's Yes/No probability (default); the judge's True/False on "
+                             "the passages (N/A steps count 1.0; mean over all steps); or ReasoningEval's pipeline (an LLM "
+                             "writes the query or None, a RAG answer from 12 passages, the judge's True/False against it)")
         self.mode.currentIndexChanged.connect(lambda _i: self.k.setValue(default_k(self.mode.currentData())))
         b.addLayout(labelled_row("Corpus", self.corpus, plain_label("Passages"), self.k))
         b.addLayout(labelled_row("Judge", self.judge))
@@ -212,8 +214,8 @@ class KiPanel(QWidget):
         chain_id, ki, out = payload
         mean = out.get("ki_mean")
         n = len(out.get("steps") or [])
-        text = (f"Mean KI {mean:.3f} over all {n} steps (ReasoningEval's rule); saved in the session."
-                if mean is not None and out.get("ki_mode") == "reasoningeval" else
+        text = (f"Mean KI {mean:.3f} over all {n} steps ({out.get('ki_mode')}); saved in the session."
+                if mean is not None and out.get("ki_mode") in REPLY_MODES else
                 f"Mean KI {mean:.3f} over {out.get('n_judged', 0)} judged of {n} steps "
                 f"({n - int(out.get('n_applicable', 0))} not applicable); saved in the session."
                 if mean is not None else f"No step could be judged ({n - int(out.get('n_applicable', 0))} of {n} not "
