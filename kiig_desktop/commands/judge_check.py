@@ -24,6 +24,10 @@ def register(sub) -> None:
     p.add_argument("--k", type=int, default=3, help="passages retrieved per claim (default 3, as KI uses)")
     p.add_argument("--claims", default=None, help="a JSONL file of labelled claims instead of the bundled set")
     p.add_argument("--force", action="store_true", help="check again even when a stored result exists")
+    p.add_argument("--calibrate", action="store_true",
+                   help="also fit a Platt calibration of p(yes) on these claims (k-fold cross-validated; stored with "
+                        "the validation; `kiig ki --calibrated` uses it); a stored check is calibrated without the model")
+    p.add_argument("--folds", type=int, default=5, help="cross-validation folds for --calibrate (default 5)")
     add_engine_args(p)  # the judge's load options, as the scorer's
     p.set_defaults(func=run)
 
@@ -49,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not 1 <= args.k <= 20:
         raise InputError(f"--k must be between 1 and 20, got {args.k}")
+    if not 2 <= args.folds <= 20:
+        raise InputError(f"--folds must be between 2 and 20, got {args.folds}")
     options = engine_options(args)
     claims = jc.load_claims(args.claims)
     claims_sha = jc.claims_fingerprint(args.claims)
@@ -59,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         result, cached = _check(args, info, claims, claims_sha, jc, options), False
         jc.store_result(result)
+    if args.calibrate:
+        jc.store_result(jc.add_calibration(result, args.folds))
     if args.json:
         out = {k: v for k, v in result.items() if k != "claims"}
         print_json({**out, "cached": cached, "warning": validation.is_weak(result)})
@@ -67,7 +75,16 @@ def run(args: argparse.Namespace) -> int:
     for kind, r in sorted((result.get("by_kind") or {}).items()):
         print("  " + _line(kind, r))
     print(validation.note(result, args.model))
+    if result.get("calibration"):
+        print(calibration_line(result["calibration"]))
     return 0
+
+
+def calibration_line(c: dict) -> str:
+    """The stored calibration in one line: the fit and its Brier score before and after (out of sample)."""
+    return (f"calibration (Platt on log-odds, {c['folds']}-fold cross-validated): p = sigmoid({c['a']:.3f} * logit(p_yes) "
+            f"{'+' if c['b'] >= 0 else '-'} {abs(c['b']):.3f}); Brier {c['brier_before']:.4f} -> {c['brier_after']:.4f} "
+            f"out of sample (log-loss {c['log_loss_before']:.4f} -> {c['log_loss_after']:.4f}), {c['n']} claims")
 
 
 def _check(args, info, claims: list[dict], claims_sha: str, jc, options) -> dict:

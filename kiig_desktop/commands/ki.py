@@ -50,6 +50,9 @@ def register(sub) -> None:
                    help="reasoningeval-pipeline: the model that writes the queries and the RAG answers (default: the judge), "
                         "loaded with the same engine options")
     p.add_argument("--k", type=int, default=None, help="passages retrieved per step (default 3; 12 for the True/False modes)")
+    p.add_argument("--calibrated", action="store_true",
+                   help="probability mode: also give each step's calibrated KI (ki_calibrated, ki_calibrated_mean) from the "
+                        "judge's stored calibration (`kiig judge-check --calibrate`); the raw ki stays as it is")
     p.add_argument("--max-prompt-chars", type=int, default=6000,
                    help="judge prompt budget in characters (default 6000, for a 2048-token context)")
     add_engine_args(p)  # the judge's load options, as the scorer's
@@ -63,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
     args.ki_mode = ki_mode(args.ki_mode)
     if args.rag_model is not None and args.ki_mode != ki_rules.PIPELINE:
         raise InputError("--rag-model is only for --ki-mode reasoningeval-pipeline")
+    if args.calibrated and args.ki_mode != ki_rules.PROBABILITY:
+        raise InputError("--calibrated is only for --ki-mode probability (the True/False modes give no probability)")
     if args.k is None:
         args.k = ki_rules.default_k(args.ki_mode)
     if not 1 <= args.k <= ki_rules.MAX_K:
@@ -95,11 +100,17 @@ def _judge_all(args, store, items: list[dict], out, options) -> int:
         checked = validation.lookup(judge_model_ref(judge).get("sha256"), KI_METHOD_VERSION)
         shown = validation.summary(checked, args.model)  # every output line says how far the judge can be trusted
         print(f"kiig ki: {shown['note']}", file=sys.stderr)
+        calibration = None
+        if args.calibrated:
+            calibration = validation.latest_calibration(judge_model_ref(judge).get("sha256"), KI_METHOD_VERSION)
+            if calibration is None:
+                raise InputError("no calibration is stored for this judge",
+                                 hint=f"run `kiig judge-check --model {args.model} --claims FILE --calibrate` first")
         results: dict[int, dict] = {}
         written = 0
         line = ProgressLine("ki")
         events = iter_ki_file(store, args.corpus, judge, items, k=args.k, max_prompt_chars=args.max_prompt_chars,
-                              cancel=CancelToken(), mode=args.ki_mode, rag=rag)
+                              cancel=CancelToken(), mode=args.ki_mode, rag=rag, calibration=calibration)
         try:
             while True:
                 try:

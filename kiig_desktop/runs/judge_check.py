@@ -106,6 +106,26 @@ def iter_judge_check(judge: Judge, claims: list[dict], *, k: int = DEFAULT_K, cl
     return result
 
 
+def add_calibration(result: dict, folds: int = 5) -> dict:
+    """Fit the Platt calibration of the result's p(yes) (``metrics.calibration``, k-fold
+    cross-validated) into ``result["calibration"]``; each claim row gets its out-of-sample
+    calibrated probability (``p_calibrated``). InputError when the claims are too few."""
+    from ..metrics import calibration as cal
+
+    rows = result.get("claims") or []
+    scores = [0.5 if r.get("p_yes") is None else float(r["p_yes"]) for r in rows]
+    labels = [bool(r.get("label")) for r in rows]
+    try:
+        fit = cal.calibrate(scores, labels, k=folds)
+    except ValueError as exc:
+        raise InputError(f"cannot calibrate on these claims: {exc}") from None
+    held_out = cal.cross_validated(scores, labels, fit["folds"], fit["seed"])
+    for row, p in zip(rows, held_out, strict=True):
+        row["p_calibrated"] = p
+    result["calibration"] = {**fit, "fitted": datetime.now(UTC).isoformat(timespec="seconds")}
+    return result
+
+
 def claims_fingerprint(path: str | Path | None = None) -> str:
     return file_sha256(Path(path) if path else validation.claims_path())
 

@@ -85,6 +85,25 @@ def _reusable(record: dict, item: dict) -> bool:
     return [s.get("text") for s in record.get("steps") or []] == [s["text"] for s in item["steps"]]
 
 
+def calibrate_record(record: dict, calibration: dict | None) -> dict:
+    """Add the calibrated KI (``metrics.calibration``) beside the raw one: ``ki_calibrated`` per step,
+    ``ki_calibrated_mean`` (over the same steps as ``ki_mean``) and ``calibration`` (which fit). The
+    raw ``ki`` is never replaced: stored numbers say which they are. Returns the record."""
+    from ..knowledge.ki_rules import chain_mean
+    from ..metrics.calibration import apply
+
+    if not calibration or record.get("error") or record.get("ki_mode", DEFAULT_MODE) != DEFAULT_MODE:
+        return record
+    a, b = float(calibration["a"]), float(calibration["b"])
+    for step in record.get("steps") or []:
+        step["ki_calibrated"] = apply(step.get("ki"), a, b)
+    values = [{"applicable": s.get("applicable"), "ki": s.get("ki_calibrated")} for s in record.get("steps") or []]
+    record["ki_calibrated_mean"] = chain_mean(values, DEFAULT_MODE)
+    record["calibration"] = {k: calibration.get(k) for k in ("method", "a", "b", "n", "folds", "claims_sha256",
+                                                              "fitted", "brier_before", "brier_after")}
+    return record
+
+
 @dataclass
 class KiSummary:
     run_id: int
@@ -100,14 +119,15 @@ def check_corpus(store, corpus: str) -> None:
 
 
 def iter_ki_file(store, corpus: str, judge, items: list[dict], *, k: int | None = None, max_prompt_chars: int = 6000,
-                 cancel: CancelToken | None = None, mode: str = DEFAULT_MODE,
-                 rag=None) -> Generator[Progress | ItemDone | Message, None, KiSummary]:
+                 cancel: CancelToken | None = None, mode: str = DEFAULT_MODE, rag=None,
+                 calibration: dict | None = None) -> Generator[Progress | ItemDone | Message, None, KiSummary]:
     """Judge every item of :func:`read_ki_input` (or resume), yielding each record as ``ItemDone(index in items)``.
 
     Reused records come first (``skipped=True``), then the others as they are judged; each is
     committed before it is yielded. Cancel marks the run ``cancelled`` (``interrupted`` for Ctrl+C).
     ``rag``: ReasoningEval's pipeline's query and RAG-answer model (None: the judge); part of the
-    run's identity and of every record's ``build`` (``rag_model``).
+    run's identity and of every record's ``build`` (``rag_model``). ``calibration``: a stored Platt
+    fit whose calibrated KI is added beside the raw one (:func:`calibrate_record`).
     """
     settings = ki_settings(store.db, corpus, k, max_prompt_chars, mode)
     rag_ref = judge_model_ref(rag) if rag is not None else None
@@ -125,7 +145,7 @@ def iter_ki_file(store, corpus: str, judge, items: list[dict], *, k: int | None 
         yield Message(f"{len(reused)} chains already done in this session; skipping them")
     for i in reused:
         summary.errors += bool(stored[items[i]["id"]].get("error"))
-        yield ItemDone(i, stored[items[i]["id"]], skipped=True)
+        yield ItemDone(i, calibrate_record(stored[items[i]["id"]], calibration), skipped=True)
     done = set(reused)
     todo = [i for i in range(len(items)) if i not in done]
     try:
@@ -136,6 +156,7 @@ def iter_ki_file(store, corpus: str, judge, items: list[dict], *, k: int | None 
                     record, item = stamp(event.result, judge, judge=True), items[todo[event.index]]
                     if rag_ref is not None and isinstance(record.get("build"), dict):
                         record["build"]["rag_model"] = {**rag_ref, "build": judge_build(rag)}
+                    calibrate_record(record, calibration)
                     ki = None if record.get("error") else {
                         "judge_model_id": judge_id, "corpus": corpus, "steps": record["steps"], "ki_mean": record["ki_mean"],
                         **evaluation_how(settings), "build": record.get("build")}

@@ -75,6 +75,20 @@ def lookup(sha256: str | None, method: int | None = None, *, claims_sha256: str 
     return _read(_cache_file(data_dir)).get(_key(sha256, method or DEFAULT_METHOD, claims_sha256))
 
 
+def latest_calibration(sha256: str | None, method: int | None = None, *, data_dir: Path | None = None) -> dict | None:
+    """The most recent calibration stored for a judge model and KI method (on any claims file), with
+    the ``claims_sha256`` and ``checked`` time of the validation it came from; None when there is none."""
+    if not sha256:
+        return None
+    prefix = f"{sha256}:m{int(method or DEFAULT_METHOD)}:"
+    found = [r for key, r in _read(_cache_file(data_dir)).items()
+             if key.startswith(prefix) and isinstance(r, dict) and isinstance(r.get("calibration"), dict)]
+    if not found:
+        return None
+    best = max(found, key=lambda r: str(r["calibration"].get("fitted") or r.get("checked") or ""))
+    return {**best["calibration"], "claims_sha256": best.get("claims_sha256")}
+
+
 def is_weak(result: dict | None) -> bool:
     """True when the judge was checked and its AUROC is below :data:`AUROC_WARN` (or undefined)."""
     if not result:
