@@ -1,6 +1,7 @@
 """``kiig judge-check``: how well a judge model separates supported from unsupported claims.
 
-Runs the judge on the bundled labelled claims against the demo corpus (as KI judges a step) and
+Runs the judge on the bundled (or the user's, ``--claims``) labelled claims against the demo corpus,
+or the user's own corpus (``--corpus NAME --db FILE``), as KI judges a step, and
 reports AUROC and accuracy with 95% bootstrap intervals. The result is kept in the data folder per
 model file (SHA-256) and KI method; running the command again reads it back without loading the
 model (``--force`` checks again). Every KI view shows it next to the judge's numbers.
@@ -9,7 +10,9 @@ model (``--force`` checks again). Every KI view shows it next to the judge's num
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from pathlib import Path
 
 from ..errors import Cancelled, InputError
 from ..events import CancelToken, Progress
@@ -24,6 +27,8 @@ def register(sub) -> None:
     p.add_argument("--k", type=int, default=3, help="passages retrieved per claim (default 3, as KI uses)")
     p.add_argument("--claims", default=None, help="a JSONL file of labelled claims instead of the bundled set")
     p.add_argument("--force", action="store_true", help="check again even when a stored result exists")
+    p.add_argument("--corpus", default=None, help="check against this corpus of the session --db (your domain) instead of the demo corpus")
+    p.add_argument("--db", default=None, help="the session file holding --corpus")
     p.add_argument("--calibrate", action="store_true",
                    help="also fit a Platt calibration of p(yes) on these claims (k-fold cross-validated; stored with "
                         "the validation; `kiig ki --calibrated` uses it); a stored check is calibrated without the model")
@@ -48,6 +53,7 @@ def _line(name: str, r: dict) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ..engine.models import resolve_model
+    from ..knowledge.corpus import corpus_fingerprint
     from ..runs import judge_check as jc
     from ..store import judge_validation as validation
 
@@ -55,23 +61,30 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--k must be between 1 and 20, got {args.k}")
     if not 2 <= args.folds <= 20:
         raise InputError(f"--folds must be between 2 and 20, got {args.folds}")
+    if (args.corpus is None) != (args.db is None):
+        raise InputError("--corpus and --db go together: the corpus lives in a session file")
     options = engine_options(args)
     claims = jc.load_claims(args.claims)
     claims_sha = jc.claims_fingerprint(args.claims)
-    info = resolve_model(args.model)
-    stored = None if args.force else jc.stored_result(info.sha256(), claims_sha)
-    if stored is not None and stored.get("k") == args.k and _same_load(stored, options):
-        result, cached = stored, True
-    else:
-        result, cached = _check(args, info, claims, claims_sha, jc, options), False
-        jc.store_result(result)
+    with contextlib.ExitStack() as stack:
+        store = stack.enter_context(_open_corpus(args.db, args.corpus)) if args.db else None
+        fingerprint = corpus_fingerprint(store.db, args.corpus) if store is not None else None
+        info = resolve_model(args.model)
+        stored = None if args.force else jc.stored_result(info.sha256(), jc.check_set_id(claims_sha, fingerprint))
+        if stored is not None and stored.get("k") == args.k and _same_load(stored, options):
+            result, cached = stored, True
+        else:
+            result, cached = _check(args, info, claims, claims_sha, jc, options, store), False
+            jc.store_result(result)
     if args.calibrate:
         jc.store_result(jc.add_calibration(result, args.folds))
     if args.json:
         out = {k: v for k, v in result.items() if k != "claims"}
         print_json({**out, "cached": cached, "warning": validation.is_weak(result)})
         return 0
-    print(_line(f"judge {info.name}", result) + (" (stored result)" if cached else ""))
+    corpus = result.get("corpus") or {}
+    against = "" if corpus.get("demo", True) else f" against corpus {corpus.get('name')!r}"
+    print(_line(f"judge {info.name}{against}", result) + (" (stored result)" if cached else ""))
     for kind, r in sorted((result.get("by_kind") or {}).items()):
         print("  " + _line(kind, r))
     print(validation.note(result, args.model))
@@ -87,14 +100,31 @@ def calibration_line(c: dict) -> str:
             f"out of sample (log-loss {c['log_loss_before']:.4f} -> {c['log_loss_after']:.4f}), {c['n']} claims")
 
 
-def _check(args, info, claims: list[dict], claims_sha: str, jc, options) -> dict:
+def _open_corpus(db: str, corpus: str):
+    """The session holding the user's corpus, read-only; InputError when it or the corpus is missing or empty."""
+    from ..runs.ki import check_corpus
+    from ..store import SessionStore
+
+    if not Path(db).expanduser().exists():
+        raise InputError(f"no session file {db}", hint="import a corpus first: kiig corpus add --db FILE --name NAME PATH")
+    store = SessionStore.open(db, create=False, write=False)
+    try:
+        check_corpus(store, corpus)
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def _check(args, info, claims: list[dict], claims_sha: str, jc, options, store=None) -> dict:
     from ..knowledge.judge import open_judge
 
     cancel = CancelToken()
     line = ProgressLine("judge-check")
     with open_judge(info.path, options) as judge:
         print_engine_warnings(judge)
-        events = jc.iter_judge_check(judge, claims, k=args.k, claims_sha256=claims_sha, cancel=cancel)
+        events = jc.iter_judge_check(judge, claims, k=args.k, claims_sha256=claims_sha, cancel=cancel,
+                                     db=store.db if store is not None else None, corpus=args.corpus)
         try:
             while True:
                 event = next(events)

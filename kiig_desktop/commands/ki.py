@@ -86,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _judge_all(args, store, items: list[dict], out, options) -> int:
+    from ..knowledge.corpus import corpus_fingerprint
     from ..knowledge.ki import KI_METHOD_VERSION, judge_model_ref
     from ..runs.ki import iter_ki_file
     from ..store import judge_validation as validation
@@ -97,7 +98,9 @@ def _judge_all(args, store, items: list[dict], out, options) -> int:
     with open_judge(args.model, options) as judge, contextlib.ExitStack() as more:
         print_engine_warnings(judge)
         rag = more.enter_context(open_judge(args.rag_model, options)) if args.rag_model else None
-        checked = validation.lookup(judge_model_ref(judge).get("sha256"), KI_METHOD_VERSION)
+        sha = judge_model_ref(judge).get("sha256")
+        checked = (validation.lookup_for_corpus(sha, KI_METHOD_VERSION, corpus_fingerprint(store.db, args.corpus))
+                   or validation.lookup(sha, KI_METHOD_VERSION))  # a check on this corpus first: the user's domain
         shown = validation.summary(checked, args.model)  # every output line says how far the judge can be trusted
         print(f"kiig ki: {shown['note']}", file=sys.stderr)
         calibration = None
