@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QFormLayout, QStackedWidget, QTextEdit, QVBoxLayou
 
 from ...knowledge.corpus import Passage
 from ...knowledge.search import match_spans
+from ...metrics.calibration import apply as apply_calibration
 from ..shared.theme import theme
 from ..shared.widgets import plain_label
 
@@ -255,14 +256,20 @@ class EvidencePanel(QWidget):
         self.hint.setText(text)
         self.stack.setCurrentIndex(0)
 
-    def show_step(self, row: int, ks: dict, chunks: dict[int, Passage], claim: str, query: str) -> None:
-        """Show step ``row`` (0-based) from its stored KI step ``ks`` and the passages by chunk id."""
+    def show_step(self, row: int, ks: dict, chunks: dict[int, Passage], claim: str, query: str,
+                  calibration: dict | None = None) -> None:
+        """Show step ``row`` (0-based) from its stored KI step ``ks`` and the passages by chunk id;
+        with a ``calibration`` (a stored Platt fit) its calibrated KI too, beside the raw one."""
         self.step = row
         ki = ks.get("ki")
+        calibrated = (apply_calibration(ki, calibration["a"], calibration["b"])
+                      if calibration and isinstance(ki, (int, float)) and "judge_reply" not in ks else None)
         if not ks.get("applicable"):
             value = "KI n/a"
         else:
             value = f"KI {ki:.3f}" if isinstance(ki, (int, float)) else "KI —"
+            if calibrated is not None:
+                value += f"  ·  calibrated {calibrated:.3f}"
         self.heading.setText(f"Step {row + 1}  ·  {value}")
         self.step_text.setText(str(ks.get("text") or ""))
         self.fields["verdict"].setText(verdict_text(ks))
@@ -271,7 +278,7 @@ class EvidencePanel(QWidget):
         pipeline = "query_reply" in ks
         self.form.setRowVisible(self.fields["rag"], pipeline)
         self.fields["rag"].setText(rag_text(ks) if pipeline else "")
-        self.fields["judge"].setText(judge_text(ks))
+        self.fields["judge"].setText(judge_text(ks) + (f"  ·  calibrated {calibrated:.3f}" if calibrated is not None else ""))
         evidence = list(ks.get("evidence") or [])
         items = []
         for rank, ev in enumerate(evidence, 1):

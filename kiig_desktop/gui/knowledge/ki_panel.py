@@ -37,6 +37,7 @@ from ..shared.session_file import SessionFile
 from ..shared.task_ui import button_row, labelled_row, primary_button, progress_line, run_busy
 from ..shared.widgets import compact_combo, plain_label
 from ..shared.workers import Task, TaskManager
+from .calibration_view import CalibrationView
 from .evidence_panel import EvidencePanel
 
 
@@ -108,6 +109,8 @@ class KiPanel(QWidget):
         e.addWidget(self.evaluation)
         self.validation = validation_label()
         e.addWidget(self.validation)
+        self.calibration = CalibrationView(engines.qsettings)
+        e.addWidget(self.calibration)
         self.evidence = EvidencePanel()
         e.addWidget(self.evidence, 1)
 
@@ -120,6 +123,7 @@ class KiPanel(QWidget):
         self.cancel_button.clicked.connect(self.cancel)
         self.corpora_button.clicked.connect(self.open_corpora)
         self.evaluation.activated.connect(self._evaluation_chosen)
+        self.calibration.changed.connect(self.show_focus)
         corpora.changed.connect(self._fill_corpora)
         results.shown.connect(self._chain_shown)
         results.ki_shown.connect(self._evaluation_shown)
@@ -251,6 +255,7 @@ class KiPanel(QWidget):
         self.evaluation.setVisible(len(evaluations) > 1)
         ev = self.results.ki_evaluation()
         show_validation(self.validation, self.results.judge_validation())
+        self.calibration.set_evaluation(ev)
         ids = sorted({e["chunk_id"] for s in (ev or {}).get("steps") or [] for e in s.get("evidence") or []
                       if isinstance(e.get("chunk_id"), int)})
         self._chunks_serial += 1
@@ -299,4 +304,4 @@ class KiPanel(QWidget):
             self.evidence.show_hint(f"Step {row + 1} is not part of this KI evaluation.")
             return
         claim, query = step_query(ks, step, chain_question(result.item))
-        self.evidence.show_step(row, ks, self.chunks, claim, query)
+        self.evidence.show_step(row, ks, self.chunks, claim, query, calibration=self.calibration.calibration())
