@@ -27,8 +27,11 @@ def engine_options_used(client) -> dict | None:
     out = {key: info.get(key) for key in OPTION_FIELDS}
     options = getattr(client, "options", None)
     out["chat_template"] = getattr(options, "chat_template", None)  # the requested one; None: the GGUF's own
-    used = info.get("chat_template_used")
-    out["chat_template_used"] = list(used) if isinstance(used, list | tuple) else None
+    used = info.get("chat_template_used")  # ("jinja", the GGUF's template) | ("builtin", name) | ("plain", ...)
+    if isinstance(used, list | tuple) and used:
+        out["chat_template_used"] = str(used[0]) if used[0] != "builtin" else f"builtin:{used[1] if len(used) > 1 else '?'}"
+    else:
+        out["chat_template_used"] = None
     out["cpu_variant"] = (info.get("build") or {}).get("cpu_variant")
     return out
 
