@@ -125,7 +125,7 @@ def note(result: dict | None, model: str | None = None) -> str:
             f"{acc:.0%} on {result.get('n')} labelled claims{where}.")
     if is_weak(result):
         text = (f"Warning: this judge barely tells supported from unsupported claims (AUROC {result['auroc']:.2f} "
-                f"< {AUROC_WARN}, 95% CI {lo:.2f}-{hi:.2f}, {result.get('n')} claims): treat its KI as noise.")
+                f"< {AUROC_WARN}, 95% CI {lo:.2f}-{hi:.2f}, {result.get('n')} claims{where}): treat its KI as noise.")
     return text
 
 

@@ -39,6 +39,7 @@ from ..shared.widgets import compact_combo, plain_label
 from ..shared.workers import Task, TaskManager
 from .calibration_view import CalibrationView
 from .evidence_panel import EvidencePanel
+from .judge_check_dialog import JudgeCheckDialog
 
 
 def evaluation_label(ev: dict) -> str:
@@ -97,7 +98,11 @@ class KiPanel(QWidget):
         b.addWidget(self.no_corpus)
         self.run_button = primary_button("Score KI")
         self.cancel_button = QPushButton("Cancel")
-        b.addLayout(button_row(self.run_button, self.cancel_button))
+        self.check_button = QPushButton("Check judge…")
+        self.check_button.setToolTip("Write or import labelled claims for a corpus and check how well a judge tells "
+                                     "supported from unsupported ones (AUROC)")
+        b.addLayout(button_row(self.run_button, self.cancel_button, self.check_button))
+        self.check_dialog: JudgeCheckDialog | None = None
         self.progress, self.status = progress_line()
         b.addWidget(self.progress)
         b.addWidget(self.status)
@@ -121,6 +126,7 @@ class KiPanel(QWidget):
 
         self.run_button.clicked.connect(self.run)
         self.cancel_button.clicked.connect(self.cancel)
+        self.check_button.clicked.connect(self.open_judge_check)
         self.corpora_button.clicked.connect(self.open_corpora)
         self.evaluation.activated.connect(self._evaluation_chosen)
         self.calibration.changed.connect(self.show_focus)
@@ -163,6 +169,21 @@ class KiPanel(QWidget):
     def cancel(self) -> None:
         if self.task is not None:
             self.task.cancel()
+
+    def open_judge_check(self) -> JudgeCheckDialog:
+        """The judge-check screen for the session's corpora (one, shown again when asked again)."""
+        if self.check_dialog is None:
+            self.check_dialog = JudgeCheckDialog(self.engines, self.session, self.tasks, self.corpora, self)
+            self.check_dialog.message.connect(self.message)
+            self.check_dialog.checked.connect(lambda _r: self._evaluation_shown())
+            self.check_dialog.finished.connect(self.check_dialog.cancel)  # closing it stops a check (kept for reuse)
+            index = self.check_dialog.corpus.findData(self.corpus.currentData())
+            if index >= 0:
+                self.check_dialog.corpus.setCurrentIndex(index)
+        self.check_dialog.show()
+        self.check_dialog.raise_()
+        return self.check_dialog
+
 
     def run(self) -> Task | None:
         """Score the shown chain's KI with the chosen corpus and judge, then save and show it."""
