@@ -121,15 +121,15 @@ Answer = dict | str  # first-token log-probs (probability mode) or a greedy repl
 AskMany = Callable[[list[list[dict[str, str]]]], list]  # judge prompts -> per prompt its Answer or a KiigError
 
 
-def prompt_too_long(exc: ContextOverflow, who: str = "judge") -> ContextOverflow:
-    """The one message for a prompt that does not fit a model's context, naming both sizes.
-
-    Never asked again with a shortened prompt: a truncated prompt would change what is judged.
-    """
+def prompt_too_long(exc: ContextOverflow, who: str = "judge", what: str | None = None) -> ContextOverflow:
+    """The one message for a prompt (``what``, default ``who``'s) that does not fit the context of the
+    model ``who``, naming both sizes. Never asked again with a shortened prompt: a truncated prompt
+    would change what is judged."""
+    what = what or who
     if isinstance(exc.needed, int) and isinstance(exc.n_ctx, int):
-        text = f"{who} prompt is {exc.needed} tokens; the {who}'s context is {exc.n_ctx} (--n-ctx)"
+        text = f"{what} prompt is {exc.needed} tokens; the {who}'s context is {exc.n_ctx} (--n-ctx)"
     else:
-        text = f"{who} prompt does not fit the {who}'s context (--n-ctx): {exc.message}"
+        text = f"{what} prompt does not fit the {who}'s context (--n-ctx): {exc.message}"
     return ContextOverflow(text, hint=f"load the {who} with a larger --n-ctx", needed=exc.needed, n_ctx=exc.n_ctx)
 
 

@@ -73,11 +73,11 @@ def judge_messages(knowledge: str, answer: str) -> list[dict[str, str]]:
     return _messages(JUDGE_SYSTEM, JUDGE_USER.format(answer=answer, knowledge=knowledge))
 
 
-def _ask(generate: Generate, messages: list[dict[str, str]], max_tokens: int, who: str) -> str:
+def _ask(generate: Generate, messages: list[dict[str, str]], max_tokens: int, who: str, what: str | None = None) -> str:
     try:
         return generate(messages, max_tokens)
     except ContextOverflow as exc:
-        raise prompt_too_long(exc, who) from None
+        raise prompt_too_long(exc, who, what) from None
 
 
 def pipeline_step(knowledge: str, retrieve: Retrieve, rag_generate: Generate, judge_generate: Generate) -> dict:
@@ -87,7 +87,7 @@ def pipeline_step(knowledge: str, retrieve: Retrieve, rag_generate: Generate, ju
                  "rag_answer": None, "judge_reply": None}
     if not knowledge.strip():
         return {**out, "reason": ki_rules.REASON_NO_QUERY_SCORED}
-    reply = _ask(rag_generate, query_messages(knowledge), QUERY_MAX_TOKENS, "query")
+    reply = _ask(rag_generate, query_messages(knowledge), QUERY_MAX_TOKENS, "RAG model", "query")
     out["query_reply"] = reply
     if is_none_query(reply):
         return {**out, "reason": ki_rules.REASON_NO_QUERY_SCORED}
