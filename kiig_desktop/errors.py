@@ -57,7 +57,12 @@ class WorkerCrashed(EngineError):
 
 
 class ContextOverflow(EngineError):
-    """A request needs more tokens than the loaded context holds."""
+    """A request needs more tokens than the loaded context holds (``needed`` and ``n_ctx`` when known)."""
+
+    def __init__(self, message: str, hint: str | None = None, *, needed: int | None = None,
+                 n_ctx: int | None = None) -> None:
+        super().__init__(message, hint)
+        self.needed, self.n_ctx = needed, n_ctx
 
 
 class Cancelled(KiigError):

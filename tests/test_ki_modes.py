@@ -40,14 +40,14 @@ def test_only_an_exact_true_scores_one(reply, score):
 
 def test_reasoningeval_mode_scores_all_steps_and_counts_no_query_as_one(demo_db):
     judge = TrueFalseJudge(["True", "False"])
-    out = K.score_chain_ki(demo_db, "clinical", judge, STEPS, "Which test monitors warfarin?", k=12, mode="reasoningeval")
+    out = K.score_chain_ki(demo_db, "clinical", judge, STEPS, "Which test monitors warfarin?", k=12, mode="passages-true-false")
     s = out["steps"]
     assert [x["applicable"] for x in s] == [False, True, True, False]
     assert [x["ki"] for x in s] == [1.0, 1.0, 0.0, 1.0]  # planning and answer lines: a "None" query, 1.0
     assert ki_rules.REASON_NO_QUERY_SCORED in s[0]["reason"]
     assert s[1]["judge_reply"] == "True" and s[2]["judge_reply"] == "False"
     assert out["ki_mean"] == pytest.approx(3 / 4)  # the mean over ALL steps
-    assert out["ki_mode"] == "reasoningeval" and out["ki_k"] == 12
+    assert out["ki_mode"] == "passages-true-false" and out["ki_k"] == 12
     assert len(judge.calls) == 2 and judge.max_tokens == [ki_rules.TRUE_FALSE_MAX_TOKENS] * 2
     prompt = judge.calls[0][-1]["content"]
     assert "True or False" in prompt and "Yes or No" not in prompt
@@ -64,7 +64,7 @@ def test_probability_mode_is_unchanged_and_leaves_na_steps_out(demo_db):
 
 def test_reasoningeval_asks_the_judge_even_without_evidence(demo_db):
     judge = TrueFalseJudge(["False"])
-    out = K.score_chain_ki(demo_db, "clinical", judge, [{"text": "Quasars emit zxqv radiation."}], mode="reasoningeval")
+    out = K.score_chain_ki(demo_db, "clinical", judge, [{"text": "Quasars emit zxqv radiation."}], mode="passages-true-false")
     assert out["steps"][0]["ki"] == 0.0 and out["ki_mean"] == 0.0 and len(judge.calls) == 1
     assert "(none)" in judge.calls[0][-1]["content"]
 
@@ -72,22 +72,23 @@ def test_reasoningeval_asks_the_judge_even_without_evidence(demo_db):
 def test_reasoningeval_failed_query_scores_one(demo_db):
     judge = TrueFalseJudge([])
     steps = [{"index": 1, "text": "Let us think.", "knowledge": "Let us consider it again now."}]
-    out = K.score_chain_ki(demo_db, "clinical", judge, steps, mode="reasoningeval")
+    out = K.score_chain_ki(demo_db, "clinical", judge, steps, mode="passages-true-false")
     assert out["steps"][0]["ki"] == 1.0 and not judge.calls
 
 
-def test_reasoningeval_retries_an_overflowing_prompt(demo_db):
+def test_reasoningeval_overflowing_prompt_is_one_clear_error(demo_db):
     judge = TrueFalseJudge(["True"], overflow_above=2500)
-    out = K.score_chain_ki(demo_db, "clinical", judge, [STEPS[1]], k=12, mode="reasoningeval")
-    assert out["steps"][0]["ki"] == 1.0 and len(judge.calls) >= 2
+    with pytest.raises(ContextOverflow, match="judge prompt does not fit"):
+        K.score_chain_ki(demo_db, "clinical", judge, [STEPS[1]], k=12, mode="passages-true-false")
+    assert len(judge.calls) == 1
 
 
 def test_unknown_mode_and_settings():
     with pytest.raises(ValueError, match="unknown KI mode"):
         ki_rules.check_mode("binary")
     assert ki_rules.settings("probability", None) == {"k": 3, "method": ki_rules.KI_METHOD_VERSION}
-    assert ki_rules.settings("reasoningeval", None) == {"k": 12, "method": ki_rules.KI_METHOD_VERSION, "mode": "reasoningeval"}
-    assert ki_rules.chain_mean([], "reasoningeval") is None
+    assert ki_rules.settings("passages-true-false", None) == {"k": 12, "method": ki_rules.KI_METHOD_VERSION, "mode": "passages-true-false"}
+    assert ki_rules.chain_mean([], "passages-true-false") is None
 
 
 def test_the_session_stores_the_mode_and_a_v1_session_reads_as_probability(tmp_path):
@@ -100,12 +101,12 @@ def test_the_session_stores_the_mode_and_a_v1_session_reads_as_probability(tmp_p
 
     with SessionStore.open(tmp_path / "s.kiig") as s:
         judge = s.ensure_model(model_info(SHA_J, "/models/judge.gguf"))
-        run, _ = s.find_or_create_run("ki", {"k": 12, "mode": "reasoningeval"}, {"judge": judge}, {})
+        run, _ = s.find_or_create_run("ki", {"k": 12, "mode": "passages-true-false"}, {"judge": judge}, {})
         cid = s.save_chain(run, "c", make_record(0, n_steps=3, n_tokens=8),
                            ki={"judge_model_id": judge, "corpus": "demo", "steps": make_ki_steps(0, 3), "ki_mean": 0.5,
-                               "mode": "reasoningeval", "k": 12, "method": 1, "build": {"backend": "CPU", "n_batch": 512}})
+                               "mode": "passages-true-false", "k": 12, "method": 1, "build": {"backend": "CPU", "n_batch": 512}})
         [ev] = s.load_ki(cid)
-        assert (ev["mode"], ev["k"], ev["method"]) == ("reasoningeval", 12, 1)
+        assert (ev["mode"], ev["k"], ev["method"]) == ("passages-true-false", 12, 1)
         assert ev["build"] == {"backend": "CPU", "n_batch": 512}
     old = tmp_path / "v1.kiig"
     shutil.copyfile(Path(__file__).parent / "data" / "session_v1.kiig", old)
@@ -131,12 +132,12 @@ def test_kiig_ki_modes_are_separate_runs_and_lines_say_the_judge_is_not_validate
     assert cli.main(["corpus", "add", "--db", str(db), "--name", "clinical", str(resource_path("corpus", "clinical_facts.jsonl"))]) == 0
     chains = resource_path("chains", "clinical_chains.jsonl")
     code, _, err = kiig(capsys, "ki", "--model", "j.gguf", "--db", db, "--corpus", "clinical", "--input", chains,
-                        "--output", tmp_path / "re.jsonl", "--ki-mode", "reasoningeval")
+                        "--output", tmp_path / "re.jsonl", "--ki-mode", "passages-true-false")
     assert code == 0, err
     assert "not validated" in err and "kiig judge-check --model j.gguf" in err
     lines = read_jsonl(tmp_path / "re.jsonl")
     for rec in lines:
-        assert rec["ki_mode"] == "reasoningeval" and rec["ki_k"] == 12
+        assert rec["ki_mode"] == "passages-true-false" and rec["ki_k"] == 12
         assert rec["ki_mean"] == 1.0  # the scripted judge always says True; N/A steps count 1.0
         assert rec["judge_validation"]["validated"] is False and rec["judge_validation"]["warning"] is True
     code, _, err = kiig(capsys, "ki", "--model", "j.gguf", "--db", db, "--corpus", "clinical", "--input", chains,
@@ -145,12 +146,12 @@ def test_kiig_ki_modes_are_separate_runs_and_lines_say_the_judge_is_not_validate
     assert {r["ki_mode"] for r in read_jsonl(tmp_path / "p.jsonl")} == {"probability"}
     with SessionStore.open(db, create=False, write=False) as store:
         runs = [r for r in store.list_runs() if r["kind"] == "ki"]
-        assert [(r["settings"].get("mode", "probability"), r["settings"]["k"]) for r in runs] == [("reasoningeval", 12), ("probability", 3)]
+        assert [(r["settings"].get("mode", "probability"), r["settings"]["k"]) for r in runs] == [("passages-true-false", 12), ("probability", 3)]
         first = store.chains_for_run(runs[0]["id"])[0]["id"]
-        assert store.load_ki(first)[0]["mode"] == "reasoningeval" and store.load_ki(first)[0]["k"] == 12
+        assert store.load_ki(first)[0]["mode"] == "passages-true-false" and store.load_ki(first)[0]["k"] == 12
     code, _, err = kiig(capsys, "ki", "--model", "j.gguf", "--db", db, "--corpus", "clinical", "--input", chains,
-                        "--output", tmp_path / "re2.jsonl", "--ki-mode", "reasoningeval")
-    assert "already done" in err and json.loads((tmp_path / "re2.jsonl").read_text().splitlines()[0])["ki_mode"] == "reasoningeval"
+                        "--output", tmp_path / "re2.jsonl", "--ki-mode", "passages-true-false")
+    assert "already done" in err and json.loads((tmp_path / "re2.jsonl").read_text().splitlines()[0])["ki_mode"] == "passages-true-false"
 
 
 def test_reasoningeval_mode_on_the_embedded_model(demo_db):
@@ -160,7 +161,7 @@ def test_reasoningeval_mode_on_the_embedded_model(demo_db):
     with open_judge("default") as judge:
         reply = judge.reply([{"role": "user", "content": "Reply with one word, True or False: water is wet."}], 4)
         assert isinstance(reply, str)
-        out = K.score_chain_ki(demo_db, "clinical", judge, STEPS, "Which test monitors warfarin?", k=2, mode="reasoningeval")
+        out = K.score_chain_ki(demo_db, "clinical", judge, STEPS, "Which test monitors warfarin?", k=2, mode="passages-true-false")
     judged = [s for s in out["steps"] if s["applicable"]]
     assert judged and all(s["ki"] in (0.0, 1.0) and isinstance(s["judge_reply"], str) for s in judged)
     assert all(s["ki"] == (1.0 if s["judge_reply"].strip().splitlines()[:1] == ["True"] else 0.0) for s in judged)

@@ -26,7 +26,7 @@ class Opener:
         self.opened: list[str] = []
 
     @contextlib.contextmanager
-    def __call__(self, spec: str):
+    def __call__(self, spec: str, options=None):
         if spec == "missing":
             raise ModelNotFound("no model named 'missing'")
         self.opened.append(spec)

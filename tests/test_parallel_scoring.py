@@ -166,11 +166,12 @@ def corpus_db(tmp_path_factory):
     return path
 
 
-@pytest.mark.parametrize(("mode", "n_ctx", "budget"), [("probability", 256, 6000), ("reasoningeval", 512, 1500)])
-def test_chains_judged_at_once_equal_one_by_one(mode, n_ctx, budget, corpus_db, tiny_models_dir):
+@pytest.mark.parametrize(("mode", "n_ctx", "budget", "overflow"), [("probability", 1024, 2500, False), ("probability", 256, 6000, True),
+                                                                  ("passages-true-false", 512, 1500, False)])
+def test_chains_judged_at_once_equal_one_by_one(mode, n_ctx, budget, overflow, corpus_db, tiny_models_dir):
     """KI of several chains with every judge prompt read at once (judge_many; generate_many for
-    ReasoningEval's replies), prompts that overflow the judge's context asked again shorter, equals
-    judging chain by chain, step by step."""
+    True/False replies) equals judging chain by chain, step by step; a prompt that overflows the
+    judge's context fails its chain with the same message both ways (never asked again shorter)."""
     from kiig_desktop.knowledge.ki import chains_ki, score_chain_ki, token_ids_of
     from kiig_desktop.runs.ki import ask_many
     from kiig_desktop.store import SessionStore
@@ -186,13 +187,18 @@ def test_chains_judged_at_once_equal_one_by_one(mode, n_ctx, budget, corpus_db, 
     try:
         with SessionStore.open(corpus_db, write=False) as store:
             many = chains_ki(store.db, "clinical", KI_CHAINS, counting, k=3, max_prompt_chars=budget, mode=mode,
-                             token_ids=None if mode == "reasoningeval" else token_ids_of(client))
+                             token_ids=None if mode == "passages-true-false" else token_ids_of(client))
             for (steps, question), got in zip(KI_CHAINS, many, strict=True):
+                if isinstance(got, ContextOverflow):
+                    with pytest.raises(ContextOverflow) as raised:
+                        score_chain_ki(store.db, "clinical", client, steps, question, k=3, max_prompt_chars=budget, mode=mode)
+                    assert str(raised.value) == str(got) and got.message.startswith("judge prompt is ")
+                    continue
                 one = score_chain_ki(store.db, "clinical", client, steps, question, k=3, max_prompt_chars=budget, mode=mode)
                 assert {k: v for k, v in got.items() if k != "steps"} == pytest.approx({k: v for k, v in one.items() if k != "steps"}, abs=TOL)
                 for a, b in zip(got["steps"], one["steps"], strict=True):
                     assert a.pop("evidence") == b.pop("evidence") and a == pytest.approx(b, abs=TOL)
-        assert any(s["ki"] is not None and s["applicable"] for r in many for s in r["steps"])
-        assert any(overflows) == (mode == "probability")  # the 256-token judge asks again, shorter
+        assert overflow or any(s["ki"] is not None and s["applicable"] for r in many for s in r["steps"])
+        assert any(overflows) == overflow
     finally:
         client.close()

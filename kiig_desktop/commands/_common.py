@@ -13,6 +13,7 @@ from pathlib import Path
 from ..config import EngineOptions, Settings, check_threads, max_threads
 from ..errors import InputError
 
+KI_MODE_CHOICES = ("probability", "passages-true-false", "reasoningeval-pipeline", "reasoningeval")  # the last: old name
 MIN_N_CTX = 256  # smaller contexts abort inside llama.cpp with a chat prompt
 SEED_MAX = 2**32 - 1  # llama.cpp seeds are 32-bit; a larger one cannot be stored or used
 
@@ -51,6 +52,15 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--fast-not-exact", action="store_true", default=None,
                    help="where the load-time self-test finds this build's batches not invariant, score incrementally "
                         "anyway (faster; every number is marked not exact) instead of each prefix from scratch")
+
+
+def ki_mode(name: str) -> str:
+    """A --ki-mode value under its current name; an old name says on stderr what it became."""
+    from ..knowledge.ki_rules import RENAME_NOTE, RENAMED
+
+    if name in RENAMED:
+        print(f"kiig: note: {RENAME_NOTE}; using {RENAMED[name]}", file=sys.stderr)
+    return RENAMED.get(name, name)
 
 
 def engine_options(args: argparse.Namespace, settings: Settings | None = None) -> EngineOptions:
@@ -113,5 +123,5 @@ def print_json(data, stream=None) -> None:
 
 def print_engine_warnings(client) -> None:
     """Tell the user on stderr what the loaded engine could not honour (e.g. GPU layers)."""
-    for warning in (client.info or {}).get("warnings", []):
+    for warning in (getattr(client, "info", None) or {}).get("warnings", []):
         print(f"kiig: warning: {warning}", file=sys.stderr)

@@ -1,6 +1,7 @@
 """``kiig judge-check``: how well a judge model separates supported from unsupported claims.
 
-Runs the judge on the bundled labelled claims against the demo corpus (as KI judges a step) and
+Runs the judge on the bundled (or the user's, ``--claims``) labelled claims against the demo corpus,
+or the user's own corpus (``--corpus NAME --db FILE``), as KI judges a step, and
 reports AUROC and accuracy with 95% bootstrap intervals. The result is kept in the data folder per
 model file (SHA-256) and KI method; running the command again reads it back without loading the
 model (``--force`` checks again). Every KI view shows it next to the judge's numbers.
@@ -9,13 +10,13 @@ model (``--force`` checks again). Every KI view shows it next to the judge's num
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from contextlib import ExitStack
 from pathlib import Path
 
 from ..errors import Cancelled, InputError
 from ..events import CancelToken, Progress
-from ._common import print_json
+from ._common import add_engine_args, engine_options, print_engine_warnings, print_json
 from ._progress import ProgressLine
 
 
@@ -28,10 +29,24 @@ def register(sub) -> None:
     p.add_argument("--from-reviews", metavar="SESSION", default=None,
                    help="use the steps clinicians reviewed in this session file as the claims (label: the knowledge verdict)")
     p.add_argument("--run", type=int, default=None, help="with --from-reviews: only the reviews of this run")
-    p.add_argument("--corpus", default=None,
-                   help="with --from-reviews: retrieve from this corpus of the session (as its KI did) instead of the demo corpus")
     p.add_argument("--force", action="store_true", help="check again even when a stored result exists")
+    p.add_argument("--corpus", default=None, help="check against this corpus of the session --db (your domain) instead of the "
+                                                   "demo corpus; with --from-reviews the reviewed session is the default --db")
+    p.add_argument("--db", default=None, help="the session file holding --corpus")
+    p.add_argument("--calibrate", action="store_true",
+                   help="also fit a Platt calibration of p(yes) on these claims (k-fold cross-validated; stored with "
+                        "the validation; `kiig ki --calibrated` uses it); a stored check is calibrated without the model")
+    p.add_argument("--folds", type=int, default=5, help="cross-validation folds for --calibrate (default 5)")
+    add_engine_args(p)  # the judge's load options, as the scorer's
     p.set_defaults(func=run)
+
+
+def _same_load(stored: dict, options) -> bool:
+    """Whether a stored check was made with the load options that change a judge's answers (chat
+    template; GPU or CPU); the context size and threads do not."""
+    used = stored.get("engine_options") or {}
+    return (used.get("chat_template") == options.chat_template
+            and bool(used.get("n_gpu_layers") or 0) == bool(options.n_gpu_layers))
 
 
 def _line(name: str, r: dict) -> str:
@@ -42,35 +57,52 @@ def _line(name: str, r: dict) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ..engine.models import resolve_model
+    from ..knowledge.corpus import corpus_fingerprint
     from ..runs import judge_check as jc
     from ..store import judge_validation as validation
 
     if not 1 <= args.k <= 20:
         raise InputError(f"--k must be between 1 and 20, got {args.k}")
+    if not 2 <= args.folds <= 20:
+        raise InputError(f"--folds must be between 2 and 20, got {args.folds}")
+    db = args.db or (args.from_reviews if args.corpus else None)
+    if (args.corpus is None) != (db is None):
+        raise InputError("--corpus and --db go together: the corpus lives in a session file")
+    options = engine_options(args)
     if args.from_reviews:
         claims, claims_sha = _review_claims(args)
     else:
         claims = jc.load_claims(args.claims)
         claims_sha = jc.claims_fingerprint(args.claims)
-    info = resolve_model(args.model)
-    stored = None if args.force else jc.stored_result(info.sha256(), claims_sha)
-    if stored is not None and stored.get("k") == args.k and stored.get("corpus", "demo") == (args.corpus or "demo"):
-        result, cached = stored, True
-    else:
-        validation.require_room(len(claims))  # a full disk is said before the judge runs, not after
-        result, cached = _check(args, info, claims, claims_sha, jc), False
-        if args.from_reviews:
-            result.update({"source": "reviews", "session": str(Path(args.from_reviews).expanduser().absolute()), "run": args.run})
-        jc.store_result(result)
+    with contextlib.ExitStack() as stack:
+        store = stack.enter_context(_open_corpus(db, args.corpus)) if db else None
+        fingerprint = corpus_fingerprint(store.db, args.corpus) if store is not None else None
+        info = resolve_model(args.model)
+        stored = None if args.force else jc.stored_result(info.sha256(), jc.check_set_id(claims_sha, fingerprint))
+        if stored is not None and stored.get("k") == args.k and _same_load(stored, options):
+            result, cached = stored, True
+        else:
+            validation.require_room(len(claims))  # a full disk is said before the judge runs, not after
+            result, cached = _check(args, info, claims, claims_sha, jc, options, store), False
+            if args.from_reviews:
+                result.update({"source": "reviews", "session": str(Path(args.from_reviews).expanduser().absolute()),
+                               "run": args.run})
+            jc.store_result(result)
+    if args.calibrate:
+        jc.store_result(jc.add_calibration(result, args.folds))
     if args.json:
         out = {k: v for k, v in result.items() if k != "claims"}
         print_json({**out, "cached": cached, "warning": validation.is_weak(result)})
         return 0
+    corpus = result.get("corpus") if isinstance(result.get("corpus"), dict) else {}
+    against = "" if corpus.get("demo", True) else f" against corpus {corpus.get('name')!r}"
     where = " (the reviewed steps)" if args.from_reviews else ""
-    print(_line(f"judge {info.name}{where}", result) + (" (stored result)" if cached else ""))
+    print(_line(f"judge {info.name}{where}{against}", result) + (" (stored result)" if cached else ""))
     for kind, r in sorted((result.get("by_kind") or {}).items()):
         print("  " + _line(kind, r))
     print(validation.note(result, args.model))
+    if result.get("calibration"):
+        print(calibration_line(result["calibration"]))
     return 0
 
 
@@ -81,8 +113,6 @@ def _review_claims(args: argparse.Namespace) -> tuple[list[dict], str]:
 
     if args.claims:
         raise InputError("give either --claims or --from-reviews, not both")
-    if args.corpus and not args.from_reviews:
-        raise InputError("--corpus goes with --from-reviews (the bundled claims are written against the demo corpus)")
     with SessionStore.open(args.from_reviews, create=False, write=False) as store:
         if args.run is not None:
             store.get_run(args.run)
@@ -90,30 +120,41 @@ def _review_claims(args: argparse.Namespace) -> tuple[list[dict], str]:
     if {c["label"] for c in claims} != {True, False}:
         raise InputError(f"{args.from_reviews}: the reviews need steps judged correct and steps judged incorrect "
                          f"(found {sum(c['label'] for c in claims)} correct, {sum(not c['label'] for c in claims)} incorrect)")
-    return claims, sha256_text(canonical_json({"claims": claims, "corpus": args.corpus or "demo"}))
+    return claims, sha256_text(canonical_json({"claims": claims}))
 
 
-def _check(args, info, claims: list[dict], claims_sha: str, jc) -> dict:
-
-    cancel = CancelToken()
-    with ExitStack() as stack:
-        corpus = None
-        if args.corpus:  # the reviewed steps checked against the session's own corpus, as its KI was
-            from ..runs.ki import check_corpus
-            from ..store import SessionStore
-
-            store = stack.enter_context(SessionStore.open(args.from_reviews, create=False, write=False))
-            check_corpus(store, args.corpus)
-            corpus = (store.db, args.corpus)
-        return _judge(info, claims, claims_sha, args.k, corpus, cancel, jc)
+def calibration_line(c: dict) -> str:
+    """The stored calibration in one line: the fit and its Brier score before and after (out of sample)."""
+    return (f"calibration (Platt on log-odds, {c['folds']}-fold cross-validated): p = sigmoid({c['a']:.3f} * logit(p_yes) "
+            f"{'+' if c['b'] >= 0 else '-'} {abs(c['b']):.3f}); Brier {c['brier_before']:.4f} -> {c['brier_after']:.4f} "
+            f"out of sample (log-loss {c['log_loss_before']:.4f} -> {c['log_loss_after']:.4f}), {c['n']} claims")
 
 
-def _judge(info, claims: list[dict], claims_sha: str, k: int, corpus, cancel: CancelToken, jc) -> dict:
+def _open_corpus(db: str, corpus: str):
+    """The session holding the user's corpus, read-only; InputError when it or the corpus is missing or empty."""
+    from ..runs.ki import check_corpus
+    from ..store import SessionStore
+
+    if not Path(db).expanduser().exists():
+        raise InputError(f"no session file {db}", hint="import a corpus first: kiig corpus add --db FILE --name NAME PATH")
+    store = SessionStore.open(db, create=False, write=False)
+    try:
+        check_corpus(store, corpus)
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def _check(args, info, claims: list[dict], claims_sha: str, jc, options, store=None) -> dict:
     from ..knowledge.judge import open_judge
 
+    cancel = CancelToken()
     line = ProgressLine("judge-check")
-    with open_judge(info.path) as judge:
-        events = jc.iter_judge_check(judge, claims, k=k, claims_sha256=claims_sha, cancel=cancel, corpus=corpus)
+    with open_judge(info.path, options) as judge:
+        print_engine_warnings(judge)
+        events = jc.iter_judge_check(judge, claims, k=args.k, claims_sha256=claims_sha, cancel=cancel,
+                                     db=store.db if store is not None else None, corpus=args.corpus)
         try:
             while True:
                 event = next(events)

@@ -16,7 +16,15 @@ from ..events import CancelToken, ItemDone, Message, Progress
 from ..metrics.infogain import MODES
 from ..runs.batch import BatchConfig, iter_batch
 from ..runs.parallel import check_parallel
-from ._common import add_engine_args, engine_options, finite_float, open_session_for_writing, seed_value
+from ._common import (
+    KI_MODE_CHOICES,
+    add_engine_args,
+    engine_options,
+    finite_float,
+    ki_mode,
+    open_session_for_writing,
+    seed_value,
+)
 from ._progress import ProgressLine, drive, say
 
 
@@ -35,9 +43,9 @@ def register(sub) -> None:
     p.add_argument("--temperature", type=finite_float, default=0.0, help="0 = greedy, deterministic (default)")
     p.add_argument("--split", choices=SPLIT_MODES, default="auto", help="how the reasoning is split into steps")
     p.add_argument("--mode", choices=MODES, default="answer", help="which InfoGain numbers reports lead with")
-    p.add_argument("--ki-mode", choices=("probability", "reasoningeval"), default="probability",
-                   help="KI rule: probability (default) or reasoningeval (ReasoningEval's True/False rule); see `kiig ki --help`")
-    p.add_argument("--k", type=int, default=None, help="passages retrieved per step for KI (default 3; 12 with --ki-mode reasoningeval)")
+    p.add_argument("--ki-mode", choices=KI_MODE_CHOICES, default="probability",
+                   help="KI rule: probability (default), passages-true-false or reasoningeval-pipeline; see `kiig ki --help`")
+    p.add_argument("--k", type=int, default=None, help="passages retrieved per step for KI (default 3; 12 for the True/False modes)")
     p.add_argument("--parallel", type=int, default=None, metavar="N",
                    help="items generated, scored and judged at once, one KV-cache sequence each (default: from cores and "
                         "memory); changes speed only, never the results, so a run resumes with any N")
@@ -62,6 +70,7 @@ def register(sub) -> None:
 
 
 def _check(args: argparse.Namespace) -> None:
+    args.ki_mode = ki_mode(args.ki_mode)
     if (args.judge is None) != (args.corpus is None):
         raise InputError("--judge and --corpus go together: KI needs a judge model and a reference corpus")
     if args.max_tokens < 1:

@@ -71,7 +71,7 @@ def check_fits(n: int, n_ctx: int, what: str) -> None:
     """ContextOverflow unless ``n`` tokens fit one sequence of a context of ``n_ctx``."""
     if n > n_ctx:
         raise ContextOverflow(f"{what} needs {n} tokens but the context holds {n_ctx}",
-                              hint="load the model with a larger context (n_ctx) or shorten the input")
+                              hint="load the model with a larger context (n_ctx) or shorten the input", needed=n, n_ctx=n_ctx)
 
 
 def default_threads() -> int:

@@ -476,6 +476,8 @@ def _to_error(payload: dict, model_name: str) -> E.KiigError:
     if cls is E.Cancelled:
         return E.Cancelled(payload.get("message") or "cancelled")
     err = cls(payload.get("message", "unknown engine error"), payload.get("hint"))
+    if isinstance(err, E.ContextOverflow):
+        err.needed, err.n_ctx = payload.get("needed"), payload.get("n_ctx")
     if payload.get("traceback") and os.environ.get("KIIG_DEBUG") == "1":
         err.message += "\n" + payload["traceback"]
     return err

@@ -10,7 +10,11 @@ from ..errors import KiigError
 
 def error_payload(exc: BaseException) -> dict:
     if isinstance(exc, KiigError):
-        return {"class": type(exc).__name__, "message": exc.message, "hint": exc.hint}
+        out = {"class": type(exc).__name__, "message": exc.message, "hint": exc.hint}
+        for size in ("needed", "n_ctx"):  # a context overflow names its sizes
+            if isinstance(getattr(exc, size, None), int):
+                out[size] = getattr(exc, size)
+        return out
     return {
         "class": "EngineError",
         "message": f"internal error in the model worker: {type(exc).__name__}: {exc}",

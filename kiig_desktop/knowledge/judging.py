@@ -1,5 +1,5 @@
-"""The judge's side of the Knowledge Index: the prompt, the Yes/No probability, asking (and asking
-again, shorter, when a prompt overflows the judge's context), one prompt or several at once.
+"""The judge's side of the Knowledge Index: the prompt, the Yes/No probability, asking (a prompt
+that overflows the judge's context is one clear error naming both sizes), one prompt or several at once.
 
 Pure over a :class:`Judge` (an engine client, or a fake in unit tests); ``ki.py`` decides which steps
 are asked about and what their answers make of a chain.
@@ -121,28 +121,28 @@ Answer = dict | str  # first-token log-probs (probability mode) or a greedy repl
 AskMany = Callable[[list[list[dict[str, str]]]], list]  # judge prompts -> per prompt its Answer or a KiigError
 
 
+def prompt_too_long(exc: ContextOverflow, who: str = "judge", what: str | None = None) -> ContextOverflow:
+    """The one message for a prompt (``what``, default ``who``'s) that does not fit the context of the
+    model ``who``, naming both sizes. Never asked again with a shortened prompt: a truncated prompt
+    would change what is judged."""
+    what = what or who
+    if isinstance(exc.needed, int) and isinstance(exc.n_ctx, int):
+        text = f"{what} prompt is {exc.needed} tokens; the {who}'s context is {exc.n_ctx} (--n-ctx)"
+    else:
+        text = f"{what} prompt does not fit the {who}'s context (--n-ctx): {exc.message}"
+    return ContextOverflow(text, hint=f"load the {who} with a larger --n-ctx", needed=exc.needed, n_ctx=exc.n_ctx)
+
+
 def ask_all(ask_many: AskMany, asks: Sequence[tuple[str, list[Passage]]], max_prompt_chars: int, mode: str) -> list:
     """Ask the judge about every ``(claim, passages)`` (``ask_many`` takes all prompts of one round).
 
-    A prompt that overflows the judge's context is asked again, twice at most, each time with half
-    the prompt that overflowed; per ask the Answer, or the KiigError it ended with.
+    Per ask the Answer, or the KiigError it ended with; a prompt that overflows the judge's context
+    is :func:`prompt_too_long` (with both sizes), never asked again shorter.
     """
-    budgets = [max_prompt_chars] * len(asks)
-    answers: list = [None] * len(asks)
-    todo = list(range(len(asks)))
-    for attempt in range(3):
-        prompts = [build_judge_messages(asks[i][0], asks[i][1], max_prompt_chars=budgets[i], mode=mode) for i in todo]
-        retry = []
-        for i, messages, got in zip(todo, prompts, ask_many(prompts), strict=True):
-            if isinstance(got, ContextOverflow) and attempt < 2:
-                budgets[i] = min(budgets[i], sum(len(m["content"]) for m in messages)) // 2
-                retry.append(i)
-            else:
-                answers[i] = got
-        todo = retry
-        if not todo:
-            break
-    return answers
+    if not asks:
+        return []
+    prompts = [build_judge_messages(claim, passages, max_prompt_chars=max_prompt_chars, mode=mode) for claim, passages in asks]
+    return [prompt_too_long(got) if isinstance(got, ContextOverflow) else got for got in ask_many(prompts)]
 
 
 def one_by_one(ask: Callable[[list[dict[str, str]]], Answer]) -> AskMany:
@@ -186,5 +186,5 @@ def judge_true_false(judge: Judge, claim: str, passages: list[Passage], *,
                      max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS) -> tuple[float, str]:
     """``(score, reply)`` under ReasoningEval's rule: the judge's greedy True/False reply, 1.0 only for "True"."""
     reply = ask_one(lambda messages: judge.reply(messages, ki_rules.TRUE_FALSE_MAX_TOKENS), claim, passages,
-                     max_prompt_chars, "reasoningeval")
+                     max_prompt_chars, "passages-true-false")
     return ki_rules.true_false_score(reply), reply

@@ -16,8 +16,9 @@ Per step (docs/metrics.md):
 An applicable step for which the corpus returns no passage at all is reported with ``ki = None``
 and reason ``"no evidence in the corpus"``: absence of evidence is not evidence of falsehood.
 
-That is the default ``probability`` mode; ``mode="reasoningeval"`` applies ReasoningEval's rule
-instead (True/False replies, steps without a query scored 1.0, the mean over all steps): see
+That is the default ``probability`` mode; ``mode="passages-true-false"`` asks for True/False on
+the passages instead (steps without a query scored 1.0, the mean over all steps), and
+``mode="reasoningeval-pipeline"`` runs ReasoningEval's pipeline (``ki_pipeline.py``): see
 ``knowledge/ki_rules.py``.
 """
 
@@ -246,16 +247,16 @@ def _prepare_step(db, corpus: str, rec: dict, step: dict, question: str | None, 
     passages to ask the judge about, or None when the step is settled without it."""
     text = rec["text"]
     if not rec["applicable"]:
-        if mode == "reasoningeval":
+        if mode == "passages-true-false":
             rec.update(ki=1.0, reason=f"{rec['reason']}; {ki_rules.REASON_NO_QUERY_SCORED}")
         return None
     query = build_query(text, step.get("knowledge"), question)
-    if mode == "reasoningeval" and not query.strip():
+    if mode == "passages-true-false" and not query.strip():
         rec.update(ki=1.0, reason=ki_rules.REASON_QUERY_FAILED)
         return None
     passages = search(db, corpus, query, k)
     rec["evidence"] = [{"source": p.source, "chunk": p.chunk, "score": p.score, "chunk_id": p.chunk_id} for p in passages]
-    if mode != "reasoningeval" and not passages:  # reasoningeval asks even without passages: no "no evidence" case
+    if mode != "passages-true-false" and not passages:  # reasoningeval asks even without passages: no "no evidence" case
         rec["reason"] = REASON_NO_EVIDENCE
         return None
     return passages
@@ -263,7 +264,7 @@ def _prepare_step(db, corpus: str, rec: dict, step: dict, question: str | None, 
 
 def _finish_step(rec: dict, answer: Answer, mode: str, token_ids: dict[str, int] | None) -> None:
     """Fill a step's record from the judge's answer under ``mode``'s rule."""
-    if mode == "reasoningeval":
+    if mode == "passages-true-false":
         rec.update(ki=ki_rules.true_false_score(answer), judge_reply=answer)
         return
     ki, p_yes, p_no = yes_no_probability(answer, token_ids=token_ids)
@@ -285,17 +286,29 @@ def _chain_result(out_steps: list[dict], mode: str, k: int) -> dict:
             "n_applicable": sum(1 for s in out_steps if s["applicable"]), "n_judged": n_judged}
 
 
+def _pipeline_chain(db, corpus: str, judge, rag, steps: list[dict], question: str | None, k: int,
+                    cancel: CancelToken | None) -> Generator[Progress, None, dict]:
+    """A chain through ReasoningEval's pipeline (``ki_pipeline``): ``rag`` writes queries and answers."""
+    from .ki_pipeline import iter_pipeline_chain
+
+    records = [_step_record(pos, step, question) for pos, step in enumerate(steps)]
+    yield from iter_pipeline_chain(records, lambda query: search(db, corpus, query, k), rag.reply, judge.reply, cancel)
+    return _chain_result([rec for rec, _ in records], ki_rules.PIPELINE, k)
+
+
 def iter_chain_ki(db, corpus: str, judge: Judge, steps: list[dict], question: str | None = None, *, k: int = 3,
                   cancel: CancelToken | None = None, max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS,
-                  mode: str = ki_rules.DEFAULT_MODE) -> Generator[Progress, None, dict]:
+                  mode: str = ki_rules.DEFAULT_MODE, rag=None) -> Generator[Progress, None, dict]:
     """:func:`score_chain_ki` as a generator: yields Progress (steps done) and returns its result."""
     ki_rules.check_mode(mode)
     corpus_id(db, corpus)  # fail early, before any judging, on an unknown corpus
+    if mode == ki_rules.PIPELINE:
+        return (yield from _pipeline_chain(db, corpus, judge, rag or judge, steps, question, k, cancel))
     out_steps = []
     started = time.monotonic()
-    token_ids = None if mode == "reasoningeval" else token_ids_of(judge)
+    token_ids = None if mode == "passages-true-false" else token_ids_of(judge)
     candidates = [*YES_CANDIDATES, *NO_CANDIDATES]
-    ask = ((lambda m: judge.reply(m, ki_rules.TRUE_FALSE_MAX_TOKENS)) if mode == "reasoningeval"
+    ask = ((lambda m: judge.reply(m, ki_rules.TRUE_FALSE_MAX_TOKENS)) if mode == "passages-true-false"
            else (lambda m: judge.next_token_logprobs(m, candidates)))
     yield Progress(done=0, total=len(steps), message="", started=started)
     for pos, step in enumerate(steps):
@@ -315,10 +328,11 @@ def chains_ki(db, corpus: str, chains: Sequence[tuple[list[dict], str | None]], 
               mode: str = ki_rules.DEFAULT_MODE) -> list:
     """:func:`score_chain_ki` of several ``(steps, question)`` chains, every judge prompt of them asked
     in one ``ask_many`` round (a judge reading several prompts at once). Per chain its result, or
-    the KiigError it failed with (a step that still overflows the judge's context fails its chain,
-    as it does one chain at a time). ``token_ids``: the judge's first-token ids of the Yes/No
-    candidates (probability mode)."""
-    ki_rules.check_mode(mode)
+    the KiigError it failed with (a step that overflows the judge's context fails its chain, as it
+    does one chain at a time). ``token_ids``: the judge's first-token ids of the Yes/No candidates
+    (probability mode). Not for ReasoningEval's pipeline (its stages depend on each other)."""
+    if ki_rules.check_mode(mode) == ki_rules.PIPELINE:
+        raise ValueError("the reasoningeval-pipeline mode judges one chain at a time (score_chain_ki)")
     corpus_id(db, corpus)
     records: list[list[dict]] = []
     asks: list[tuple[str, list[Passage]]] = []
@@ -343,10 +357,11 @@ def chains_ki(db, corpus: str, chains: Sequence[tuple[list[dict], str | None]], 
 
 def score_chain_ki(db, corpus: str, judge: Judge, steps: list[dict], question: str | None = None, *, k: int = 3,
                    cancel: CancelToken | None = None, max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS,
-                   mode: str = ki_rules.DEFAULT_MODE) -> dict:
-    """KI of every step of one chain; ``ki_mean`` follows ``mode``'s rule (see ``ki_rules``; None if nothing scored)."""
+                   mode: str = ki_rules.DEFAULT_MODE, rag=None) -> dict:
+    """KI of every step of one chain; ``ki_mean`` follows ``mode``'s rule (see ``ki_rules``; None if nothing scored).
+    ``rag``: the model writing queries and RAG answers in ReasoningEval's pipeline (None: the judge)."""
     return run_to_end(iter_chain_ki(db, corpus, judge, steps, question, k=k, cancel=cancel,
-                                    max_prompt_chars=max_prompt_chars, mode=mode))
+                                    max_prompt_chars=max_prompt_chars, mode=mode, rag=rag))
 
 
 def parse_ki_item(obj: object, line_no: int) -> dict:
@@ -402,7 +417,7 @@ def steps_to_judge(steps: Iterable[object], where: str = "chain") -> list[dict]:
 
 def ki_items(db, corpus: str, judge: Judge, items: Iterable[dict], *, k: int = 3, cancel: CancelToken | None = None,
              total: int | None = None, max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS,
-             mode: str = ki_rules.DEFAULT_MODE) -> Iterator[Progress | ItemDone]:
+             mode: str = ki_rules.DEFAULT_MODE, rag=None) -> Iterator[Progress | ItemDone]:
     """Score many chains (items from :func:`parse_ki_item`), yielding Progress and ItemDone events.
 
     Each ItemDone carries the ``kiig ki`` output record; a failure inside one item (context
@@ -425,7 +440,7 @@ def ki_items(db, corpus: str, judge: Judge, items: Iterable[dict], *, k: int = 3
         else:
             try:
                 result = score_chain_ki(db, corpus, judge, item["steps"], item.get("question"), k=k, cancel=cancel,
-                                        max_prompt_chars=max_prompt_chars, mode=mode)
+                                        max_prompt_chars=max_prompt_chars, mode=mode, rag=rag)
                 record.update(result)
             except Cancelled:
                 raise

@@ -1,24 +1,34 @@
-"""The two ways of turning a judge's answers into a Knowledge Index (docs/metrics.md, "KI modes").
+"""The ways of turning a judge's answers into a Knowledge Index (docs/metrics.md, "KI modes").
 
 ``probability`` (the default): the judge is asked Yes or No; a step's KI is
 ``p(yes) / (p(yes) + p(no))`` from its first-token log-probabilities; steps without a factual
 claim are not applicable and left out of ``ki_mean``; 3 passages per step.
 
-``reasoningeval``: ReasoningEval's rule, for comparison with its published numbers. The judge
-answers True or False (greedy, a few tokens); a step scores 1 only when the first line of the
-reply is exactly ``True``, anything else scores 0; a step with no query (no factual claim: the
-paper's "None" query) or whose query cannot be built (a failed query generation) scores 1.0;
-``ki_mean`` is the mean over all steps; 12 passages per step.
+``passages-true-false`` (called ``reasoningeval`` before 2026-12; stored evaluations under the old
+name read back under the new one): the judge reads the retrieved passages themselves and answers
+True or False (greedy, a few tokens); a step scores 1 only when the first line of the reply is
+exactly ``True``, anything else scores 0; a step without a factual claim or whose rule-built query
+is empty scores 1.0; ``ki_mean`` is the mean over all steps; 12 passages per step. It is NOT
+ReasoningEval's pipeline (no RAG answer, another match rule).
+
+``reasoningeval-pipeline``: ReasoningEval's ``RetrievalScorer`` stage by stage (``ki_pipeline.py``).
 
 Pure rules only: the judging itself lives in ``ki.py``.
 """
 
 from __future__ import annotations
 
+from ..store.ki_rows import RENAMED_MODES
+
 KI_METHOD_VERSION = 1  # bump when the prompts, candidates or applicability rules change results
-KI_MODES = ("probability", "reasoningeval")
-DEFAULT_MODE = "probability"
-DEFAULT_K = {"probability": 3, "reasoningeval": 12}
+PROBABILITY, PASSAGES_TF, PIPELINE = "probability", "passages-true-false", "reasoningeval-pipeline"
+KI_MODES = (PROBABILITY, PASSAGES_TF, PIPELINE)
+RENAMED = RENAMED_MODES  # old name -> new name, for stored data and old command lines
+RENAME_NOTE = ("the KI mode 'reasoningeval' is now called 'passages-true-false': it shows the judge the passages, not "
+               "ReasoningEval's RAG answer; ReasoningEval's pipeline is 'reasoningeval-pipeline'")
+DEFAULT_MODE = PROBABILITY
+DEFAULT_K = {PROBABILITY: 3, PASSAGES_TF: 12, PIPELINE: 12}
+REPLY_MODES = (PASSAGES_TF, PIPELINE)  # modes that read a greedy reply, not first-token probabilities
 MAX_K = 20
 TRUE_FALSE_MAX_TOKENS = 8
 
@@ -49,7 +59,7 @@ def default_k(mode: str) -> int:
 
 def prompt_parts(mode: str) -> tuple[str, str]:
     """``(system prompt, user tail template with {claim})`` of the judge question for ``mode``."""
-    return (SYSTEM_TRUE_FALSE, TAIL_TRUE_FALSE) if check_mode(mode) == "reasoningeval" else (SYSTEM_YES_NO, TAIL_YES_NO)
+    return (SYSTEM_TRUE_FALSE, TAIL_TRUE_FALSE) if check_mode(mode) == "passages-true-false" else (SYSTEM_YES_NO, TAIL_YES_NO)
 
 
 def true_false_score(reply: str) -> float:
@@ -58,9 +68,14 @@ def true_false_score(reply: str) -> float:
     return 1.0 if lines and lines[0].strip() == "True" else 0.0
 
 
+def pipeline_match(reply: str) -> float:
+    """ReasoningEval's match rule: 1.0 when the whole reply, lower-cased, is ``"true"``, else 0.0."""
+    return 1.0 if reply.lower() == "true" else 0.0
+
+
 def chain_mean(steps: list[dict], mode: str) -> float | None:
-    """``ki_mean``: over applicable judged steps (probability) or over every step (reasoningeval)."""
-    if check_mode(mode) == "reasoningeval":
+    """``ki_mean``: over applicable judged steps (probability) or over every step (the True/False modes)."""
+    if check_mode(mode) in REPLY_MODES:
         values = [s["ki"] for s in steps if s.get("ki") is not None]
         return sum(values) / len(steps) if steps else None
     scored = [s["ki"] for s in steps if s.get("applicable") and s.get("ki") is not None]

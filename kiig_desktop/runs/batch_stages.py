@@ -23,7 +23,7 @@ from ..events import CancelToken, Progress, offset_tokens
 from .chain import generation_record, guarded, iter_generation
 from .ki import ask_many
 from .parallel import generate_group
-from .provenance import worker_build
+from .provenance import judge_build
 from .score import ScoreConfig, score_item, score_items
 
 
@@ -151,16 +151,17 @@ def _judge_ahead(ctx: _Context, judge, group: list[tuple[int, DatasetItem]], mad
     """Judge the KI of the group's scored chains at once (``knowledge.ki.chains_ki``) into ``made``,
     ``size`` judge prompts per call to the judge's worker."""
     from ..knowledge.ki import chains_ki, steps_to_judge, token_ids_of
+    from ..knowledge.ki_rules import PIPELINE
 
     todo = [(i, it) for i, it in group if isinstance(made[i].scored, dict)]
-    if not todo or (ctx.cancel is not None and ctx.cancel.cancelled):
-        return
+    if not todo or ctx.config.ki_mode == PIPELINE or (ctx.cancel is not None and ctx.cancel.cancelled):
+        return  # ReasoningEval's pipeline judges chain by chain (its stages depend on each other)
     cfg = ctx.config
     chains = [(steps_to_judge(made[i].scored["steps"]), it.prompt_text()) for i, it in todo]
     started = time.perf_counter()
     try:
         out = chains_ki(ctx.store.db, ctx.corpus, chains, ask_many(judge, cfg.ki_mode, size, ctx.cancel), k=cfg.ki_k,
-                        token_ids=None if cfg.ki_mode == "reasoningeval" else token_ids_of(judge),
+                        token_ids=None if cfg.ki_mode == "passages-true-false" else token_ids_of(judge),
                         max_prompt_chars=cfg.ki_max_prompt_chars, mode=cfg.ki_mode)
     except Cancelled:
         raise
@@ -287,4 +288,4 @@ def _judge(ctx: _Context, judge, judge_id: int, item: DatasetItem, record: dict,
     record["ki"] = {"corpus": ctx.corpus, "n_applicable": ki["n_applicable"], "n_judged": ki["n_judged"],
                     "mode": ctx.config.ki_mode, "k": ctx.config.ki_k}
     return {"judge_model_id": judge_id, "corpus": ctx.corpus, "steps": ki["steps"], "ki_mean": ki["ki_mean"],
-            "mode": ctx.config.ki_mode, "k": ctx.config.ki_k, "method": KI_METHOD_VERSION, "build": worker_build(judge)}
+            "mode": ctx.config.ki_mode, "k": ctx.config.ki_k, "method": KI_METHOD_VERSION, "build": judge_build(judge)}

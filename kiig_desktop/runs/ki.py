@@ -31,11 +31,11 @@ from ..knowledge.ki import (
     step_claim,
     steps_to_judge,
 )
-from ..knowledge.ki_rules import DEFAULT_MODE, KI_METHOD_VERSION, TRUE_FALSE_MAX_TOKENS
+from ..knowledge.ki_rules import DEFAULT_MODE, KI_METHOD_VERSION, PIPELINE, TRUE_FALSE_MAX_TOKENS
 from ..knowledge.ki_rules import settings as mode_settings
 from ..knowledge.search import corpus_id
 from .analysis import Question
-from .provenance import stamp, worker_build
+from .provenance import judge_build, stamp, worker_build
 
 
 def ki_settings(db, corpus: str, k: int | None, max_prompt_chars: int, mode: str = DEFAULT_MODE) -> dict:
@@ -85,6 +85,25 @@ def _reusable(record: dict, item: dict) -> bool:
     return [s.get("text") for s in record.get("steps") or []] == [s["text"] for s in item["steps"]]
 
 
+def calibrate_record(record: dict, calibration: dict | None) -> dict:
+    """Add the calibrated KI (``metrics.calibration``) beside the raw one: ``ki_calibrated`` per step,
+    ``ki_calibrated_mean`` (over the same steps as ``ki_mean``) and ``calibration`` (which fit). The
+    raw ``ki`` is never replaced: stored numbers say which they are. Returns the record."""
+    from ..knowledge.ki_rules import chain_mean
+    from ..metrics.calibration import apply
+
+    if not calibration or record.get("error") or record.get("ki_mode", DEFAULT_MODE) != DEFAULT_MODE:
+        return record
+    a, b = float(calibration["a"]), float(calibration["b"])
+    for step in record.get("steps") or []:
+        step["ki_calibrated"] = apply(step.get("ki"), a, b)
+    values = [{"applicable": s.get("applicable"), "ki": s.get("ki_calibrated")} for s in record.get("steps") or []]
+    record["ki_calibrated_mean"] = chain_mean(values, DEFAULT_MODE)
+    record["calibration"] = {k: calibration.get(k) for k in ("method", "a", "b", "n", "folds", "claims_sha256",
+                                                              "fitted", "brier_before", "brier_after")}
+    return record
+
+
 @dataclass
 class KiSummary:
     run_id: int
@@ -100,18 +119,24 @@ def check_corpus(store, corpus: str) -> None:
 
 
 def iter_ki_file(store, corpus: str, judge, items: list[dict], *, k: int | None = None, max_prompt_chars: int = 6000,
-                 cancel: CancelToken | None = None,
-                 mode: str = DEFAULT_MODE) -> Generator[Progress | ItemDone | Message, None, KiSummary]:
+                 cancel: CancelToken | None = None, mode: str = DEFAULT_MODE, rag=None,
+                 calibration: dict | None = None) -> Generator[Progress | ItemDone | Message, None, KiSummary]:
     """Judge every item of :func:`read_ki_input` (or resume), yielding each record as ``ItemDone(index in items)``.
 
     Reused records come first (``skipped=True``), then the others as they are judged; each is
     committed before it is yielded. Cancel marks the run ``cancelled`` (``interrupted`` for Ctrl+C).
+    ``rag``: ReasoningEval's pipeline's query and RAG-answer model (None: the judge); part of the
+    run's identity and of every record's ``build`` (``rag_model``). ``calibration``: a stored Platt
+    fit whose calibrated KI is added beside the raw one (:func:`calibrate_record`).
     """
     settings = ki_settings(store.db, corpus, k, max_prompt_chars, mode)
+    rag_ref = judge_model_ref(rag) if rag is not None else None
+    if rag_ref is not None:
+        settings["rag_model"] = rag_ref.get("sha256")
     k = settings["k"]
     judge_id = store.ensure_model(judge_model_ref(judge))
     run_id, created = store.find_or_create_run("ki", settings, {"judge": judge_id},
-                                               {"kiig": __version__, "build": worker_build(judge)})
+                                               {"kiig": __version__, "build": judge_build(judge)})
     stored = {} if created else store.load_run_records(run_id)
     summary = KiSummary(run_id)
     reused = [i for i, it in enumerate(items) if it["id"] in stored and _reusable(stored[it["id"]], it)]
@@ -120,15 +145,18 @@ def iter_ki_file(store, corpus: str, judge, items: list[dict], *, k: int | None 
         yield Message(f"{len(reused)} chains already done in this session; skipping them")
     for i in reused:
         summary.errors += bool(stored[items[i]["id"]].get("error"))
-        yield ItemDone(i, stored[items[i]["id"]], skipped=True)
+        yield ItemDone(i, calibrate_record(stored[items[i]["id"]], calibration), skipped=True)
     done = set(reused)
     todo = [i for i in range(len(items)) if i not in done]
     try:
         if todo:
             for event in ki_items(store.db, corpus, judge, [items[i] for i in todo], k=k, cancel=cancel,
-                                  max_prompt_chars=max_prompt_chars, mode=mode):
+                                  max_prompt_chars=max_prompt_chars, mode=mode, rag=rag):
                 if isinstance(event, ItemDone):
-                    record, item = stamp(event.result, judge), items[todo[event.index]]
+                    record, item = stamp(event.result, judge, judge=True), items[todo[event.index]]
+                    if rag_ref is not None and isinstance(record.get("build"), dict):
+                        record["build"]["rag_model"] = {**rag_ref, "build": judge_build(rag)}
+                    calibrate_record(record, calibration)
                     ki = None if record.get("error") else {
                         "judge_model_id": judge_id, "corpus": corpus, "steps": record["steps"], "ki_mean": record["ki_mean"],
                         **evaluation_how(settings), "build": record.get("build")}
@@ -155,7 +183,7 @@ def ask_many(client, mode: str, size: int, cancel: CancelToken | None = None) ->
         out: list = []
         for g in range(0, len(prompts), max(1, size)):
             part = prompts[g : g + max(1, size)]
-            if mode == "reasoningeval":
+            if mode == "passages-true-false":
                 replies = run_to_end(client.generate_many([{"messages": m} for m in part], cancel=cancel,
                                                           max_tokens=TRUE_FALSE_MAX_TOKENS, temperature=0.0, top_k=0))
                 if cancel is not None and cancel.cancelled:
@@ -176,6 +204,8 @@ def step_query(ks: dict, step: dict | None, question: str | None) -> tuple[str, 
     claim, query = ks.get("claim"), ks.get("query")
     if isinstance(claim, str) and isinstance(query, str):
         return claim, query
+    if "query_reply" in ks:  # ReasoningEval's pipeline: the query is what its LLM wrote (none: "None")
+        return str(claim or ""), str(query or "")
     text = str(ks.get("text") or (step or {}).get("text") or "")
     knowledge = (step or {}).get("knowledge")
     return step_claim(text, knowledge, question)[2], build_query(text, knowledge, question)
@@ -203,6 +233,14 @@ class CancellableJudge:
     def build(self) -> dict | None:
         return worker_build(self.client)
 
+    @property
+    def info(self) -> dict | None:
+        return self.client.info
+
+    @property
+    def options(self):
+        return self.client.options
+
 
 def chain_question(item: dict | None) -> str | None:
     """``Q`` of a stored chain's item, as the judge reads it (None when the chain has no question)."""
@@ -216,7 +254,10 @@ def iter_stored_chain_ki(db, corpus: str, judge, record: dict, item: dict | None
     steps, question = steps_to_judge(record.get("steps") or []), chain_question(item)
     k = mode_settings(mode, k)["k"]
     out = yield from iter_chain_ki(db, corpus, judge, steps, question, k=k, cancel=cancel, mode=mode)
-    out["build"] = worker_build(judge)
+    if mode == PIPELINE:
+        out["build"] = judge_build(judge)
+        return out  # every stage is already in the steps
+    out["build"] = judge_build(judge)
     for ks, step in zip(out["steps"], steps, strict=True):
         ks["claim"], ks["query"] = step_query(ks, step, question)
     return out

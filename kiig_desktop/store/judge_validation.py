@@ -98,6 +98,30 @@ def reviews_note(result: dict | None) -> str:
     lo, hi = result.get("auroc_ci") or (math.nan, math.nan)
     return (f"On {result.get('n')} clinician-reviewed steps: AUROC {result['auroc']:.2f} (95% CI {lo:.2f}-{hi:.2f}), "
             f"accuracy {result.get('accuracy', math.nan):.0%}.")
+def lookup_for_corpus(sha256: str | None, method: int | None, corpus_fingerprint: str | None, *,
+                      data_dir: Path | None = None) -> dict | None:
+    """The latest check of a judge model and KI method against this corpus (``kiig judge-check --corpus``):
+    the user's own domain, which KI views prefer to the demo claims. None when there is none."""
+    if not sha256 or not corpus_fingerprint:
+        return None
+    prefix = f"{sha256}:m{int(method or DEFAULT_METHOD)}:"
+    found = [r for key, r in _read(_cache_file(data_dir)).items() if key.startswith(prefix) and isinstance(r, dict)
+             and isinstance(r.get("corpus"), dict) and r["corpus"].get("fingerprint") == corpus_fingerprint]
+    return max(found, key=lambda r: str(r.get("checked") or "")) if found else None
+
+
+def latest_calibration(sha256: str | None, method: int | None = None, *, data_dir: Path | None = None) -> dict | None:
+    """The most recent calibration stored for a judge model and KI method (on any claims file), with
+    the ``claims_sha256`` and ``checked`` time of the validation it came from; None when there is none."""
+    if not sha256:
+        return None
+    prefix = f"{sha256}:m{int(method or DEFAULT_METHOD)}:"
+    found = [r for key, r in _read(_cache_file(data_dir)).items()
+             if key.startswith(prefix) and isinstance(r, dict) and isinstance(r.get("calibration"), dict)]
+    if not found:
+        return None
+    best = max(found, key=lambda r: str(r["calibration"].get("fitted") or r.get("checked") or ""))
+    return {**best["calibration"], "claims_sha256": best.get("claims_sha256")}
 
 
 def is_weak(result: dict | None) -> bool:
@@ -118,11 +142,13 @@ def note(result: dict | None, model: str | None = None) -> str:
         return f"Judge not validated: its KI cannot be trusted until checked (run `{command_hint(model)}`)."
     lo, hi = result.get("auroc_ci") or (math.nan, math.nan)
     acc = result.get("accuracy")
+    corpus = result.get("corpus") if isinstance(result.get("corpus"), dict) else {}
+    where = f" against corpus {corpus.get('name')!r}" if corpus.get("fingerprint") else ""
     text = (f"Judge validation: AUROC {result['auroc']:.2f} (95% CI {lo:.2f}-{hi:.2f}), accuracy "
-            f"{acc:.0%} on {result.get('n')} labelled claims.")
+            f"{acc:.0%} on {result.get('n')} labelled claims{where}.")
     if is_weak(result):
         text = (f"Warning: this judge barely tells supported from unsupported claims (AUROC {result['auroc']:.2f} "
-                f"< {AUROC_WARN}, 95% CI {lo:.2f}-{hi:.2f}, {result.get('n')} claims): treat its KI as noise.")
+                f"< {AUROC_WARN}, 95% CI {lo:.2f}-{hi:.2f}, {result.get('n')} claims{where}): treat its KI as noise.")
     return text
 
 

@@ -8,6 +8,15 @@ import sqlite3
 from . import rows as R
 from .codec import dumps_opt, loads, now_iso, opt_float, opt_int
 
+# KI modes renamed since they were stored: old name -> new name (the passage mode was misnamed
+# after ReasoningEval, whose pipeline is another mode; knowledge/ki_rules.py)
+RENAMED_MODES = {"reasoningeval": "passages-true-false"}
+
+
+def stored_mode(mode: str | None) -> str:
+    """A mode as stored, under its current name (NULL: probability)."""
+    return RENAMED_MODES.get(mode or "probability", mode or "probability")
+
 
 def write_ki(conn: sqlite3.Connection, chain_id: int, judge_model_id: int, corpus: str, steps: list[dict], ki_mean: float | None,
              how: dict | None = None) -> None:
@@ -55,6 +64,6 @@ def read_ki(conn: sqlite3.Connection, chain_id: int) -> list[dict]:
         out.append({
             "judge_model_id": judge_model_id, "judge": {"path": path, "sha256": sha}, "corpus": corpus,
             "ki_mean": ki_mean, "created": created, "steps": steps,
-            "mode": mode or "probability", "k": k, "method": method or 1, "build": loads(build) if build else None,
+            "mode": stored_mode(mode), "k": k, "method": method or 1, "build": loads(build) if build else None,
         })
     return out

@@ -45,7 +45,8 @@ token_curves     chain_id PK -> chains.id (cascade), n_tokens INTEGER, token_ids
                  each token), extra JSON
 ki_evaluations   id, chain_id -> chains.id (cascade), judge_model_id -> models.id, corpus TEXT,
                  ki_mean REAL, created TEXT; UNIQUE(chain_id, judge_model_id, corpus);
-                 since schema 2: mode TEXT (probability|reasoningeval; NULL = probability),
+                 since schema 2: mode TEXT (probability|passages-true-false|reasoningeval-pipeline;
+                 NULL = probability; 'reasoningeval' = passages-true-false, its old name, read back renamed),
                  k INTEGER (passages per step), method INTEGER (judge prompt version; NULL = 1),
                  build JSON (the judge's llama.cpp build, ``engine.build_info``; NULL = not recorded)
 ki_steps         id, evaluation_id -> ki_evaluations.id (cascade), idx INTEGER,

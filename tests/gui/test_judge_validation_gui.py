@@ -75,13 +75,16 @@ def test_ki_views_warn_about_an_unvalidated_or_weak_judge(qtbot, window):
     assert panel.validation.property("role") == "warning" and "barely" in panel.validation.text()
 
 
-def test_ki_panel_offers_both_rules_with_their_default_passages(qtbot, window):
+def test_ki_panel_offers_the_rules_with_their_default_passages(qtbot, window):
     panel = window.ki_panel
     assert panel.mode.currentData() == "probability" and panel.k.value() == 3
-    panel.mode.setCurrentIndex(panel.mode.findData("reasoningeval"))
+    panel.mode.setCurrentIndex(panel.mode.findData("passages-true-false"))
     assert panel.k.value() == 12
-    form = window.dashboard.form  # the batch form offers the same two rules
-    assert [form.ki_mode.itemData(i) for i in range(form.ki_mode.count())] == ["probability", "reasoningeval"]
+    panel.mode.setCurrentIndex(panel.mode.findData("reasoningeval-pipeline"))
+    assert panel.k.value() == 12
+    form = window.dashboard.form  # the batch form offers the same rules
+    assert [form.ki_mode.itemData(i) for i in range(form.ki_mode.count())] == [
+        "probability", "passages-true-false", "reasoningeval-pipeline"]
 
 
 def test_dashboard_warns_when_a_run_mixes_builds_and_shows_the_judge(qtbot, window):

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QFormLayout, QStackedWidget, QTextEdit, QVBoxLayou
 
 from ...knowledge.corpus import Passage
 from ...knowledge.search import match_spans
+from ...metrics.calibration import apply as apply_calibration
 from ..shared.theme import theme
 from ..shared.widgets import plain_label
 
@@ -173,13 +174,25 @@ def verdict_text(ks: dict) -> str:
 
 
 def judge_text(ks: dict) -> str:
-    """The judge's first-token probabilities and the KI they give."""
+    """The judge's first-token probabilities (or its True/False reply) and the KI they give."""
     p_yes, p_no, ki = ks.get("judge_p_yes"), ks.get("judge_p_no"), ks.get("ki")
+    if isinstance(ks.get("judge_reply"), str) and isinstance(ki, (int, float)):
+        return f"Reply {ks['judge_reply']!r}  →  KI {ki:.0f}"
+    if "query_reply" in ks and isinstance(ki, (int, float)):
+        return f"Not asked (no query)  →  KI {ki:.0f} by ReasoningEval's rule"
     if not isinstance(ki, (int, float)):
         return "Not asked." if not ks.get("applicable") or not ks.get("evidence") else "No probability on Yes or No."
     if isinstance(p_yes, (int, float)) and isinstance(p_no, (int, float)):
         return f"P(yes) {p_yes:.4f}  ·  P(no) {p_no:.4f}  →  KI {ki:.3f}"
     return f"KI {ki:.3f}"
+
+
+def rag_text(ks: dict) -> str:
+    """The RAG answer of ReasoningEval's pipeline (model output, shown as plain text)."""
+    answer = ks.get("rag_answer")
+    if isinstance(answer, str):
+        return answer.strip() or "(empty answer)"
+    return "Not asked: the query writer replied None (no knowledge to check)." if ks.get("query_reply") else "Not asked."
 
 
 class EvidencePanel(QWidget):
@@ -212,8 +225,13 @@ class EvidencePanel(QWidget):
         self.fields = {}
         tips = {"claim": "The step without its lead-in, as the judge reads it",
                 "query": "The retrieval query built from the claim (BM25 over the corpus)",
-                "judge": "The judge's probability that its reply starts with Yes / No; KI = P(yes) / (P(yes) + P(no))"}
-        for key, title in (("verdict", "Verdict"), ("claim", "Claim"), ("query", "Query"), ("judge", "Judge")):
+                "rag": "ReasoningEval's pipeline: the RAG model's answer to the query, written from the passages below; "
+                       "the judge decides whether the claim agrees with it",
+                "judge": "The judge's probability that its reply starts with Yes / No; KI = P(yes) / (P(yes) + P(no)); "
+                         "or its True/False reply"}
+        self.form = form
+        for key, title in (("verdict", "Verdict"), ("claim", "Claim"), ("query", "Query"), ("rag", "RAG answer"),
+                           ("judge", "Judge")):
             label = plain_label("", wrap=True, selectable=True)
             self.fields[key] = label
             caption = plain_label(title, "muted")
@@ -238,20 +256,29 @@ class EvidencePanel(QWidget):
         self.hint.setText(text)
         self.stack.setCurrentIndex(0)
 
-    def show_step(self, row: int, ks: dict, chunks: dict[int, Passage], claim: str, query: str) -> None:
-        """Show step ``row`` (0-based) from its stored KI step ``ks`` and the passages by chunk id."""
+    def show_step(self, row: int, ks: dict, chunks: dict[int, Passage], claim: str, query: str,
+                  calibration: dict | None = None) -> None:
+        """Show step ``row`` (0-based) from its stored KI step ``ks`` and the passages by chunk id;
+        with a ``calibration`` (a stored Platt fit) its calibrated KI too, beside the raw one."""
         self.step = row
         ki = ks.get("ki")
+        calibrated = (apply_calibration(ki, calibration["a"], calibration["b"])
+                      if calibration and isinstance(ki, (int, float)) and "judge_reply" not in ks else None)
         if not ks.get("applicable"):
             value = "KI n/a"
         else:
             value = f"KI {ki:.3f}" if isinstance(ki, (int, float)) else "KI —"
+            if calibrated is not None:
+                value += f"  ·  calibrated {calibrated:.3f}"
         self.heading.setText(f"Step {row + 1}  ·  {value}")
         self.step_text.setText(str(ks.get("text") or ""))
         self.fields["verdict"].setText(verdict_text(ks))
         self.fields["claim"].setText(claim or "—")
         self.fields["query"].setText(query if ks.get("applicable") else f"{query or '—'} (not searched)")
-        self.fields["judge"].setText(judge_text(ks))
+        pipeline = "query_reply" in ks
+        self.form.setRowVisible(self.fields["rag"], pipeline)
+        self.fields["rag"].setText(rag_text(ks) if pipeline else "")
+        self.fields["judge"].setText(judge_text(ks) + (f"  ·  calibrated {calibrated:.3f}" if calibrated is not None else ""))
         evidence = list(ks.get("evidence") or [])
         items = []
         for rank, ev in enumerate(evidence, 1):

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 from ...errors import InputError, KiigError
 from ...events import CancelToken, Message, Progress
 from ...knowledge.corpus import Passage, get_chunks
-from ...knowledge.ki_rules import DEFAULT_MODE, MAX_K, default_k
+from ...knowledge.ki_rules import DEFAULT_MODE, MAX_K, REPLY_MODES, default_k
 from ...runs.analysis import AnalysisResult
 from ...runs.ki import CancellableJudge, chain_question, iter_stored_chain_ki, save_chain_ki, step_query
 from ...runs.score import model_row
@@ -37,7 +37,9 @@ from ..shared.session_file import SessionFile
 from ..shared.task_ui import button_row, labelled_row, primary_button, progress_line, run_busy
 from ..shared.widgets import compact_combo, plain_label
 from ..shared.workers import Task, TaskManager
+from .calibration_view import CalibrationView
 from .evidence_panel import EvidencePanel
+from .judge_check_dialog import JudgeCheckDialog
 
 
 def evaluation_label(ev: dict) -> str:
@@ -78,9 +80,11 @@ class KiPanel(QWidget):
         self.k.setToolTip("Passages retrieved per step and shown to the judge")
         self.mode = QComboBox()
         self.mode.addItem("Probability: p(yes), N/A steps left out", "probability")
-        self.mode.addItem("ReasoningEval: True/False, N/A counts 1.0", "reasoningeval")
-        self.mode.setToolTip("How answers become KI: the judge's Yes/No probability (default), or ReasoningEval's rule "
-                             "(exact \"True\" = 1, anything else 0; steps without a claim count 1.0; mean over all steps)")
+        self.mode.addItem("Passages, True/False: N/A counts 1.0", "passages-true-false")
+        self.mode.addItem("ReasoningEval pipeline: query, RAG answer, True/False", "reasoningeval-pipeline")
+        self.mode.setToolTip("How answers become KI: the judge's Yes/No probability (default); the judge's True/False on "
+                             "the passages (N/A steps count 1.0; mean over all steps); or ReasoningEval's pipeline (an LLM "
+                             "writes the query or None, a RAG answer from 12 passages, the judge's True/False against it)")
         self.mode.currentIndexChanged.connect(lambda _i: self.k.setValue(default_k(self.mode.currentData())))
         b.addLayout(labelled_row("Corpus", self.corpus, plain_label("Passages"), self.k))
         b.addLayout(labelled_row("Judge", self.judge))
@@ -94,7 +98,11 @@ class KiPanel(QWidget):
         b.addWidget(self.no_corpus)
         self.run_button = primary_button("Score KI")
         self.cancel_button = QPushButton("Cancel")
-        b.addLayout(button_row(self.run_button, self.cancel_button))
+        self.check_button = QPushButton("Check judge…")
+        self.check_button.setToolTip("Write or import labelled claims for a corpus and check how well a judge tells "
+                                     "supported from unsupported ones (AUROC)")
+        b.addLayout(button_row(self.run_button, self.cancel_button, self.check_button))
+        self.check_dialog: JudgeCheckDialog | None = None
         self.progress, self.status = progress_line()
         b.addWidget(self.progress)
         b.addWidget(self.status)
@@ -106,6 +114,8 @@ class KiPanel(QWidget):
         e.addWidget(self.evaluation)
         self.validation = validation_label()
         e.addWidget(self.validation)
+        self.calibration = CalibrationView(engines.qsettings)
+        e.addWidget(self.calibration)
         self.evidence = EvidencePanel()
         e.addWidget(self.evidence, 1)
 
@@ -116,8 +126,10 @@ class KiPanel(QWidget):
 
         self.run_button.clicked.connect(self.run)
         self.cancel_button.clicked.connect(self.cancel)
+        self.check_button.clicked.connect(self.open_judge_check)
         self.corpora_button.clicked.connect(self.open_corpora)
         self.evaluation.activated.connect(self._evaluation_chosen)
+        self.calibration.changed.connect(self.show_focus)
         corpora.changed.connect(self._fill_corpora)
         results.shown.connect(self._chain_shown)
         results.ki_shown.connect(self._evaluation_shown)
@@ -157,6 +169,21 @@ class KiPanel(QWidget):
     def cancel(self) -> None:
         if self.task is not None:
             self.task.cancel()
+
+    def open_judge_check(self) -> JudgeCheckDialog:
+        """The judge-check screen for the session's corpora (one, shown again when asked again)."""
+        if self.check_dialog is None:
+            self.check_dialog = JudgeCheckDialog(self.engines, self.session, self.tasks, self.corpora, self)
+            self.check_dialog.message.connect(self.message)
+            self.check_dialog.checked.connect(lambda _r: self._evaluation_shown())
+            self.check_dialog.finished.connect(self.check_dialog.cancel)  # closing it stops a check (kept for reuse)
+            index = self.check_dialog.corpus.findData(self.corpus.currentData())
+            if index >= 0:
+                self.check_dialog.corpus.setCurrentIndex(index)
+        self.check_dialog.show()
+        self.check_dialog.raise_()
+        return self.check_dialog
+
 
     def run(self) -> Task | None:
         """Score the shown chain's KI with the chosen corpus and judge, then save and show it."""
@@ -212,8 +239,8 @@ class KiPanel(QWidget):
         chain_id, ki, out = payload
         mean = out.get("ki_mean")
         n = len(out.get("steps") or [])
-        text = (f"Mean KI {mean:.3f} over all {n} steps (ReasoningEval's rule); saved in the session."
-                if mean is not None and out.get("ki_mode") == "reasoningeval" else
+        text = (f"Mean KI {mean:.3f} over all {n} steps ({out.get('ki_mode')}); saved in the session."
+                if mean is not None and out.get("ki_mode") in REPLY_MODES else
                 f"Mean KI {mean:.3f} over {out.get('n_judged', 0)} judged of {n} steps "
                 f"({n - int(out.get('n_applicable', 0))} not applicable); saved in the session."
                 if mean is not None else f"No step could be judged ({n - int(out.get('n_applicable', 0))} of {n} not "
@@ -249,6 +276,7 @@ class KiPanel(QWidget):
         self.evaluation.setVisible(len(evaluations) > 1)
         ev = self.results.ki_evaluation()
         show_validation(self.validation, self.results.judge_validation())
+        self.calibration.set_evaluation(ev)
         ids = sorted({e["chunk_id"] for s in (ev or {}).get("steps") or [] for e in s.get("evidence") or []
                       if isinstance(e.get("chunk_id"), int)})
         self._chunks_serial += 1
@@ -297,4 +325,4 @@ class KiPanel(QWidget):
             self.evidence.show_hint(f"Step {row + 1} is not part of this KI evaluation.")
             return
         claim, query = step_query(ks, step, chain_question(result.item))
-        self.evidence.show_step(row, ks, self.chunks, claim, query)
+        self.evidence.show_step(row, ks, self.chunks, claim, query, calibration=self.calibration.calibration())
