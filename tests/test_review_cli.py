@@ -157,7 +157,8 @@ def test_judge_check_from_reviews_on_the_embedded_model(tmp_path):
     r = json.loads(out.stdout)
     # the claims are q0's four reviewed steps (their knowledge text); q1's are "cannot tell" or have no knowledge text
     # and so use the step text: q1 step 0 is labelled correct too
-    assert (r["n"], r["n_supported"], r["source"], r["session"], r["corpus"]) == (5, 3, "reviews", str(mine), "clinical")
+    assert (r["n"], r["n_supported"], r["source"], r["session"]) == (5, 3, "reviews", str(mine))
+    assert r["corpus"]["name"] == "clinical" and r["corpus"]["demo"] is False
     lo, hi = r["auroc_ci"]
     assert 0.0 <= lo <= r["auroc"] <= hi <= 1.0
     stored = json.loads((data / validation.FILE_NAME).read_text(encoding="utf-8"))
