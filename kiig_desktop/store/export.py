@@ -20,7 +20,7 @@ from typing import IO, Any
 
 from ..errors import InputError, StoreError
 from ..files import private_output, spreadsheet_writer
-from ..strict_json import JSONProblem, bad_lines_error, dumps, loads
+from ..strict_json import JSONProblem, bad_lines_error, dumps, jsonl_lines, loads
 from .codec import canonical_json, now_iso, sha256_text
 from .schema import RUN_KINDS, RUN_STATUSES
 from .session import SessionStore, compute_run_key
@@ -171,14 +171,14 @@ def export_run(store: SessionStore, run_id: int, fmt: str, output: Path | None, 
 def _read_jsonl(path: Path) -> list[dict]:
     """Every row of an import file, checked whole first: one InputError lists every bad line."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise InputError(f"{path} is not UTF-8 text") from None
     rows = []
     problems: list[tuple[int, str]] = []
-    for n, line in enumerate(lines, 1):
+    for n, line in jsonl_lines(text):
         if not line.strip():
             continue
         try:

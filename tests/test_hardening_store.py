@@ -1,0 +1,80 @@
+"""Issue 28 (E, G, H, N), through the real ``kiig`` command on real session files: JSONL is split
+only at line feeds, a received session with objects KIIG did not create is refused for writing,
+a dataset is not an export, and given steps are scored and stored verbatim."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from kiig_desktop.chains.dataset_files import iter_jsonl
+from kiig_desktop.store import SessionStore
+
+from .store_support import make_item, make_record, model_info
+
+ODD = "\u2028line\u2029para\u0085next\u000bvt\u000cff\u001cfs"  # what str.splitlines splits at, JSON keeps raw
+
+
+def kiig(*args, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kiig_desktop", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def refused(r: subprocess.CompletedProcess, *words: str) -> str:
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
+    assert "Traceback" not in r.stderr and len(lines) == 1, r.stderr[-2000:]
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+    return lines[0]
+
+
+def session_with(path: Path, records: list[dict], items: list[dict | None] | None = None) -> Path:
+    with SessionStore.open(path) as store:
+        scorer = store.ensure_model(model_info())
+        run_id, _ = store.find_or_create_run("score", {"input": path.name}, {"scorer": scorer}, {"kiig": "test"}, seed=0)
+        for i, rec in enumerate(records):
+            store.save_chain(run_id, str(rec["id"]), rec, item=(items or [None] * len(records))[i])
+        store.set_run_status(run_id, "finished")
+    return path
+
+
+def snapshot(path: Path) -> list:
+    with SessionStore.open(path, write=False) as store:
+        (run,) = store.list_runs()
+        return [(store.load_chain(c["id"]), store.load_item(c["id"])) for c in store.chains_for_run(run["id"])]
+
+
+# ------------------------------------------------------------------------------ E: JSONL lines
+
+
+def test_an_export_holding_unicode_line_separators_imports_back_identical(tmp_path):
+    records, items = [], []
+    for i in range(3):
+        rec = make_record(i, n_steps=3, n_tokens=60, curve=False)
+        rec["steps"][1]["text"] = f"step{ODD} with separators {i}"
+        item = make_item(i, question=f"Question{ODD} {i}?")
+        item["options"]["A"] = f"Drug{ODD}"
+        records.append(rec)
+        items.append(item)
+    src = session_with(tmp_path / "src.kiig", records, items)
+    export = tmp_path / "run.jsonl"
+    r = kiig("export", "--db", src, "--format", "jsonl", "--output", export)
+    assert r.returncode == 0, r.stderr
+    assert "\u2028" in export.read_text(encoding="utf-8")  # written raw: the importer must not split there
+    dst = tmp_path / "dst.kiig"
+    r = kiig("import", "--db", dst, export)
+    assert r.returncode == 0, r.stderr
+    assert snapshot(dst) == snapshot(src)
+
+
+def test_every_jsonl_reader_splits_only_at_line_feeds(tmp_path):
+    """Score and run inputs in UTF-16 go through the same line reader as UTF-8 ones."""
+    rows = [{"id": f"a{i}", "question": f"Q{ODD}?", "answer": "4", "steps": [f"s{ODD}"]} for i in range(2)]
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    for encoding in ("utf-8", "utf-16"):
+        path = tmp_path / f"in.{encoding}.jsonl"
+        path.write_text(text, encoding=encoding)
+        assert list(iter_jsonl(path, encoding)) == [(1, rows[0]), (2, rows[1])]
