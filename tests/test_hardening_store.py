@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from kiig_desktop.chains.dataset_files import iter_jsonl
+from kiig_desktop.resources import resource_path
 from kiig_desktop.store import SessionStore
 
 from .store_support import make_item, make_record, model_info
@@ -78,3 +79,23 @@ def test_every_jsonl_reader_splits_only_at_line_feeds(tmp_path):
         path = tmp_path / f"in.{encoding}.jsonl"
         path.write_text(text, encoding=encoding)
         assert list(iter_jsonl(path, encoding)) == [(1, rows[0]), (2, rows[1])]
+
+
+# ------------------------------------------------------------------------------ H: not an export
+
+
+def test_importing_a_dataset_is_refused_with_one_line_and_stores_nothing(tmp_path):
+    db = tmp_path / "x.kiig"
+    dataset = resource_path("datasets", "clinical_mcq.jsonl")
+    refused(kiig("import", "--db", db, dataset), str(dataset), "neither a KIIG export row", "nothing was imported")
+    assert not db.exists()
+    session_with(db, [make_record(1, n_steps=2, n_tokens=40, curve=False) | {"id": "a"}])
+    before = snapshot(db)
+    refused(kiig("import", "--db", db, dataset), "nothing was imported")
+    assert snapshot(db) == before
+
+
+def test_check_flags_finished_chains_without_steps(tmp_path):
+    db = session_with(tmp_path / "s.kiig", [{"id": "empty", "mode": "answer", "info_gain_mean": None}])
+    r = kiig("sessions", "--db", db, "--check")
+    assert r.returncode == 1 and "finished with no steps" in r.stdout, r.stdout + r.stderr

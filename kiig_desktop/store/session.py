@@ -463,7 +463,7 @@ class SessionStore:
                                   "salvage it with `sqlite3 FILE .recover`")
 
     def check(self) -> list[str]:
-        """Problems found (empty: healthy): SQLite integrity, foreign keys, incomplete chains."""
+        """Problems found (empty: healthy): SQLite integrity, foreign keys, incomplete chains, finished chains without steps."""
         problems: list[str] = []
         with self._read():
             result = [r[0] for r in self.conn.execute("PRAGMA integrity_check").fetchall()]
@@ -476,6 +476,8 @@ class SessionStore:
             ).fetchall():
                 if n_steps != found:
                     problems.append(f"chain {chain_id}: {found} of {n_steps} steps stored")
+            for (chain_id,) in self.conn.execute("SELECT id FROM chains WHERE status = 'finished' AND n_steps = 0"):
+                problems.append(f"chain {chain_id}: finished with no steps (KIIG stores such a chain as an error)")
             for (chain_id,) in self.conn.execute(
                 "SELECT id FROM chains WHERE json_extract(record, '$.token_curve.stored_in') IS NOT NULL "
                 "AND id NOT IN (SELECT chain_id FROM token_curves)"
