@@ -5,11 +5,15 @@ a dataset is not an export, and given steps are scored and stored verbatim."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from kiig_desktop.chains.dataset_files import iter_jsonl
+from kiig_desktop.errors import StoreError
 from kiig_desktop.resources import resource_path
 from kiig_desktop.store import SessionStore
 
@@ -79,6 +83,52 @@ def test_every_jsonl_reader_splits_only_at_line_feeds(tmp_path):
         path = tmp_path / f"in.{encoding}.jsonl"
         path.write_text(text, encoding=encoding)
         assert list(iter_jsonl(path, encoding)) == [(1, rows[0]), (2, rows[1])]
+
+
+# ------------------------------------------------------------------------------ G: foreign objects
+
+FOREIGN = {
+    "trigger zz": "CREATE TRIGGER zz AFTER INSERT ON chains BEGIN DELETE FROM steps WHERE chain_id<>NEW.id; END",
+    "view vv": "CREATE VIEW vv AS SELECT key FROM chains",
+    "table extra": "CREATE TABLE extra (x)",
+    "index steps_by_text": "CREATE INDEX steps_by_text ON steps(text)",
+    "trigger corpus_chunks_ai": "DROP TRIGGER corpus_chunks_ai; CREATE TRIGGER corpus_chunks_ai AFTER INSERT ON "
+                                "corpus_chunks BEGIN DELETE FROM chains; END",  # one of KIIG's names, other code
+}
+
+
+@pytest.mark.parametrize("name", sorted(FOREIGN))
+def test_a_received_session_with_objects_kiig_did_not_create_is_refused_for_writing(tmp_path, name):
+    db = session_with(tmp_path / "received.kiig", [make_record(i, n_steps=3, n_tokens=60, curve=False) | {"id": f"q{i}"}
+                                                   for i in range(3)])
+    con = sqlite3.connect(db)
+    con.executescript(FOREIGN[name])
+    con.close()
+    before = snapshot(db)
+    other = session_with(tmp_path / "other.kiig", [make_record(9, n_steps=2, n_tokens=40, curve=False) | {"id": "new"}])
+    export = tmp_path / "other.jsonl"
+    assert kiig("export", "--db", other, "--format", "jsonl", "--output", export).returncode == 0
+    digest = db.read_bytes()
+
+    r = kiig("sessions", "--db", db, "--check")  # reading runs none of them; the check names them
+    assert r.returncode == 1 and name in r.stdout and "Traceback" not in r.stderr, r.stdout + r.stderr
+    refused(kiig("import", "--db", db, export), str(db), name, "did not create")
+    assert db.read_bytes() == digest and snapshot(db) == before
+    with pytest.raises(StoreError, match=name):
+        SessionStore.open(db)  # the desktop app opens sessions the same way
+
+
+def test_sessions_kiig_made_pass_the_check_with_corpora_and_after_writes(tmp_path):
+    db = tmp_path / "mine.kiig"
+    docs = tmp_path / "facts.txt"
+    docs.write_text("Metformin is first-line therapy for type 2 diabetes.\n", encoding="utf-8")
+    assert kiig("corpus", "add", "--db", db, "--name", "c", docs).returncode == 0  # FTS5 shadow tables, triggers
+    src = session_with(tmp_path / "src.kiig", [make_record(1, n_steps=2, n_tokens=40, curve=False) | {"id": "a"}])
+    export = tmp_path / "src.jsonl"
+    assert kiig("export", "--db", src, "--format", "jsonl", "--output", export).returncode == 0
+    assert kiig("import", "--db", db, export).returncode == 0
+    r = kiig("sessions", "--db", db, "--check")
+    assert r.returncode == 0 and "integrity: ok" in r.stdout, r.stdout + r.stderr
 
 
 # ------------------------------------------------------------------------------ H: not an export
