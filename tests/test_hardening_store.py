@@ -149,3 +149,25 @@ def test_check_flags_finished_chains_without_steps(tmp_path):
     db = session_with(tmp_path / "s.kiig", [{"id": "empty", "mode": "answer", "info_gain_mean": None}])
     r = kiig("sessions", "--db", db, "--check")
     assert r.returncode == 1 and "finished with no steps" in r.stdout, r.stdout + r.stderr
+
+
+# ------------------------------------------------------------------------------ N: given steps verbatim
+
+
+def test_given_steps_and_options_are_scored_and_stored_verbatim(tmp_path):
+    steps = ["  Metformin lowers hepatic glucose output.\u2028", "\tIt is first-line in type 2 diabetes.  "]
+    options = {"A": " Insulin glargine", "B": "Metformin\u2029", "C": "Gliclazide  "}
+    line = {"id": "verbatim", "question": "Which drug is started first in type 2 diabetes?", "options": options,
+            "answer_idx": "B", "answer": "Metformin", "steps": steps}
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps(line, ensure_ascii=False) + "\n", encoding="utf-8")
+    out, db = tmp_path / "out.jsonl", tmp_path / "s.kiig"
+    r = kiig("score", "--model", "default", "--input", src, "--output", out, "--db", db)
+    assert r.returncode == 0, r.stderr
+    (scored,) = [json.loads(x) for x in out.read_text(encoding="utf-8").split("\n") if x]
+    assert [s["text"] for s in scored["steps"]] == steps
+    assert scored["options"] == options
+    with SessionStore.open(db, write=False) as store:
+        (chain,) = store.chains_for_run(1)
+        assert [s["text"] for s in store.load_chain(chain["id"])["steps"]] == steps
+        assert store.load_item(chain["id"])["options"] == options
