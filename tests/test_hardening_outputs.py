@@ -155,6 +155,13 @@ def test_score_output_into_its_own_session_wal_is_refused_before_anything_runs(t
         assert len(store.chains_for_run(1)) == 3
 
 
+def test_ki_output_into_its_session_shm_is_refused_before_the_judge_loads(tmp_path):
+    db = score_session(tmp_path / "k.kiig")
+    out = Path(f"{db}-shm")
+    refused(kiig("ki", "--model", "default", "--db", db, "--corpus", "c", "--input", CHAINS, "--output", out), str(out))
+    assert not out.exists()
+
+
 def test_report_into_the_session_wal_is_refused_and_the_session_opens(tmp_path):
     db = batch_session(tmp_path / "b.kiig")
     out = Path(f"{db}-wal")
