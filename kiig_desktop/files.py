@@ -18,9 +18,11 @@ formula injection.
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import os
 import re
+import secrets
 import stat
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -37,6 +39,7 @@ except ImportError:  # Windows: no advisory lock
 
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS}
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
 
@@ -217,8 +220,7 @@ def create_part(part: Path) -> int:
     """
     for _attempt in range(5):
         remove_stale_part(part)
-        own = part.with_name(f"{part.name}.{os.getpid()}")
-        own.unlink(missing_ok=True)  # a leftover of an earlier process with this pid: never in use
+        own = part.with_name(f"{part.name}.{os.getpid()}.{secrets.token_hex(4)}")  # this thread's alone
         fd = os.open(own, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC, 0o600)
         try:
             _lock(fd)
@@ -228,7 +230,9 @@ def create_part(part: Path) -> int:
                 os.close(fd)
                 fd = -1
                 continue  # another writer made it meanwhile: look at it again
-            except OSError:  # a file system without hard links: O_EXCL alone, locked at once
+            except OSError as exc:  # a file system without hard links: O_EXCL alone, locked at once
+                if exc.errno not in _NO_HARD_LINKS:
+                    raise
                 fd2 = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC, 0o600)
                 os.close(fd)
                 fd = fd2
