@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import stat
@@ -238,3 +239,24 @@ def test_a_target_that_is_not_a_regular_file_is_refused_never_replaced(tmp_path,
     mode = os.lstat(target).st_mode
     assert stat.S_ISFIFO(mode) if kind == "fifo" else (stat.S_ISLNK(mode) and os.readlink(target) == "/dev/null")
     assert not Path(f"{target}.part").exists()
+
+
+def test_dev_stdout_is_refused_and_stays_a_link_as_root(tmp_path):
+    """The issue's case: as root, ``--output /dev/stdout`` replaced /dev/stdout with a regular file. Run in
+    a private mount namespace over a fresh /dev, so a failure can only damage that copy."""
+    unshare = shutil.which("unshare")
+    assert unshare and os.geteuid() == 0, "needs root and unshare (util-linux) for a private mount namespace"
+    db = score_session(tmp_path / "s.kiig")
+    script = (
+        "set -e; mount -t tmpfs -o mode=0755 kiig-dev /dev; mknod -m 0666 /dev/null c 1 3; "
+        "ln -s /proc/self/fd/1 /dev/stdout; ln -s /proc/self/fd/2 /dev/stderr; "
+        'rc=0; "$0" -m kiig_desktop export --db "$1" --format jsonl --output /dev/stdout > "$2" 2> "$3" || rc=$?; '
+        'echo "rc=$rc"; if [ -L /dev/stdout ]; then echo "still a link"; else echo "replaced"; fi'
+    )
+    shown, err = tmp_path / "shown.txt", tmp_path / "err.txt"
+    r = subprocess.run([unshare, "-m", "--propagation", "private", "sh", "-c", script, sys.executable, db, shown, err],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["rc=2", "still", "a", "link"], (r.stdout, err.read_text())
+    lines = [ln for ln in err.read_text().splitlines() if ln.strip()]
+    assert len(lines) == 1 and "/dev/stdout" in lines[0] and "not a regular file" in lines[0], lines
