@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +86,19 @@ def loads(text: str) -> Any:
     return obj
 
 
+def jsonl_lines(text: str) -> Iterator[tuple[int, str]]:
+    """Number the lines of JSON Lines text, as every KIIG reader of JSONL must split them.
+
+    Only ``\\n`` ends a line (a ``\\r`` before it is dropped): ``str.splitlines`` would also split at
+    U+2028, U+2029, U+0085 and other characters that JSON strings hold unescaped.
+    """
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()  # the newline that ends the last line starts no line of its own
+    for n, line in enumerate(lines, 1):
+        yield n, line.removesuffix("\r")
+
+
 def _finite(obj: Any) -> Any:
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
@@ -120,4 +133,4 @@ def bad_lines_error(path: str | Path, problems: list[tuple[int, str]]) -> InputE
     return InputError(f"{path}: {len(problems)} bad lines (nothing was run or stored):\n" + "\n".join(shown))
 
 
-__all__ = ["JSONProblem", "bad_lines_error", "dumps", "loads"]
+__all__ = ["JSONProblem", "bad_lines_error", "dumps", "jsonl_lines", "loads"]

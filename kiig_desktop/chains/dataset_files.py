@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import InputError
-from ..strict_json import JSONProblem, bad_lines_error, loads
+from ..strict_json import JSONProblem, bad_lines_error, jsonl_lines, loads
 
 T = TypeVar("T")
 
@@ -75,8 +75,7 @@ def _decoded_lines(p: Path, encoding: str) -> Iterator[tuple[int, str | RowError
             text = p.read_bytes().decode(encoding)
         except UnicodeDecodeError as exc:
             raise InputError(f"{p} is not valid {encoding}: {exc.reason}") from None
-        for n, ln in enumerate(text.splitlines(), start=1):
-            yield n, ln
+        yield from jsonl_lines(text)
         return
     with p.open("rb") as fh:
         for n, raw in enumerate(_bounded_lines(fh), start=1):

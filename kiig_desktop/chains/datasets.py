@@ -145,7 +145,7 @@ def _parse_options(raw: Any, problems: list[str]) -> dict[str, str] | None:
             problems.append(f"option {letter} is empty")
             ok = False
         else:
-            options[letter] = text.strip()
+            options[letter] = text  # verbatim, like steps: the answer matching ignores surrounding space
     if ok and len(options) < 2:
         problems.append("options need at least two choices")
         ok = False
@@ -315,7 +315,7 @@ def _parse_steps(raw: Any, problems: list[str]) -> tuple[list[str] | None, list[
             where = f"steps[{i}].text" if isinstance(entry, dict) else f"steps[{i}]"
             problems.append(f"{where} must be a non-empty string, got {_type_name(text)}")
             return None, None
-        texts.append(text.strip())
+        texts.append(text)  # verbatim (docs/cli.md): surrounding space and U+2028 are part of the step
         knowledge.append(know.strip() if know is not None else None)
     return texts, knowledge if any(k is not None for k in knowledge) else None
 

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError
+from ..files import check_output
 from ..store import SessionStore
 from ..store.export import export_run, import_jsonl
 from ._common import open_session_for_writing
@@ -61,6 +62,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         fmt = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}.get(suffix)
         if fmt is None:
             raise InputError("say which format to export: --format csv or --format jsonl")
+    if args.output is not None:
+        check_output(args.output, keep=(args.db,))  # refused before the session is opened
     with SessionStore.open(args.db, create=False, write=False) as store:
         run_id = _pick_run(store, args.run)
         n = export_run(store, run_id, fmt, args.output, sys.stdout)

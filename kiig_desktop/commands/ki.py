@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..errors import InputError, KiigError
 from ..events import CancelToken, ItemDone, Message, Progress
-from ..files import private_output
+from ..files import check_output, private_output
 from ..strict_json import dumps
 from ._common import (
     KI_MODE_CHOICES,
@@ -76,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--max-prompt-chars must be at least 1000, got {args.max_prompt_chars}")
     options = engine_options(args)
     items = read_ki_input(args.input)
+    check_output(args.output, keep=(args.input, args.db))  # refused before the session or the judge is opened
     if not Path(args.db).expanduser().exists():
         raise InputError(f"no session file {args.db}", hint="import a corpus first: kiig corpus add --db FILE --name NAME PATH")
     with open_session_for_writing(args.db, create=False) as store:

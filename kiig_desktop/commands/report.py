@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError
-from ..files import write_private_text
+from ..files import check_output, write_private_text
 from ..reports.html import CSV_TABLES
 from ._common import seed_value
 
@@ -46,6 +46,8 @@ def build(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.output is not None:
+        check_output(args.output, keep=(args.db,))  # refused before the statistics are computed
     text = build(args)
     if args.output is None:
         sys.stdout.write(text)

@@ -10,7 +10,7 @@ from ..chains.steps import MODES as SPLIT_MODES
 from ..engine.client import EngineClient
 from ..errors import InputError, StoreError
 from ..events import CancelToken, ItemDone, Message, Progress
-from ..files import file_sha256, private_output
+from ..files import check_output, file_sha256, private_output
 from ..metrics.infogain import MODES
 from ..runs.score import ScoreConfig, iter_score_file, output_line, read_score_input
 from ..strict_json import dumps
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     jobs = read_score_input(input_path)  # missing/binary files raise InputError: exit 2
     if not jobs:
         raise InputError(f"{input_path} has no lines to score")
-    output = Path(args.output)
+    output = check_output(args.output, keep=(input_path, args.db))  # refused before any session or model is opened
     cancel = CancelToken()
     store = None
     if args.db:

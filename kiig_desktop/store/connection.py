@@ -23,6 +23,7 @@ from . import corpus_schema
 from .codec import now_iso
 from .failures import base_code, translate
 from .schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
+from .schema_check import foreign_problem
 
 try:
     import fcntl
@@ -360,6 +361,9 @@ def open_writer(path: Path, create: bool) -> Opened:
         _register(key)
         registered = True
         version, blank = _classify(conn, path)
+        if not blank and (foreign := foreign_problem(conn)):  # before anything is written: no foreign trigger runs
+            raise StoreError(f"cannot write session {path}: it holds {foreign}; the file was not changed "
+                             "(view it read-only, or remove them with an SQLite tool)")
         _set_pragmas(conn, path, write=True)
         if blank or version < SCHEMA_VERSION:
             migrate(conn, 0 if blank else version, path)

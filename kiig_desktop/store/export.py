@@ -20,7 +20,7 @@ from typing import IO, Any
 
 from ..errors import InputError, StoreError
 from ..files import private_output, spreadsheet_writer
-from ..strict_json import JSONProblem, bad_lines_error, dumps, loads
+from ..strict_json import JSONProblem, bad_lines_error, dumps, jsonl_lines, loads
 from .codec import canonical_json, now_iso, sha256_text
 from .schema import RUN_KINDS, RUN_STATUSES
 from .session import SessionStore, compute_run_key
@@ -171,14 +171,14 @@ def export_run(store: SessionStore, run_id: int, fmt: str, output: Path | None, 
 def _read_jsonl(path: Path) -> list[dict]:
     """Every row of an import file, checked whole first: one InputError lists every bad line."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise InputError(f"{path} is not UTF-8 text") from None
     rows = []
     problems: list[tuple[int, str]] = []
-    for n, line in enumerate(lines, 1):
+    for n, line in jsonl_lines(text):
         if not line.strip():
             continue
         try:
@@ -304,11 +304,28 @@ def _import_row(store: SessionStore, row: dict, runs: dict[str, dict], path: Pat
     summary["chains"] += 1
 
 
+def _output_line_problem(row: dict) -> str | None:
+    """Why ``row`` is not a ``kiig score`` / ``kiig ki`` output line (scored steps or an error), or None."""
+    if isinstance(row.get("id"), bool) or not isinstance(row.get("id"), (str, int)):
+        return "no \"id\""
+    if isinstance(row.get("error"), str) and row["error"].strip():
+        return None
+    if not row.get("steps"):
+        return "no scored \"steps\" and no \"error\""
+    if "info_gain_mean" not in row and "ki_mean" not in row:
+        return "neither \"info_gain_mean\" nor \"ki_mean\""
+    return None
+
+
 def _import_output_lines(store: SessionStore, rows: list[dict], path: Path) -> dict:
     """Plain ``kiig score``/``kiig ki`` output lines -> one run of kind ``import``."""
-    for n, row in enumerate(rows, 1):
-        if not isinstance(row.get("id"), (str, int)):
-            raise InputError(f"{path}:{n}: neither a KIIG export row nor an output line with an \"id\"")
+    problems = [(n, _output_line_problem(row)) for n, row in enumerate(rows, 1)]
+    problems = [(n, why) for n, why in problems if why]
+    if len(problems) == len(rows):  # e.g. a dataset: one line, not one per item
+        raise InputError(f"{path}: neither a KIIG export row nor a kiig score / kiig ki output line (line {problems[0][0]}: "
+                         f"{problems[0][1]}); nothing was imported (a dataset is scored with kiig run or kiig score)")
+    if problems:
+        raise bad_lines_error(path, problems)
     is_ki = all("ki_mean" in r and "info_gain_mean" not in r for r in rows)
     role = "judge" if is_ki else "scorer"
     model = next((r["model"] for r in rows if isinstance(r.get("model"), dict) and r["model"].get("sha256")), None)

@@ -30,6 +30,7 @@ from .codec import canonical_json, dumps, dumps_opt, loads, now_iso, opt_int, sh
 from .connection import Opened, close_opened, open_reader, open_writer, translate
 from .ki_rows import read_ki, write_ki
 from .schema import MODEL_ROLES, RUN_KINDS, RUN_STATUSES, SCHEMA_VERSION
+from .schema_check import foreign_problem
 
 _RUN_INSERT = (
     "uid, run_key, kind, name, status, settings, versions, seed, subject_model_id, "
@@ -463,7 +464,7 @@ class SessionStore:
                                   "salvage it with `sqlite3 FILE .recover`")
 
     def check(self) -> list[str]:
-        """Problems found (empty: healthy): SQLite integrity, foreign keys, incomplete chains."""
+        """Problems found (empty: healthy): SQLite integrity, foreign keys, incomplete chains, finished chains without steps, objects KIIG did not create."""
         problems: list[str] = []
         with self._read():
             result = [r[0] for r in self.conn.execute("PRAGMA integrity_check").fetchall()]
@@ -476,11 +477,15 @@ class SessionStore:
             ).fetchall():
                 if n_steps != found:
                     problems.append(f"chain {chain_id}: {found} of {n_steps} steps stored")
+            for (chain_id,) in self.conn.execute("SELECT id FROM chains WHERE status = 'finished' AND n_steps = 0"):
+                problems.append(f"chain {chain_id}: finished with no steps (KIIG stores such a chain as an error)")
             for (chain_id,) in self.conn.execute(
                 "SELECT id FROM chains WHERE json_extract(record, '$.token_curve.stored_in') IS NOT NULL "
                 "AND id NOT IN (SELECT chain_id FROM token_curves)"
             ).fetchall():
                 problems.append(f"chain {chain_id}: its token curve is missing")
+            if foreign := foreign_problem(self.conn):
+                problems.append(foreign)
             version = self.conn.execute("PRAGMA user_version").fetchone()[0]
             if version != SCHEMA_VERSION:
                 problems.append(f"schema version {version}, expected {SCHEMA_VERSION}")

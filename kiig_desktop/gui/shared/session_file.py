@@ -20,7 +20,7 @@ from PySide6.QtCore import QObject, QSettings, Signal, Slot
 from ...config import Settings, ensure_private_dir
 from ...errors import StoreError
 from ...events import CancelToken
-from ...files import remove_stale_part
+from ...files import create_part
 from ...store import SessionStore
 from ...store.connection import discard_if_blank
 from .workers import Task, TaskManager
@@ -155,9 +155,9 @@ class SessionFile(QObject):
                 if self.path == target:
                     return str(target)
                 part = target.with_name(target.name + ".part")
+                fd = -1
                 try:
-                    remove_stale_part(part)  # a leftover of ours; a planted link is refused
-                    os.close(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600))
+                    fd = create_part(part)  # locked while we write; a planted link or a live writer is refused
                     dst = sqlite3.connect(part)
                     try:
                         self.store.conn.backup(dst)
@@ -167,8 +167,12 @@ class SessionFile(QObject):
                         Path(f"{target}{suffix}").unlink(missing_ok=True)
                     os.replace(part, target)
                 except (OSError, sqlite3.Error) as exc:
-                    part.unlink(missing_ok=True)
+                    if fd >= 0:
+                        part.unlink(missing_ok=True)
                     raise StoreError(f"cannot save the session as {target}: {exc}") from None
+                finally:
+                    if fd >= 0:
+                        os.close(fd)
             return str(target)
 
         task = self.tasks.run(f"Saving session as {target.name}", work)
