@@ -312,8 +312,9 @@ def scan_chain(prefixes: list[dict], curve_prefix: int | None, n_ctx: int,
 
     One piece of logic for one chain at a time (:func:`scan`) and several in shared batches
     (``ops_many.scan_many``); the drivers only decide where and with whom a request is decoded.
-    ``from_scratch``: every prefix, candidate and paper sequence is its own one-pass evaluation
-    (single-token candidates too, each after its context), exact on any build, O(n^2) tokens.
+    ``from_scratch``: every prefix (read with its single-token candidates, the option letters, at the
+    end of its context), multi-token candidate and paper sequence is its own one-pass evaluation from
+    position 0: exact on any build, O(n^2) tokens.
     """
     if not prefixes:
         raise InputError("scan needs at least one prefix")
@@ -333,7 +334,7 @@ def scan_chain(prefixes: list[dict], curve_prefix: int | None, n_ctx: int,
         if not context or not answer:
             raise InputError(f"prefix {k} has an empty context or answer")
         cands = p.get("candidates") or []
-        single = [] if from_scratch else [c[0] for c in cands if len(c) == 1]
+        single = [c[0] for c in cands if len(c) == 1]
         row = len(context) - 1
         seq = context + answer
         single_lp = iter((yield from cache.extend_to(seq, row if single else None, single)))
@@ -343,7 +344,7 @@ def scan_chain(prefixes: list[dict], curve_prefix: int | None, n_ctx: int,
             curve = {"context_logprob": cache.lp[: len(context)], "context_entropy": cache.ent[: len(context)]}
         cand_lp = []
         for c in cands:
-            if len(c) == 1 and not from_scratch:
+            if len(c) == 1:
                 cand_lp.append(next(single_lp))
             else:
                 yield from cache.extend_to(context + list(c))
