@@ -50,9 +50,11 @@ KI_COLUMN = SUMMARY_COLUMNS.index("Mean KI")
 
 
 def chain_ki_mean(result: AnalysisResult) -> float | None:
-    """The chain's mean KI: its latest KI evaluation's, else the record's (batch runs); None if absent."""
-    if result.ki:
-        return result.ki[-1].get("ki_mean")
+    """The chain's mean KI: its latest KI evaluation made on the chain as it is (not on an earlier
+    version of its record), else the record's (batch runs); None if absent."""
+    current = [ev for ev in result.ki if ev.get("current", True)]
+    if current:
+        return current[-1].get("ki_mean")
     value = result.record.get("ki_mean")
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 

@@ -361,7 +361,8 @@ class ResultsView(QWidget):
         mean = ev.get("ki_mean")
         c = theme().colors()
         card.set_value("—" if mean is None else f"{mean:.3f}", None if mean is None else c["good"] if mean >= 0.5 else c["bad"])
-        card.caption.setText(f"Mean KI · {judged} of {len(steps)} steps judged")
+        earlier = "" if ev.get("current", True) else " · on an earlier version of this chain"
+        card.caption.setText(f"Mean KI · {judged} of {len(steps)} steps judged{earlier}")
 
     # ------------------------------------------------------------------ Knowledge Index
 
