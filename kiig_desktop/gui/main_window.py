@@ -82,6 +82,7 @@ class MainWindow(QMainWindow):
         self.splitters: dict[str, QSplitter] = {}
         self._closing = False
         self._narrow = False
+        self._open_error: str | None = None  # the banner of a failed open, until a later open succeeds
 
         self.message_bar = MessageBar()
         self.tabs = QTabWidget()
@@ -170,7 +171,7 @@ class MainWindow(QMainWindow):
         self.engines.error.connect(lambda text: self.show_message(text, "error"))
         self.engines.notice.connect(lambda text: self.show_message(text, "info", 15000))
         self.engines.models_changed.connect(self._update_models_label)
-        self.session.opened.connect(lambda _p: self._update_title())
+        self.session.opened.connect(self._session_opened)
         self.session.recent_changed.connect(lambda: rebuild_recent(self))
         self.analyze.result_ready.connect(self._show_result)
         self.sessions.open_requested.connect(self._open_chain)
@@ -195,8 +196,8 @@ class MainWindow(QMainWindow):
             else:
                 self.session.open_last_or_new()
         except KiigError as exc:
-            self.show_message(str(exc), "error")
             self.session.new_untitled()
+            self.show_message(str(exc), "error")
         task = self.engines.refresh()
         task.succeeded.connect(lambda _m: self._after_discovery([p for p in paths or [] if p not in session_paths]))
         self.results.warm_up()
@@ -256,6 +257,14 @@ class MainWindow(QMainWindow):
             self.show_view("sessions")
         except KiigError as exc:
             self.show_message(str(exc))
+            self._open_error = str(exc)
+
+    def _session_opened(self, _path: str) -> None:
+        """A session opened: an error from an earlier failed open no longer applies."""
+        self._update_title()
+        if self._open_error and self.message_bar.isVisible() and self.message_bar.label.text() == self._open_error:
+            self.message_bar.hide()
+        self._open_error = None
 
     def open_session_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open session", str(self.session.sessions_dir),

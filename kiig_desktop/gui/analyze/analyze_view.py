@@ -181,11 +181,12 @@ class AnalyzeView(QWidget):
         self.split_button.clicked.connect(self.split)
         self.score_button.clicked.connect(self.score)
         self.reasoning.textChanged.connect(self._text_changed)
+        self.session.opened.connect(self._steps_changed)  # "saved to the session (run, chain)" was the last session's
         self._set_busy(None)
 
     # ------------------------------------------------------------------ state
 
-    def _steps_changed(self) -> None:
+    def _steps_changed(self, *_args: object) -> None:
         """A score status belongs to the steps it scored: new or edited steps clear it."""
         if self._busy_kind != "score":
             self.progress.setVisible(False)

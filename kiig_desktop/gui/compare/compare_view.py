@@ -168,6 +168,7 @@ class CompareView(QWidget):
         self.clear_button.clicked.connect(self.clear)
         engines.models_changed.connect(self._fill_models)
         theme().changed.connect(self._fill_table)
+        session.opened.connect(self._session_opened)
         self._fill_models()
         self._set_busy(False)
 
@@ -229,6 +230,12 @@ class CompareView(QWidget):
     def clear(self) -> None:
         self.results = []
         self._refresh()
+
+    def _session_opened(self, _path: str) -> None:
+        """Another session: the chains compared so far belong to the last one."""
+        if self.task is None:
+            self.status.setText("")
+        self.clear()
 
     def _refresh(self) -> None:
         self.chain_list.clear()

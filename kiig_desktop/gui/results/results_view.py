@@ -108,6 +108,7 @@ class ResultsView(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.stack)
         theme().changed.connect(self._refresh_colors)
+        session.opened.connect(self.clear)  # another session: its chains are not the last one's
 
     # ------------------------------------------------------------------ layout
 
@@ -241,6 +242,20 @@ class ResultsView(QWidget):
         task = self.tasks.run("Opening chain", lambda _c: self.session.read(lambda st: load_result(st, run_id, chain_id)), quiet=True)
         task.succeeded.connect(self.show_result)
         task.failed.connect(lambda text: self.message.emit(text, "error"))
+
+    def clear(self, *_args: object) -> None:
+        """Show no chain (the empty state)."""
+        self.result = None
+        self.selected = self.hovered = None
+        self.ki_index = -1
+        self._generation += 1  # drops the stages of a chain still being drawn
+        self.pending = False
+        self.table.set_record(None)
+        self.text_view.clear_all()
+        for fig in self.figures():
+            fig.clear_plot()
+        self.stack.setCurrentIndex(0)
+        self.ki_shown.emit()
 
     def show_result(self, result: AnalysisResult) -> None:
         """Show a chain. The work is spread over a few event-loop turns (header, text and table
