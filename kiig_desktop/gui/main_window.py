@@ -91,9 +91,9 @@ class MainWindow(QMainWindow):
         layout = QVBoxLayout(central)
         layout.setContentsMargins(8, 6, 8, 0)
         layout.setSpacing(6)
-        layout.addWidget(self.message_bar)
         layout.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
+        self.message_bar.float_over(self.tabs, lambda: self.tabs.tabBar().height())  # showing it moves nothing
 
         # Every screen is built here, the same way: it receives the services and the callables it
         # needs; the links between screens are signals connected in _connect().

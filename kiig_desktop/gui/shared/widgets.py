@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
@@ -65,10 +66,18 @@ class ElidedLabel(QLabel):
 
 
 class MessageBar(QFrame):
-    """An inline banner for errors and notices (plain text, dismissable, never modal)."""
+    """A banner for errors and notices (plain text, dismissable, never modal).
+
+    After :meth:`float_over` it is an overlay on the top edge of another widget: showing and hiding
+    it moves nothing below it (a button about to be clicked stays where it is).
+    """
+
+    MARGIN = 8
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self._anchor: QWidget | None = None
+        self._offset: Callable[[], int] = lambda: 0
         self.setObjectName("MessageBar")
         layout = QHBoxLayout(self)
         layout.setContentsMargins(12, 8, 8, 8)
@@ -97,7 +106,9 @@ class MessageBar(QFrame):
         self.style().polish(self)
         self.icon.setText("⚠" if level == "error" else "ℹ")
         self.label.setText(text)
+        self._place()
         self.show()
+        self.raise_()
         if timeout_ms:
             self._timer.start(timeout_ms)
         else:
@@ -105,6 +116,28 @@ class MessageBar(QFrame):
 
     def text(self) -> str:
         return self.label.text() if self.isVisible() else ""
+
+    def float_over(self, anchor: QWidget, offset: Callable[[], int] = lambda: 0) -> None:
+        """Overlay the top of ``anchor`` (a sibling in the same parent), ``offset()`` px below its top
+        edge, and follow it when it moves or is resized."""
+        self._anchor, self._offset = anchor, offset
+        self.setParent(anchor.parentWidget())
+        anchor.installEventFilter(self)
+        self.hide()
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt override
+        if obj is self._anchor and event.type() in (QEvent.Type.Resize, QEvent.Type.Move) and self.isVisible():
+            self._place()
+        return False
+
+    def _place(self) -> None:
+        if self._anchor is None:
+            return
+        area = self._anchor.geometry()
+        width = max(120, area.width() - 2 * self.MARGIN)
+        layout = self.layout()
+        height = layout.totalHeightForWidth(width) if layout.hasHeightForWidth() else self.sizeHint().height()
+        self.setGeometry(area.x() + self.MARGIN, area.y() + self._offset() + 4, width, height)
 
 
 class EmptyState(QWidget):
