@@ -241,3 +241,11 @@ def test_the_app_leaves_ray_out_and_its_cluster_option_says_so(app, tmp_path):
               "--cluster", "10.0.0.1:6379"], _bare(tmp_path / "home"))
     assert r.returncode == 2, r.stderr[-2000:]
     assert "the installed app does not include" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_the_metric_definitions_ship_inside_the_archive(app):
+    """The help window's docs/metrics.md (and the other docs) are in the bundle, where docs_path finds them."""
+    shipped = app / "_internal" / "kiig_desktop" / "_docs"
+    for doc in sorted((ROOT / "docs").glob("*.md")):
+        assert (shipped / doc.name).read_bytes() == doc.read_bytes(), doc.name
+    assert not list(shipped.glob("screenshots")), "the screenshots are not help: leave them out"

@@ -179,7 +179,7 @@ class MetricCard(QFrame):
     The value never elides or clips: its label asks for its full text width, and the strip
     (:class:`CardStrip`) wraps cards onto a second row when they do not fit side by side. A
     signed value shows ▲/▼ beside it (the sign is never colour alone); ``help_key`` adds the
-    metric's one-sentence tooltip and a "more" link to docs/metrics.md.
+    metric's one-sentence tooltip and a "more" link to its definition (the app's help window).
     """
 
     def __init__(self, caption: str, tip: str = "", parent: QWidget | None = None, help_key: str | None = None) -> None:
@@ -204,11 +204,12 @@ class MetricCard(QFrame):
         bottom = row
         self.more: QLabel | None = None
         if help_key:
+            from .help_dialog import open_metric_help
             from .metric_help import metric_tip, more_link
 
             self.more = QLabel(more_link(help_key))
             self.more.setTextFormat(Qt.TextFormat.RichText)
-            self.more.setOpenExternalLinks(True)
+            self.more.linkActivated.connect(lambda href: open_metric_help(self, href))
             self.more.setProperty("role", "metric-caption")
             self.more.setObjectName("more-link")  # the only rich text: the app's own link, never data
             self.more.setAccessibleName(f"More about {caption}")
