@@ -50,7 +50,7 @@ from .shared.engines import Engines
 from .shared.session_file import SessionFile
 from .shared.task_indicator import TaskIndicator
 from .shared.theme import theme
-from .shared.widgets import MessageBar, PageArea, scrollable
+from .shared.widgets import MessageBar, PageArea, fit_text, rich_tooltip, scrollable
 from .shared.workers import Task, TaskManager
 
 MODEL_SUFFIXES = (".gguf",)
@@ -230,20 +230,28 @@ class MainWindow(QMainWindow):
 
     def show_message(self, text: str, level: str = "error", timeout_ms: int = 0) -> None:
         self.message_bar.show_message(text, level, timeout_ms or (6000 if level == "info" else 0))
-        self.statusBar().showMessage(text.splitlines()[0] if text else "", 6000)
+        self.flash_status(text.splitlines()[0] if text else "", 6000)
+
+    def flash_status(self, text: str, timeout_ms: int) -> None:
+        """A passing status-bar message, cut to the room the permanent labels leave (never under them)."""
+        bar = self.statusBar()
+        used = sum(w.sizeHint().width() + 8 for w in (self.task_indicator, self.models_label, self.session_label)
+                   if not w.isHidden())
+        room = max(60, bar.width() - used - 32)
+        bar.showMessage(bar.fontMetrics().elidedText(text, Qt.TextElideMode.ElideRight, room), timeout_ms)
 
     def _update_title(self) -> None:
-        self.setWindowTitle(f"KIIG Desktop — {self.session.display_name()}")
-        self.session_label.setText(f"Session: {self.session.display_name()}")
-        self.session_label.setToolTip(str(self.session.path or ""))
+        self.setWindowTitle(self.session.display_name())  # the platform adds " — KIIG Desktop" (applicationDisplayName)
+        fit_text(self.session_label, f"Session: {self.session.display_name()}")
+        self.session_label.setToolTip(rich_tooltip(str(self.session.path or "")))
 
     def _model_loaded(self, model_id: str) -> None:
         info = self.engines.find(model_id)
-        self.statusBar().showMessage(f"Model loaded: {info.name if info else model_id}", 5000)
+        self.flash_status(f"Model loaded: {info.name if info else model_id}", 5000)
 
     def _update_models_label(self) -> None:
         loaded = [m.name for m in self.engines.models if self.engines.is_loaded(m.id)]
-        self.models_label.setText(f"Loaded: {', '.join(loaded)}" if loaded else "No model loaded")
+        fit_text(self.models_label, f"Loaded: {', '.join(loaded)}" if loaded else "No model loaded")
 
     def new_session(self) -> None:
         try:

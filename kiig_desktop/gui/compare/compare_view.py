@@ -37,6 +37,7 @@ from ...runs.compare import CompareRequest, iter_compare
 from ..shared.engines import Engines
 from ..shared.figures import OverlayFigure
 from ..shared.judge_note import show_validation, validation_label
+from ..shared.metric_help import fmt_metric
 from ..shared.model_combo import ModelCheckList
 from ..shared.session_file import SessionFile
 from ..shared.task_ui import button_row, labelled_row, primary_button, progress_line, run_busy
@@ -47,6 +48,8 @@ from ..shared.workers import Task, TaskManager
 SUMMARY_COLUMNS = ("Chain", "Reasoning model", "Answer", "Correct?", "Mean InfoGain", "Mean KI", "Mean ΔNLL", "Steps",
                    "Tokens")
 KI_COLUMN = SUMMARY_COLUMNS.index("Mean KI")
+SUMMARY_KEYS = {SUMMARY_COLUMNS.index("Mean InfoGain"): "info_gain_mean", KI_COLUMN: "ki_mean",
+                SUMMARY_COLUMNS.index("Mean ΔNLL"): "delta_nll_mean"}  # the columns fmt_metric writes
 
 
 def chain_ki_mean(result: AnalysisResult) -> float | None:
@@ -266,7 +269,7 @@ class CompareView(QWidget):
                 elif isinstance(value, bool):
                     text = "✓ yes" if value else "✗ no"
                 elif isinstance(value, float):
-                    text = f"{value:.3f}" if col == KI_COLUMN else f"{value:+.4f}" if col in (4, 6) else f"{value:.4f}"
+                    text = fmt_metric(SUMMARY_KEYS.get(col, ""), value)
                 else:
                     text = str(value)
                 item = QTableWidgetItem(text)

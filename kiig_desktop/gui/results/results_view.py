@@ -31,6 +31,7 @@ from ...errors import KiigError
 from ...runs.analysis import AnalysisResult, Question, load_result
 from ..shared.figures import AnswerFigure, OptionsFigure, TokenFigure
 from ..shared.judge_note import evaluation_validation
+from ..shared.metric_help import fmt_metric
 from ..shared.plots import StepFigure
 from ..shared.session_file import SessionFile
 from ..shared.theme import theme
@@ -73,6 +74,11 @@ def reasoning_of(result: AnalysisResult) -> tuple[str, list[tuple[int, int] | No
 def _same(a: str, b) -> bool:
     """Whether two step texts agree up to white space."""
     return isinstance(b, str) and a.split() == b.split()
+
+
+SCORER_TOKENS_TIP = ("Steps scored, and the tokens the scorer read for the whole chain: the question, its options, "
+                     "every step and the answer, in the scorer's own tokenizer. The generation line in Analyze counts "
+                     "the tokens the subject model wrote, so the two numbers differ.")
 
 
 class ResultsView(QWidget):
@@ -135,7 +141,7 @@ class ResultsView(QWidget):
             "delta_nll": MetricCard("Mean ΔNLL (nats per step)", help_key="delta_nll"),
             "ppl": MetricCard("Answer PPL: question → final", help_key="answer_ppl"),
             "answer": MetricCard("Final answer", "The answer the reasoning states, graded against the ground truth"),
-            "steps": MetricCard("Steps · tokens", "Steps scored and tokens the scorer read"),
+            "steps": MetricCard("Steps · scorer tokens", SCORER_TOKENS_TIP),
         }
         self.card_strip = CardStrip(list(self.cards.values()))
         outer.addWidget(self.card_strip)
@@ -345,9 +351,9 @@ class ResultsView(QWidget):
         r = result.record
         c = theme().colors()
         gain, dnll = r.get("info_gain_mean"), r.get("delta_nll_mean")
-        self.cards["info_gain"].set_value("—" if gain is None else f"{gain:+.3f}",
+        self.cards["info_gain"].set_value(fmt_metric("info_gain", gain),
                                           None if gain is None else c["good"] if gain > 0 else c["bad"], gain)
-        self.cards["delta_nll"].set_value("—" if dnll is None else f"{dnll:+.4f}",
+        self.cards["delta_nll"].set_value(fmt_metric("delta_nll", dnll),
                                           None if dnll is None else c["good"] if dnll > 0 else c["bad"], dnll)
         steps = r.get("steps") or []
         base = (r.get("baseline") or {}).get("answer_ppl")

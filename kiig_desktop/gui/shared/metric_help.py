@@ -35,6 +35,21 @@ METRICS: dict[str, tuple[str, str, str]] = {
 }
 
 
+# How every screen writes a metric's value (a chain's mean as its steps' metric): Results, Compare
+# and Sessions show the same digits for the same number.
+FORMATS = {"info_gain": "+.3f", "delta_nll": "+.4f", "answer_nll": ".4f", "answer_ppl": ".3f", "ki": ".3f",
+           "entropy_bits": ".3f", "p_correct": ".3f", "seq_ppl": ".3f"}
+
+
+def fmt_metric(key: str, value: float | None) -> str:
+    """``value`` of metric ``key`` (``info_gain`` or ``info_gain_mean`` alike) as the app shows it; "—" when None."""
+    if value is None:
+        return "—"
+    spec = FORMATS.get(key.removesuffix("_mean"), ".4f")
+    text = format(value, spec)
+    return format(0.0, spec.lstrip("+")) if float(text) == 0 else text  # never "-0.000"
+
+
 def help_href(anchor: str = "") -> str:
     """The href of a "more" link: the app's own help window at that section (``help_dialog``)."""
     return f"{HELP_SCHEME}:{anchor}"

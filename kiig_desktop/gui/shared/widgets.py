@@ -41,6 +41,16 @@ def rich_tooltip(text: str) -> str:
     return "<div style='white-space:pre-wrap'>" + html.escape(text) + "</div>"
 
 
+STATUS_TEXT_MAX = 260  # px: a status-bar label's longest text (a long session or model name is elided)
+
+
+def fit_text(label: QLabel, text: str, max_px: int = STATUS_TEXT_MAX) -> None:
+    """Put ``text`` in a plain label elided in the middle to ``max_px`` (the whole text in its tooltip)."""
+    shown = label.fontMetrics().elidedText(text, Qt.TextElideMode.ElideMiddle, max_px)
+    label.setText(shown)
+    label.setToolTip(rich_tooltip(text) if shown != text else "")
+
+
 class ElidedLabel(QLabel):
     """One line of plain text, elided in the middle to fit; the full text is in the tooltip."""
 
