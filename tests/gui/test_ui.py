@@ -40,7 +40,7 @@ def test_model_and_imported_text_is_shown_as_plain_text(qtbot, window):
     assert "&lt;script&gt;" in tip and "<script>" not in tip
     for label in results.findChildren(QLabel):
         if label.objectName() == "more-link":  # the metric cards' link to the help window's section, fixed text
-            assert re.fullmatch(r"<a href='kiig-help:[a-z-]+'>more</a>", label.text()), label.text()
+            assert re.fullmatch(r"<a href='kiig-help:metrics\.md#[a-z-]+'>more</a>", label.text()), label.text()
             continue
         if label.text() and "<" in label.text():
             assert label.textFormat() == Qt.TextFormat.PlainText, label.text()

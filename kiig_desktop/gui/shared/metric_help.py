@@ -52,11 +52,12 @@ def fmt_metric(key: str, value: float | None) -> str:
 
 def help_href(anchor: str = "") -> str:
     """The href of a "more" link: the app's own help window at that section (``help_dialog``)."""
-    return f"{HELP_SCHEME}:{anchor}"
+    return f"{HELP_SCHEME}:metrics.md#{anchor}"
 
 
 def anchor_of(href: str) -> str:
-    return href.split(":", 1)[1] if href.startswith(f"{HELP_SCHEME}:") else ""
+    """The section of a "more" link's href ("" for any other link)."""
+    return href.partition("#")[2] if href.startswith(f"{HELP_SCHEME}:") else ""
 
 
 def metric_sentence(key: str) -> str:
@@ -72,7 +73,7 @@ def metric_tip(key: str, extra: str = "") -> str:
     if extra:
         body += "<br>" + html.escape(extra).replace("\n", "<br>")
     return (f"<div style='white-space:pre-wrap'>{body}<br><a href='{help_href(anchor)}'>more</a> "
-            f"<span style='color:gray'>(Help → Metric Definitions)</span></div>")
+            f"<span style='color:gray'>(Help → Metric Definitions, docs/metrics.md#{anchor})</span></div>")
 
 
 def more_link(key: str) -> str:
