@@ -7,7 +7,7 @@ packages (the venv ``make install`` made, with the all-variants llama.cpp build)
 result, adds the installer, packs it, and prints the archive's path, size and build time.
 
 The archive is cached under ``~/.cache/kiig-desktop/bundle/<hash>.tar.gz``, keyed by everything
-that goes into it (the package's sources, resources, packaging/, the llama.cpp libraries, the
+that goes into it (the package's sources, resources, docs/*.md, packaging/, the llama.cpp libraries, the
 Python version, PyInstaller's version): an unchanged tree reuses it in a second, so ``make test``
 (CI) can build the bundle and run its tests without paying PyInstaller's minutes every time.
 """
@@ -61,6 +61,9 @@ def inputs_hash() -> str:
                 continue
             h.update(str(path.relative_to(folder.parent)).encode())
             h.update(hashlib.sha256(path.read_bytes()).digest())
+    for path in sorted((ROOT / "docs").glob("*.md")):  # the help the app shows (not the screenshots)
+        h.update(str(path.relative_to(ROOT)).encode())
+        h.update(hashlib.sha256(path.read_bytes()).digest())
     h.update((ROOT / "pyproject.toml").read_bytes())
     h.update(f"{sys.version_info[:3]}|{importlib.metadata.version('pyinstaller')}".encode())
     return h.hexdigest()[:16]

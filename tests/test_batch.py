@@ -62,7 +62,8 @@ def _chains(db: Path) -> int:
 
 
 def _snapshot(db: Path) -> dict:
-    """Every stored result of the batch run except wall-clock timings and timestamps."""
+    """Every stored result of the batch run except wall-clock timings and timestamps (and the record
+    hash each KI evaluation names, which covers the timings; whether it is current is compared)."""
     out = {}
     with SessionStore.open(db, write=False) as store:
         run = next(r for r in store.list_runs() if r["kind"] == "batch")
@@ -70,7 +71,7 @@ def _snapshot(db: Path) -> dict:
         for chain in store.chains_for_run(run["id"]):
             record = store.load_chain(chain["id"])
             record.pop("timing")
-            ki = [{k: v for k, v in ev.items() if k != "created"} for ev in store.load_ki(chain["id"])]
+            ki = [{k: v for k, v in ev.items() if k not in ("created", "chain_sha256")} for ev in store.load_ki(chain["id"])]
             out[chain["key"]] = {"record": record, "generation": store.load_generation(chain["id"]),
                                  "item": store.load_item(chain["id"]), "ki": ki}
     return out

@@ -261,3 +261,9 @@ def test_help_and_the_readmes_bundle_example_work_from_the_folder(app, tmp_path)
               samples / "corpus" / "clinical_facts.jsonl"], env)
     assert r.returncode == 0, r.stderr[-2000:]
 
+def test_the_metric_definitions_ship_inside_the_archive(app):
+    """The help window's docs/metrics.md (and the other docs) are in the bundle, where docs_path finds them."""
+    shipped = app / "_internal" / "kiig_desktop" / "_docs"
+    for doc in sorted((ROOT / "docs").glob("*.md")):
+        assert (shipped / doc.name).read_bytes() == doc.read_bytes(), doc.name
+    assert not list(shipped.glob("screenshots")), "the screenshots are not help: leave them out"

@@ -88,7 +88,8 @@ def _rows(db: Path) -> dict:
         for chain in store.chains_for_run(run["id"]):
             record = store.load_chain(chain["id"])
             record.pop("timing")
-            ki = [{k: v for k, v in ev.items() if k != "created"} for ev in store.load_ki(chain["id"])]
+            ki = [{k: v for k, v in ev.items() if k not in ("created", "chain_sha256")}  # the hash covers the timings
+                  for ev in store.load_ki(chain["id"])]
             out[chain["key"]] = {"record": record, "generation": store.load_generation(chain["id"]),
                                  "item": store.load_item(chain["id"]), "status": chain["status"], "ki": ki}
     return out

@@ -51,7 +51,7 @@ from .shared.engines import Engines
 from .shared.session_file import SessionFile
 from .shared.task_indicator import TaskIndicator
 from .shared.theme import theme
-from .shared.widgets import MessageBar, PageArea, scrollable
+from .shared.widgets import MessageBar, PageArea, fit_text, rich_tooltip, scrollable
 from .shared.workers import Task, TaskManager
 
 MODEL_SUFFIXES = (".gguf",)
@@ -83,6 +83,7 @@ class MainWindow(QMainWindow):
         self.splitters: dict[str, QSplitter] = {}
         self._closing = False
         self._narrow = False
+        self._open_error: str | None = None  # the banner of a failed open, until a later open succeeds
 
         self.message_bar = MessageBar()
         self.tabs = QTabWidget()
@@ -91,9 +92,9 @@ class MainWindow(QMainWindow):
         layout = QVBoxLayout(central)
         layout.setContentsMargins(8, 6, 8, 0)
         layout.setSpacing(6)
-        layout.addWidget(self.message_bar)
         layout.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
+        self.message_bar.float_over(self.tabs, lambda: self.tabs.tabBar().height())  # showing it moves nothing
 
         # Every screen is built here, the same way: it receives the services and the callables it
         # needs; the links between screens are signals connected in _connect().
@@ -173,7 +174,7 @@ class MainWindow(QMainWindow):
         self.engines.error.connect(lambda text: self.show_message(text, "error"))
         self.engines.notice.connect(lambda text: self.show_message(text, "info", 15000))
         self.engines.models_changed.connect(self._update_models_label)
-        self.session.opened.connect(lambda _p: self._update_title())
+        self.session.opened.connect(self._session_opened)
         self.session.recent_changed.connect(lambda: rebuild_recent(self))
         self.analyze.result_ready.connect(self._show_result)
         self.sessions.open_requested.connect(self._open_chain)
@@ -198,8 +199,8 @@ class MainWindow(QMainWindow):
             else:
                 self.session.open_last_or_new()
         except KiigError as exc:
-            self.show_message(str(exc), "error")
             self.session.new_untitled()
+            self.show_message(str(exc), "error")
         task = self.engines.refresh()
         task.succeeded.connect(lambda _m: self._after_discovery([p for p in paths or [] if p not in session_paths]))
         self.results.warm_up()
@@ -232,20 +233,28 @@ class MainWindow(QMainWindow):
 
     def show_message(self, text: str, level: str = "error", timeout_ms: int = 0) -> None:
         self.message_bar.show_message(text, level, timeout_ms or (6000 if level == "info" else 0))
-        self.statusBar().showMessage(text.splitlines()[0] if text else "", 6000)
+        self.flash_status(text.splitlines()[0] if text else "", 6000)
+
+    def flash_status(self, text: str, timeout_ms: int) -> None:
+        """A passing status-bar message, cut to the room the permanent labels leave (never under them)."""
+        bar = self.statusBar()
+        used = sum(w.sizeHint().width() + 8 for w in (self.task_indicator, self.models_label, self.session_label)
+                   if not w.isHidden())
+        room = max(60, bar.width() - used - 32)
+        bar.showMessage(bar.fontMetrics().elidedText(text, Qt.TextElideMode.ElideRight, room), timeout_ms)
 
     def _update_title(self) -> None:
-        self.setWindowTitle(f"KIIG Desktop — {self.session.display_name()}")
-        self.session_label.setText(f"Session: {self.session.display_name()}")
-        self.session_label.setToolTip(str(self.session.path or ""))
+        self.setWindowTitle(self.session.display_name())  # the platform adds " — KIIG Desktop" (applicationDisplayName)
+        fit_text(self.session_label, f"Session: {self.session.display_name()}")
+        self.session_label.setToolTip(rich_tooltip(str(self.session.path or "")))
 
     def _model_loaded(self, model_id: str) -> None:
         info = self.engines.find(model_id)
-        self.statusBar().showMessage(f"Model loaded: {info.name if info else model_id}", 5000)
+        self.flash_status(f"Model loaded: {info.name if info else model_id}", 5000)
 
     def _update_models_label(self) -> None:
         loaded = [m.name for m in self.engines.models if self.engines.is_loaded(m.id)]
-        self.models_label.setText(f"Loaded: {', '.join(loaded)}" if loaded else "No model loaded")
+        fit_text(self.models_label, f"Loaded: {', '.join(loaded)}" if loaded else "No model loaded")
 
     def new_session(self) -> None:
         try:
@@ -259,6 +268,14 @@ class MainWindow(QMainWindow):
             self.show_view("sessions")
         except KiigError as exc:
             self.show_message(str(exc))
+            self._open_error = str(exc)
+
+    def _session_opened(self, _path: str) -> None:
+        """A session opened: an error from an earlier failed open no longer applies."""
+        self._update_title()
+        if self._open_error and self.message_bar.isVisible() and self.message_bar.label.text() == self._open_error:
+            self.message_bar.hide()
+        self._open_error = None
 
     def open_session_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open session", str(self.session.sessions_dir),

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QApplication, QMainWindow, QMenu, QWidget
 
+from .shared.help_dialog import open_metric_help
+
 # ``window`` below is the MainWindow (typed by its Qt base: this module must not import main_window,
 # which imports it).
 MainWindow = QMainWindow
@@ -116,6 +118,8 @@ def build_menus(window: MainWindow) -> None:
     add(v, "Reset Layout", window.reset_layout)
 
     h = mb.addMenu("&Help")
+    add(h, "&Metric Definitions", lambda: open_metric_help(window),
+        tip="What InfoGain, ΔNLL, perplexity, option entropy and KI measure (shipped with the app, offline)")
     add(h, "&About KIIG Desktop", window.about, "F1")
     add(h, "About &Qt", QApplication.aboutQt)
     rebuild_recent(window)

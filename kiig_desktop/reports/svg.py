@@ -68,12 +68,10 @@ def _text(x: float, y: float, s: str, *, size: int = 11, anchor: str = "start", 
             f'font-weight="{weight}"{extra}>{escape(s)}</text>')
 
 
-def _clip(s: str, n: int) -> str:
-    """Shorten in the middle: model names differ at their ends ("...-Q4_1" vs "...-SFT-Q4_1")."""
-    if len(s) <= n:
-        return s
-    head = (n - 1) // 2
-    return s[:head] + "\u2026" + s[len(s) - (n - 1 - head):]
+def text_width(s: str, size: float) -> float:
+    """A generous estimate of the rendered width of ``s`` in a sans-serif font of ``size`` px."""
+    narrow, wide = set("iljtfrI.,:;'|!() "), set("MWmw@%")
+    return sum(size * (0.34 if ch in narrow else 0.9 if ch in wide else 0.72 if ch.isupper() else 0.62) for ch in s)
 
 
 def _open(width: int, height: int, title: str) -> str:
@@ -91,35 +89,45 @@ def _x_axis(sx: _Scale, ticks: list[float], y0: float, y1: float, fmt: Fmt) -> l
     return out
 
 
-_ROW, _TOP, _LABEL_W, _RIGHT = 24, 30, 118, 58  # row charts: row height, top margin, label column, value column
+_ROW, _TOP, _LABEL_W, _RIGHT = 24, 30, 118, 58  # row charts: row height, top margin, label column (at least), value column
+
+
+def _label_width(title: str, labels: Sequence[str], unit: str, width: int) -> tuple[float, int]:
+    """The label column that holds the longest label whole, and the chart width that keeps the plot
+    area (and the title beside the unit) as wide as at ``width`` with the default label column."""
+    label_w = max(_LABEL_W, math.ceil(max((text_width(lb, 11) for lb in labels), default=0.0)) + 14)
+    grown = width + label_w - _LABEL_W
+    return label_w, max(grown, math.ceil(text_width(title, 12) + (text_width(unit, 10) if unit else 0.0)) + 28)
 
 
 def _row_chart(title: str, labels: Sequence[str], values: Sequence[Interval], fmt: Fmt, unit: str, width: int,
-               domain: tuple[float, float] | None) -> tuple[list[str], _Scale, float]:
-    """The frame shared by one-row-per-label charts: title, unit, x axis; returns (parts, scale, x of zero)."""
+               domain: tuple[float, float] | None) -> tuple[list[str], _Scale, float, float, int]:
+    """The frame shared by one-row-per-label charts: title, unit, x axis; returns (parts, scale, x of
+    zero, label column width, chart width)."""
+    label_w, width = _label_width(title, labels, unit, width)
     height = _TOP + _ROW * len(labels) + 26
     x0, ticks, x1 = _domain([v for m, lo, hi in values for v in (m, lo, hi)], fixed=domain)
-    sx = _Scale(x0, x1, _LABEL_W, width - _RIGHT)
+    sx = _Scale(x0, x1, label_w, width - _RIGHT)
     parts = [_open(width, height, title), _text(8, 17, title, size=12, weight="600")]
     if unit:
         parts.append(_text(width - 8, 17, unit, size=10, anchor="end", fill=MUTED))
     parts += _x_axis(sx, ticks, _TOP - 4, _TOP + _ROW * len(labels), fmt)
-    return parts, sx, sx(0.0)
+    return parts, sx, sx(0.0), label_w, width
 
 
-def _row_label(i: int, label: str) -> tuple[float, str]:
-    """The y of row ``i``'s centre and its label, shortened in the middle."""
+def _row_label(i: int, label: str, label_w: float) -> tuple[float, str]:
+    """The y of row ``i``'s centre and its label, whole, right-aligned in the label column."""
     y = _TOP + i * _ROW + _ROW / 2
-    return y, _text(_LABEL_W - 6, y + 4, _clip(label, 17), size=11, anchor="end", extra=f' data-label="{escape(label)}"')
+    return y, _text(label_w - 6, y + 4, label, size=11, anchor="end")
 
 
 def bar_chart(title: str, labels: Sequence[str], values: Sequence[Interval], *, fmt: Fmt, unit: str = "",
               colors: Sequence[str] | None = None, width: int = 340, domain: tuple[float, float] | None = None) -> str:
     """Horizontal bars (one per label) from 0 to the mean, with a whisker for the interval."""
-    parts, sx, zero = _row_chart(title, labels, values, fmt, unit, width, domain)
+    parts, sx, zero, label_w, width = _row_chart(title, labels, values, fmt, unit, width, domain)
     parts.append(f'<line x1="{zero:.1f}" y1="{_TOP - 4}" x2="{zero:.1f}" y2="{_TOP + _ROW * len(labels)}" stroke="{MUTED}"/>')
     for i, (label, (mean, lo, hi)) in enumerate(zip(labels, values, strict=True)):
-        y, label_text = _row_label(i, label)
+        y, label_text = _row_label(i, label, label_w)
         c = (colors or PALETTE)[i % len(colors or PALETTE)]
         parts.append(label_text)
         if not _finite(mean):
@@ -139,11 +147,11 @@ def bar_chart(title: str, labels: Sequence[str], values: Sequence[Interval], *, 
 def forest_plot(title: str, labels: Sequence[str], values: Sequence[Interval], *, fmt: Fmt, unit: str = "",
                 width: int = 340) -> str:
     """Differences with intervals around a zero line; rows whose interval excludes 0 are drawn solid."""
-    parts, sx, zero = _row_chart(title, labels, values, fmt, unit, width, None)
+    parts, sx, zero, label_w, width = _row_chart(title, labels, values, fmt, unit, width, None)
     parts.append(f'<line x1="{zero:.1f}" y1="{_TOP - 4}" x2="{zero:.1f}" y2="{_TOP + _ROW * len(labels)}" stroke="{INK}" '
                  'stroke-dasharray="3,3"/>')
     for i, (label, (mean, lo, hi)) in enumerate(zip(labels, values, strict=True)):
-        y, label_text = _row_label(i, label)
+        y, label_text = _row_label(i, label, label_w)
         parts.append(label_text)
         if not _finite(mean):
             parts.append(_text(zero + 4, y + 4, "no pairs", size=10, fill=MUTED))
@@ -191,9 +199,8 @@ def scatter(title: str, labels: Sequence[str], xs: Sequence[Interval], ys: Seque
         if _finite(yl, yh):
             parts.append(f'<line x1="{px:.1f}" y1="{sy(yl):.1f}" x2="{px:.1f}" y2="{sy(yh):.1f}" stroke="{c}" stroke-width="1.5"/>')
         parts.append(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="6" fill="{c}" stroke="#ffffff" stroke-width="1.5"/>')
-        text = _clip(label, 28)
-        x, y, anchor = _place_label(px, py, len(text) * 6.4, placed, (left, top, width - right, height - bottom))
-        parts.append(_text(x, y, text, size=11, anchor=anchor, weight="600", fill=c,
+        x, y, anchor = _place_label(px, py, text_width(label, 11), placed, (left, top, width - right, height - bottom))
+        parts.append(_text(x, y, label, size=11, anchor=anchor, weight="600", fill=c,
                            extra=' stroke="#ffffff" stroke-width="3" paint-order="stroke"'))
     parts.append("</svg>")
     return "".join(parts)
@@ -215,5 +222,6 @@ def _place_label(px: float, py: float, w: float, placed: list, box: tuple[float,
             placed.append(rect)
             return (lx if side == "start" else lx + w), ly, side
     lx, ly, side = candidates[0]
+    lx = min(max(lx, 2.0), max(2.0, x1 - 2 - w))  # overlapping another label, but inside the chart
     placed.append((lx, ly - 11, lx + w, ly + 3))
     return (lx if side == "start" else lx + w), ly, side

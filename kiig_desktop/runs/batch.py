@@ -13,7 +13,9 @@ transaction) under the key ``"<subject sha256[:12]>:<item id>"``. The run's iden
 (sha256), the subject models (sha256, in order), scorer, judge, corpus fingerprint and every setting
 that changes numbers, so running the same command again resumes it. Run-level model roles hold the
 scorer and judge (and the subject when there is only one); each chain's generation names its
-subject model. ``record["timing"]`` splits the seconds of each item into generation, scoring and KI.
+subject model. ``record["timing"]`` splits the seconds of each item into generation, scoring and KI
+(with ``--parallel``, each item of a group gets an equal share of the group's time per stage) and
+``total_s``, those plus the item's own time (never less than the sum of its parts).
 """
 
 from __future__ import annotations

@@ -179,6 +179,9 @@ def _run_item(ctx: _Context, clients: dict, subject: ModelInfo, subject_id: int,
     A failure goes into the record's ``"error"``; :func:`~kiig_desktop.runs.chain.guarded` decides
     whether it is lasting (stored) or transient (retried by a rerun). ``made``: what was done for
     the item together with its group (:func:`_group_ahead`), and its share of that time.
+    ``record["timing"]``: seconds of generation, scoring and KI (in a group, the item's equal share
+    of each stage's group time), and ``total_s``: those shares plus the item's own time here, so
+    never less than the sum of its parts.
     """
     sub_ref = {"path": subject.path, "sha256": subject.sha256(), "name": subject.name}
     record: dict = {"id": item.id, "mode": ctx.config.mode, "subject": sub_ref}
@@ -188,9 +191,15 @@ def _run_item(ctx: _Context, clients: dict, subject: ModelInfo, subject_id: int,
     _, failure = yield from guarded(_stages(ctx, clients, subject_id, judge_id, item, record, timing, out, made))
     if failure is not None:
         record["error"] = failure.message
-    timing["total_s"] = time.perf_counter() - started
-    record["timing"] = {k: round(v, 4) for k, v in timing.items()}
+    timing["total_s"] = time.perf_counter() - started + (_ahead_s(made) if made is not None else 0.0)
+    parts = {k: round(v, 4) for k, v in timing.items() if k != "total_s"}
+    record["timing"] = {**parts, "total_s": max(round(timing["total_s"], 4), round(sum(parts.values()), 4))}
     return record, out["generation"], out["ki"], failure is None or failure.lasting
+
+
+def _ahead_s(made: _Ahead) -> float:
+    """The item's share of the time its group spent on it ahead of its own stages."""
+    return made.generation_s + made.scoring_s + made.ki_s
 
 
 def _stages(ctx: _Context, clients: dict, subject_id: int, judge_id: int | None, item: DatasetItem, record: dict,

@@ -119,7 +119,7 @@ def _generation_data(store: SessionStore, chain_id: int) -> dict | None:
 def _ki_data(store: SessionStore, evaluation: dict) -> dict:
     return {"judge": _model_data(store, evaluation["judge_model_id"]), "corpus": evaluation["corpus"],
             "ki_mean": evaluation["ki_mean"], "steps": evaluation["steps"],
-            **{k: evaluation[k] for k in ("mode", "k", "method", "build") if evaluation.get(k) is not None}}
+            **{k: evaluation[k] for k in ("mode", "k", "method", "build", "chain_sha256") if evaluation.get(k) is not None}}
 
 
 # --------------------------------------------------------------------------- writing
@@ -300,7 +300,7 @@ def _import_row(store: SessionStore, row: dict, runs: dict[str, dict], path: Pat
     chain_id = store.save_chain(summary["run_id"], row["chain_key"], data["record"], item=data.get("item"), generation=gen)
     for ev in data.get("ki") or []:
         store.save_ki(chain_id, store.ensure_model(ev["judge"]), ev["corpus"], ev["steps"], ev["ki_mean"],
-                      {k: ev[k] for k in ("mode", "k", "method", "build") if k in ev})
+                      {k: ev[k] for k in ("mode", "k", "method", "build", "chain_sha256") if k in ev})
     summary["chains"] += 1
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 
 from . import rows as R
+from .chain_rows import digest_of
 from .codec import dumps_opt, loads, now_iso, opt_float, opt_int
 
 # KI modes renamed since they were stored: old name -> new name (the passage mode was misnamed
@@ -22,15 +23,17 @@ def write_ki(conn: sqlite3.Connection, chain_id: int, judge_model_id: int, corpu
              how: dict | None = None) -> None:
     """Replace this judge's evaluation of the chain (inside the caller's transaction).
 
-    ``how``: ``{"mode", "k", "method", "build"}`` of the KI pass (absent keys are stored as NULL).
+    ``how``: ``{"mode", "k", "method", "build", "chain_sha256"}`` of the KI pass (absent keys are
+    stored as NULL; ``chain_sha256`` -- the record it was made on -- defaults to the chain's now).
     """
     how = how or {}
+    made_on = how.get("chain_sha256") or digest_of(conn, chain_id)
     conn.execute("DELETE FROM ki_evaluations WHERE chain_id = ? AND judge_model_id = ? AND corpus = ?", (chain_id, judge_model_id, corpus))
     cur = conn.execute(
-        "INSERT INTO ki_evaluations (chain_id, judge_model_id, corpus, ki_mean, created, mode, k, method, build) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO ki_evaluations (chain_id, judge_model_id, corpus, ki_mean, created, mode, k, method, build, chain_sha256) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (chain_id, judge_model_id, corpus, opt_float(ki_mean), now_iso(), how.get("mode"), opt_int(how.get("k")),
-         opt_int(how.get("method")), dumps_opt(how.get("build"))),
+         opt_int(how.get("method")), dumps_opt(how.get("build")), made_on),
     )
     evaluation_id = int(cur.lastrowid)
     for pos, step in enumerate(steps):
@@ -46,14 +49,16 @@ def write_ki(conn: sqlite3.Connection, chain_id: int, judge_model_id: int, corpu
 
 
 def read_ki(conn: sqlite3.Connection, chain_id: int) -> list[dict]:
-    """Every evaluation of a chain, oldest first, with steps and evidence."""
+    """Every evaluation of a chain, oldest first, with steps and evidence; ``current`` is False for one
+    made on an earlier version of the chain's record (``chain_sha256`` differs from the chain's now)."""
     out = []
+    now = digest_of(conn, chain_id)
     evaluations = conn.execute(
-        "SELECT e.id, e.judge_model_id, e.corpus, e.ki_mean, e.created, m.path, m.sha256, e.mode, e.k, e.method, e.build "
-        "FROM ki_evaluations e JOIN models m ON m.id = e.judge_model_id WHERE e.chain_id = ? ORDER BY e.id",
+        "SELECT e.id, e.judge_model_id, e.corpus, e.ki_mean, e.created, m.path, m.sha256, e.mode, e.k, e.method, e.build, "
+        "e.chain_sha256 FROM ki_evaluations e JOIN models m ON m.id = e.judge_model_id WHERE e.chain_id = ? ORDER BY e.id",
         (chain_id,),
     ).fetchall()
-    for ev_id, judge_model_id, corpus, ki_mean, created, path, sha, mode, k, method, build in evaluations:
+    for ev_id, judge_model_id, corpus, ki_mean, created, path, sha, mode, k, method, build, made_on in evaluations:
         steps = []
         for step_row in conn.execute(
             "SELECT id, idx, applicable, ki, judge_p, reason, extra FROM ki_steps WHERE evaluation_id = ? ORDER BY idx", (ev_id,)
@@ -65,5 +70,6 @@ def read_ki(conn: sqlite3.Connection, chain_id: int) -> list[dict]:
             "judge_model_id": judge_model_id, "judge": {"path": path, "sha256": sha}, "corpus": corpus,
             "ki_mean": ki_mean, "created": created, "steps": steps,
             "mode": stored_mode(mode), "k": k, "method": method or 1, "build": loads(build) if build else None,
+            "chain_sha256": made_on, "current": made_on is None or made_on == now,
         })
     return out

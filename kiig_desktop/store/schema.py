@@ -34,7 +34,10 @@ chains           id, run_id -> runs.id (cascade), key TEXT, item_id -> items.id,
                  paper_info_gain, paper_mean, ki_mean REAL, correct INTEGER,
                  baseline_answer_nll, baseline_answer_ppl REAL,
                  record JSON (the output line exactly as saved; a token curve is replaced by
-                 null and lives in token_curves), saved TEXT; UNIQUE(run_id, key)
+                 null and lives in token_curves), saved TEXT; UNIQUE(run_id, key);
+                 since schema 4: record_sha256 TEXT (``chain_rows.record_digest``: SHA-256 of the
+                 canonical JSON of the record as ``load_chain`` returns it). Saving a key again
+                 updates the row in place and never deletes it (``chain_rows.write_chain``)
 steps            id, chain_id -> chains.id (cascade), pos INTEGER (0-based order),
                  idx INTEGER (the record's "index"), text TEXT, start_char, end_char INTEGER,
                  answer_nll, answer_ppl, delta_nll, info_gain, seq_ppl, entropy_bits,
@@ -48,7 +51,9 @@ ki_evaluations   id, chain_id -> chains.id (cascade), judge_model_id -> models.i
                  since schema 2: mode TEXT (probability|passages-true-false|reasoningeval-pipeline;
                  NULL = probability; 'reasoningeval' = passages-true-false, its old name, read back renamed),
                  k INTEGER (passages per step), method INTEGER (judge prompt version; NULL = 1),
-                 build JSON (the judge's llama.cpp build, ``engine.build_info``; NULL = not recorded)
+                 build JSON (the judge's llama.cpp build, ``engine.build_info``; NULL = not recorded);
+                 since schema 4: chain_sha256 TEXT (the chain's record_sha256 when the evaluation
+                 was made: different from the chain's now = made on an earlier version)
 ki_steps         id, evaluation_id -> ki_evaluations.id (cascade), idx INTEGER,
                  applicable INTEGER, ki REAL, judge_p REAL, reason TEXT, extra JSON;
                  UNIQUE(evaluation_id, idx)
@@ -79,8 +84,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .chain_rows import fill_digests
+
 APPLICATION_ID = 0x4B494947  # "KIIG"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 RUN_KINDS = ("score", "ki", "batch", "analyze", "import")
 RUN_STATUSES = ("running", "finished", "cancelled", "failed", "interrupted")
@@ -314,4 +321,9 @@ MIGRATIONS: list[Migration] = [
         "ALTER TABLE ki_evaluations ADD COLUMN build TEXT",
     )),
     Migration(3, "clinician reviews of steps and chains, append-only, keyed by run, chain key and step", tuple(_V3)),
+    Migration(4, "chains record the hash of their record and KI evaluations the hash of the record they were made on "
+                 "(a re-saved chain keeps its KI)", (
+        "ALTER TABLE chains ADD COLUMN record_sha256 TEXT",
+        "ALTER TABLE ki_evaluations ADD COLUMN chain_sha256 TEXT",
+    ), fill_digests),
 ]

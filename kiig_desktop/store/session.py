@@ -26,6 +26,7 @@ import sqlite_utils
 
 from ..errors import StoreError
 from . import rows as R
+from .chain_rows import write_chain
 from .codec import canonical_json, dumps, dumps_opt, loads, now_iso, opt_int, sha256_text
 from .connection import Opened, close_opened, open_reader, open_writer, translate
 from .ki_rows import read_ki, write_ki
@@ -309,24 +310,19 @@ class SessionStore:
         """Store one finished chain in ONE transaction; returns the chain id.
 
         ``ki`` (optional): ``{"judge_model_id", "corpus", "steps", "ki_mean", "mode"?, "k"?, "method"?}`` as for ``save_ki``.
-        Saving a key the run already has replaces that chain.
+        Saving a key the run already has re-saves that chain under the same id (``chain_rows.write_chain``):
+        what hangs off it -- KI evaluations, their evidence -- is kept, and marked as made on an earlier
+        version when the record changed.
         """
         if not isinstance(record, dict):
             raise TypeError("record must be a dict")
         steps = record.get("steps") or []
         if not isinstance(steps, list):
             raise ValueError("record['steps'] must be a list")
-        text, curve = R.record_json(record)
         correct = generation.get("correct") if generation and "correct" in generation else record.get("correct")
-        cols = R.chain_columns(record, correct)
         with self.transaction("save a chain to"):
             if self.conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
                 raise StoreError(f"no run {run_id} in {self.path}")
-            old = self.conn.execute("SELECT id, generation_id FROM chains WHERE run_id = ? AND key = ?", (run_id, str(key))).fetchone()
-            if old:
-                self.conn.execute("DELETE FROM chains WHERE id = ?", (old[0],))
-                if old[1] is not None:
-                    self.conn.execute("DELETE FROM generations WHERE id = ?", (old[1],))
             item_id = self._item_id(item) if item is not None else None
             gen_id = None
             if generation is not None:
@@ -335,20 +331,8 @@ class SessionStore:
                     "extracted_answer, correct, extra, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     R.generation_row(generation, opt_int(generation.get("model_id")), now_iso()),
                 )
-                gen_id = gen_cur.lastrowid
-            names = ["run_id", "key", "item_id", "generation_id", *cols, "record", "saved"]
-            cur = self.conn.execute(
-                f"INSERT INTO chains ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
-                (run_id, str(key), item_id, gen_id, *cols.values(), text, now_iso()),
-            )
-            chain_id = int(cur.lastrowid)
-            self.conn.executemany(R.STEP_INSERT, R.step_rows(chain_id, steps))
-            if curve is not None:
-                self.conn.execute(
-                    "INSERT INTO token_curves (chain_id, n_tokens, token_ids, pieces, surprisal_bits, entropy_bits, "
-                    "step, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    R.curve_row(chain_id, curve),
-                )
+                gen_id = int(gen_cur.lastrowid)
+            chain_id = write_chain(self.conn, run_id, str(key), record, correct, item_id, gen_id)
             if ki is not None:
                 self._save_ki(chain_id, int(ki["judge_model_id"]), str(ki["corpus"]), ki.get("steps") or [], ki.get("ki_mean"),
                               {k: ki[k] for k in ("mode", "k", "method", "build") if k in ki})

@@ -158,13 +158,15 @@ def test_batch_run_from_the_window_with_cancel_and_resume(qtbot, window, tmp_pat
 
     # the same settings again resume the run
     task = form.run()
-    seen = []
+    seen, notes = [], []
     task.succeeded.connect(seen.append)
+    task.progress.connect(lambda _e: notes.append(form.resume_note.text()))
     wait_idle(qtbot, win)
     summary = seen[0]
     assert isinstance(summary, BatchSummary) and summary.run_id == run_id
     assert summary.reloaded == done_before and summary.reloaded + summary.done == 2
-    assert form.resume_note.text() == f"Resuming: {done_before} of 2 already done"
+    assert f"Resuming: {done_before} of 2 already done" in notes  # while it runs
+    assert form.resume_note.text() == "" and f"{done_before} from before" in form.status.text()  # and not after
     assert form.progress.value() == form.progress.maximum() == 2
     with win.session.reader() as st:
         assert st.get_run(run_id)["status"] == "finished"

@@ -181,11 +181,12 @@ class AnalyzeView(QWidget):
         self.split_button.clicked.connect(self.split)
         self.score_button.clicked.connect(self.score)
         self.reasoning.textChanged.connect(self._text_changed)
+        self.session.opened.connect(self._steps_changed)  # "saved to the session (run, chain)" was the last session's
         self._set_busy(None)
 
     # ------------------------------------------------------------------ state
 
-    def _steps_changed(self) -> None:
+    def _steps_changed(self, *_args: object) -> None:
         """A score status belongs to the steps it scored: new or edited steps clear it."""
         if self._busy_kind != "score":
             self.progress.setVisible(False)
@@ -306,7 +307,7 @@ class AnalyzeView(QWidget):
         answer = gen.get("extracted_answer")
         if answer is None:
             answer, verdict = "none found", (" (counts as wrong)" if gen.get("correct") is False else "")
-        self.gen_status.set_full_text(f"{len(gen['tokens'])} tokens · {gen.get('tokens_per_s') or 0:.0f} tok/s · "
+        self.gen_status.set_full_text(f"{len(gen['tokens'])} tokens written · {gen.get('tokens_per_s') or 0:.0f} tok/s · "
                                 f"stop: {gen.get('stop')} · answer: {answer}{verdict}")
 
     def _gen_stopped(self) -> None:
@@ -334,10 +335,11 @@ class AnalyzeView(QWidget):
         self.steps_editor.set_steps(outcome.steps)
         note = f"{len(outcome.steps)} steps ({outcome.mode})"
         if outcome.final_answer:
-            note += f" · final answer kept aside: {' '.join(outcome.final_answer.split())[:80]}"
+            answer = " ".join(outcome.final_answer.split())
+            note += f" · final answer kept aside: {answer if len(answer) <= 80 else answer[:79] + '…'}"
         if outcome.note:
             note += f" · {outcome.note}"
-        self.split_note.setText(note + ". Double-click a step to edit it.")
+        self.split_note.setText(note + ("" if note.endswith((".", "!", "?", "…")) else ".") + " Double-click a step to edit it.")
 
     def _split_llm(self, text: str) -> None:
         model = self.scorer.chosen()

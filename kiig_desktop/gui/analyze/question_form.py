@@ -26,10 +26,16 @@ from ...chains.datasets import load_dataset
 from ...errors import KiigError
 from ...resources import resource_path
 from ...runs.analysis import Question
-from ..shared.widgets import plain_label
+from ..shared.widgets import compact_combo, plain_label
 
 LETTERS = string.ascii_uppercase[:8]
 EXAMPLE_FILES = (("Clinical multiple choice", "clinical_mcq.jsonl"), ("Arithmetic word problems", "arithmetic.jsonl"))
+
+
+def option_label(letter: str, text: str) -> str:
+    """How the Correct option list names an option: "B. Metformin" (the letter alone while it has no text)."""
+    text = " ".join(text.split())
+    return f"{letter}. {text}" if text else letter
 
 
 class QuestionForm(QWidget):
@@ -87,7 +93,7 @@ class QuestionForm(QWidget):
 
         form = QFormLayout()
         form.setContentsMargins(0, 0, 0, 0)
-        self.correct = QComboBox()
+        self.correct = compact_combo(QComboBox(), 16)  # "B. Metformin": the letter and its text
         self.answer_edit = QLineEdit()
         self.answer_edit.setPlaceholderText("The ground-truth answer InfoGain is measured against")
         form.addRow(plain_label("Correct option"), self.correct)
@@ -100,6 +106,7 @@ class QuestionForm(QWidget):
         self.mcq.toggled.connect(self._mcq_toggled)
         self.correct.currentIndexChanged.connect(self._sync_answer)
         self.options.itemChanged.connect(self._sync_answer)
+        self.options.itemChanged.connect(self._label_option)
         for sig in (self.question_edit.textChanged, self.answer_edit.textChanged, self.mcq.toggled,
                     self.correct.currentIndexChanged, self.options.itemChanged):
             sig.connect(self.changed)
@@ -114,8 +121,12 @@ class QuestionForm(QWidget):
         self.options.insertRow(row)
         self.options.setVerticalHeaderItem(row, QTableWidgetItem(LETTERS[row]))
         self.options.setItem(row, 0, QTableWidgetItem(text))
-        self.correct.addItem(LETTERS[row])
+        self.correct.addItem(option_label(LETTERS[row], text), LETTERS[row])
         self._fit_options()
+
+    def _label_option(self, item: QTableWidgetItem) -> None:
+        if item.column() == 0 and item.row() < self.correct.count():
+            self.correct.setItemText(item.row(), option_label(LETTERS[item.row()], item.text()))
 
     def _remove_option(self) -> None:
         row = self.options.rowCount() - 1
@@ -165,7 +176,7 @@ class QuestionForm(QWidget):
 
     def question(self) -> Question:
         options = self.option_dict()
-        letter = self.correct.currentText() if options else None
+        letter = self.correct.currentData() if options else None
         return Question(self.question_edit.toPlainText().strip(), self.answer_edit.text().strip(), options, letter)
 
     def set_question(self, q: Question) -> None:

@@ -37,6 +37,7 @@ from ...runs.compare import CompareRequest, iter_compare
 from ..shared.engines import Engines
 from ..shared.figures import OverlayFigure
 from ..shared.judge_note import show_validation, validation_label
+from ..shared.metric_help import fmt_metric
 from ..shared.model_combo import ModelCheckList
 from ..shared.session_file import SessionFile
 from ..shared.task_ui import button_row, labelled_row, primary_button, progress_line, run_busy
@@ -47,12 +48,16 @@ from ..shared.workers import Task, TaskManager
 SUMMARY_COLUMNS = ("Chain", "Reasoning model", "Answer", "Correct?", "Mean InfoGain", "Mean KI", "Mean ΔNLL", "Steps",
                    "Tokens")
 KI_COLUMN = SUMMARY_COLUMNS.index("Mean KI")
+SUMMARY_KEYS = {SUMMARY_COLUMNS.index("Mean InfoGain"): "info_gain_mean", KI_COLUMN: "ki_mean",
+                SUMMARY_COLUMNS.index("Mean ΔNLL"): "delta_nll_mean"}  # the columns fmt_metric writes
 
 
 def chain_ki_mean(result: AnalysisResult) -> float | None:
-    """The chain's mean KI: its latest KI evaluation's, else the record's (batch runs); None if absent."""
-    if result.ki:
-        return result.ki[-1].get("ki_mean")
+    """The chain's mean KI: its latest KI evaluation made on the chain as it is (not on an earlier
+    version of its record), else the record's (batch runs); None if absent."""
+    current = [ev for ev in result.ki if ev.get("current", True)]
+    if current:
+        return current[-1].get("ki_mean")
     value = result.record.get("ki_mean")
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
@@ -166,6 +171,7 @@ class CompareView(QWidget):
         self.clear_button.clicked.connect(self.clear)
         engines.models_changed.connect(self._fill_models)
         theme().changed.connect(self._fill_table)
+        session.opened.connect(self._session_opened)
         self._fill_models()
         self._set_busy(False)
 
@@ -228,6 +234,12 @@ class CompareView(QWidget):
         self.results = []
         self._refresh()
 
+    def _session_opened(self, _path: str) -> None:
+        """Another session: the chains compared so far belong to the last one."""
+        if self.task is None:
+            self.status.setText("")
+        self.clear()
+
     def _refresh(self) -> None:
         self.chain_list.clear()
         for i, (label, _r) in enumerate(self.results):
@@ -257,7 +269,7 @@ class CompareView(QWidget):
                 elif isinstance(value, bool):
                     text = "✓ yes" if value else "✗ no"
                 elif isinstance(value, float):
-                    text = f"{value:.3f}" if col == KI_COLUMN else f"{value:+.4f}" if col in (4, 6) else f"{value:.4f}"
+                    text = fmt_metric(SUMMARY_KEYS.get(col, ""), value)
                 else:
                     text = str(value)
                 item = QTableWidgetItem(text)

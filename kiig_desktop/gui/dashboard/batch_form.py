@@ -435,8 +435,6 @@ class BatchForm(QWidget):
         self.run_id = summary.run_id
         self.progress.setRange(0, max(1, summary.total))
         self.progress.setValue(summary.total)
-        if summary.reloaded and not self.resume_note.text():
-            self.resume_note.setText(f"Resuming: {summary.reloaded} of {summary.total} already done")
         errors = f", {summary.errors} with errors" if summary.errors else ""
         self.status.setText(f"Run {summary.run_id} finished: {summary.done} chains now, {summary.reloaded} from "
                             f"before{errors}. Every chain is saved in the session.")
@@ -453,6 +451,7 @@ class BatchForm(QWidget):
 
     def _finished(self) -> None:
         self.task = None
+        self.resume_note.setText("")  # the status line now says how many chains came from before
         self._set_busy(False)
         self.engines.sync()
         self._fill_models()

@@ -47,7 +47,8 @@ def evaluation_label(ev: dict) -> str:
     mean = ev.get("ki_mean")
     when = str(ev.get("created") or "")[:16].replace("T", " ")
     rule = "" if ev.get("mode", DEFAULT_MODE) == DEFAULT_MODE else f" ({ev['mode']}, k={ev.get('k')})"
-    return f"{ev.get('corpus')} · {judge}{rule} · {'KI —' if mean is None else f'KI {mean:.3f}'} · {when}"
+    earlier = "" if ev.get("current", True) else " · made on an earlier version of this chain"
+    return f"{ev.get('corpus')} · {judge}{rule} · {'KI —' if mean is None else f'KI {mean:.3f}'} · {when}{earlier}"
 
 
 class KiPanel(QWidget):

@@ -31,6 +31,7 @@ from ...errors import KiigError
 from ...runs.analysis import AnalysisResult, Question, load_result
 from ..shared.figures import AnswerFigure, OptionsFigure, TokenFigure
 from ..shared.judge_note import evaluation_validation
+from ..shared.metric_help import fmt_metric
 from ..shared.plots import StepFigure
 from ..shared.session_file import SessionFile
 from ..shared.theme import theme
@@ -75,6 +76,11 @@ def _same(a: str, b) -> bool:
     return isinstance(b, str) and a.split() == b.split()
 
 
+SCORER_TOKENS_TIP = ("Steps scored, and the tokens the scorer read for the whole chain: the question, its options, "
+                     "every step and the answer, in the scorer's own tokenizer. The generation line in Analyze counts "
+                     "the tokens the subject model wrote, so the two numbers differ.")
+
+
 class ResultsView(QWidget):
     """The linked results workspace for one chain."""
 
@@ -108,6 +114,7 @@ class ResultsView(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.stack)
         theme().changed.connect(self._refresh_colors)
+        session.opened.connect(self.clear)  # another session: its chains are not the last one's
 
     # ------------------------------------------------------------------ layout
 
@@ -134,7 +141,7 @@ class ResultsView(QWidget):
             "delta_nll": MetricCard("Mean ΔNLL (nats per step)", help_key="delta_nll"),
             "ppl": MetricCard("Answer PPL: question → final", help_key="answer_ppl"),
             "answer": MetricCard("Final answer", "The answer the reasoning states, graded against the ground truth"),
-            "steps": MetricCard("Steps · tokens", "Steps scored and tokens the scorer read"),
+            "steps": MetricCard("Steps · scorer tokens", SCORER_TOKENS_TIP),
         }
         self.card_strip = CardStrip(list(self.cards.values()))
         outer.addWidget(self.card_strip)
@@ -242,6 +249,20 @@ class ResultsView(QWidget):
         task.succeeded.connect(self.show_result)
         task.failed.connect(lambda text: self.message.emit(text, "error"))
 
+    def clear(self, *_args: object) -> None:
+        """Show no chain (the empty state)."""
+        self.result = None
+        self.selected = self.hovered = None
+        self.ki_index = -1
+        self._generation += 1  # drops the stages of a chain still being drawn
+        self.pending = False
+        self.table.set_record(None)
+        self.text_view.clear_all()
+        for fig in self.figures():
+            fig.clear_plot()
+        self.stack.setCurrentIndex(0)
+        self.ki_shown.emit()
+
     def show_result(self, result: AnalysisResult) -> None:
         """Show a chain. The work is spread over a few event-loop turns (header, text and table
         first, then one plot per turn) so the GUI thread never stalls; ``pending`` is True until
@@ -330,9 +351,9 @@ class ResultsView(QWidget):
         r = result.record
         c = theme().colors()
         gain, dnll = r.get("info_gain_mean"), r.get("delta_nll_mean")
-        self.cards["info_gain"].set_value("—" if gain is None else f"{gain:+.3f}",
+        self.cards["info_gain"].set_value(fmt_metric("info_gain", gain),
                                           None if gain is None else c["good"] if gain > 0 else c["bad"], gain)
-        self.cards["delta_nll"].set_value("—" if dnll is None else f"{dnll:+.4f}",
+        self.cards["delta_nll"].set_value(fmt_metric("delta_nll", dnll),
                                           None if dnll is None else c["good"] if dnll > 0 else c["bad"], dnll)
         steps = r.get("steps") or []
         base = (r.get("baseline") or {}).get("answer_ppl")
@@ -361,7 +382,8 @@ class ResultsView(QWidget):
         mean = ev.get("ki_mean")
         c = theme().colors()
         card.set_value("—" if mean is None else f"{mean:.3f}", None if mean is None else c["good"] if mean >= 0.5 else c["bad"])
-        card.caption.setText(f"Mean KI · {judged} of {len(steps)} steps judged")
+        earlier = "" if ev.get("current", True) else " · on an earlier version of this chain"
+        card.caption.setText(f"Mean KI · {judged} of {len(steps)} steps judged{earlier}")
 
     # ------------------------------------------------------------------ Knowledge Index
 

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 
 from ...events import CancelToken
 from ...store.export import export_run
+from ..shared.metric_help import fmt_metric
 from ..shared.session_file import SessionFile
 from ..shared.theme import theme
 from ..shared.widgets import EmptyState, make_tree, plain_label
@@ -37,6 +38,11 @@ def read_session(store) -> list[dict]:
             item = store.load_item(chain["id"]) or {}
             chain["question"] = item.get("question")
     return runs
+
+
+def run_title(run: dict) -> str:
+    """A run as the session browser lists it: its number first (two runs may share a name)."""
+    return f"Run {run['id']} · {run.get('name') or run['kind']}"
 
 
 class SessionsView(QWidget):
@@ -108,7 +114,7 @@ class SessionsView(QWidget):
         for run in reversed(runs):
             models = run.get("models") or {}
             names = " → ".join(Path(m["path"]).stem for role in ("subject", "scorer", "judge") if (m := models.get(role)))
-            title = run.get("name") or f"{run['kind']} run {run['id']}"
+            title = run_title(run)
             n = int(run.get("n_chains", 0))
             item = QTreeWidgetItem([f"{title}", f"{run['status']} · {n} chain{'' if n == 1 else 's'}", names, "", "", "",
                                     (run.get("finished") or run.get("started") or "")[:19].replace("T", " ")])
@@ -121,7 +127,7 @@ class SessionsView(QWidget):
                 question = " ".join(str(chain.get("question") or chain["key"]).split())
                 gain = chain.get("info_gain_mean")
                 correct = chain.get("correct")
-                child = QTreeWidgetItem([question[:160], chain["status"], "", "—" if gain is None else f"{gain:+.3f}",
+                child = QTreeWidgetItem([question[:160], chain["status"], "", fmt_metric("info_gain_mean", gain),
                                          str(chain.get("n_steps") or 0),
                                          "—" if correct is None else ("✓" if correct else "✗"),
                                          (chain.get("saved") or "")[:19].replace("T", " ")])

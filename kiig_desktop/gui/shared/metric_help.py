@@ -1,17 +1,15 @@
-"""One sentence per metric, and where its full definition lives (docs/metrics.md in the repository).
+"""One sentence per metric, and where its full definition lives (docs/metrics.md, shipped with the app).
 
 Tooltips on table headers, cards and plots take their text from here, so a metric is explained
-the same way everywhere; a "more" link opens the section of the metric documentation.
+the same way everywhere; a "more" link opens the section of the metric documentation in the
+app's help window (``help_dialog``).
 """
 
 from __future__ import annotations
 
 import html
-from pathlib import Path
 
-from PySide6.QtCore import QUrl
-
-DOCS = Path(__file__).resolve().parents[3] / "docs" / "metrics.md"
+HELP_SCHEME = "kiig-help"
 
 # key -> (name, one sentence, section anchor in docs/metrics.md)
 METRICS: dict[str, tuple[str, str, str]] = {
@@ -37,14 +35,29 @@ METRICS: dict[str, tuple[str, str, str]] = {
 }
 
 
-def docs_url(anchor: str = "") -> QUrl:
-    """The metric documentation (a file URL when the repository's docs are present)."""
-    if DOCS.exists():
-        url = QUrl.fromLocalFile(str(DOCS))
-        if anchor:
-            url.setFragment(anchor)
-        return url
-    return QUrl(f"docs/metrics.md#{anchor}" if anchor else "docs/metrics.md")
+# How every screen writes a metric's value (a chain's mean as its steps' metric): Results, Compare
+# and Sessions show the same digits for the same number.
+FORMATS = {"info_gain": "+.3f", "delta_nll": "+.4f", "answer_nll": ".4f", "answer_ppl": ".3f", "ki": ".3f",
+           "entropy_bits": ".3f", "p_correct": ".3f", "seq_ppl": ".3f"}
+
+
+def fmt_metric(key: str, value: float | None) -> str:
+    """``value`` of metric ``key`` (``info_gain`` or ``info_gain_mean`` alike) as the app shows it; "—" when None."""
+    if value is None:
+        return "—"
+    spec = FORMATS.get(key.removesuffix("_mean"), ".4f")
+    text = format(value, spec)
+    return format(0.0, spec.lstrip("+")) if float(text) == 0 else text  # never "-0.000"
+
+
+def help_href(anchor: str = "") -> str:
+    """The href of a "more" link: the app's own help window at that section (``help_dialog``)."""
+    return f"{HELP_SCHEME}:metrics.md#{anchor}"
+
+
+def anchor_of(href: str) -> str:
+    """The section of a "more" link's href ("" for any other link)."""
+    return href.partition("#")[2] if href.startswith(f"{HELP_SCHEME}:") else ""
 
 
 def metric_sentence(key: str) -> str:
@@ -59,10 +72,10 @@ def metric_tip(key: str, extra: str = "") -> str:
     body = f"<b>{html.escape(name)}</b>: {html.escape(sentence)}"
     if extra:
         body += "<br>" + html.escape(extra).replace("\n", "<br>")
-    return (f"<div style='white-space:pre-wrap'>{body}<br><a href='{docs_url(anchor).toString()}'>more</a> "
-            f"<span style='color:gray'>(docs/metrics.md#{anchor})</span></div>")
+    return (f"<div style='white-space:pre-wrap'>{body}<br><a href='{help_href(anchor)}'>more</a> "
+            f"<span style='color:gray'>(Help → Metric Definitions, docs/metrics.md#{anchor})</span></div>")
 
 
 def more_link(key: str) -> str:
-    """A rich-text "more" link for a label (open it with ``setOpenExternalLinks(True)``)."""
-    return f"<a href='{docs_url(METRICS[key][2]).toString()}'>more</a>"
+    """A rich-text "more" link for a label (its ``linkActivated`` opens ``help_dialog.open_metric_help``)."""
+    return f"<a href='{help_href(METRICS[key][2])}'>more</a>"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QHBoxLayout, QProgressBar, QToolButton, QWidget
 
-from .widgets import plain_label
+from .widgets import fit_text, plain_label
 from .workers import TaskManager
 
 
@@ -44,4 +44,4 @@ class TaskIndicator(QWidget):
         self.setVisible(bool(active))
         if active:
             more = f" (+{len(active) - 1})" if len(active) > 1 else ""
-            self.label.setText(active[-1].title + "…" + more)
+            fit_text(self.label, active[-1].title + "…" + more)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
@@ -40,6 +41,16 @@ def rich_tooltip(text: str) -> str:
     return "<div style='white-space:pre-wrap'>" + html.escape(text) + "</div>"
 
 
+STATUS_TEXT_MAX = 260  # px: a status-bar label's longest text (a long session or model name is elided)
+
+
+def fit_text(label: QLabel, text: str, max_px: int = STATUS_TEXT_MAX) -> None:
+    """Put ``text`` in a plain label elided in the middle to ``max_px`` (the whole text in its tooltip)."""
+    shown = label.fontMetrics().elidedText(text, Qt.TextElideMode.ElideMiddle, max_px)
+    label.setText(shown)
+    label.setToolTip(rich_tooltip(text) if shown != text else "")
+
+
 class ElidedLabel(QLabel):
     """One line of plain text, elided in the middle to fit; the full text is in the tooltip."""
 
@@ -65,10 +76,18 @@ class ElidedLabel(QLabel):
 
 
 class MessageBar(QFrame):
-    """An inline banner for errors and notices (plain text, dismissable, never modal)."""
+    """A banner for errors and notices (plain text, dismissable, never modal).
+
+    After :meth:`float_over` it is an overlay on the top edge of another widget: showing and hiding
+    it moves nothing below it (a button about to be clicked stays where it is).
+    """
+
+    MARGIN = 8
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self._anchor: QWidget | None = None
+        self._offset: Callable[[], int] = lambda: 0
         self.setObjectName("MessageBar")
         layout = QHBoxLayout(self)
         layout.setContentsMargins(12, 8, 8, 8)
@@ -97,7 +116,9 @@ class MessageBar(QFrame):
         self.style().polish(self)
         self.icon.setText("⚠" if level == "error" else "ℹ")
         self.label.setText(text)
+        self._place()
         self.show()
+        self.raise_()
         if timeout_ms:
             self._timer.start(timeout_ms)
         else:
@@ -105,6 +126,28 @@ class MessageBar(QFrame):
 
     def text(self) -> str:
         return self.label.text() if self.isVisible() else ""
+
+    def float_over(self, anchor: QWidget, offset: Callable[[], int] = lambda: 0) -> None:
+        """Overlay the top of ``anchor`` (a sibling in the same parent), ``offset()`` px below its top
+        edge, and follow it when it moves or is resized."""
+        self._anchor, self._offset = anchor, offset
+        self.setParent(anchor.parentWidget())
+        anchor.installEventFilter(self)
+        self.hide()
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt override
+        if obj is self._anchor and event.type() in (QEvent.Type.Resize, QEvent.Type.Move) and self.isVisible():
+            self._place()
+        return False
+
+    def _place(self) -> None:
+        if self._anchor is None:
+            return
+        area = self._anchor.geometry()
+        width = max(120, area.width() - 2 * self.MARGIN)
+        layout = self.layout()
+        height = layout.totalHeightForWidth(width) if layout.hasHeightForWidth() else self.sizeHint().height()
+        self.setGeometry(area.x() + self.MARGIN, area.y() + self._offset() + 4, width, height)
 
 
 class EmptyState(QWidget):
@@ -146,7 +189,7 @@ class MetricCard(QFrame):
     The value never elides or clips: its label asks for its full text width, and the strip
     (:class:`CardStrip`) wraps cards onto a second row when they do not fit side by side. A
     signed value shows ▲/▼ beside it (the sign is never colour alone); ``help_key`` adds the
-    metric's one-sentence tooltip and a "more" link to docs/metrics.md.
+    metric's one-sentence tooltip and a "more" link to its definition (the app's help window).
     """
 
     def __init__(self, caption: str, tip: str = "", parent: QWidget | None = None, help_key: str | None = None) -> None:
@@ -171,11 +214,12 @@ class MetricCard(QFrame):
         bottom = row
         self.more: QLabel | None = None
         if help_key:
+            from .help_dialog import open_metric_help
             from .metric_help import metric_tip, more_link
 
             self.more = QLabel(more_link(help_key))
             self.more.setTextFormat(Qt.TextFormat.RichText)
-            self.more.setOpenExternalLinks(True)
+            self.more.linkActivated.connect(lambda href: open_metric_help(self, href))
             self.more.setProperty("role", "metric-caption")
             self.more.setObjectName("more-link")  # the only rich text: the app's own link, never data
             self.more.setAccessibleName(f"More about {caption}")
