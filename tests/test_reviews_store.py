@@ -61,8 +61,8 @@ def test_reviews_survive_a_chain_resave_and_show_as_made_on_an_earlier_version(t
         assert reviews.review_step(s, run, "q0", 0, "Dr A", knowledge="correct", role="helps")["record_sha256"] == record_hash(same)
         reviews.review_chain(s, run, "q0", "Dr A", verdict="sound")
         old_id = s.chain_id(run, "q0")
-        s.save_chain(run, "q0", same, item=make_item(0))  # the same record saved again: a new chain row
-        assert s.chain_id(run, "q0") != old_id
+        s.save_chain(run, "q0", same, item=make_item(0))  # the same record saved again: updated in place
+        assert s.chain_id(run, "q0") == old_id
         assert [r["stale"] for r in reviews.step_reviews(s, run) + reviews.chain_reviews(s, run)] == [False, False]
         rescored = dict(without_curve(same), info_gain_mean=0.123)
         s.save_chain(run, "q0", rescored, item=make_item(0))
