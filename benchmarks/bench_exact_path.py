@@ -1,8 +1,8 @@
 """What exactness costs where the build is not batch-invariant: the load-time self-test and the
 from-scratch scoring path against incremental scoring.
 
-1. The self-test (engine/invariance.py: 16 tokens decoded as one batch, as batches of 8 and one at
-   a time) on the embedded model and on a ~120M-weight Q4_K_M model: its seconds at load, median of
+1. The self-test (engine/invariance.py: 16 tokens decoded as one batch, as batches of 8, and as 15
+   then the last alone) on the embedded model and on a ~120M-weight Q4_K_M model: its seconds at load, median of
    ``--loads`` loads (target: under 1 s on the 2-core machine for the embedded model).
 2. Scoring one 16-step multiple-choice chain on the ~120M Q4_K_M model with weight repacking on
    (a real non-invariant setting: the self-test fails) through the exact from-scratch path and

@@ -202,8 +202,8 @@ class ModelsPanel(QWidget):
         for key, value in values.items():
             self.fields[key].set_full_text(value)
         self.fields["exactness"].setToolTip(
-            "Measured when the model loads: the same tokens decoded in one batch, in batches of 8 and one at a "
-            "time must give bit-identical numbers for incremental scoring to be exact. Where they do not, each "
+            "Measured when the model loads: the same 16 tokens decoded in one batch, in batches of 8 and with the "
+            "last one alone must give bit-identical numbers for incremental scoring to be exact. Where they do not, each "
             "prefix is scored from scratch (exact, slower) unless fast_not_exact is set in settings.json.")
         sha = self._sha.get(info.id) if info else None
         sha = sha or (info.known_sha256 if info else None)
