@@ -18,6 +18,7 @@ from kiig_desktop.reports.stats import bootstrap_mean_ci, paired_diff_ci
 from kiig_desktop.reports.summary import METRIC_KEYS, chain_details, finding, summarize
 from kiig_desktop.runs.batch import batch_key
 from kiig_desktop.store import SessionStore
+from tests.support.require import require
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)> & "quoted" \'single\' </details></table>'
 SHA_A, SHA_B = "a" * 64, "b" * 64
@@ -211,8 +212,7 @@ def _chromium() -> str | None:
 
 def test_report_opens_in_headless_chromium(html_file, tmp_path):
     browser = _chromium()
-    if browser is None:
-        pytest.skip("no chromium binary (Debian: apt-get install chromium); `make test` installs it")
+    require("chromium", browser is not None, "Debian: apt-get install chromium; `make test` installs it")
     flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
              "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
              "--enable-logging=stderr", "--v=0"]
