@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import sqlite3
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -26,12 +21,10 @@ from kiig_desktop.runs.batch import BatchConfig, batch_key, iter_batch
 from kiig_desktop.runs.batch_stages import build_messages, item_seed
 from kiig_desktop.store import SessionStore
 from tests.sample_data import write_samples
+from tests.support.cli import kiig, kiig_popen
+from tests.support.process import count_rows, freeze, kill_group, wait_until
 
 MAX_TOKENS = "80"
-
-
-def kiig(*args: str, timeout: float = 400) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kiig_desktop", *args], capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -51,14 +44,6 @@ def corpus_db(tmp_path_factory) -> Path:
 def _run_args(dataset: Path, db: Path) -> list[str]:
     return ["run", "--dataset", str(dataset), "--layout", "generic", "--models", "default", "--scorer", "default",
             "--judge", "default", "--corpus", "clinical", "--db", str(db), "--max-tokens", MAX_TOKENS]
-
-
-def _chains(db: Path) -> int:
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
-            return conn.execute("SELECT COUNT(*) FROM chains").fetchone()[0]
-    except sqlite3.Error:
-        return 0
 
 
 def _snapshot(db: Path) -> dict:
@@ -127,14 +112,11 @@ def test_kill_9_part_way_then_resume_gives_identical_results(reference, mixed, c
     db = tmp_path / "killed.kiig"
     shutil.copy(corpus_db, db)
     # one item at a time: a group's chains are committed together, leaving no moment to kill between them
-    proc = subprocess.Popen([sys.executable, "-m", "kiig_desktop", *_run_args(mixed, db), "--parallel", "1"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 300
-    while _chains(db) < 1 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its model worker, mid-batch
-    proc.wait()
-    done = _chains(db)
+    proc = kiig_popen(*_run_args(mixed, db), "--parallel", "1", stdout=subprocess.DEVNULL)
+    wait_until(lambda: count_rows(db) >= 1, "a first chain was saved", proc)
+    freeze(proc)  # nothing is saved between counting and killing
+    done = count_rows(db)
+    kill_group(proc)  # the CLI and its model worker, mid-batch
     assert 1 <= done < 3
     r = kiig(*_run_args(mixed, db))
     assert r.returncode == 0, r.stderr

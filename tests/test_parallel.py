@@ -7,15 +7,13 @@ whatever the model happens to generate.
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 
 from kiig_desktop.config import EngineOptions
 from kiig_desktop.engine.client import EngineClient
 from kiig_desktop.errors import ContextOverflow
-from kiig_desktop.events import CancelToken
+from kiig_desktop.events import CancelToken, run_to_end
 from tests.tiny_models import tiny_model
 
 TOL = 1e-4
@@ -30,14 +28,6 @@ QUESTIONS = [
 
 def _items(questions=QUESTIONS) -> list[dict]:
     return [{"messages": [{"role": "user", "content": q}], "seed": 7 + i} for i, q in enumerate(questions)]
-
-
-def _drain(gen):
-    try:
-        while True:
-            next(gen)
-    except StopIteration as stop:
-        return stop.value
 
 
 def _assert_same(parallel: list, client, items: list[dict], max_tokens: int) -> None:
@@ -71,11 +61,11 @@ def test_parallel_generation_equals_sequential_on_real_tokenizers(weight_type, t
     client = EngineClient(str(tiny_model("llama-bpe", weight_type, tiny_models_dir)), EngineOptions(n_ctx=512, n_threads=2))
     try:
         items = _items(QUESTIONS[:4])
-        parallel = _drain(client.generate_many(items, max_tokens=40, temperature=0.0, top_k=3))
+        parallel = run_to_end(client.generate_many(items, max_tokens=40, temperature=0.0, top_k=3))
         assert all(len(p["tokens"]) >= 5 for p in parallel)  # random weights rarely stop early; checked anyway
         _assert_same(parallel, client, items, 40)
         # the same item with different neighbours and a different number of sequences: same reply
-        again = _drain(client.generate_many(items[2:3] + items[:1], max_tokens=40, temperature=0.0, top_k=3))
+        again = run_to_end(client.generate_many(items[2:3] + items[:1], max_tokens=40, temperature=0.0, top_k=3))
         assert [t["id"] for t in again[0]["tokens"]] == [t["id"] for t in parallel[2]["tokens"]]
         np.testing.assert_allclose([t["logprob"] for t in again[0]["tokens"]], [t["logprob"] for t in parallel[2]["tokens"]], atol=TOL)
     finally:
@@ -87,11 +77,11 @@ def test_an_item_that_does_not_fit_fails_alone(tiny_models_dir):
     try:
         items = _items(QUESTIONS[:2])
         items.insert(1, {"messages": [{"role": "user", "content": "word " * 400}]})
-        out = _drain(client.generate_many(items, max_tokens=16, temperature=0.0, top_k=3))
+        out = run_to_end(client.generate_many(items, max_tokens=16, temperature=0.0, top_k=3))
         assert isinstance(out[1], ContextOverflow) and "context" in out[1].message
         _assert_same([out[0], out[2]], client, [items[0], items[2]], 16)
         # a reply that runs into the end of its sequence's context stops there, as sequentially
-        long = _drain(client.generate_many(items[:1], max_tokens=400, temperature=0.0, top_k=3))[0]
+        long = run_to_end(client.generate_many(items[:1], max_tokens=400, temperature=0.0, top_k=3))[0]
         seq = client.call("generate", messages=items[0]["messages"], max_tokens=400, temperature=0.0, top_k=3)
         assert long["stop"] == seq["stop"] and len(long["tokens"]) == len(seq["tokens"])
     finally:
@@ -102,9 +92,9 @@ def test_cancel_stops_parallel_generation_and_the_worker_serves_on(fresh_client)
     cancel = CancelToken()
     items = _items()
     gen = fresh_client.generate_many(items, cancel=cancel, max_tokens=2000, temperature=0.0, top_k=3)
-    next(gen)
-    threading.Timer(0.3, cancel.cancel).start()
-    out = _drain(gen)
+    next(gen)  # the first progress event: every item is under way
+    cancel.cancel()
+    out = run_to_end(gen)
     assert all(r["stop"] in ("cancelled", "eos") for r in out)
     assert any(r["stop"] == "cancelled" for r in out)
     reply = fresh_client.call("generate", messages=items[0]["messages"], max_tokens=4, temperature=0.0, top_k=0)

@@ -8,15 +8,13 @@ are grouped with; one item that fails fails alone; cancel stops the operation.
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 
 from kiig_desktop.config import EngineOptions
 from kiig_desktop.engine.client import EngineClient
 from kiig_desktop.errors import Cancelled, ContextOverflow
-from kiig_desktop.events import CancelToken
+from kiig_desktop.events import CancelToken, run_to_end
 from kiig_desktop.metrics.infogain import plan_chain
 from tests.tiny_models import tiny_model
 
@@ -40,13 +38,9 @@ JUDGE_PROMPTS = [
 CANDIDATES = ["Yes", " Yes", "No", " No"]
 
 
-def _drain(gen):
-    events = []
-    try:
-        while True:
-            events.append(next(gen))
-    except StopIteration as stop:
-        return stop.value, events
+def _drain(gen) -> tuple[object, list]:
+    events: list = []
+    return run_to_end(gen, events.append), events
 
 
 def _chains(client, which: list[int] | None = None) -> list[dict]:
@@ -136,8 +130,8 @@ def test_cancel_stops_parallel_scoring_and_the_worker_serves_on(fresh_client):
     chains = [{"prefixes": plan_chain(fresh_client, q, a, steps[: 40 + i]).prefixes, "curve_prefix": None} for i in range(4)]
     cancel = CancelToken()
     gen = fresh_client.scan_many(chains, cancel=cancel)
-    next(gen)
-    threading.Timer(0.3, cancel.cancel).start()
+    next(gen)  # the first progress event: the scan is under way
+    cancel.cancel()
     with pytest.raises(Cancelled):
         _drain(gen)
     small = _chains(fresh_client, [0])

@@ -40,6 +40,11 @@ def freeze(proc: subprocess.Popen) -> None:
     os.killpg(proc.pid, signal.SIGSTOP)
 
 
+def thaw(proc: subprocess.Popen) -> None:
+    """Let a frozen process group go on (a signal sent meanwhile is handled first)."""
+    os.killpg(proc.pid, signal.SIGCONT)
+
+
 def kill_group(proc: subprocess.Popen) -> None:
     """SIGKILL ``proc``'s whole process group (the CLI and its model worker) and reap it."""
     os.killpg(proc.pid, signal.SIGKILL)
