@@ -16,11 +16,11 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.support.process import wait_until
 from tests.support.require import require
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,10 +114,7 @@ def xserver(tmp_path):
             break
     proc = subprocess.Popen([xvfb, f":{n}", "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 15
-    while not Path(f"/tmp/.X11-unix/X{n}").exists():
-        assert time.monotonic() < deadline and proc.poll() is None, "Xvfb did not start"
-        time.sleep(0.1)
+    wait_until(lambda: Path(f"/tmp/.X11-unix/X{n}").exists(), f"Xvfb listened on display :{n}", proc, poll=0.1)
     yield f":{n}"
     proc.terminate()
     proc.wait(timeout=10)
