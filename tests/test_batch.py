@@ -198,14 +198,20 @@ def test_prompt_and_expected_errors(tmp_path, mixed):
     db = str(tmp_path / "x.kiig")
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"id": "x", "question": "Q?"}) + "\n")
-    cases = [
-        ["run", "--dataset", str(tmp_path / "none.jsonl"), "--models", "default", "--scorer", "default", "--db", db],
-        ["run", "--dataset", str(bad), "--models", "default", "--scorer", "default", "--db", db],
-        ["run", "--dataset", str(mixed), "--models", "default", "--scorer", "default", "--judge", "default", "--db", db],
-        ["run", "--dataset", str(mixed), "--models", "no-such-model", "--scorer", "default", "--db", db, "--layout", "generic"],
-        ["run", "--dataset", str(mixed), "--models", "default", "default", "--scorer", "default", "--db", db, "--layout", "generic"],
+    cases = [  # (argv, the one error line)
+        (["run", "--dataset", str(tmp_path / "none.jsonl"), "--models", "default", "--scorer", "default", "--db", db],
+         f"no dataset file {tmp_path / 'none.jsonl'}"),
+        (["run", "--dataset", str(bad), "--models", "default", "--scorer", "default", "--db", db],
+         f"{bad}: line 1: missing answer (nothing was run or stored)"),
+        (["run", "--dataset", str(mixed), "--models", "default", "--scorer", "default", "--judge", "default", "--db", db],
+         "--judge and --corpus go together: KI needs a judge model and a reference corpus"),
+        (["run", "--dataset", str(mixed), "--models", "no-such-model", "--scorer", "default", "--db", db, "--layout", "generic"],
+         "no model named 'no-such-model'"),
+        (["run", "--dataset", str(mixed), "--models", "default", "default", "--scorer", "default", "--db", db, "--layout", "generic"],
+         "the same model file is named twice in --models"),
     ]
-    for argv in cases:
+    for argv, message in cases:
         r = kiig(*argv, timeout=120)
         assert r.returncode == 2, (argv, r.stderr)
-        assert r.stderr.startswith("kiig: error:") and "Traceback" not in r.stderr, r.stderr
+        assert r.stderr.splitlines()[0] == f"kiig: error: {message}", r.stderr
+        assert "Traceback" not in r.stderr
