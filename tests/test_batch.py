@@ -24,6 +24,8 @@ from tests.sample_data import write_samples
 from tests.support.cli import kiig, kiig_popen
 from tests.support.process import count_rows, freeze, kill_group, wait_until
 
+pytestmark = pytest.mark.slow  # runs whole batches on the real model, kills and resumes them
+
 MAX_TOKENS = "80"
 
 

@@ -25,7 +25,7 @@ from tests.support.require import require
 
 ROOT = Path(__file__).resolve().parents[1]
 ARCHIVES = sorted((ROOT / "dist").glob("kiig-desktop-*-linux-x86_64.tar.gz"), key=lambda p: p.stat().st_mtime)
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the bundle is built and tested on Linux")
+pytestmark = [pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the bundle is built and tested on Linux"), pytest.mark.slow]  # runs the frozen bundle, its installer and a bare X server
 
 
 @pytest.fixture(scope="module")

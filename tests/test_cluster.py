@@ -26,6 +26,8 @@ from tests.support.cli import kiig, kiig_popen
 from tests.support.process import count_rows, freeze, kill_group, ray_actors_alive, wait_until
 from tests.support.require import RAY_HOW, require_module
 
+pytestmark = pytest.mark.slow  # starts a Ray cluster and runs batches on it
+
 MAX_TOKENS = "40"
 NODE = {"num_cpus": 1, "object_store_memory": 80 << 20}  # on this machine's address: Ray cannot join loopback
 

@@ -31,6 +31,8 @@ CLUSTER = textwrap.dedent(
     """
 )
 
+pytestmark = pytest.mark.slow  # starts a token-authenticated Ray cluster
+
 
 @pytest.fixture(scope="module")
 def token_cluster():

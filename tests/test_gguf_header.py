@@ -12,6 +12,8 @@ from kiig_desktop.engine.gguf_header import FILE_TYPE_NAMES, GGML_BLOCKS, GGML_T
 from kiig_desktop.errors import ModelFileError
 from tests.tiny_models import tiny_model
 
+pytestmark = pytest.mark.slow  # builds and quantizes tiny models with a 150,000-token vocabulary
+
 
 def _full(path):
     r = gguf.GGUFReader(str(path), "r")

@@ -23,6 +23,8 @@ from tests.support.require import require, require_module
 
 from .store_support import make_item, make_record, model_info
 
+pytestmark = pytest.mark.slow  # races real score processes over a 40,000-line input
+
 CHAINS = resource_path("chains", "clinical_chains.jsonl")
 
 

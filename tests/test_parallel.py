@@ -16,6 +16,8 @@ from kiig_desktop.errors import ContextOverflow
 from kiig_desktop.events import CancelToken, run_to_end
 from tests.tiny_models import tiny_model
 
+pytestmark = pytest.mark.slow  # generates in parallel on tiny and real models
+
 TOL = 1e-4
 QUESTIONS = [
     "What is 3 times 12?",

@@ -18,6 +18,8 @@ from kiig_desktop.events import CancelToken, run_to_end
 from kiig_desktop.metrics.infogain import plan_chain
 from tests.tiny_models import tiny_model
 
+pytestmark = pytest.mark.slow  # scores in parallel on tiny and real models
+
 TOL = 1e-4
 CHAINS = [  # question, answer, steps, options, knowledge
     ("What is 3 times 12?", "36", ["Three times ten is thirty.", "Three times two is six.", "Thirty plus six is 36."], None, None),

@@ -13,6 +13,8 @@ from kiig_desktop.resources import resource_path
 from tests.support.cli import kiig, kiig_popen
 from tests.support.process import count_rows, freeze, kill_group, thaw, wait_until
 
+pytestmark = pytest.mark.slow  # scores the demo chains end to end several times, with kills
+
 CHAINS = resource_path("chains", "clinical_chains.jsonl")
 OUTPUT_KEYS = {"id", "question", "mode", "model", "n_tokens", "baseline", "steps", "info_gain_mean", "delta_nll_mean", "paper_info_gain", "paper_mean"}
 STEP_KEYS = {"index", "text", "answer_nll", "answer_ppl", "delta_nll", "info_gain", "seq_ppl"}

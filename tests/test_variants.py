@@ -78,7 +78,9 @@ def test_available_lists_variant_libraries(tmp_path):
 
 
 BUILT = variants.available()
-needs_variants = pytest.mark.usefixtures("_variants_built")
+def needs_variants(test):
+    """A slow test (a fresh worker per CPU variant) that needs this build's CPU variants."""
+    return pytest.mark.slow(pytest.mark.usefixtures("_variants_built")(test))
 
 
 @pytest.fixture
