@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from kiig_desktop import cli
 from kiig_desktop.chains.answers import extract_answer, is_correct
 from kiig_desktop.chains.datasets import load_dataset
 from kiig_desktop.engine.client import EngineClient
@@ -22,6 +21,7 @@ from kiig_desktop.runs.batch_stages import build_messages, item_seed
 from kiig_desktop.store import SessionStore
 from tests.sample_data import write_samples
 from tests.support.cli import kiig, kiig_popen
+from tests.support.corpus import demo_corpus_session
 from tests.support.process import count_rows, freeze, kill_group, wait_until
 
 pytestmark = pytest.mark.slow  # runs whole batches on the real model, kills and resumes them
@@ -38,9 +38,7 @@ def mixed(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def corpus_db(tmp_path_factory) -> Path:
     """A session holding only the demo corpus; tests copy it."""
-    db = tmp_path_factory.mktemp("corpus") / "corpus.kiig"
-    assert cli.main(["corpus", "add", "--db", str(db), "--name", "clinical", str(resource_path("corpus", "clinical_facts.jsonl"))]) == 0
-    return db
+    return demo_corpus_session(tmp_path_factory.mktemp("corpus") / "corpus.kiig")
 
 
 def _run_args(dataset: Path, db: Path) -> list[str]:

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from kiig_desktop import cli
-from kiig_desktop.resources import resource_path
 from kiig_desktop.store import SessionStore
 from tests.sample_data import write_samples
 from tests.support.cli import kiig, kiig_popen
+from tests.support.corpus import demo_corpus_session
 from tests.support.process import count_rows, freeze, kill_group, ray_actors_alive, wait_until
 from tests.support.require import RAY_HOW, require_module
 
@@ -172,9 +172,7 @@ def test_a_model_missing_on_a_node_is_one_clear_error_naming_it(cluster, folders
 def test_knowledge_index_on_a_cluster_is_judged_by_the_driver_as_a_local_run_judges_it(cluster, tmp_path):
     """Nodes generate and score; the driver judges each arriving chain against the session's corpus."""
     data = write_samples(tmp_path / "two.jsonl", slice(2, 4))
-    corpus = tmp_path / "corpus.kiig"
-    assert cli.main(["corpus", "add", "--db", str(corpus), "--name", "clinical",
-                     str(resource_path("corpus", "clinical_facts.jsonl"))]) == 0
+    corpus = demo_corpus_session(tmp_path / "corpus.kiig")
     ki = ["--judge", "default", "--corpus", "clinical"]
     local, remote = tmp_path / "local.kiig", tmp_path / "remote.kiig"
     shutil.copy(corpus, local)

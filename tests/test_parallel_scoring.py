@@ -152,14 +152,9 @@ KI_CHAINS = [
 
 @pytest.fixture(scope="module")
 def corpus_db(tmp_path_factory):
-    from kiig_desktop.knowledge.corpus import add_documents
-    from kiig_desktop.resources import resource_path
-    from kiig_desktop.store import SessionStore
+    from tests.support.corpus import demo_corpus_session
 
-    path = tmp_path_factory.mktemp("corpus") / "c.kiig"
-    with SessionStore.open(path) as store:
-        add_documents(store.db, "clinical", [resource_path("corpus", "clinical_facts.jsonl")])
-    return path
+    return demo_corpus_session(tmp_path_factory.mktemp("corpus") / "c.kiig")
 
 
 @pytest.mark.parametrize(("mode", "n_ctx", "budget"), [("probability", 256, 6000), ("reasoningeval", 512, 1500)])
