@@ -13,13 +13,14 @@ from kiig_desktop.chains.answers import extract_answer, is_correct
 from kiig_desktop.chains.datasets import load_dataset
 from kiig_desktop.engine.client import EngineClient
 from kiig_desktop.errors import Cancelled
-from kiig_desktop.events import CancelToken, ItemDone
+from kiig_desktop.events import CancelToken
 from kiig_desktop.reports.summary import summarize
 from kiig_desktop.resources import resource_path
 from kiig_desktop.runs.batch import BatchConfig, batch_key, iter_batch
 from kiig_desktop.runs.batch_stages import build_messages, item_seed
 from kiig_desktop.store import SessionStore
 from tests.sample_data import write_samples
+from tests.support.batch import drive, snapshot
 from tests.support.cli import kiig, kiig_popen
 from tests.support.corpus import demo_corpus_session
 from tests.support.process import count_rows, freeze, kill_group, wait_until
@@ -44,21 +45,6 @@ def corpus_db(tmp_path_factory) -> Path:
 def _run_args(dataset: Path, db: Path) -> list[str]:
     return ["run", "--dataset", str(dataset), "--layout", "generic", "--models", "default", "--scorer", "default",
             "--judge", "default", "--corpus", "clinical", "--db", str(db), "--max-tokens", MAX_TOKENS]
-
-
-def _snapshot(db: Path) -> dict:
-    """Every stored result of the batch run except wall-clock timings and timestamps."""
-    out = {}
-    with SessionStore.open(db, write=False) as store:
-        run = next(r for r in store.list_runs() if r["kind"] == "batch")
-        out["_run"] = (run["status"], run["settings"], run["seed"])
-        for chain in store.chains_for_run(run["id"]):
-            record = store.load_chain(chain["id"])
-            record.pop("timing")
-            ki = [{k: v for k, v in ev.items() if k != "created"} for ev in store.load_ki(chain["id"])]
-            out[chain["key"]] = {"record": record, "generation": store.load_generation(chain["id"]),
-                                 "item": store.load_item(chain["id"]), "ki": ki}
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +107,7 @@ def test_kill_9_part_way_then_resume_gives_identical_results(reference, mixed, c
     r = kiig(*_run_args(mixed, db))
     assert r.returncode == 0, r.stderr
     assert f"{done} of 3 chains already done" in r.stderr
-    assert _snapshot(db) == _snapshot(reference)
+    assert snapshot(db) == snapshot(reference)
     with SessionStore.open(db, write=False) as store:
         assert store.check() == []
     html = tmp_path / "report.html"
@@ -141,19 +127,6 @@ class CountingFactory:
         return EngineClient(info, options)
 
 
-def _drive(gen, stop_after: int | None = None, cancel: CancelToken | None = None) -> tuple[list[dict], object]:
-    records = []
-    try:
-        while True:
-            event = next(gen)
-            if isinstance(event, ItemDone):
-                records.append(event.result)
-                if stop_after is not None and len(records) == stop_after:
-                    cancel.cancel()
-    except StopIteration as stop:
-        return records, stop.value
-
-
 def test_two_models_cancel_resume_and_paired_differences(tmp_path, builtin_path):
     """A byte-padded copy of the embedded model is a second model (new sha256) that must behave identically."""
     twin = tmp_path / "twin.gguf"
@@ -167,11 +140,11 @@ def test_two_models_cancel_resume_and_paired_differences(tmp_path, builtin_path)
         factory = CountingFactory()
         gen = iter_batch(store, dataset, ["default", str(twin)], "default", config=config, cancel=cancel, client_factory=factory)
         with pytest.raises(Cancelled):
-            _drive(gen, stop_after=1, cancel=cancel)
+            drive(gen, stop_after=1, cancel=cancel)
         (run,) = store.list_runs()
         assert run["status"] == "cancelled" and run["n_chains"] == 1
         factory = CountingFactory()
-        records, summary = _drive(iter_batch(store, dataset, ["default", str(twin)], "default", config=config,
+        records, summary = drive(iter_batch(store, dataset, ["default", str(twin)], "default", config=config,
                                              client_factory=factory))
         assert factory.opened == [builtin_path.name, "twin.gguf"]  # subject 1 = scorer: one worker
         assert (summary.reloaded, summary.done, summary.errors, summary.total) == (1, 3, 0, 4)

@@ -111,25 +111,25 @@ def test_batch_results_do_not_depend_on_parallel_and_resume_across_it(tmp_path, 
     from kiig_desktop.resources import resource_path
     from kiig_desktop.runs.batch import BatchConfig, iter_batch
     from kiig_desktop.store import SessionStore
-    from tests.test_batch import _drive, _snapshot
+    from tests.support.batch import drive, snapshot
 
     dataset = resource_path("datasets", "clinical_mcq.jsonl")
     args = ["run", "--dataset", str(dataset), "--models", "default", "--scorer", "default", "--limit", "4", "--max-tokens", "40"]
     assert cli.main([*args, "--db", str(tmp_path / "one.kiig"), "--parallel", "1"]) == 0
     assert cli.main([*args, "--db", str(tmp_path / "three.kiig"), "--parallel", "3"]) == 0
-    reference = _snapshot(tmp_path / "one.kiig")
+    reference = snapshot(tmp_path / "one.kiig")
     assert len(reference) == 5 and reference["_run"][0] == "finished"
-    assert _snapshot(tmp_path / "three.kiig") == reference
+    assert snapshot(tmp_path / "three.kiig") == reference
 
     config = BatchConfig(max_tokens=40, limit=4)
     with SessionStore.open(tmp_path / "resumed.kiig") as store:
         cancel = CancelToken()
         with pytest.raises(Cancelled):
-            _drive(iter_batch(store, dataset, ["default"], "default", config=config, cancel=cancel, parallel=2),
+            drive(iter_batch(store, dataset, ["default"], "default", config=config, cancel=cancel, parallel=2),
                    stop_after=1, cancel=cancel)
-        records, summary = _drive(iter_batch(store, dataset, ["default"], "default", config=config, parallel=1))
+        records, summary = drive(iter_batch(store, dataset, ["default"], "default", config=config, parallel=1))
         assert (summary.reloaded, summary.done) == (1, 3)
-    assert _snapshot(tmp_path / "resumed.kiig") == reference
+    assert snapshot(tmp_path / "resumed.kiig") == reference
 
 
 def test_parallel_out_of_range_is_one_clear_line(tmp_path, capsys):
