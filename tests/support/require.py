@@ -32,7 +32,7 @@ def require(name: str, condition: bool, how_to_get: str) -> None:
     msg = f"missing prerequisite: {name} ({how_to_get})"
     if strict():
         pytest.fail(msg, pytrace=False)
-    pytest.skip(msg)
+    pytest.skip(msg, allow_module_level=True)
 
 
 def require_module(module: str, how_to_get: str) -> ModuleType:
