@@ -17,10 +17,9 @@ from pathlib import Path
 import pytest
 
 from kiig_desktop.store import SessionStore
+from tests.gguf_factory import write_tiny_gguf
+from tests.store_support import make_item, make_record, model_info
 from tests.support.cli import kiig
-
-from .gguf_factory import write_tiny_gguf
-from .store_support import make_item, make_record, model_info
 
 
 @pytest.fixture(scope="module")

@@ -17,11 +17,10 @@ import pytest
 
 from kiig_desktop.resources import resource_path
 from kiig_desktop.store import SessionStore
+from tests.store_support import make_item, make_record, model_info
 from tests.support.cli import kiig_cmd
 from tests.support.process import wait_until
 from tests.support.require import require, require_module
-
-from .store_support import make_item, make_record, model_info
 
 pytestmark = pytest.mark.slow  # races real score processes over a 40,000-line input
 

@@ -17,8 +17,7 @@ from kiig_desktop.resources import resource_path
 from kiig_desktop.runs import judge_check as jc
 from kiig_desktop.store import judge_validation as validation
 from tests.support.cli import kiig
-
-from .test_knowledge import FakeJudge
+from tests.test_knowledge import FakeJudge
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,10 +8,9 @@ from kiig_desktop.events import ItemDone, Message, run_to_end
 from kiig_desktop.knowledge.ki import REASON_NO_KNOWLEDGE, parse_ki_item, steps_to_judge
 from kiig_desktop.runs.ki import KI_METHOD_VERSION, iter_ki_file, iter_stored_chain_ki, ki_settings, save_chain_ki
 from kiig_desktop.store import SessionStore
+from tests.store_support import model_info
 from tests.support.corpus import add_demo_corpus
-
-from .store_support import model_info
-from .test_knowledge import FakeJudge
+from tests.test_knowledge import FakeJudge
 
 RECORD = {"steps": [
     {"index": 1, "text": "Metformin is the first-line drug for type 2 diabetes.", "knowledge": "Metformin is first-line for type 2 diabetes."},

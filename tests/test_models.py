@@ -12,9 +12,8 @@ import pytest
 from kiig_desktop.config import Settings
 from kiig_desktop.engine import models as M
 from kiig_desktop.errors import EngineError, ModelFileError, ModelNotFound
+from tests.gguf_factory import write_tiny_gguf
 from tests.support.cli import kiig
-
-from .gguf_factory import write_tiny_gguf
 
 
 def test_builtin_header(builtin_path):

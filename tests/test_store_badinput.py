@@ -14,9 +14,8 @@ import pytest
 
 from kiig_desktop.errors import StoreError
 from kiig_desktop.store import SessionStore
+from tests.store_support import make_item, make_record, model_info
 from tests.support.require import require
-
-from .store_support import make_item, make_record, model_info
 
 
 def _sha(path: Path) -> str:

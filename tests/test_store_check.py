@@ -11,8 +11,7 @@ import pytest
 
 from kiig_desktop.store import SessionStore
 from kiig_desktop.store.schema import SCHEMA_VERSION
-
-from .store_support import make_item, make_record, model_info
+from tests.store_support import make_item, make_record, model_info
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,8 @@ import pytest
 
 from kiig_desktop.errors import StoreError
 from kiig_desktop.store import SessionStore
+from tests.store_support import REPO, make_record, model_info
 from tests.support.process import HANG_GUARD_S
-
-from .store_support import REPO, make_record, model_info
 
 
 def _python(code: str, *args: str, **kw) -> subprocess.Popen:
