@@ -41,7 +41,7 @@ run: install xlibs
 # rather than skip here (KIIG_REQUIRE_BUNDLE=1); the archive is cached by a hash of its inputs
 test: install-test browser bundle
 	$(BIN)/ruff check kiig_desktop tests benchmarks
-	KIIG_REQUIRE_BUNDLE=1 QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
+	KIIG_REQUIRE_ALL=1 KIIG_REQUIRE_BUNDLE=1 QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
 
 install: $(VENV)/.installed
 

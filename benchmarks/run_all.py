@@ -23,6 +23,7 @@ def main() -> int:
         ["bench_store.py", "--repeats", "10" if quick else "30"],
         ["bench_corpus.py", "--queries", "200" if quick else "1000"],
         ["bench_batch.py", "--json", str(RESULTS / "batch.json")] + (["--limit", "5"] if quick else []),
+        ["bench_latency.py", "--repeats", "2" if quick else "5", "--out", str(RESULTS / "latency.json")],
     ]
     failed = 0
     for args in runs:

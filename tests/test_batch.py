@@ -3,35 +3,31 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import sqlite3
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from kiig_desktop import cli
 from kiig_desktop.chains.answers import extract_answer, is_correct
 from kiig_desktop.chains.datasets import load_dataset
 from kiig_desktop.engine.client import EngineClient
 from kiig_desktop.errors import Cancelled
-from kiig_desktop.events import CancelToken, ItemDone
+from kiig_desktop.events import CancelToken
 from kiig_desktop.reports.summary import summarize
 from kiig_desktop.resources import resource_path
 from kiig_desktop.runs.batch import BatchConfig, batch_key, iter_batch
 from kiig_desktop.runs.batch_stages import build_messages, item_seed
 from kiig_desktop.store import SessionStore
 from tests.sample_data import write_samples
+from tests.support.batch import drive, snapshot
+from tests.support.cli import kiig, kiig_popen
+from tests.support.corpus import demo_corpus_session
+from tests.support.process import count_rows, freeze, kill_group, wait_until
+
+pytestmark = pytest.mark.slow  # runs whole batches on the real model, kills and resumes them
 
 MAX_TOKENS = "80"
-
-
-def kiig(*args: str, timeout: float = 400) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kiig_desktop", *args], capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -43,38 +39,12 @@ def mixed(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def corpus_db(tmp_path_factory) -> Path:
     """A session holding only the demo corpus; tests copy it."""
-    db = tmp_path_factory.mktemp("corpus") / "corpus.kiig"
-    assert cli.main(["corpus", "add", "--db", str(db), "--name", "clinical", str(resource_path("corpus", "clinical_facts.jsonl"))]) == 0
-    return db
+    return demo_corpus_session(tmp_path_factory.mktemp("corpus") / "corpus.kiig")
 
 
 def _run_args(dataset: Path, db: Path) -> list[str]:
     return ["run", "--dataset", str(dataset), "--layout", "generic", "--models", "default", "--scorer", "default",
             "--judge", "default", "--corpus", "clinical", "--db", str(db), "--max-tokens", MAX_TOKENS]
-
-
-def _chains(db: Path) -> int:
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
-            return conn.execute("SELECT COUNT(*) FROM chains").fetchone()[0]
-    except sqlite3.Error:
-        return 0
-
-
-def _snapshot(db: Path) -> dict:
-    """Every stored result of the batch run except wall-clock timings and timestamps (and the record
-    hash each KI evaluation names, which covers the timings; whether it is current is compared)."""
-    out = {}
-    with SessionStore.open(db, write=False) as store:
-        run = next(r for r in store.list_runs() if r["kind"] == "batch")
-        out["_run"] = (run["status"], run["settings"], run["seed"])
-        for chain in store.chains_for_run(run["id"]):
-            record = store.load_chain(chain["id"])
-            record.pop("timing")
-            ki = [{k: v for k, v in ev.items() if k not in ("created", "chain_sha256")} for ev in store.load_ki(chain["id"])]
-            out[chain["key"]] = {"record": record, "generation": store.load_generation(chain["id"]),
-                                 "item": store.load_item(chain["id"]), "ki": ki}
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -128,19 +98,16 @@ def test_kill_9_part_way_then_resume_gives_identical_results(reference, mixed, c
     db = tmp_path / "killed.kiig"
     shutil.copy(corpus_db, db)
     # one item at a time: a group's chains are committed together, leaving no moment to kill between them
-    proc = subprocess.Popen([sys.executable, "-m", "kiig_desktop", *_run_args(mixed, db), "--parallel", "1"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 300
-    while _chains(db) < 1 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its model worker, mid-batch
-    proc.wait()
-    done = _chains(db)
+    proc = kiig_popen(*_run_args(mixed, db), "--parallel", "1", stdout=subprocess.DEVNULL)
+    wait_until(lambda: count_rows(db) >= 1, "a first chain was saved", proc)
+    freeze(proc)  # nothing is saved between counting and killing
+    done = count_rows(db)
+    kill_group(proc)  # the CLI and its model worker, mid-batch
     assert 1 <= done < 3
     r = kiig(*_run_args(mixed, db))
     assert r.returncode == 0, r.stderr
     assert f"{done} of 3 chains already done" in r.stderr
-    assert _snapshot(db) == _snapshot(reference)
+    assert snapshot(db) == snapshot(reference)
     with SessionStore.open(db, write=False) as store:
         assert store.check() == []
     html = tmp_path / "report.html"
@@ -160,19 +127,6 @@ class CountingFactory:
         return EngineClient(info, options)
 
 
-def _drive(gen, stop_after: int | None = None, cancel: CancelToken | None = None) -> tuple[list[dict], object]:
-    records = []
-    try:
-        while True:
-            event = next(gen)
-            if isinstance(event, ItemDone):
-                records.append(event.result)
-                if stop_after is not None and len(records) == stop_after:
-                    cancel.cancel()
-    except StopIteration as stop:
-        return records, stop.value
-
-
 def test_two_models_cancel_resume_and_paired_differences(tmp_path, builtin_path):
     """A byte-padded copy of the embedded model is a second model (new sha256) that must behave identically."""
     twin = tmp_path / "twin.gguf"
@@ -186,11 +140,11 @@ def test_two_models_cancel_resume_and_paired_differences(tmp_path, builtin_path)
         factory = CountingFactory()
         gen = iter_batch(store, dataset, ["default", str(twin)], "default", config=config, cancel=cancel, client_factory=factory)
         with pytest.raises(Cancelled):
-            _drive(gen, stop_after=1, cancel=cancel)
+            drive(gen, stop_after=1, cancel=cancel)
         (run,) = store.list_runs()
         assert run["status"] == "cancelled" and run["n_chains"] == 1
         factory = CountingFactory()
-        records, summary = _drive(iter_batch(store, dataset, ["default", str(twin)], "default", config=config,
+        records, summary = drive(iter_batch(store, dataset, ["default", str(twin)], "default", config=config,
                                              client_factory=factory))
         assert factory.opened == [builtin_path.name, "twin.gguf"]  # subject 1 = scorer: one worker
         assert (summary.reloaded, summary.done, summary.errors, summary.total) == (1, 3, 0, 4)
@@ -217,14 +171,20 @@ def test_prompt_and_expected_errors(tmp_path, mixed):
     db = str(tmp_path / "x.kiig")
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"id": "x", "question": "Q?"}) + "\n")
-    cases = [
-        ["run", "--dataset", str(tmp_path / "none.jsonl"), "--models", "default", "--scorer", "default", "--db", db],
-        ["run", "--dataset", str(bad), "--models", "default", "--scorer", "default", "--db", db],
-        ["run", "--dataset", str(mixed), "--models", "default", "--scorer", "default", "--judge", "default", "--db", db],
-        ["run", "--dataset", str(mixed), "--models", "no-such-model", "--scorer", "default", "--db", db, "--layout", "generic"],
-        ["run", "--dataset", str(mixed), "--models", "default", "default", "--scorer", "default", "--db", db, "--layout", "generic"],
+    cases = [  # (argv, the one error line)
+        (["run", "--dataset", str(tmp_path / "none.jsonl"), "--models", "default", "--scorer", "default", "--db", db],
+         f"no dataset file {tmp_path / 'none.jsonl'}"),
+        (["run", "--dataset", str(bad), "--models", "default", "--scorer", "default", "--db", db],
+         f"{bad}: line 1: missing answer (nothing was run or stored)"),
+        (["run", "--dataset", str(mixed), "--models", "default", "--scorer", "default", "--judge", "default", "--db", db],
+         "--judge and --corpus go together: KI needs a judge model and a reference corpus"),
+        (["run", "--dataset", str(mixed), "--models", "no-such-model", "--scorer", "default", "--db", db, "--layout", "generic"],
+         "no model named 'no-such-model'"),
+        (["run", "--dataset", str(mixed), "--models", "default", "default", "--scorer", "default", "--db", db, "--layout", "generic"],
+         "the same model file is named twice in --models"),
     ]
-    for argv in cases:
+    for argv, message in cases:
         r = kiig(*argv, timeout=120)
         assert r.returncode == 2, (argv, r.stderr)
-        assert r.stderr.startswith("kiig: error:") and "Traceback" not in r.stderr, r.stderr
+        assert r.stderr.splitlines()[0] == f"kiig: error: {message}", r.stderr
+        assert "Traceback" not in r.stderr

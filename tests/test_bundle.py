@@ -3,7 +3,8 @@ an empty environment (``env -i HOME=<fresh> PATH=/nonexistent``) it self-tests, 
 venv, opens its window on a bare X server, finds every library it links, and installs/uninstalls.
 
 Runs the archive ``make bundle`` leaves in dist/. ``make test`` builds it first (cached by a hash of
-its inputs) and sets KIIG_REQUIRE_BUNDLE=1, so in CI a missing archive fails instead of skipping.
+its inputs) and sets KIIG_REQUIRE_ALL=1, so there a missing archive (or Xvfb, or root with mount
+namespaces) fails instead of skipping (tests/support/require.py).
 """
 
 from __future__ import annotations
@@ -15,23 +16,22 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.support.process import wait_until
+from tests.support.require import require
+
 ROOT = Path(__file__).resolve().parents[1]
 ARCHIVES = sorted((ROOT / "dist").glob("kiig-desktop-*-linux-x86_64.tar.gz"), key=lambda p: p.stat().st_mtime)
-REQUIRED = os.environ.get("KIIG_REQUIRE_BUNDLE") == "1"
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the bundle is built and tested on Linux")
+pytestmark = [pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the bundle is built and tested on Linux"), pytest.mark.slow]  # runs the frozen bundle, its installer and a bare X server
 
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory) -> Path:
     """The unpacked bundle's folder (holding kiig-desktop, kiig, install.sh, _internal/)."""
-    if not ARCHIVES:
-        msg = "no dist/kiig-desktop-*-linux-x86_64.tar.gz: run `make bundle`"
-        pytest.fail(msg) if REQUIRED else pytest.skip(msg)
+    require("the bundle dist/kiig-desktop-*-linux-x86_64.tar.gz", bool(ARCHIVES), "run `make bundle`")
     dest = tmp_path_factory.mktemp("unpacked")
     with tarfile.open(ARCHIVES[-1]) as tar:
         tar.extractall(dest, filter="tar")
@@ -88,9 +88,7 @@ def _gains(path: Path) -> dict[str, list[float]]:
 def test_kiig_score_equals_the_venv_with_the_same_variant(app, tmp_path):
     from kiig_desktop.engine import variants
 
-    if "x64" not in variants.available():
-        msg = "the venv's llama.cpp has no CPU variants to pin (make install builds them)"
-        pytest.fail(msg) if REQUIRED else pytest.skip(msg)
+    require("llama.cpp CPU variants in the venv", "x64" in variants.available(), "make install builds them")
     chains = _chains(tmp_path)
     frozen_out, venv_out = tmp_path / "frozen.jsonl", tmp_path / "venv.jsonl"
     args = ["score", "--model", "default", "--input", chains]
@@ -110,18 +108,13 @@ def test_kiig_score_equals_the_venv_with_the_same_variant(app, tmp_path):
 def xserver(tmp_path):
     """A bare Xvfb display (no window manager, nothing else installed into it)."""
     xvfb = shutil.which("Xvfb")
-    if xvfb is None:
-        msg = "Xvfb is not installed (apt-get install xvfb; make test installs it as root)"
-        pytest.fail(msg) if REQUIRED else pytest.skip(msg)
+    require("Xvfb", xvfb is not None, "apt-get install xvfb; make test installs it as root")
     for n in range(90, 120):
         if not Path(f"/tmp/.X11-unix/X{n}").exists() and not Path(f"/tmp/.X{n}-lock").exists():
             break
     proc = subprocess.Popen([xvfb, f":{n}", "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 15
-    while not Path(f"/tmp/.X11-unix/X{n}").exists():
-        assert time.monotonic() < deadline and proc.poll() is None, "Xvfb did not start"
-        time.sleep(0.1)
+    wait_until(lambda: Path(f"/tmp/.X11-unix/X{n}").exists(), f"Xvfb listened on display :{n}", proc, poll=0.1)
     yield f":{n}"
     proc.terminate()
     proc.wait(timeout=10)
@@ -207,8 +200,8 @@ def _private_system_dirs() -> bool:
 def test_installer_as_root_installs_for_everyone_then_uninstalls(app, tmp_path):
     """As root with no --prefix: /opt/kiig-desktop, /usr/local/bin links, a system menu entry -- run in
     a private mount namespace whose /opt and /usr/local are empty tmpfs, so the real ones stay untouched."""
-    if not _private_system_dirs():
-        pytest.skip("needs root and mount namespaces (unshare -m) to give the installer a private /opt and /usr/local")
+    require("root with mount namespaces (unshare -m)", _private_system_dirs(),
+            "run the tests as root in a container that allows unshare -m, as CI's `make test` does")
     home = tmp_path / "home"
     session = home / ".local" / "share" / "kiig-desktop" / "sessions" / "mine.kiig"
     session.parent.mkdir(parents=True)

@@ -17,8 +17,7 @@ import pytest
 
 from kiig_desktop.resources import resource_path
 from kiig_desktop.store import SessionStore
-
-pytest.importorskip("ray", reason="Ray is not installed: `make install-cluster` (make test installs it)")
+from tests.support.require import RAY_HOW, require_module
 
 CLUSTER = textwrap.dedent(
     """
@@ -32,9 +31,12 @@ CLUSTER = textwrap.dedent(
     """
 )
 
+pytestmark = pytest.mark.slow  # starts a token-authenticated Ray cluster
+
 
 @pytest.fixture(scope="module")
 def token_cluster():
+    require_module("ray", RAY_HOW)
     token = secrets.token_hex(16)
     env = dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token)
     proc = subprocess.Popen([sys.executable, "-c", CLUSTER], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,

@@ -1,6 +1,8 @@
 """Issue 14, through the real ``kiig`` command as a subprocess: hostile JSON, hostile options and
 model files, planted ``.part`` links, spreadsheet formulas. Every case must give one clear line on
-stderr naming the file (and line), exit code 2 and no traceback, before any model is loaded."""
+stderr naming the file (and line), exit code 2 and no traceback, before any model is loaded: the
+hostile-input cases name a GGUF file that cannot be loaded, so an error about the input (not the
+model) shows that the input was checked first."""
 
 from __future__ import annotations
 
@@ -10,20 +12,27 @@ import json
 import os
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from kiig_desktop.store import SessionStore
+from tests.gguf_factory import write_tiny_gguf
+from tests.store_support import make_item, make_record, model_info
+from tests.support.cli import kiig
 
-from .gguf_factory import write_tiny_gguf
-from .store_support import make_item, make_record, model_info
+
+@pytest.fixture(scope="module")
+def unloadable(tmp_path_factory) -> Path:
+    """A GGUF whose header passes every check but which llama.cpp cannot load (it has no layers)."""
+    return write_tiny_gguf(tmp_path_factory.mktemp("models") / "unloadable.gguf")
 
 
-def kiig(*args: str, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kiig_desktop", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env=env)
+def test_the_unloadable_model_really_fails_to_load(tmp_path, unloadable):
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps(GOOD) + "\n", encoding="utf-8")
+    r = kiig("score", "--model", unloadable, "--input", src, "--output", tmp_path / "o.jsonl")
+    assert r.returncode == 2 and "could not load" in r.stderr and str(src) not in r.stderr, r.stderr
 
 
 def one_clear_line(r: subprocess.CompletedProcess, *words: str) -> str:
@@ -53,14 +62,14 @@ def _hostile_file(tmp_path: Path, case: str) -> Path:
 
 @pytest.mark.parametrize("case", sorted(HOSTILE))
 @pytest.mark.parametrize("command", ["score", "run", "import", "ki"])
-def test_hostile_json_is_one_line_naming_file_and_line(tmp_path, command, case):
+def test_hostile_json_is_one_line_naming_file_and_line(tmp_path, command, case, unloadable):
     src = _hostile_file(tmp_path, case)
-    db, out = tmp_path / "s.kiig", tmp_path / "out.jsonl"
+    db, out, m = tmp_path / "s.kiig", tmp_path / "out.jsonl", unloadable
     argv = {
-        "score": ["score", "--model", "default", "--input", src, "--output", out, "--db", db],
-        "run": ["run", "--dataset", src, "--models", "default", "--scorer", "default", "--db", db],
+        "score": ["score", "--model", m, "--input", src, "--output", out, "--db", db],
+        "run": ["run", "--dataset", src, "--models", m, "--scorer", m, "--db", db],
         "import": ["import", "--db", db, src],
-        "ki": ["ki", "--model", "default", "--db", db, "--corpus", "c", "--input", src, "--output", out],
+        "ki": ["ki", "--model", m, "--db", db, "--corpus", "c", "--input", src, "--output", out],
     }[command]
     r = kiig(*argv)
     one_clear_line(r, str(src), "line 1")

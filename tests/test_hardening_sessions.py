@@ -11,29 +11,30 @@ import sqlite3
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from kiig_desktop.resources import resource_path
 from kiig_desktop.store import SessionStore
+from tests.store_support import make_item, make_record, model_info
+from tests.support.cli import kiig_cmd
+from tests.support.process import wait_until
+from tests.support.require import require, require_module
 
-from .store_support import make_item, make_record, model_info
+pytestmark = pytest.mark.slow  # races real score processes over a 40,000-line input
 
 CHAINS = resource_path("chains", "clinical_chains.jsonl")
 
 
-def kiig_cmd(*args) -> list[str]:
-    return [sys.executable, "-m", "kiig_desktop", *map(str, args)]
-
-
-def wait_for(predicate, timeout: float = 60.0, what: str = "condition") -> None:
-    end = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > end:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.01)
+def _catches(pid: int, sig: int) -> bool:
+    """True once process ``pid`` has a handler of its own for ``sig`` (the SigCgt mask of /proc/PID/status)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    (mask,) = [line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")]
+    return bool(int(mask, 16) >> (sig - 1) & 1)
 
 
 def _reading(pid: int, path: Path) -> bool:
@@ -62,13 +63,13 @@ def test_two_score_processes_on_a_new_session_lose_nothing(tmp_path):
                                       "--db", db), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     winner = None
     try:
-        wait_for(lambda: _reading(loser.pid, large), what="the loser to read its input")
+        wait_until(lambda: _reading(loser.pid, large), "the loser to read its input")
         os.kill(loser.pid, signal.SIGSTOP)  # a slow disk: it started before the session existed
         assert not db.exists()
         winner = subprocess.Popen(kiig_cmd("score", "--model", "default", "--input", small, "--output",
                                            tmp_path / "w.jsonl", "--db", db),
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        wait_for(lambda: db.exists() and db.stat().st_size > 0, what="the winner to create the session")
+        wait_until(lambda: db.exists() and db.stat().st_size > 0, "the winner to create the session")
         os.kill(winner.pid, signal.SIGSTOP)  # holding the lock on a session with nothing in it yet
         try:
             os.kill(loser.pid, signal.SIGCONT)
@@ -141,7 +142,7 @@ def test_ctrl_c_on_a_new_session_does_not_claim_saved_chains(tmp_path):
     db = tmp_path / "new.kiig"
     p = subprocess.Popen(kiig_cmd("score", "--model", "default", "--input", CHAINS, "--output", tmp_path / "o.jsonl",
                                   "--db", db), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_for(lambda: db.exists() and db.stat().st_size > 0, what="the session")
+    wait_until(lambda: db.exists() and db.stat().st_size > 0, "the session")
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=120)
     assert p.returncode == 130 and "Traceback" not in err, err
@@ -177,8 +178,8 @@ def _without_root_powers() -> list[str]:
     """A command prefix that takes root's power to read any folder away (tests may run as root)."""
     if os.geteuid() != 0:
         return []
-    if not Path("/usr/bin/setpriv").exists():
-        pytest.skip("running as root without util-linux setpriv: cannot make a folder unreadable")
+    require("util-linux setpriv (to drop root's power to read any folder)", Path("/usr/bin/setpriv").exists(),
+            "apt-get install util-linux")
     drop = "-dac_override,-dac_read_search"
     return ["/usr/bin/setpriv", f"--bounding-set={drop}", f"--inh-caps={drop}"]
 
@@ -224,15 +225,16 @@ def test_an_existing_loose_data_folder_is_tightened(tmp_path):
 
 
 def test_a_desktop_app_stopped_with_sigterm_removes_its_empty_autosave(tmp_path):
-    pytest.importorskip("PySide6")
+    require_module("PySide6", "pip install -e '.[test]'; `make test` installs it")
     data = tmp_path / "data"
     env = dict(os.environ, KIIG_DATA_DIR=str(data), QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path))
     p = subprocess.Popen([sys.executable, "-c", "import sys; from kiig_desktop.gui.app import main; sys.exit(main(['kiig-desktop']))"],
                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         sessions = data / "sessions"
-        wait_for(lambda: sessions.is_dir() and any(sessions.glob("*.kiig")), timeout=120, what="the autosave session")
-        time.sleep(1.0)
+        wait_until(lambda: sessions.is_dir() and any(sessions.glob("*.kiig")), "the autosave session")
+        # the app says it is ready for SIGTERM by installing its handler (the event loop starts right after)
+        wait_until(lambda: _catches(p.pid, signal.SIGTERM), "the app's SIGTERM handler")
         p.send_signal(signal.SIGTERM)
         _, err = p.communicate(timeout=60)
     finally:

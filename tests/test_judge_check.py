@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -17,8 +16,8 @@ from kiig_desktop.events import run_to_end
 from kiig_desktop.resources import resource_path
 from kiig_desktop.runs import judge_check as jc
 from kiig_desktop.store import judge_validation as validation
-
-from .test_knowledge import FakeJudge
+from tests.support.cli import kiig
+from tests.test_knowledge import FakeJudge
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,9 +72,7 @@ def test_results_are_stored_per_model_sha_method_and_claims(tmp_path):
 
 
 def _kiig(data_dir: Path, *argv: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "KIIG_DATA_DIR": str(data_dir), "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "kiig_desktop", *argv], capture_output=True, text=True, env=env,
-                          timeout=900, cwd=ROOT)
+    return kiig(*argv, env={**os.environ, "KIIG_DATA_DIR": str(data_dir), "PYTHONPATH": str(ROOT)}, timeout=900)
 
 
 def test_judge_check_on_the_embedded_model(tmp_path):

@@ -8,9 +8,8 @@ from kiig_desktop.errors import ContextOverflow
 from kiig_desktop.knowledge import ki as K
 from kiig_desktop.knowledge import ki_rules
 from kiig_desktop.resources import resource_path
-
-from . import test_knowledge
-from .test_knowledge import STEPS, FakeJudge
+from tests import test_knowledge
+from tests.test_knowledge import STEPS, FakeJudge
 
 demo_db = test_knowledge.demo_db  # the demo corpus in a scratch database (a module fixture)
 
@@ -96,8 +95,7 @@ def test_the_session_stores_the_mode_and_a_v1_session_reads_as_probability(tmp_p
     from pathlib import Path
 
     from kiig_desktop.store import SessionStore
-
-    from .store_support import SHA_J, make_ki_steps, make_record, model_info
+    from tests.store_support import SHA_J, make_ki_steps, make_record, model_info
 
     with SessionStore.open(tmp_path / "s.kiig") as s:
         judge = s.ensure_model(model_info(SHA_J, "/models/judge.gguf"))
@@ -123,8 +121,7 @@ def test_kiig_ki_modes_are_separate_runs_and_lines_say_the_judge_is_not_validate
 
     from kiig_desktop import cli
     from kiig_desktop.store import SessionStore
-
-    from .test_knowledge_cli import Opener, kiig, read_jsonl
+    from tests.test_knowledge_cli import Opener, kiig, read_jsonl
 
     monkeypatch.setattr(cli, "COMMAND_MODULES", ["corpus", "ki"])
     monkeypatch.setitem(sys.modules, "kiig_desktop.knowledge.judge", types.SimpleNamespace(open_judge=Opener(TrueFalseJudge([]))))

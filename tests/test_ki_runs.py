@@ -5,14 +5,12 @@ from __future__ import annotations
 import pytest
 
 from kiig_desktop.events import ItemDone, Message, run_to_end
-from kiig_desktop.knowledge import corpus
 from kiig_desktop.knowledge.ki import REASON_NO_KNOWLEDGE, parse_ki_item, steps_to_judge
-from kiig_desktop.resources import resource_path
 from kiig_desktop.runs.ki import KI_METHOD_VERSION, iter_ki_file, iter_stored_chain_ki, ki_settings, save_chain_ki
 from kiig_desktop.store import SessionStore
-
-from .store_support import model_info
-from .test_knowledge import FakeJudge
+from tests.store_support import model_info
+from tests.support.corpus import add_demo_corpus
+from tests.test_knowledge import FakeJudge
 
 RECORD = {"steps": [
     {"index": 1, "text": "Metformin is the first-line drug for type 2 diabetes.", "knowledge": "Metformin is first-line for type 2 diabetes."},
@@ -25,7 +23,7 @@ ITEM = {"question": "Which drug is first-line for type 2 diabetes?", "options": 
 @pytest.fixture
 def store(tmp_path):
     with SessionStore.open(tmp_path / "s.kiig", create=True, write=True) as s:
-        corpus.add_documents(s.db, "clinical", [resource_path("corpus", "clinical_facts.jsonl")])
+        add_demo_corpus(s.db)
         yield s
 
 

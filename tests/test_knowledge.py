@@ -14,6 +14,7 @@ from kiig_desktop.knowledge import corpus
 from kiig_desktop.knowledge import ki as K
 from kiig_desktop.resources import resource_path
 from kiig_desktop.store import corpus_schema
+from tests.support.corpus import add_demo_corpus
 
 CHAINS = resource_path("chains", "clinical_chains.jsonl")
 
@@ -61,7 +62,7 @@ class FakeJudge:
 def demo_db(tmp_path_factory):
     db = sqlite_utils.Database(tmp_path_factory.mktemp("ki") / "ki.db")
     corpus_schema.apply(db)
-    corpus.add_documents(db, "clinical", [resource_path("corpus", "clinical_facts.jsonl")])
+    add_demo_corpus(db)
     yield db
     db.close()
 

@@ -14,8 +14,7 @@ from kiig_desktop import cli
 from kiig_desktop.errors import ModelNotFound
 from kiig_desktop.resources import resource_path
 from kiig_desktop.store import SessionStore
-
-from .test_knowledge import FakeJudge
+from tests.test_knowledge import FakeJudge
 
 
 class Opener:

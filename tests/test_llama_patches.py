@@ -13,13 +13,19 @@ from pathlib import Path
 import pytest
 
 from kiig_desktop.engine import variants
+from tests.support.require import require
 
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("llama_patches", ROOT / "packaging" / "llama_patches.py")
 llama_patches = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(llama_patches)
 
-needs_patch_tool = pytest.mark.skipif(shutil.which("patch") is None, reason="the patch program is not installed")
+needs_patch_tool = pytest.mark.usefixtures("_patch_tool")
+
+
+@pytest.fixture
+def _patch_tool() -> None:
+    require("the patch program", shutil.which("patch") is not None, "apt-get install patch")
 
 ORIGINAL = "int f(void) {\n    return 1;\n}\n"
 PATCH = """\

@@ -6,16 +6,14 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 
 from kiig_desktop.config import Settings
 from kiig_desktop.engine import models as M
 from kiig_desktop.errors import EngineError, ModelFileError, ModelNotFound
-
-from .gguf_factory import write_tiny_gguf
+from tests.gguf_factory import write_tiny_gguf
+from tests.support.cli import kiig
 
 
 def test_builtin_header(builtin_path):
@@ -142,15 +140,11 @@ def test_context_larger_than_memory_is_refused_before_loading(builtin_path):
         EngineClient("default", EngineOptions(n_ctx=50_000_000))
 
 
-def _kiig(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kiig_desktop", *args], capture_output=True, text=True, timeout=120)
-
-
 def test_cli_bad_model_files_exit_2_without_traceback(bad_files, tmp_path):
     alien = write_tiny_gguf(tmp_path / "alien2.gguf", arch="kiig-alien-arch")
     cases = [p for p, _ in bad_files.values()] + [alien]
     for path in cases:
-        r = _kiig("generate", "--model", str(path), "--prompt", "hi", "--max-tokens", "2")
+        r = kiig("generate", "--model", str(path), "--prompt", "hi", "--max-tokens", "2")
         assert r.returncode == 2, (path, r.stderr)
         assert "Traceback" not in r.stderr
         assert r.stderr.startswith("kiig: error: ")
@@ -158,7 +152,7 @@ def test_cli_bad_model_files_exit_2_without_traceback(bad_files, tmp_path):
 
 
 def test_cli_models_json_contract(fake_home):
-    r = _kiig("models", "--json")
+    r = kiig("models", "--json")
     assert r.returncode == 0, r.stderr
     (model,) = json.loads(r.stdout)["models"]
     assert set(model) >= {"id", "name", "path", "sha256", "architecture", "quantization", "parameters", "context_length", "source"}
@@ -166,7 +160,7 @@ def test_cli_models_json_contract(fake_home):
 
 
 def test_cli_generate_json_contract():
-    r = _kiig("generate", "--model", "default", "--prompt", "Say hello.", "--max-tokens", "6", "--json")
+    r = kiig("generate", "--model", "default", "--prompt", "Say hello.", "--max-tokens", "6", "--json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert len(out["tokens"]) == 6
@@ -176,7 +170,7 @@ def test_cli_generate_json_contract():
 
 
 def test_cli_doctor_reports_a_working_build():
-    r = _kiig("doctor", "--json")
+    r = kiig("doctor", "--json")
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
     assert report["smoke"]["ok"] is True

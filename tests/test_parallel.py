@@ -7,16 +7,16 @@ whatever the model happens to generate.
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 
 from kiig_desktop.config import EngineOptions
 from kiig_desktop.engine.client import EngineClient
 from kiig_desktop.errors import ContextOverflow
-from kiig_desktop.events import CancelToken
+from kiig_desktop.events import CancelToken, run_to_end
 from tests.tiny_models import tiny_model
+
+pytestmark = pytest.mark.slow  # generates in parallel on tiny and real models
 
 TOL = 1e-4
 QUESTIONS = [
@@ -30,14 +30,6 @@ QUESTIONS = [
 
 def _items(questions=QUESTIONS) -> list[dict]:
     return [{"messages": [{"role": "user", "content": q}], "seed": 7 + i} for i, q in enumerate(questions)]
-
-
-def _drain(gen):
-    try:
-        while True:
-            next(gen)
-    except StopIteration as stop:
-        return stop.value
 
 
 def _assert_same(parallel: list, client, items: list[dict], max_tokens: int) -> None:
@@ -71,11 +63,11 @@ def test_parallel_generation_equals_sequential_on_real_tokenizers(weight_type, t
     client = EngineClient(str(tiny_model("llama-bpe", weight_type, tiny_models_dir)), EngineOptions(n_ctx=512, n_threads=2))
     try:
         items = _items(QUESTIONS[:4])
-        parallel = _drain(client.generate_many(items, max_tokens=40, temperature=0.0, top_k=3))
+        parallel = run_to_end(client.generate_many(items, max_tokens=40, temperature=0.0, top_k=3))
         assert all(len(p["tokens"]) >= 5 for p in parallel)  # random weights rarely stop early; checked anyway
         _assert_same(parallel, client, items, 40)
         # the same item with different neighbours and a different number of sequences: same reply
-        again = _drain(client.generate_many(items[2:3] + items[:1], max_tokens=40, temperature=0.0, top_k=3))
+        again = run_to_end(client.generate_many(items[2:3] + items[:1], max_tokens=40, temperature=0.0, top_k=3))
         assert [t["id"] for t in again[0]["tokens"]] == [t["id"] for t in parallel[2]["tokens"]]
         np.testing.assert_allclose([t["logprob"] for t in again[0]["tokens"]], [t["logprob"] for t in parallel[2]["tokens"]], atol=TOL)
     finally:
@@ -87,11 +79,11 @@ def test_an_item_that_does_not_fit_fails_alone(tiny_models_dir):
     try:
         items = _items(QUESTIONS[:2])
         items.insert(1, {"messages": [{"role": "user", "content": "word " * 400}]})
-        out = _drain(client.generate_many(items, max_tokens=16, temperature=0.0, top_k=3))
+        out = run_to_end(client.generate_many(items, max_tokens=16, temperature=0.0, top_k=3))
         assert isinstance(out[1], ContextOverflow) and "context" in out[1].message
         _assert_same([out[0], out[2]], client, [items[0], items[2]], 16)
         # a reply that runs into the end of its sequence's context stops there, as sequentially
-        long = _drain(client.generate_many(items[:1], max_tokens=400, temperature=0.0, top_k=3))[0]
+        long = run_to_end(client.generate_many(items[:1], max_tokens=400, temperature=0.0, top_k=3))[0]
         seq = client.call("generate", messages=items[0]["messages"], max_tokens=400, temperature=0.0, top_k=3)
         assert long["stop"] == seq["stop"] and len(long["tokens"]) == len(seq["tokens"])
     finally:
@@ -102,9 +94,9 @@ def test_cancel_stops_parallel_generation_and_the_worker_serves_on(fresh_client)
     cancel = CancelToken()
     items = _items()
     gen = fresh_client.generate_many(items, cancel=cancel, max_tokens=2000, temperature=0.0, top_k=3)
-    next(gen)
-    threading.Timer(0.3, cancel.cancel).start()
-    out = _drain(gen)
+    next(gen)  # the first progress event: every item is under way
+    cancel.cancel()
+    out = run_to_end(gen)
     assert all(r["stop"] in ("cancelled", "eos") for r in out)
     assert any(r["stop"] == "cancelled" for r in out)
     reply = fresh_client.call("generate", messages=items[0]["messages"], max_tokens=4, temperature=0.0, top_k=0)
@@ -119,25 +111,25 @@ def test_batch_results_do_not_depend_on_parallel_and_resume_across_it(tmp_path, 
     from kiig_desktop.resources import resource_path
     from kiig_desktop.runs.batch import BatchConfig, iter_batch
     from kiig_desktop.store import SessionStore
-    from tests.test_batch import _drive, _snapshot
+    from tests.support.batch import drive, snapshot
 
     dataset = resource_path("datasets", "clinical_mcq.jsonl")
     args = ["run", "--dataset", str(dataset), "--models", "default", "--scorer", "default", "--limit", "4", "--max-tokens", "40"]
     assert cli.main([*args, "--db", str(tmp_path / "one.kiig"), "--parallel", "1"]) == 0
     assert cli.main([*args, "--db", str(tmp_path / "three.kiig"), "--parallel", "3"]) == 0
-    reference = _snapshot(tmp_path / "one.kiig")
+    reference = snapshot(tmp_path / "one.kiig")
     assert len(reference) == 5 and reference["_run"][0] == "finished"
-    assert _snapshot(tmp_path / "three.kiig") == reference
+    assert snapshot(tmp_path / "three.kiig") == reference
 
     config = BatchConfig(max_tokens=40, limit=4)
     with SessionStore.open(tmp_path / "resumed.kiig") as store:
         cancel = CancelToken()
         with pytest.raises(Cancelled):
-            _drive(iter_batch(store, dataset, ["default"], "default", config=config, cancel=cancel, parallel=2),
+            drive(iter_batch(store, dataset, ["default"], "default", config=config, cancel=cancel, parallel=2),
                    stop_after=1, cancel=cancel)
-        records, summary = _drive(iter_batch(store, dataset, ["default"], "default", config=config, parallel=1))
+        records, summary = drive(iter_batch(store, dataset, ["default"], "default", config=config, parallel=1))
         assert (summary.reloaded, summary.done) == (1, 3)
-    assert _snapshot(tmp_path / "resumed.kiig") == reference
+    assert snapshot(tmp_path / "resumed.kiig") == reference
 
 
 def test_parallel_out_of_range_is_one_clear_line(tmp_path, capsys):

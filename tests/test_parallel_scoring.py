@@ -8,17 +8,17 @@ are grouped with; one item that fails fails alone; cancel stops the operation.
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 
 from kiig_desktop.config import EngineOptions
 from kiig_desktop.engine.client import EngineClient
 from kiig_desktop.errors import Cancelled, ContextOverflow
-from kiig_desktop.events import CancelToken
+from kiig_desktop.events import CancelToken, run_to_end
 from kiig_desktop.metrics.infogain import plan_chain
 from tests.tiny_models import tiny_model
+
+pytestmark = pytest.mark.slow  # scores in parallel on tiny and real models
 
 TOL = 1e-4
 CHAINS = [  # question, answer, steps, options, knowledge
@@ -40,13 +40,9 @@ JUDGE_PROMPTS = [
 CANDIDATES = ["Yes", " Yes", "No", " No"]
 
 
-def _drain(gen):
-    events = []
-    try:
-        while True:
-            events.append(next(gen))
-    except StopIteration as stop:
-        return stop.value, events
+def _drain(gen) -> tuple[object, list]:
+    events: list = []
+    return run_to_end(gen, events.append), events
 
 
 def _chains(client, which: list[int] | None = None) -> list[dict]:
@@ -136,8 +132,8 @@ def test_cancel_stops_parallel_scoring_and_the_worker_serves_on(fresh_client):
     chains = [{"prefixes": plan_chain(fresh_client, q, a, steps[: 40 + i]).prefixes, "curve_prefix": None} for i in range(4)]
     cancel = CancelToken()
     gen = fresh_client.scan_many(chains, cancel=cancel)
-    next(gen)
-    threading.Timer(0.3, cancel.cancel).start()
+    next(gen)  # the first progress event: the scan is under way
+    cancel.cancel()
     with pytest.raises(Cancelled):
         _drain(gen)
     small = _chains(fresh_client, [0])
@@ -156,14 +152,9 @@ KI_CHAINS = [
 
 @pytest.fixture(scope="module")
 def corpus_db(tmp_path_factory):
-    from kiig_desktop.knowledge.corpus import add_documents
-    from kiig_desktop.resources import resource_path
-    from kiig_desktop.store import SessionStore
+    from tests.support.corpus import demo_corpus_session
 
-    path = tmp_path_factory.mktemp("corpus") / "c.kiig"
-    with SessionStore.open(path) as store:
-        add_documents(store.db, "clinical", [resource_path("corpus", "clinical_facts.jsonl")])
-    return path
+    return demo_corpus_session(tmp_path_factory.mktemp("corpus") / "c.kiig")
 
 
 @pytest.mark.parametrize(("mode", "n_ctx", "budget", "overflow"), [("probability", 1024, 2500, False), ("probability", 256, 6000, True),

@@ -11,8 +11,7 @@ from kiig_desktop.reports.html import render_html
 from kiig_desktop.reports.summary import summarize
 from kiig_desktop.runs.batch import batch_key
 from kiig_desktop.store import SessionStore
-
-from .test_report import SHA_A, SHA_B, _record
+from tests.support.batch_records import SHA_A, SHA_B, batch_record
 
 CPU_INFO = "CPU : SSE3 = 1 | AVX2 = 1 | FMA = 1 | OPENMP = 1 | REPACK = 1 |"
 CUDA_INFO = "CUDA : ARCHS = 900 | USE_GRAPHS = 1 | " + CPU_INFO
@@ -37,7 +36,7 @@ def _session(path: Path, build_of) -> Path:
         run_id, _ = store.find_or_create_run("batch", settings, {"scorer": scorer}, {"kiig": "test"}, seed=0)
         for sha, name in ((SHA_A, "model-A"), (SHA_B, "model-B")):
             for i in range(8):
-                rec = _record(f"it-{i}", sha, name, rng, correct=bool(i % 2))
+                rec = batch_record(f"it-{i}", sha, name, rng, correct=bool(i % 2))
                 rec["build"] = build_of(name, i)
                 store.save_chain(run_id, batch_key(sha, f"it-{i}"), rec, item={"id": f"it-{i}", "question": "q", "answer": "a"})
         store.set_run_status(run_id, "finished")

@@ -18,32 +18,10 @@ from kiig_desktop.reports.stats import bootstrap_mean_ci, paired_diff_ci
 from kiig_desktop.reports.summary import METRIC_KEYS, chain_details, finding, summarize
 from kiig_desktop.runs.batch import batch_key
 from kiig_desktop.store import SessionStore
+from tests.support.batch_records import HOSTILE, SHA_A, SHA_B, batch_record
+from tests.support.require import require
 
-HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)> & "quoted" \'single\' </details></table>'
-SHA_A, SHA_B = "a" * 64, "b" * 64
 N_ITEMS = 12
-
-
-def _record(item_id: str, sha: str, name: str, rng: random.Random, *, correct: bool, error: str | None = None,
-            ki: float | None = 0.5) -> dict:
-    n = rng.randint(1, 5)
-    steps = [{"index": i, "text": f"step {i} {HOSTILE if i == 0 else ''}", "answer_nll": rng.uniform(0, 3),
-              "delta_nll": rng.uniform(-1, 1), "info_gain": rng.uniform(-2, 2), "applicable": True, "ki": ki}
-             for i in range(n)]
-    rec = {"id": item_id, "mode": "answer", "model": {"path": "/m/scorer.gguf", "sha256": "c" * 64}}
-    if error is None:
-        rec.update(n_tokens=50, steps=steps, info_gain_mean=sum(s["info_gain"] for s in steps) / n,
-                   delta_nll_mean=sum(s["delta_nll"] for s in steps) / n, ki_mean=ki)
-        if n < 3:  # as infogain.paper_aggregates leaves them: excluded, not 0
-            rec.update(paper_info_gain=None, paper_mean=None, paper_excluded=f"{n} steps")
-        else:
-            rec.update(paper_info_gain=rng.uniform(-1, 1), paper_mean=rng.uniform(2, 9))
-    rec.update(subject={"path": f"/m/{name}.gguf", "sha256": sha, "name": name}, extracted_answer=HOSTILE[:20],
-               correct=correct, n_generated_tokens=rng.randint(20, 90),
-               timing={"generation_s": 1.0, "scoring_s": 0.5, "ki_s": 2.0, "total_s": 3.5})
-    if error is not None:
-        rec["error"] = error
-    return rec
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +43,7 @@ def session(tmp_path_factory) -> Path:
                 item_id = f"it-{i}" if i else f"it-0{HOSTILE}"
                 correct = rng.random() < (0.3 if sha == SHA_A else 0.8)
                 error = f"context overflow {HOSTILE}" if (sha == SHA_A and i == 4) else None
-                rec = _record(item_id, sha, name, rng, correct=correct, error=error, ki=None if i == 5 else rng.random())
+                rec = batch_record(item_id, sha, name, rng, correct=correct, error=error, ki=None if i == 5 else rng.random())
                 if sha == SHA_B and rec.get("steps"):
                     rec["info_gain_mean"] -= 1.5
                 gen = {"text": f"Reasoning {HOSTILE}\nThe answer is (C).", "tokens": [], "model_id": ids[sha],
@@ -185,7 +163,7 @@ def test_json_and_csv(session, capsys):
     assert len(data["items"]) == 2 * N_ITEMS - 1 and data["findings"]
     with SessionStore.open(session, write=False) as store:
         report = summarize(store, n_boot=100)
-    assert render_json(report) == render_json(report)
+    assert json.loads(render_json(report)) == data  # the CLI's JSON is the library's, bootstrap seed included
     models_csv = render_csv(report, "models").splitlines()
     assert len(models_csv) == 3 and models_csv[0].startswith("model,sha256,n_chains")
     assert len(render_csv(report, "items").splitlines()) == 2 * N_ITEMS
@@ -211,8 +189,7 @@ def _chromium() -> str | None:
 
 def test_report_opens_in_headless_chromium(html_file, tmp_path):
     browser = _chromium()
-    if browser is None:
-        pytest.skip("no chromium binary (Debian: apt-get install chromium); `make test` installs it")
+    require("chromium", browser is not None, "Debian: apt-get install chromium; `make test` installs it")
     flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
              "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
              "--enable-logging=stderr", "--v=0"]

@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
-import sys
-import time
 
 import pytest
 
 from kiig_desktop.resources import resource_path
+from tests.support.cli import kiig, kiig_popen
+from tests.support.process import count_rows, freeze, kill_group, thaw, wait_until
+
+pytestmark = pytest.mark.slow  # scores the demo chains end to end several times, with kills
 
 CHAINS = resource_path("chains", "clinical_chains.jsonl")
 OUTPUT_KEYS = {"id", "question", "mode", "model", "n_tokens", "baseline", "steps", "info_gain_mean", "delta_nll_mean", "paper_info_gain", "paper_mean"}
 STEP_KEYS = {"index", "text", "answer_nll", "answer_ppl", "delta_nll", "info_gain", "seq_ppl"}
-
-
-def kiig(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kiig_desktop", *args], capture_output=True, text=True, timeout=timeout)
 
 
 def read_jsonl(path) -> list[dict]:
@@ -121,25 +118,19 @@ def test_resume_skips_finished_chains_and_writes_identical_output(tmp_path, refe
 
 
 def _finished_chains(db) -> int:
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
-            return conn.execute("SELECT COUNT(*) FROM chains WHERE status = 'finished'").fetchone()[0]
-    except sqlite3.Error:
-        return 0
+    return count_rows(db, "SELECT COUNT(*) FROM chains WHERE status = 'finished'")
 
 
 def test_kill_9_part_way_then_resume_gives_identical_results(tmp_path, reference):
     db = tmp_path / "killed.kiig"
     out = tmp_path / "out.jsonl"
-    args = [sys.executable, "-m", "kiig_desktop", "score", "--model", "default", "--input", str(CHAINS), "--output", str(out), "--db", str(db)]
+    args = ["score", "--model", "default", "--input", str(CHAINS), "--output", str(out), "--db", str(db)]
     total = len(read_jsonl(CHAINS))
     for kill_after in (1, 3, 5):
-        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + 120
-        while _finished_chains(db) < kill_after and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its model worker, mid-chain
-        proc.wait()
+        proc = kiig_popen(*args, stdout=subprocess.DEVNULL)
+        wait_until(lambda n=kill_after: _finished_chains(db) >= n, f"{kill_after} chains were saved", proc)
+        freeze(proc)  # nothing is saved between the count above and the kill
+        kill_group(proc)  # the CLI and its model worker, mid-chain
         with sqlite3.connect(db) as conn:
             assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
             done = conn.execute("SELECT COUNT(*) FROM chains WHERE status = 'finished'").fetchone()[0]
@@ -148,7 +139,7 @@ def test_kill_9_part_way_then_resume_gives_identical_results(tmp_path, reference
             for chain_id, n_steps in conn.execute("SELECT id, n_steps FROM chains"):
                 assert conn.execute("SELECT COUNT(*) FROM steps WHERE chain_id = ?", (chain_id,)).fetchone()[0] == n_steps
         assert not out.exists()
-    r = kiig("score", *args[4:])
+    r = kiig(*args)
     assert r.returncode == 0, r.stderr
     assert "already scored" in r.stderr
     assert out.read_bytes() == reference.read_bytes()
@@ -179,22 +170,13 @@ def test_ctrl_c_keeps_finished_chains_says_so_and_the_rerun_resumes(tmp_path, re
     db, out = tmp_path / "s.kiig", tmp_path / "out.jsonl"
     args = ["score", "--model", "default", "--input", str(CHAINS), "--output", str(out), "--db", str(db)]
     # a shell's background job (CI runners, nohup) inherits SIGINT ignored; a terminal's Ctrl-C does not
-    proc = subprocess.Popen([sys.executable, "-m", "kiig_desktop", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.monotonic() + 120
-    done = 0
-    while time.monotonic() < deadline and proc.poll() is None and done == 0:
-        time.sleep(0.2)
-        if db.exists():
-            try:
-                with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
-                    done = con.execute("SELECT count(*) FROM chains").fetchone()[0]
-            except sqlite3.Error:
-                pass
-    assert done >= 1 and proc.poll() is None, "the run ended before it could be interrupted"
+    proc = kiig_popen(*args, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    wait_until(lambda: count_rows(db) >= 1, "a first chain was saved", proc)
+    freeze(proc)  # the Ctrl-C lands part way, however fast the rest would go
+    assert count_rows(db) < len(read_jsonl(CHAINS))
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=30)
+    thaw(proc)
+    _, err = proc.communicate(timeout=600)
     assert proc.returncode == 130
     assert "interrupted" in err and f"finished chains are saved in {db}" in err and "Traceback" not in err
     assert not out.exists() and not list(tmp_path.glob("*.part"))

@@ -14,8 +14,8 @@ import pytest
 
 from kiig_desktop.errors import StoreError
 from kiig_desktop.store import SessionStore
-
-from .store_support import make_item, make_record, model_info
+from tests.store_support import make_item, make_record, model_info
+from tests.support.require import require
 
 
 def _sha(path: Path) -> str:
@@ -138,15 +138,15 @@ def test_a_read_only_folder(tmp_path):
 @pytest.fixture
 def tmpfs(tmp_path):
     """A tiny tmpfs mount (needs root); yields (mount point, remount function)."""
-    if os.geteuid() != 0 or not shutil.which("mount"):
-        pytest.skip("mounting a tiny file system needs root")
+    require("root and mount(8), to mount a tiny tmpfs", os.geteuid() == 0 and shutil.which("mount") is not None,
+            "run the tests as root, as CI's `make test` does")
     point = tmp_path / "mnt"
     point.mkdir()
 
     def mount(size: str) -> None:
         res = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(point)], capture_output=True)
-        if res.returncode:
-            pytest.skip(f"cannot mount tmpfs here: {res.stderr.decode().strip()}")
+        require(f"a mountable tmpfs ({res.stderr.decode().strip()})", res.returncode == 0,
+                "a container needs CAP_SYS_ADMIN")
 
     def remount(opts: str) -> None:
         subprocess.run(["mount", "-o", f"remount,{opts}", str(point)], check=True)

@@ -16,8 +16,8 @@ import pytest
 
 from kiig_desktop.errors import StoreError
 from kiig_desktop.store import SessionStore
-
-from .store_support import REPO, make_record, model_info
+from tests.store_support import REPO, make_record, model_info
+from tests.support.process import HANG_GUARD_S
 
 
 def _python(code: str, *args: str, **kw) -> subprocess.Popen:
@@ -112,14 +112,12 @@ def test_a_second_writer_process_gets_a_clear_in_use_message(tmp_path):
     _new_run(store)
     child = _python(
         """
-        import time
         from kiig_desktop.errors import StoreError
-        from kiig_desktop.store import SessionStore
-        t = time.monotonic()
+        from kiig_desktop.store import SessionStore, connection
+        connection.BUSY_TIMEOUT_MS = 10**9  # a refusal that waited for a lock would hang, not just be slow
         try:
             SessionStore.open(sys.argv[1])
         except StoreError as exc:
-            print(f"{time.monotonic() - t:.3f}", flush=True)
             print(exc, flush=True)
             sys.exit(2)
         with SessionStore.open(sys.argv[1], write=False) as s:  # viewing works meanwhile
@@ -127,11 +125,9 @@ def test_a_second_writer_process_gets_a_clear_in_use_message(tmp_path):
         """,
         str(path),
     )
-    out, err = child.communicate(timeout=60)
+    out, err = child.communicate(timeout=HANG_GUARD_S)  # only a hang guard: no lock wait may happen at all
     assert child.returncode == 2, err
-    elapsed, message = out.split("\n", 1)
-    assert float(elapsed) < 1.0  # no lock timeout
-    assert f"session {path} is in use by another process" in message
+    assert f"session {path} is in use by another process" in out
     store.close()
     # once the writer is gone, the next process may write
     child = _python("from kiig_desktop.store import SessionStore\nSessionStore.open(sys.argv[1]).close()\nprint('ok')", str(path))

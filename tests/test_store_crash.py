@@ -20,8 +20,7 @@ import time
 from pathlib import Path
 
 from kiig_desktop.store import SCHEMA_VERSION, SessionStore
-
-from .store_support import REPO, make_item, make_record, without_curve
+from tests.store_support import REPO, make_item, make_record, without_curve
 
 SUPPORT = Path(__file__).parent / "store_support.py"
 N = 40

@@ -16,8 +16,7 @@ from kiig_desktop import cli
 from kiig_desktop.errors import InputError
 from kiig_desktop.store import SessionStore
 from kiig_desktop.store.export import COLUMNS, import_jsonl, iter_rows, write_rows
-
-from .store_support import (
+from tests.store_support import (
     SHA_B,
     SHA_J,
     make_generation,

@@ -19,8 +19,7 @@ import pytest
 
 from kiig_desktop.errors import StoreError
 from kiig_desktop.store import SCHEMA_VERSION, SessionStore, connection, corpus_schema, reviews, schema, session
-
-from .store_support import (
+from tests.store_support import (
     SHA_A,
     SHA_J,
     make_generation,

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from kiig_desktop.store import SessionStore
-
-from .store_support import REPO, make_item, make_record, model_info
+from tests.store_support import REPO, make_item, make_record, model_info
 
 
 def _mode(path: Path) -> int:

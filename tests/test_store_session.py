@@ -11,8 +11,7 @@ import pytest
 from kiig_desktop.errors import StoreError
 from kiig_desktop.store import APPLICATION_ID, SCHEMA_VERSION, SessionStore
 from kiig_desktop.store import schema as schema_mod
-
-from .store_support import (
+from tests.store_support import (
     SHA_A,
     SHA_B,
     SHA_J,

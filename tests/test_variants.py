@@ -12,6 +12,7 @@ import pytest
 from kiig_desktop.config import EngineOptions, Settings
 from kiig_desktop.engine import variants
 from kiig_desktop.errors import EngineError, KiigError
+from tests.support.require import require
 
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("llama_variants", ROOT / "packaging" / "llama_variants.py")
@@ -77,7 +78,14 @@ def test_available_lists_variant_libraries(tmp_path):
 
 
 BUILT = variants.available()
-needs_variants = pytest.mark.skipif(not BUILT, reason="this llama.cpp build has no CPU variants (make install builds them)")
+def needs_variants(test):
+    """A slow test (a fresh worker per CPU variant) that needs this build's CPU variants."""
+    return pytest.mark.slow(pytest.mark.usefixtures("_variants_built")(test))
+
+
+@pytest.fixture
+def _variants_built() -> None:
+    require("llama.cpp CPU variants", bool(BUILT), "this build has none; `make install` builds them")
 
 
 def _score_with(pin: str) -> tuple[str, list[float]]:

@@ -46,9 +46,12 @@ def vocab_path(family: str) -> Path | None:
 
 def write_base_model(family: str, path: Path, seed: int | None = None, *, n_embd: int = N_EMBD, n_head: int = N_HEAD,
                      n_head_kv: int = N_HEAD_KV, n_ff: int = N_FF, n_layer: int = N_LAYER,
-                     chat_template: str | None = None) -> Path:
-    """An F16 llama model with random weights and ``family``'s tokenizer (all tokenizer.* keys copied);
-    ``chat_template`` replaces the vocab's own."""
+                     chat_template: str | None | bool = True) -> Path:
+    """An F16 llama model with random weights and ``family``'s tokenizer (all tokenizer.* keys copied).
+
+    ``chat_template``: True keeps the vocab file's ``tokenizer.chat_template`` (if any), None leaves it
+    out, a string replaces it.
+    """
     import gguf
 
     src = vocab_path(family)
@@ -70,10 +73,10 @@ def write_base_model(family: str, path: Path, seed: int | None = None, *, n_embd
     w.add_rope_dimension_count(n_embd // n_head)
     w.add_layer_norm_rms_eps(1e-5)
     w.add_file_type(1)
-    if chat_template is not None:
+    if isinstance(chat_template, str):
         w.add_chat_template(chat_template)
     for key, field in reader.fields.items():
-        if not key.startswith("tokenizer.") or (chat_template is not None and key == "tokenizer.chat_template"):
+        if not key.startswith("tokenizer.") or (key == "tokenizer.chat_template" and chat_template is not True):
             continue
         vtype = field.types[0]
         sub = field.types[-1] if vtype == gguf.GGUFValueType.ARRAY else None

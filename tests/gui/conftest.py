@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("PySide6")
-pytest.importorskip("pytestqt")
+from tests.support.require import require_module
+
+require_module("PySide6", "pip install -e '.[test]' (make test installs it)")
+require_module("pytestqt", "pip install -e '.[test]' (make test installs it)")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from kiig_desktop.events import ItemDone
 from kiig_desktop.runs.cluster import ClusterProgress
 from kiig_desktop.store import SessionStore
-from tests.test_cluster import _actors_alive
+from tests.support.process import ray_actors_alive, wait_until
+from tests.support.require import RAY_HOW, require_module
 
 from .conftest import wait_idle
 from .test_dashboard import show_dashboard
 
-ray = pytest.importorskip("ray", reason="Ray is not installed: `make install-cluster` (make test installs it)")
+
+@pytest.fixture
+def ray():
+    return require_module("ray", RAY_HOW)
 
 
 @pytest.fixture
-def cluster():
+def cluster(ray):
     from ray.cluster_utils import Cluster
 
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "object_store_memory": 80 << 20, "include_dashboard": False})
@@ -29,7 +30,7 @@ def cluster():
 
 
 @pytest.mark.slow
-def test_a_batch_runs_on_a_cluster_from_the_window_with_progress_per_node(qtbot, window, cluster):
+def test_a_batch_runs_on_a_cluster_from_the_window_with_progress_per_node(qtbot, window, cluster, ray):
     view = show_dashboard(qtbot, window)
     form = view.form
     qtbot.waitUntil(lambda: form.dataset_ready(), timeout=10000)
@@ -61,13 +62,10 @@ def test_a_batch_runs_on_a_cluster_from_the_window_with_progress_per_node(qtbot,
     assert form.run() is not None  # form.events starts afresh
     qtbot.waitUntil(lambda: any(isinstance(e, ClusterProgress) and any(v["state"] == "running" for v in e.nodes.values())
                                 for e in form.events), timeout=120000)
-    assert not any(isinstance(e, ItemDone) for e in form.events)
-    form.cancel()
-    wait_idle(qtbot, window, timeout=60000)
+    form.cancel()  # one worker takes the three items one at a time: the cancel lands before the last
+    wait_idle(qtbot, window, timeout=600000)
     assert "marked cancelled" in form.status.text(), form.status.text()
     with SessionStore.open(window.session.path, create=False, write=False) as st:
-        assert st.get_run(form.run_id)["status"] == "cancelled"
-    deadline = time.monotonic() + 30
-    while _actors_alive() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert _actors_alive() == 0
+        run = st.get_run(form.run_id)
+        assert run["status"] == "cancelled" and run["n_chains"] < 3, run
+    wait_until(lambda: ray_actors_alive() == 0, "every Ray actor exited", poll=0.2)
