@@ -37,8 +37,9 @@ export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 run: install xlibs
 	$(BIN)/kiig-desktop
 
-# the bundle tests (tests/test_bundle.py) run the archive `make bundle` leaves in dist/ and fail
-# rather than skip here (KIIG_REQUIRE_BUNDLE=1); the archive is cached by a hash of its inputs
+# under make test nothing skips (KIIG_REQUIRE_ALL=1, tests/support/require.py): a missing prerequisite
+# (Ray, chromium, Xvfb, root, the bundle `make bundle` leaves in dist/) fails naming it; the archive
+# is cached by a hash of its inputs
 test: install-test browser bundle
 	$(BIN)/ruff check kiig_desktop tests benchmarks
 	KIIG_REQUIRE_ALL=1 KIIG_REQUIRE_BUNDLE=1 QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
@@ -88,11 +89,11 @@ $(VOCAB_DIR)/.complete: | $(BIN)/python
 	rm -f $(VOCAB_DIR).partial/*.tar.gz && rm -rf $(VOCAB_DIR) && mv $(VOCAB_DIR).partial $(VOCAB_DIR) && touch $@
 
 # the HTML report test opens the report in Debian's headless chromium; as root (CI, containers) it
-# is installed here, elsewhere that one test skips with a message
+# is installed here, elsewhere make test fails naming it (install chromium, or run pytest without make)
 browser:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ; } || \
-	  echo "note: chromium is not installed; the HTML report browser test will be skipped"
+	  echo "note: chromium is not installed; the HTML report browser test will fail (apt-get install chromium)"
 
 # the X libraries Qt's xcb plugin needs: installed when run as root, else the apt-get line to run
 xlibs:
