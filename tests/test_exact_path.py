@@ -136,3 +136,15 @@ def test_the_self_test_compares_bit_for_bit_and_skips_what_it_cannot_run():
     assert invariance.scoring_path(invariance.SKIPPED, False) == invariance.FROM_SCRATCH
     assert invariance.scoring_path(invariance.FAILED, True) == invariance.FAST
     assert invariance.scoring_path(invariance.VERIFIED, True) == invariance.INCREMENTAL
+
+
+def test_fast_numbers_are_labelled_and_kept_apart_from_exact_ones():
+    from kiig_desktop.engine.build_info import describe, differences, mixed_warning, short_label
+
+    kw = dict(llama_cpp_python="0.3.36", system_info="CPU : AVX2 = 1", gpu_offload=False, n_gpu_layers=0,
+              n_batch=512, flash_attn=False, repack=True, n_threads=2, libraries=["ggml-cpu-haswell"])
+    exact = describe(**kw, batch_invariant="failed", scoring="from-scratch")
+    fast = describe(**kw, batch_invariant="failed", scoring="fast-not-exact")
+    assert "NOT exact" in short_label(fast) and "NOT exact" not in short_label(exact)
+    assert differences(exact, fast) == ["fast, not exact scoring: unknown vs on"]
+    assert mixed_warning({"a": exact, "b": fast}) is not None

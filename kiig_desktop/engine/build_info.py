@@ -191,7 +191,8 @@ def short_label(prov: dict | None) -> str:
         where += f" ({prov.get('cpu_variant') or '?'})"
     else:
         where += f", {prov.get('n_gpu_layers')} GPU layers"
-    return f"llama-cpp-python {prov.get('llama_cpp_python') or '?'}, {where}, batch {prov.get('n_batch')}"
+    label = f"llama-cpp-python {prov.get('llama_cpp_python') or '?'}, {where}, batch {prov.get('n_batch')}"
+    return label + (", NOT exact (--fast-not-exact)" if prov.get("not_exact") else "")
 
 
 def mixed_warning(builds: dict[str, dict | None], what: str = "numbers") -> str | None:
