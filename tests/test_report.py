@@ -187,18 +187,28 @@ def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
-def test_report_opens_in_headless_chromium(html_file, tmp_path):
+def chromium_flags(tmp_path) -> list[str]:
+    """Headless chromium with a private profile and its console on stderr (fails naming it when absent)."""
     browser = _chromium()
     require("chromium", browser is not None, "Debian: apt-get install chromium; `make test` installs it")
-    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-             "--enable-logging=stderr", "--v=0"]
-    r = subprocess.run([*flags, "--dump-dom", html_file.as_uri()], capture_output=True, text=True, timeout=120)
+    return [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+            "--enable-logging=stderr", "--v=0"]
+
+
+def chromium_dom(html_file, tmp_path) -> tuple[str, str]:
+    """The DOM chromium built from ``html_file`` after its scripts ran, and chromium's stderr."""
+    r = subprocess.run([*chromium_flags(tmp_path), "--dump-dom", html_file.as_uri()], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
-    dom = r.stdout
+    return r.stdout, r.stderr
+
+
+def test_report_opens_in_headless_chromium(html_file, tmp_path):
+    flags = chromium_flags(tmp_path)
+    dom, stderr = chromium_dom(html_file, tmp_path)
     assert 'id="summary-table"' in dom and "model-B" in dom and "<svg" in dom
     assert "&lt;script&gt;" in dom and "<script>alert" not in dom
-    problems = [ln for ln in r.stderr.splitlines()
+    problems = [ln for ln in stderr.splitlines()
                 if "CONSOLE" in ln or "Uncaught" in ln or "Refused to" in ln or "Content Security Policy" in ln]
     assert not problems, problems
     png = tmp_path / "report.png"

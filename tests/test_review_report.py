@@ -11,7 +11,7 @@ from kiig_desktop.reports.summary import summarize
 from kiig_desktop.store import SessionStore, reviews
 from kiig_desktop.strict_json import dumps
 
-from .test_report import HOSTILE, session  # noqa: F401 - the batch-run fixture
+from .test_report import HOSTILE, chromium_dom, session  # noqa: F401 - the batch-run fixture
 
 ODD_NAME = f"Dr <b>{HOSTILE[:20]}</b>"
 
@@ -48,6 +48,13 @@ def test_the_report_shows_review_progress_kappa_and_aurocs(session, tmp_path):  
     assert f"<b>{expected['ki_auroc']['value']:.3f}</b>" in html and "KI vs knowledge verdict (AUROC)" in html
     assert "<b>Dr" not in html and "&lt;b&gt;" in html  # the reviewer's name is text, never markup
     assert json.loads(render_json(report))["reviews"]["kappa"]["reviewers"] == sorted(["Dr A", ODD_NAME])
+    # as a browser shows it: the section is there after the page's scripts ran, the name still text
+    page = tmp_path / "report.html"
+    page.write_text(html, encoding="utf-8")
+    dom, stderr = chromium_dom(page, tmp_path)
+    assert f"6 of {total} chains reviewed" in dom and "KI vs knowledge verdict (AUROC)" in dom
+    assert f"{expected['kappa']['knowledge']['value']:.3f}" in dom and "<b>Dr" not in dom
+    assert not [ln for ln in stderr.splitlines() if "Uncaught" in ln or "Content Security Policy" in ln]
 
 
 def test_a_report_without_reviews_shows_the_progress_only(session):  # noqa: F811
