@@ -125,6 +125,27 @@ def open_long_chain(window, wait_until: Callable[[Callable[[], bool]], None]) ->
     window.analyze.form.set_question(FOUR)
 
 
+def add_ki(window, chain_id: int, auroc: float | None = 0.5) -> None:
+    """A stored KI evaluation of the chain's steps by a judge whose check measured ``auroc`` (0.5: chance;
+    None: never checked), as ``kiig ki`` and ``kiig judge-check`` leave them."""
+    from kiig_desktop.files import file_sha256
+    from kiig_desktop.store import judge_validation
+
+    judge = {"path": "/models/judge-chance.gguf", "sha256": "9" * 64}
+
+    def add(store):
+        texts = [s["text"] for s in store.load_chain(chain_id, curve=False).get("steps") or []]
+        ki_steps = [{"index": i, "text": t, "applicable": True, "ki": 0.55 + 0.05 * (i % 3),
+                     "reason": "states a factual claim", "evidence": []} for i, t in enumerate(texts)]
+        store.save_ki(chain_id, store.ensure_model(judge), "demo", ki_steps, 0.6, {"mode": "probability", "k": 3, "method": 1})
+
+    window.session.write(add)
+    if auroc is not None:
+        judge_validation.save({"model": judge, "method": 1, "claims_sha256": file_sha256(judge_validation.claims_path()),
+                               "auroc": auroc, "auroc_ci": [auroc - 0.12, auroc + 0.12], "accuracy": 0.5,
+                               "accuracy_ci": [0.38, 0.62], "n": 64, "k": 3})
+
+
 def screen_problems(window, settle: Callable[[], None], shots: str | None = None, tag: str = "") -> dict[str, list[str]]:
     """Show every main screen; what is clipped or scrolls sideways on each (saved as PNG to ``shots``)."""
     problems: dict[str, list[str]] = {}

@@ -55,6 +55,7 @@ class QuestionForm(QWidget):
         self.question_edit.setPlaceholderText("Type or paste the question the model should reason about…")
         self.question_edit.setMinimumHeight(70)
         self.question_edit.setMaximumHeight(130)
+        self.question_edit.setTabChangesFocus(True)  # Tab moves on to the options; a question needs no tab characters
         layout.addWidget(self.question_edit)
 
         self.mcq = QCheckBox("Multiple choice")
@@ -64,6 +65,7 @@ class QuestionForm(QWidget):
         self.options.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.options.verticalHeader().setDefaultSectionSize(24)
         self.options.setVerticalScrollMode(QTableWidget.ScrollMode.ScrollPerPixel)
+        self.options.setTabKeyNavigation(False)  # Tab leaves the table (arrows move between options)
         # The +/− buttons stand beside the options, never below them: stacked under a fixed-height
         # table they were drawn over options C and D when the form got less height than it asked.
         opt_buttons = QVBoxLayout()

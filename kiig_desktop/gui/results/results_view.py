@@ -30,7 +30,8 @@ from PySide6.QtWidgets import (
 from ...errors import KiigError
 from ...runs.analysis import AnalysisResult, Question, load_result
 from ..shared.figures import AnswerFigure, OptionsFigure, TokenFigure
-from ..shared.judge_note import evaluation_validation
+from ..shared.judge_note import caveat, evaluation_validation
+from ..shared.metric_help import metric_tip
 from ..shared.plots import StepFigure
 from ..shared.session_file import SessionFile
 from ..shared.theme import theme
@@ -139,6 +140,7 @@ class ResultsView(QWidget):
         self.card_strip = CardStrip(list(self.cards.values()))
         outer.addWidget(self.card_strip)
 
+        self.pane_captions: list[QWidget] = []  # the Reasoning and Steps panes' explanations
         self.text_view = ReasoningView(read_only=True)
         self.table = StepsTable()
         left = QSplitter(Qt.Orientation.Vertical)
@@ -219,8 +221,7 @@ class ResultsView(QWidget):
         for first, second in zip(chain, chain[1:], strict=False):
             QWidget.setTabOrder(first, second)
 
-    @staticmethod
-    def _framed(title: str, caption: str, widget: QWidget) -> QWidget:
+    def _framed(self, title: str, caption: str, widget: QWidget) -> QWidget:
         box = QWidget()
         layout = QVBoxLayout(box)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -230,6 +231,7 @@ class ResultsView(QWidget):
         layout.addWidget(heading)
         cap = plain_label(caption, "muted", wrap=True)
         cap.setStyleSheet("font-size: 11px;")
+        self.pane_captions.append(cap)
         layout.addWidget(cap)
         layout.addWidget(widget, 1)
         return box
@@ -352,6 +354,9 @@ class ResultsView(QWidget):
 
     def _fill_ki_card(self) -> None:
         card, ev = self.cards["ki"], self.ki_evaluation()
+        summary = self.judge_validation()
+        card.set_note(caveat(summary), bool(summary and summary.get("warning")),
+                      metric_tip("ki", summary["note"] if summary else ""))
         if ev is None:
             card.set_value("not scored", theme().colors()["muted"])
             card.caption.setText("Mean KI (applicable steps)")
