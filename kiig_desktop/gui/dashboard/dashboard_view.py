@@ -117,7 +117,7 @@ class DashboardView(QWidget):
     # ------------------------------------------------------------------ layout
 
     def _build(self) -> None:
-        self.run_combo = compact_combo(QComboBox(), 30)
+        self.run_combo = compact_combo(QComboBox(), 14)  # narrow: the Export button stays in view beside the Models dock
         self.run_combo.setToolTip("The session's batch runs, newest first")
         self.refresh_button = QPushButton("Refresh")
         self.export_button = QPushButton("Export HTML report…")

@@ -140,8 +140,10 @@ QPushButton[role="primary"] {{ background: {c['accent']}; color: white; border: 
 QPushButton[role="primary"]:disabled {{ background: {c['border']}; color: {c['muted']}; border-color: {c['border']}; }}
 QPushButton[role="primary"]:hover {{ background: {c['highlight']}; }}
 QPushButton:focus, QToolButton:focus, QComboBox:focus, QCheckBox:focus, QRadioButton:focus, QSpinBox:focus,
-QLineEdit:focus, QPlainTextEdit:focus, QTextEdit:focus, QAbstractItemView:focus, QTabBar:focus {{
+QLineEdit:focus, QPlainTextEdit:focus, QTextEdit:focus, QAbstractItemView:focus {{
     outline: 2px solid {c['accent']}; }}
+QTabBar {{ outline: none; }}
+QTabBar::tab:selected:focus {{ border: 2px solid {c['accent']}; border-bottom: 3px solid {c['accent']}; }}
 QPushButton:focus, QToolButton:focus {{ border: 2px solid {c['accent']}; border-radius: 4px; }}
 QPushButton[role="primary"]:focus {{ border: 2px solid {c['text']}; }}
 QAbstractItemView:focus, QPlainTextEdit:focus, QTextEdit:focus, QLineEdit:focus, QGraphicsView:focus,
