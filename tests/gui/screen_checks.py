@@ -125,13 +125,13 @@ def open_long_chain(window, wait_until: Callable[[Callable[[], bool]], None]) ->
     window.analyze.form.set_question(FOUR)
 
 
-def add_ki(window, chain_id: int, auroc: float | None = 0.5) -> None:
-    """A stored KI evaluation of the chain's steps by a judge whose check measured ``auroc`` (0.5: chance;
-    None: never checked), as ``kiig ki`` and ``kiig judge-check`` leave them."""
+def add_ki(window, chain_id: int, auroc: float | None = 0.5, judge: dict | None = None) -> None:
+    """A stored KI evaluation of the chain's steps by ``judge`` (a model's path and sha256), whose check
+    measured ``auroc`` (0.5: chance; None: never checked), as ``kiig ki`` and ``kiig judge-check`` leave them."""
     from kiig_desktop.files import file_sha256
     from kiig_desktop.store import judge_validation
 
-    judge = {"path": "/models/judge-chance.gguf", "sha256": "9" * 64}
+    judge = judge or {"path": "/models/judge-chance.gguf", "sha256": "9" * 64}
 
     def add(store):
         texts = [s["text"] for s in store.load_chain(chain_id, curve=False).get("steps") or []]
@@ -174,6 +174,53 @@ def results_problems(window) -> list[str]:
     text_col = next(i for i, c in enumerate(table.steps_model.columns) if c.key == "text")
     if table.columnWidth(text_col) < 180:  # the Step column must read, not "1. T…"
         found.append(f"Step column {table.columnWidth(text_col)} px")
+    return found
+
+
+def present_long_chain(window, size: tuple[int, int], wait_until: Callable[[Callable[[], bool]], None], spin):
+    """Present the chain on the Results tab (with KI from a judge at chance) in a window of ``size``, at step 3."""
+    chain_id = window.results.result.chain_id
+    add_ki(window, chain_id, 0.5)
+    with window.session.reader() as store:
+        window.results.set_ki(chain_id, store.load_ki(chain_id))
+    show = window.present()
+    wait_until(lambda: not show.view.pending and show.step_title.text().startswith("Step"))
+    show.showNormal()  # the offscreen screen is not the size under test: the window takes it
+    show.resize(*size)
+    spin()
+    show.show_step(2)
+    spin()
+    return show
+
+
+def presentation_problems(show, size: tuple[int, int]) -> list[str]:
+    """Presentation mode at ``size``: the window fits, nothing clipped or overlapping, the table shows
+    several rows, the plots keep a real height, the KI caveat is on the card and the slide's strip."""
+    from kiig_desktop.gui.results.presentation import PLOT_HEIGHT
+
+    found = too_small(show) + overlapping(show)
+    if (show.width(), show.height()) != tuple(size):
+        found.append(f"the window needs {show.width()}x{show.height()}, more than {size[0]}x{size[1]}")
+    view = show.view
+    table = view.table
+    rows = table.viewport().height() / max(1, table.rowHeight(0))
+    if rows < 3:
+        found.append(f"the steps table shows {rows:.1f} rows")
+    bar = table.horizontalScrollBar()
+    if bar.maximum() > 0:
+        found.append(f"the steps table scrolls sideways by {bar.maximum()} px")
+    for fig in view.figures():
+        visible = fig.visibleRegion().boundingRect().height()
+        if fig.isVisibleTo(view) and min(fig.height(), visible) < PLOT_HEIGHT:
+            found.append(f"{type(fig).__name__} shows {min(fig.height(), visible)} px")
+    for button in (show.export_button, *(f.export_button for f in view.frames.values() if f.isVisibleTo(view))):
+        if button.visibleRegion().boundingRect().width() < button.width():
+            found.append(f"{button.text()} cut off")
+    card = view.cards["ki"]
+    if "AUROC 0.50" not in card.note.text() or not card.note.isVisibleTo(card) or "AUROC 0.50" not in card.toolTip():
+        found.append(f"the Mean KI card has no caveat: {card.note.text()!r}")
+    if "AUROC 0.50" not in show.facts.text():
+        found.append("the slide's strip has no caveat")
     return found
 
 
@@ -223,6 +270,11 @@ def main(argv: list[str]) -> int:
     report = {"problems": problems, "results": results_problems(window), "ratio": window.devicePixelRatioF(),
               "logical": [window.width(), window.height()],
               "image": [image.width(), image.height()]}
+    show = present_long_chain(window, SCALED_SIZE, lambda cond: _wait_until(app, cond), lambda: _spin(app, 0.3))
+    if shots:
+        show.grab().save(os.path.join(shots, "presentation-1920x1080-150pct.png"))
+    report["presentation"] = presentation_problems(show, SCALED_SIZE)
+    show.close()
     out.write_text(json.dumps(report, indent=1))
     window.close()
     _spin(app, 0.2)
