@@ -36,6 +36,7 @@ from .records import fake_record, store_fake_chain
 from .test_dashboard import store_batch_run
 
 SCALED_SIZE = (1280, 720)  # logical size of a 1920x1080 screen at 150%
+PRESENT_PLOT_HEIGHT = 150  # px: a presented plot's least height (readable axes, legend beside the data)
 LONG_STEPS = [
     "The patient is a 58-year-old with newly diagnosed type 2 diabetes, an HbA1c of 8.1% and normal kidney function.",
     "Guidelines recommend metformin as first-line therapy unless contraindicated, together with lifestyle changes.",
@@ -196,8 +197,6 @@ def present_long_chain(window, size: tuple[int, int], wait_until: Callable[[Call
 def presentation_problems(show, size: tuple[int, int]) -> list[str]:
     """Presentation mode at ``size``: the window fits, nothing clipped or overlapping, the table shows
     several rows, the plots keep a real height, the KI caveat is on the card and the slide's strip."""
-    from kiig_desktop.gui.results.presentation import PLOT_HEIGHT
-
     found = too_small(show) + overlapping(show)
     if (show.width(), show.height()) != tuple(size):
         found.append(f"the window needs {show.width()}x{show.height()}, more than {size[0]}x{size[1]}")
@@ -211,14 +210,23 @@ def presentation_problems(show, size: tuple[int, int]) -> list[str]:
         found.append(f"the steps table scrolls sideways by {bar.maximum()} px")
     for fig in view.figures():
         visible = fig.visibleRegion().boundingRect().height()
-        if fig.isVisibleTo(view) and min(fig.height(), visible) < PLOT_HEIGHT:
+        if fig.isVisibleTo(view) and min(fig.height(), visible) < PRESENT_PLOT_HEIGHT:
             found.append(f"{type(fig).__name__} shows {min(fig.height(), visible)} px")
+    # the data area itself (legend and axes take the rest): a real height on a large screen, and enough
+    # on a small one that the y-axis labels stay apart
+    least = 150 if size[1] >= 1000 else 40
+    for fig in (view.token_fig, view.options_fig):
+        for panel in fig.panels:
+            data = panel.vb.sceneBoundingRect().height()
+            if fig.isVisibleTo(view) and data < least:
+                found.append(f"{type(fig).__name__}'s data area is {data:.0f} px high")
     for button in (show.export_button, *(f.export_button for f in view.frames.values() if f.isVisibleTo(view))):
         if button.visibleRegion().boundingRect().width() < button.width():
             found.append(f"{button.text()} cut off")
     card = view.cards["ki"]
-    if "AUROC 0.50" not in card.note.text() or not card.note.isVisibleTo(card) or "AUROC 0.50" not in card.toolTip():
-        found.append(f"the Mean KI card has no caveat: {card.note.text()!r}")
+    note = getattr(card, "note", None)  # the caveat's line under the caption
+    if note is None or "AUROC 0.50" not in note.text() or not note.isVisibleTo(card) or "AUROC 0.50" not in card.toolTip():
+        found.append("the Mean KI card has no caveat")
     if "AUROC 0.50" not in show.facts.text():
         found.append("the slide's strip has no caveat")
     return found
