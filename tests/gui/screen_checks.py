@@ -36,6 +36,7 @@ from .records import fake_record, store_fake_chain
 from .test_dashboard import store_batch_run
 
 SCALED_SIZE = (1280, 720)  # logical size of a 1920x1080 screen at 150%
+RESULTS_DATA_HEIGHT = 90  # px: a Results plot's data area under its legend (the curves, not the frame)
 PRESENT_PLOT_HEIGHT = 150  # px: a presented plot's least height (readable axes, legend beside the data)
 LONG_STEPS = [
     "The patient is a 58-year-old with newly diagnosed type 2 diabetes, an HbA1c of 8.1% and normal kidney function.",
@@ -171,6 +172,9 @@ def results_problems(window) -> list[str]:
              for key, card in results.cards.items() if card.elided()]
     found += [f"{type(fig).__name__} only {fig.height()} px high" for fig in results.figures()
               if fig.isVisibleTo(results) and fig.height() < PLOT_MIN_HEIGHT]
+    found += [f"{type(fig).__name__}'s data area only {panel.vb.sceneBoundingRect().height():.0f} px high"
+              for fig in (results.token_fig, results.options_fig) for panel in fig.panels
+              if fig.isVisibleTo(results) and panel.vb.sceneBoundingRect().height() < RESULTS_DATA_HEIGHT]
     table = results.table
     text_col = next(i for i, c in enumerate(table.steps_model.columns) if c.key == "text")
     if table.columnWidth(text_col) < 180:  # the Step column must read, not "1. T…"

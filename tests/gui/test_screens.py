@@ -55,6 +55,8 @@ def test_every_screen_fits_everyday_sizes(qtbot, make_window, size):
     window.show_view("results")
     qtbot.wait(60)
     assert results_problems(window) == []
+    question, reasoning = window.analyze.form.question_edit, window.analyze.reasoning
+    assert reasoning.height() >= 1.5 * question.height()  # the reasoning, not the question, gets the height
 
     dock = window.docks["models"]
     assert dock.collapsed is (size[0] < 1300)  # narrow windows give the tabs the width
@@ -449,3 +451,35 @@ def test_current_tab_and_focused_buttons_are_marked(qtbot, window):
     y = plain.height() // 2
     assert plain.pixelColor(1, y) != ring.pixelColor(1, y)  # the ring is drawn, not accent on accent
     assert ring.pixelColor(1, y) != theme().color("accent")
+
+
+def test_slide_export_dialog_keeps_the_normal_type(qtbot, window):
+    """The F5 window's large type stays on the slide: its export dialog reads at the normal size, no
+    column header elided."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QTreeView
+
+    run_id, chain_id = store_fake_chain(window.session, fake_record(LONG_STEPS), FOUR)
+    window.sessions.open_requested.emit(run_id, chain_id)
+    qtbot.waitUntil(lambda: window.results.result is not None and not window.results.pending, timeout=10000)
+    show = window.present()
+    qtbot.waitUntil(lambda: not show.view.pending, timeout=10000)
+    seen: dict = {}
+
+    def inspect() -> None:
+        dialog = QApplication.activeModalWidget()
+        if dialog is None:
+            QTimer.singleShot(50, inspect)
+            return
+        view = next(v for v in dialog.findChildren(QTreeView) if v.isVisible())
+        header = view.header()
+        seen["size"] = view.font().pointSizeF()
+        seen["elided"] = [view.model().headerData(c, Qt.Orientation.Horizontal) for c in range(header.count())
+                          if not header.isSectionHidden(c) and header.sectionSize(c) < header.fontMetrics().horizontalAdvance(
+                              str(view.model().headerData(c, Qt.Orientation.Horizontal))) + 12]
+        dialog.reject()
+
+    QTimer.singleShot(100, inspect)
+    show.export_dialog()
+    show.close()
+    assert seen["size"] == QApplication.font().pointSizeF() and seen["elided"] == [], seen

@@ -53,8 +53,9 @@ class QuestionForm(QWidget):
         layout.addLayout(top)
         self.question_edit = QPlainTextEdit()
         self.question_edit.setPlaceholderText("Type or paste the question the model should reason about…")
-        self.question_edit.setMinimumHeight(70)
-        self.question_edit.setMaximumHeight(130)
+        lines = self.question_edit.fontMetrics().lineSpacing()
+        self.question_edit.setMinimumHeight(3 * lines + 14)
+        self.question_edit.setMaximumHeight(5 * lines + 14)  # a question is short: the reasoning below gets the height
         self.question_edit.setTabChangesFocus(True)  # Tab moves on to the options; a question needs no tab characters
         layout.addWidget(self.question_edit)
 

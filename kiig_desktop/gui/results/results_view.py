@@ -41,7 +41,7 @@ from .reasoning_view import ReasoningView
 from .steps_table import StepsTable
 
 STAGE_PAUSE_MS = 12
-PLOT_MIN_HEIGHT = 170  # px: below this the axis titles overprint and the legends cover the curves
+PLOT_MIN_HEIGHT = 220  # px: a data area of about 100 px below the legend, between the axes' titles
 
 
 def reasoning_of(result: AnalysisResult) -> tuple[str, list[tuple[int, int] | None]]:
@@ -177,10 +177,10 @@ class ResultsView(QWidget):
             policy = fig.sizePolicy()
             policy.setRetainSizeWhenHidden(True)  # hidden until drawn (show_result) without a relayout
             fig.setSizePolicy(policy)
-        self.answer_fig.setMinimumHeight(PLOT_MIN_HEIGHT + 70)  # two panels share it
+        self.answer_fig.setMinimumHeight(PLOT_MIN_HEIGHT + 90)  # two panels share it
         for frame in self.frames.values():
             right.addWidget(frame)
-        right.setSizes([330, 250, 230])
+        right.setSizes([380, 260, 260])
         self.plots_area = QScrollArea()  # on short screens the plots keep their height and scroll
         self.plots_area.setWidget(right)
         self.plots_area.setWidgetResizable(True)
