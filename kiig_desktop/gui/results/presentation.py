@@ -175,7 +175,7 @@ class PresentationWindow(QWidget):
         left.setSizes([2, 3])  # proportions: the table holds the numbers
         right.setSizes([4, 5, 3])  # the token plot's two-column legend needs the width
         v.metric_combo.hide()  # NLL is what a review reads; the Results tab offers perplexity
-        main.setSizes([2, 3])  # the plots take the larger share above their least heights
+        main.setSizes([1, 2])  # the plots take the larger share above their least heights
         for fig in v.figures():
             fig.setMinimumHeight(PLOT_HEIGHT)
         v.answer_fig.setMinimumHeight(PLOT_HEIGHT + 20)  # two panels share it
