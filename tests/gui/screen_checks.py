@@ -183,8 +183,16 @@ def results_problems(window) -> list[str]:
 
 
 def present_long_chain(window, size: tuple[int, int], wait_until: Callable[[Callable[[], bool]], None], spin):
-    """Present the chain on the Results tab (with KI from a judge at chance) in a window of ``size``, at step 3."""
-    chain_id = window.results.result.chain_id
+    """Present the long chain, its header numbers as wide as a real chain's (perplexities in the hundreds)
+    and with KI from a judge at chance, in a window of ``size``, at step 3."""
+    record = fake_record(LONG_STEPS, reasoning="\n".join(LONG_STEPS))
+    record["baseline"]["answer_ppl"], record["steps"][-1]["answer_ppl"] = 393.07, 426.52
+    record["info_gain_mean"], record["delta_nll_mean"] = -166.751, -0.6263
+    record["id"] = "fake-wide"  # a chain of its own, not the one on display saved again
+    run_id, chain_id = store_fake_chain(window.session, record, FOUR)
+    window.sessions.open_requested.emit(run_id, chain_id)
+    wait_until(lambda: window.results.result is not None and window.results.result.chain_id == chain_id
+               and not window.results.pending)
     add_ki(window, chain_id, 0.5)
     with window.session.reader() as store:
         window.results.set_ki(chain_id, store.load_ki(chain_id))

@@ -46,7 +46,7 @@ PREVIOUS_KEYS = (Qt.Key.Key_Left, Qt.Key.Key_Up, Qt.Key.Key_PageUp, Qt.Key.Key_B
 PRESENTATION_STYLE = (
     "QWidget { font-size: 13pt; } QLabel[role='heading'] { font-size: 17pt; font-weight: 600; }"
     "QLabel[role='muted'] { font-size: 11pt; }"
-    "QLabel[role='metric'] { font-size: 18pt; font-weight: 600; } QLabel[role='metric-sign'] { font-size: 15pt; }"
+    "QLabel[role='metric'] { font-size: 14pt; font-weight: 600; } QLabel[role='metric-sign'] { font-size: 13pt; }"
     "QLabel[role='metric-caption'] { font-size: 10pt; } QLabel[role='warning'] { font-size: 10pt; }"
     "QLabel[role='present-step'] { font-size: 16pt; font-weight: 600; }")
 PLOT_HEIGHT = 150  # px: the least a presented plot gets (its axis labels apart, its legend beside the data)
@@ -172,7 +172,7 @@ class PresentationWindow(QWidget):
                                       (right, Qt.Orientation.Horizontal)):
             splitter.setOrientation(orientation)
             splitter.setChildrenCollapsible(False)
-        left.setSizes([2, 3])  # proportions: the table holds the numbers
+        left.setSizes([1, 2])  # proportions: the table holds the numbers
         right.setSizes([4, 5, 3])  # the token plot's two-column legend needs the width
         v.metric_combo.hide()  # NLL is what a review reads; the Results tab offers perplexity
         main.setSizes([1, 2])  # the plots take the larger share above their least heights
@@ -182,6 +182,7 @@ class PresentationWindow(QWidget):
         content = v.stack.widget(1).layout()
         content.setContentsMargins(8, 4, 8, 4)
         content.setSpacing(4)
+        v.card_strip.grid.setSpacing(6)  # six cards keep one row at 1280 px (150% of 1920)
         v.plots_area.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         v.plots_area.setMinimumHeight(v.plots_area.widget().minimumSizeHint().height())
         v.table.setMinimumHeight(v.table.horizontalHeader().sizeHint().height() + 3 * v.table.verticalHeader().defaultSectionSize())
