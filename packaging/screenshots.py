@@ -9,8 +9,9 @@ the demo reference corpus in the Corpora view and tries a search, compares model
 Knowledge Index, scores a reference chain's KI and shows its evidence panel, opens the session
 browser, the About box and an error message, runs a small batch evaluation from the Dashboard
 (the sample clinical MCQ set, every model, ``--batch-limit`` items) and shows its dashboard, opens
-the presentation mode and exports a slide, then shoots every main screen again at 1920x1080, light
-and dark, and closes cleanly. The walkthrough itself runs at 1366x768, the everyday laptop size.
+the presentation mode (shot at 1366x768 and 1920x1080) and exports a slide, then shoots every main
+screen again at 1920x1080, light and dark, and closes cleanly. The walkthrough itself runs at
+1366x768, the everyday laptop size; its KI is shown with the judge checked by the GUI's Check judge.
 
 Last, the 150% screenshots: the app is started again in a subprocess with ``QT_SCALE_FACTOR=1.5``
 (how a user gets 150% scaling) on a private 1920x1080 X screen, reopens the session the walkthrough
@@ -145,6 +146,8 @@ class Walkthrough:
         w.analyze.score()
         self.idle()
         self.score_ki(w.results.result)
+        w.ki_panel.check_judge()  # Check judge: the embedded judge's AUROC on the labelled claims, beside its KI
+        self.idle(900)
         w.show_view("results")
         w.results.select_step(1)
         self.shot("11-results-ki")
@@ -194,8 +197,17 @@ class Walkthrough:
         show.export_png(path)
         self.shots.append(path.name)
         print(f"  saved {path}", flush=True)
+        self.present_at(show, WALK_SIZE, "18-presentation-1366x768")
+        self.present_at(show, FULL_HD, "size-1920x1080-presentation")
         show.close()
         self.spin(0.3)
+
+    def present_at(self, show, size: tuple[int, int], name: str) -> None:
+        """The presentation window as a screen of ``size`` (logical pixels) shows it."""
+        show.showNormal()
+        show.resize(*size)
+        self.spin(0.5)
+        self.shot(name, show)
 
     def screens(self, name: str, screens: tuple[str, ...] = MAIN_SCREENS) -> None:
         """Every main screen as it is now, light and dark (dark: Results and Dashboard)."""
@@ -239,6 +251,12 @@ class Walkthrough:
         w.analyze.form.set_question(Question(item["question"], item["answer"], item["options"], item["answer_idx"]))
         self.idle()
         self.screens(SCALED_NAME)
+        w.show_view("results")
+        show = w.present()
+        self.wait(lambda: not show.view.pending, "the presentation")
+        show.show_step(1)
+        self.present_at(show, (round(FULL_HD[0] / SCALE), round(FULL_HD[1] / SCALE)), f"size-{SCALED_NAME}-presentation")
+        show.close()
         w.close()
         self.spin(0.3)
 

@@ -87,6 +87,13 @@ def build_menus(window: MainWindow) -> None:
     add(a, "Run &Comparison", lambda: _on_tab(window, "compare", window.compare.run_comparison), "Ctrl+Shift+Return")
     add(a, "&Knowledge Index…", window.show_knowledge_index, "Ctrl+K",
         "Score the shown chain's steps against a reference corpus and read the evidence")
+    add(a, "Check KI &Judge", lambda: (window.show_knowledge_index(), window.ki_panel.check_judge()), "Ctrl+Shift+J",
+        "Measure how well the judge behind the shown KI tells supported from unsupported claims (AUROC)")
+    a.addSeparator()
+    add(a, "Run &Batch", lambda: _on_tab(window, "dashboard", window.dashboard.form.run), "Ctrl+B",
+        "Run the batch the Dashboard's form describes (or resume it)")
+    add(a, "Export HTML &Report…", lambda: _on_tab(window, "dashboard", window.dashboard.export_dialog), "Ctrl+Shift+H",
+        "The Dashboard's batch run as a self-contained HTML report")
 
     window.view_menu = v = mb.addMenu("&View")
     for i, (key, title) in enumerate((("analyze", "Analyze"), ("results", "Results"), ("compare", "Compare"),

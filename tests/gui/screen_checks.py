@@ -36,6 +36,8 @@ from .records import fake_record, store_fake_chain
 from .test_dashboard import store_batch_run
 
 SCALED_SIZE = (1280, 720)  # logical size of a 1920x1080 screen at 150%
+RESULTS_DATA_HEIGHT = 90  # px: a Results plot's data area under its legend (the curves, not the frame)
+PRESENT_PLOT_HEIGHT = 150  # px: a presented plot's least height (readable axes, legend beside the data)
 LONG_STEPS = [
     "The patient is a 58-year-old with newly diagnosed type 2 diabetes, an HbA1c of 8.1% and normal kidney function.",
     "Guidelines recommend metformin as first-line therapy unless contraindicated, together with lifestyle changes.",
@@ -125,6 +127,27 @@ def open_long_chain(window, wait_until: Callable[[Callable[[], bool]], None]) ->
     window.analyze.form.set_question(FOUR)
 
 
+def add_ki(window, chain_id: int, auroc: float | None = 0.5, judge: dict | None = None) -> None:
+    """A stored KI evaluation of the chain's steps by ``judge`` (a model's path and sha256), whose check
+    measured ``auroc`` (0.5: chance; None: never checked), as ``kiig ki`` and ``kiig judge-check`` leave them."""
+    from kiig_desktop.files import file_sha256
+    from kiig_desktop.store import judge_validation
+
+    judge = judge or {"path": "/models/judge-chance.gguf", "sha256": "9" * 64}
+
+    def add(store):
+        texts = [s["text"] for s in store.load_chain(chain_id, curve=False).get("steps") or []]
+        ki_steps = [{"index": i, "text": t, "applicable": True, "ki": 0.55 + 0.05 * (i % 3),
+                     "reason": "states a factual claim", "evidence": []} for i, t in enumerate(texts)]
+        store.save_ki(chain_id, store.ensure_model(judge), "demo", ki_steps, 0.6, {"mode": "probability", "k": 3, "method": 1})
+
+    window.session.write(add)
+    if auroc is not None:
+        judge_validation.save({"model": judge, "method": 1, "claims_sha256": file_sha256(judge_validation.claims_path()),
+                               "auroc": auroc, "auroc_ci": [auroc - 0.12, auroc + 0.12], "accuracy": 0.5,
+                               "accuracy_ci": [0.38, 0.62], "n": 64, "k": 3})
+
+
 def screen_problems(window, settle: Callable[[], None], shots: str | None = None, tag: str = "") -> dict[str, list[str]]:
     """Show every main screen; what is clipped or scrolls sideways on each (saved as PNG to ``shots``)."""
     problems: dict[str, list[str]] = {}
@@ -149,10 +172,75 @@ def results_problems(window) -> list[str]:
              for key, card in results.cards.items() if card.elided()]
     found += [f"{type(fig).__name__} only {fig.height()} px high" for fig in results.figures()
               if fig.isVisibleTo(results) and fig.height() < PLOT_MIN_HEIGHT]
+    found += [f"{type(fig).__name__}'s data area only {panel.vb.sceneBoundingRect().height():.0f} px high"
+              for fig in (results.token_fig, results.options_fig) for panel in fig.panels
+              if fig.isVisibleTo(results) and panel.vb.sceneBoundingRect().height() < RESULTS_DATA_HEIGHT]
     table = results.table
     text_col = next(i for i, c in enumerate(table.steps_model.columns) if c.key == "text")
     if table.columnWidth(text_col) < 180:  # the Step column must read, not "1. T…"
         found.append(f"Step column {table.columnWidth(text_col)} px")
+    return found
+
+
+def present_long_chain(window, size: tuple[int, int], wait_until: Callable[[Callable[[], bool]], None], spin):
+    """Present the long chain, its header numbers as wide as a real chain's (perplexities in the hundreds)
+    and with KI from a judge at chance, in a window of ``size``, at step 3."""
+    record = fake_record(LONG_STEPS, reasoning="\n".join(LONG_STEPS))
+    record["baseline"]["answer_ppl"], record["steps"][-1]["answer_ppl"] = 393.07, 426.52
+    record["info_gain_mean"], record["delta_nll_mean"] = -166.751, -0.6263
+    record["id"] = "fake-wide"  # a chain of its own, not the one on display saved again
+    run_id, chain_id = store_fake_chain(window.session, record, FOUR)
+    window.sessions.open_requested.emit(run_id, chain_id)
+    wait_until(lambda: window.results.result is not None and window.results.result.chain_id == chain_id
+               and not window.results.pending)
+    add_ki(window, chain_id, 0.5)
+    with window.session.reader() as store:
+        window.results.set_ki(chain_id, store.load_ki(chain_id))
+    show = window.present()
+    wait_until(lambda: not show.view.pending and show.step_title.text().startswith("Step"))
+    show.showNormal()  # the offscreen screen is not the size under test: the window takes it
+    show.resize(*size)
+    spin()
+    show.show_step(2)
+    spin()
+    return show
+
+
+def presentation_problems(show, size: tuple[int, int]) -> list[str]:
+    """Presentation mode at ``size``: the window fits, nothing clipped or overlapping, the table shows
+    several rows, the plots keep a real height, the KI caveat is on the card and the slide's strip."""
+    found = too_small(show) + overlapping(show)
+    if (show.width(), show.height()) != tuple(size):
+        found.append(f"the window needs {show.width()}x{show.height()}, more than {size[0]}x{size[1]}")
+    view = show.view
+    table = view.table
+    rows = table.viewport().height() / max(1, table.rowHeight(0))
+    if rows < 3:
+        found.append(f"the steps table shows {rows:.1f} rows")
+    bar = table.horizontalScrollBar()
+    if bar.maximum() > 0:
+        found.append(f"the steps table scrolls sideways by {bar.maximum()} px")
+    for fig in view.figures():
+        visible = fig.visibleRegion().boundingRect().height()
+        if fig.isVisibleTo(view) and min(fig.height(), visible) < PRESENT_PLOT_HEIGHT:
+            found.append(f"{type(fig).__name__} shows {min(fig.height(), visible)} px")
+    # the data area itself (legend and axes take the rest): a real height on a large screen, and enough
+    # on a small one that the y-axis labels stay apart
+    least = 150 if size[1] >= 1000 else 40
+    for fig in (view.token_fig, view.options_fig):
+        for panel in fig.panels:
+            data = panel.vb.sceneBoundingRect().height()
+            if fig.isVisibleTo(view) and data < least:
+                found.append(f"{type(fig).__name__}'s data area is {data:.0f} px high")
+    for button in (show.export_button, *(f.export_button for f in view.frames.values() if f.isVisibleTo(view))):
+        if button.visibleRegion().boundingRect().width() < button.width():
+            found.append(f"{button.text()} cut off")
+    card = view.cards["ki"]
+    note = getattr(card, "note", None)  # the caveat's line under the caption
+    if note is None or "AUROC 0.50" not in note.text() or not note.isVisibleTo(card) or "AUROC 0.50" not in card.toolTip():
+        found.append("the Mean KI card has no caveat")
+    if "AUROC 0.50" not in show.facts.text():
+        found.append("the slide's strip has no caveat")
     return found
 
 
@@ -202,6 +290,11 @@ def main(argv: list[str]) -> int:
     report = {"problems": problems, "results": results_problems(window), "ratio": window.devicePixelRatioF(),
               "logical": [window.width(), window.height()],
               "image": [image.width(), image.height()]}
+    show = present_long_chain(window, SCALED_SIZE, lambda cond: _wait_until(app, cond), lambda: _spin(app, 0.3))
+    if shots:
+        show.grab().save(os.path.join(shots, "presentation-1920x1080-150pct.png"))
+    report["presentation"] = presentation_problems(show, SCALED_SIZE)
+    show.close()
     out.write_text(json.dumps(report, indent=1))
     window.close()
     _spin(app, 0.2)

@@ -56,7 +56,7 @@ def test_ki_views_warn_about_an_unvalidated_or_weak_judge(qtbot, window):
     _open(qtbot, window, run_id, chain_id)
     panel = window.ki_panel
     title, tip = _header(window)
-    assert title.endswith("\u26a0") and "not validated" in tip and "kiig judge-check" in tip
+    assert title.endswith("\u26a0") and "not validated" in tip and "Check judge" in tip and "kiig judge-check" not in tip
     assert panel.validation.isVisibleTo(panel) and panel.validation.property("role") == "warning"
     assert "not validated" in panel.validation.text()
 
@@ -120,3 +120,44 @@ def test_compare_warns_when_chains_come_from_different_builds(qtbot, window):
     window.compare.add_chains(ids[:1])
     qtbot.waitUntil(lambda: len(window.compare.results) == 1 and not window.tasks.active(), timeout=10000)
     assert not label.isVisibleTo(window.compare)
+
+
+def test_check_judge_runs_the_validation_from_the_gui(qtbot, window, monkeypatch):
+    """Check judge validates the judge behind the shown KI on the embedded model (real llama.cpp), with
+    progress and Cancel; afterwards the KI header, the Mean KI card and the panel show its AUROC."""
+    from kiig_desktop.runs import judge_check
+
+    claims = judge_check.load_claims()
+    subset = [c for c in claims if c["label"]][:3] + [c for c in claims if not c["label"]][:3]
+    monkeypatch.setattr(judge_check, "load_claims", lambda path=None: subset)  # six claims keep it short
+    info = window.engines.default_model()
+    judge = {"path": info.path, "sha256": info.sha256()}
+    run_id, chain_id = store_fake_chain(window.session, fake_record(STEPS))
+
+    def add(store):
+        ki_steps = [{"index": i, "text": t, "applicable": True, "ki": 0.6, "reason": "a claim", "evidence": []}
+                    for i, t in enumerate(STEPS)]
+        store.save_ki(chain_id, store.ensure_model(judge), "demo", ki_steps, 0.6, {"mode": "probability", "k": 3, "method": 1})
+
+    window.session.write(add)
+    _open(qtbot, window, run_id, chain_id)
+    panel, card = window.ki_panel, window.results.cards["ki"]
+    assert panel.check_button.text() == "Check judge" and "not validated" in card.note.text()
+
+    progress = []
+    task = panel.check_judge()
+    task.progress.connect(progress.append)
+    assert not panel.check_button.isEnabled() and panel.cancel_button.isEnabled()
+    qtbot.waitUntil(lambda: any(getattr(e, "done", 0) >= 1 for e in progress), timeout=120000)
+    panel.cancel()
+    qtbot.waitUntil(lambda: not window.tasks.active(), timeout=60000)
+    assert panel.status.text() == "Cancelled; nothing was stored."
+    assert judge_validation.lookup(judge["sha256"], 1) is None and "not validated" in card.note.text()
+
+    panel.check_button.click()
+    qtbot.waitUntil(lambda: not window.tasks.active(), timeout=300000)
+    stored = judge_validation.lookup(judge["sha256"], 1)
+    assert stored is not None and stored["n"] == 6
+    value = f"AUROC {stored['auroc']:.2f}"
+    assert value in card.note.text() and value in card.toolTip() and value in panel.validation.text()
+    assert value in _header(window)[1] and panel.check_button.text() == "Check judge again"

@@ -15,13 +15,24 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QAbstractScrollArea
 
 from kiig_desktop.gui.shared.theme import theme
 
 from .conftest import wait_idle
 from .records import fake_record, store_fake_chain
-from .screen_checks import FOUR, SCALED_SIZE, open_long_chain, results_problems, screen_problems
+from .screen_checks import (
+    FOUR,
+    LONG_STEPS,
+    SCALED_SIZE,
+    add_ki,
+    open_long_chain,
+    present_long_chain,
+    presentation_problems,
+    results_problems,
+    screen_problems,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZES = [(1366, 768), (1920, 1080)]
@@ -44,6 +55,8 @@ def test_every_screen_fits_everyday_sizes(qtbot, make_window, size):
     window.show_view("results")
     qtbot.wait(60)
     assert results_problems(window) == []
+    question, reasoning = window.analyze.form.question_edit, window.analyze.reasoning
+    assert reasoning.height() >= 1.5 * question.height()  # the reasoning, not the question, gets the height
 
     dock = window.docks["models"]
     assert dock.collapsed is (size[0] < 1300)  # narrow windows give the tabs the width
@@ -71,6 +84,7 @@ def test_every_screen_fits_1920x1080_at_150_percent(tmp_path):
     assert report["image"] == [1920, 1080]  # the window's pixels: the whole physical screen
     assert not report["problems"], "\n".join(f"{k}: {p}" for k, v in report["problems"].items() for p in v)
     assert report["results"] == []
+    assert report["presentation"] == []
 
 
 def test_signed_metrics_use_symbols_and_a_colour_blind_safe_palette(qtbot, window):
@@ -264,3 +278,208 @@ def test_numbers_in_the_steps_table_never_wrap(qtbot, window):
         for row in range(model.rowCount()):
             assert table.fontMetrics().horizontalAdvance(model.text(row, col)) < table.columnWidth(col) - 6, \
                 (model.columns[col].key, model.text(row, col))
+
+
+PRESENT_SIZES = [(1366, 768), (1920, 1080)]
+
+
+@pytest.mark.parametrize("size", PRESENT_SIZES, ids=[f"{w}x{h}" for w, h in PRESENT_SIZES])
+def test_presentation_fits_everyday_sizes(qtbot, make_window, size):
+    """F5 at 1366x768 and 1920x1080: several table rows, plots of a real height, nothing cut off, and the
+    KI caveat on the Mean KI card and the slide (the 150% run is in the scaled subprocess)."""
+    window = make_window(size=size)
+    open_long_chain(window, lambda cond: qtbot.waitUntil(cond, timeout=10000))
+    show = present_long_chain(window, size, lambda cond: qtbot.waitUntil(cond, timeout=10000), lambda: qtbot.wait(150))
+    shots = os.environ.get("KIIG_SCREEN_SHOTS")
+    if shots:
+        show.grab().save(os.path.join(shots, f"presentation-{size[0]}x{size[1]}.png"))
+    try:
+        assert presentation_problems(show, size) == []
+    finally:
+        show.close()
+
+
+def test_screens_fit_1311x721_with_the_models_dock_open(qtbot, make_window):
+    """The first-start window with the Models dock open: no page scrolls sideways or clips; the Dashboard's
+    headline, Export button and ⚠ marks are in view; Compare's summary shows every row."""
+    window = make_window(size=(1311, 721))
+    open_long_chain(window, lambda cond: qtbot.waitUntil(cond, timeout=10000))
+    ids = [store_fake_chain(window.session, fake_record(LONG_STEPS, seed=s), FOUR) for s in (1, 2, 3)]
+    window.compare.add_chains(ids)
+    qtbot.waitUntil(lambda: len(window.compare.results) == 3 and not window.tasks.active(), timeout=10000)
+    window.resize(1311, 721)
+    dock = window.docks["models"]
+    dock.set_collapsed(False)
+    qtbot.waitUntil(lambda: dock.width() > 200)
+
+    def settle() -> None:
+        wait_idle(qtbot, window)
+        qtbot.waitUntil(lambda: not window.dashboard.pending, timeout=10000)
+        qtbot.wait(60)
+
+    problems = screen_problems(window, settle, os.environ.get("KIIG_SCREEN_SHOTS"), "1311x721-dock")
+    assert not problems, "\n".join(f"{k}: {p}" for k, v in problems.items() for p in v)
+    window.show_view("dashboard")
+    settle()
+    dash = window.dashboard
+    for w in (dash.export_button, dash.finding, dash.models_table):
+        assert w.visibleRegion().boundingRect().width() == w.width(), type(w).__name__
+    table = dash.models_table
+    assert sum(table.columnWidth(c) for c in range(table.columnCount())) <= table.viewport().width() + 1
+    window.show_view("compare")
+    settle()
+    summary = window.compare.table
+    assert summary.viewport().height() >= sum(summary.rowHeight(r) for r in range(summary.rowCount()))
+    assert summary.columnWidth(0) >= 150  # the chain's name reads
+
+
+def test_mean_ki_card_and_slide_carry_the_judge_caveat(qtbot, window):
+    """A judge at chance (AUROC 0.5): the Mean KI card says so in words and in its tooltip, the slide's
+    strip and the PDF name it; an unchecked judge points at the GUI's check, not at a command line."""
+    record = fake_record(LONG_STEPS)
+    run_id, chain_id = store_fake_chain(window.session, record, FOUR)
+    add_ki(window, chain_id, 0.5)
+    window.sessions.open_requested.emit(run_id, chain_id)
+    qtbot.waitUntil(lambda: window.results.result is not None and not window.results.pending, timeout=10000)
+    card = window.results.cards["ki"]
+    assert card.note.isVisibleTo(card) and card.note.property("role") == "warning"
+    assert "at chance" in card.note.text() and "AUROC 0.50" in card.note.text()
+    assert "barely tells supported from unsupported" in card.toolTip() and "AUROC 0.50" in card.accessibleName()
+    show = window.present()
+    qtbot.waitUntil(lambda: show.step_title.text().startswith("Step"), timeout=10000)
+    assert "AUROC 0.50" in show.facts.text() and "KI unreliable" in show.facts.text()
+    assert show.view.cards["ki"].note.text() == card.note.text()
+    show.close()
+
+    run_id, chain_id = store_fake_chain(window.session, fake_record(LONG_STEPS, seed=2), FOUR)
+    add_ki(window, chain_id, None, {"path": "/models/judge-unchecked.gguf", "sha256": "8" * 64})
+    window.sessions.open_requested.emit(run_id, chain_id)
+    qtbot.waitUntil(lambda: window.results.result.chain_id == chain_id and not window.results.pending, timeout=10000)
+    assert "not validated" in card.note.text()
+    assert "Check judge" in card.toolTip() and "kiig judge-check" not in card.toolTip()
+    assert window.ki_panel.check_button.isVisibleTo(window.ki_panel)
+
+
+def test_tab_leaves_the_question_box_and_the_tables(qtbot, window):
+    """Real Tab presses: the question box passes focus on, the options table does not trap Tab, so
+    "Correct option" is reached going forward and Shift+Tab walks back; the Dashboard's metrics table
+    lets Tab through; Run batch hands its focus to Cancel when it disables itself."""
+    from PySide6.QtWidgets import QApplication
+
+    open_long_chain(window, lambda cond: qtbot.waitUntil(cond, timeout=10000))
+    form = window.analyze.form
+    window.show_view("analyze")
+    window.activateWindow()
+    form.question_edit.setFocus()
+    qtbot.waitUntil(form.question_edit.hasFocus)
+    text = form.question_edit.toPlainText()
+    walk = []
+    for _ in range(10):
+        walk.append(QApplication.focusWidget())
+        if walk[-1] is form.correct:
+            break
+        qtbot.keyClick(walk[-1], Qt.Key.Key_Tab)
+    assert form.question_edit.toPlainText() == text  # no tab character typed
+    assert walk[-1] is form.correct and form.options in walk, [type(w).__name__ for w in walk]
+    back = [form.correct]
+    while back[-1] is not form.question_edit and len(back) < 10:
+        qtbot.keyClick(back[-1], Qt.Key.Key_Backtab)
+        back.append(QApplication.focusWidget())
+    assert back[-1] is form.question_edit and form.options in back
+
+    window.show_view("dashboard")
+    qtbot.waitUntil(lambda: not window.dashboard.pending and window.dashboard.report is not None, timeout=10000)
+    table = window.dashboard.models_table
+    table.setFocus()
+    qtbot.waitUntil(table.hasFocus)
+    qtbot.keyClick(table, Qt.Key.Key_Tab)
+    assert QApplication.focusWidget() is not table
+    table.setFocus()
+    qtbot.keyClick(table, Qt.Key.Key_Backtab)
+    assert QApplication.focusWidget() is not table
+
+    batch = window.dashboard.form
+    qtbot.waitUntil(batch.run_button.isEnabled, timeout=10000)
+    batch.run_button.setFocus()
+    qtbot.waitUntil(batch.run_button.hasFocus)
+    batch._set_busy(True)  # what Run batch does as it starts
+    assert batch.cancel_button.hasFocus()
+    batch._set_busy(False)
+    assert batch.run_button.hasFocus()
+    shortcuts = {a.shortcut().toString(): a.text() for a in window.findChildren(QAction) if not a.shortcut().isEmpty()}
+    assert shortcuts["Ctrl+B"] == "Run &Batch" and shortcuts["Ctrl+Shift+H"] == "Export HTML &Report…"
+
+
+def test_current_tab_and_focused_buttons_are_marked(qtbot, window):
+    """The current tab is bold over an accent underline (light and dark), its label unclipped; a focused
+    primary button shows a ring in another colour and keeps its size."""
+    from PySide6.QtGui import QFont, QFontMetrics
+
+    bar = window.tabs.tabBar()
+    try:
+        for mode in ("light", "dark"):
+            window.set_theme(mode)
+            window.show_view("results")
+            qtbot.wait(50)
+            accent = theme().color("accent")
+            image = bar.grab().toImage()
+            ratio = image.devicePixelRatio()
+            for i in range(bar.count()):
+                rect = bar.tabRect(i)
+                y = int((rect.bottom() - 1) * ratio)
+                row = [image.pixelColor(int(x * ratio), y) for x in range(rect.left() + 4, rect.right() - 4)]
+                underlined = sum(1 for c in row if c == accent) > len(row) * 0.8
+                assert underlined is (i == bar.currentIndex()), (mode, bar.tabText(i))
+            bold = QFont(bar.font())
+            bold.setWeight(QFont.Weight.DemiBold)
+            current = bar.currentIndex()
+            assert bar.tabRect(current).width() > QFontMetrics(bold).horizontalAdvance(bar.tabText(current)) + 16
+    finally:
+        window.set_theme("light")
+
+    window.show_view("dashboard")
+    button = window.dashboard.form.run_button
+    qtbot.waitUntil(button.isEnabled, timeout=10000)
+    window.dashboard.form.cancel_button.setFocus()
+    qtbot.wait(30)
+    hint, plain = button.sizeHint(), button.grab().toImage()
+    button.setFocus()
+    qtbot.waitUntil(button.hasFocus)
+    qtbot.wait(30)
+    ring = button.grab().toImage()
+    assert button.sizeHint() == hint and button.width() >= hint.width()
+    y = plain.height() // 2
+    assert plain.pixelColor(1, y) != ring.pixelColor(1, y)  # the ring is drawn, not accent on accent
+    assert ring.pixelColor(1, y) != theme().color("accent")
+
+
+def test_slide_export_dialog_keeps_the_normal_type(qtbot, window):
+    """The F5 window's large type stays on the slide: its export dialog reads at the normal size, no
+    column header elided."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QTreeView
+
+    run_id, chain_id = store_fake_chain(window.session, fake_record(LONG_STEPS), FOUR)
+    window.sessions.open_requested.emit(run_id, chain_id)
+    qtbot.waitUntil(lambda: window.results.result is not None and not window.results.pending, timeout=10000)
+    show = window.present()
+    qtbot.waitUntil(lambda: not show.view.pending, timeout=10000)
+    seen: dict = {}
+
+    def inspect() -> None:
+        dialog = QApplication.activeModalWidget()
+        if dialog is None:
+            QTimer.singleShot(50, inspect)
+            return
+        view = next(v for v in dialog.findChildren(QTreeView) if v.isVisible())
+        header = view.header()
+        seen["size"] = view.font().pointSizeF()
+        seen["elided"] = [view.model().headerData(c, Qt.Orientation.Horizontal) for c in range(header.count())
+                          if not header.isSectionHidden(c) and header.sectionSize(c) < header.fontMetrics().horizontalAdvance(
+                              str(view.model().headerData(c, Qt.Orientation.Horizontal))) + 12]
+        dialog.reject()
+
+    QTimer.singleShot(100, inspect)
+    show.export_dialog()
+    show.close()
+    assert seen["size"] == QApplication.font().pointSizeF() and seen["elided"] == [], seen

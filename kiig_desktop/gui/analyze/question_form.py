@@ -59,8 +59,10 @@ class QuestionForm(QWidget):
         layout.addLayout(top)
         self.question_edit = QPlainTextEdit()
         self.question_edit.setPlaceholderText("Type or paste the question the model should reason about…")
-        self.question_edit.setMinimumHeight(70)
-        self.question_edit.setMaximumHeight(130)
+        lines = self.question_edit.fontMetrics().lineSpacing()
+        self.question_edit.setMinimumHeight(3 * lines + 14)
+        self.question_edit.setMaximumHeight(5 * lines + 14)  # a question is short: the reasoning below gets the height
+        self.question_edit.setTabChangesFocus(True)  # Tab moves on to the options; a question needs no tab characters
         layout.addWidget(self.question_edit)
 
         self.mcq = QCheckBox("Multiple choice")
@@ -70,6 +72,7 @@ class QuestionForm(QWidget):
         self.options.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.options.verticalHeader().setDefaultSectionSize(24)
         self.options.setVerticalScrollMode(QTableWidget.ScrollMode.ScrollPerPixel)
+        self.options.setTabKeyNavigation(False)  # Tab leaves the table (arrows move between options)
         # The +/− buttons stand beside the options, never below them: stacked under a fixed-height
         # table they were drawn over options C and D when the form got less height than it asked.
         opt_buttons = QVBoxLayout()

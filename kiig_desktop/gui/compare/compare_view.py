@@ -135,10 +135,10 @@ class CompareView(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for col, width in enumerate((0, 210, 64, 76, 104, 76, 96, 52, 58)):
-            if width:
-                self.table.setColumnWidth(col, width)
+        header.setStretchLastSection(True)
+        # the chain's name keeps a readable width; a narrow window scrolls the table sideways instead
+        for col, width in enumerate((170, 190, 64, 76, 104, 76, 96, 52, 58)):
+            self.table.setColumnWidth(col, width)
         self.table.setWordWrap(False)
         self.table.verticalHeader().setDefaultSectionSize(26)
         self._fit_table()
@@ -253,7 +253,8 @@ class CompareView(QWidget):
     def _fit_table(self) -> None:
         rows = max(2, self.table.rowCount())
         height = self.table.horizontalHeader().sizeHint().height() + rows * self.table.verticalHeader().defaultSectionSize()
-        self.table.setFixedHeight(min(height + 4, 240))
+        bar = self.table.style().pixelMetric(self.table.style().PixelMetric.PM_ScrollBarExtent)
+        self.table.setFixedHeight(min(height + 4, 240) + bar)  # room for the sideways scroll bar below the rows
 
     def _fill_table(self) -> None:
         self.table.setRowCount(len(self.results))

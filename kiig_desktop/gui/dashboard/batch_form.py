@@ -344,8 +344,14 @@ class BatchForm(QWidget):
     # ------------------------------------------------------------------ running
 
     def _set_busy(self, busy: bool) -> None:
-        self.run_button.setEnabled(not busy and self.dataset_ready())
+        # the button that disables itself hands the keyboard focus to the other one (Qt would pass it on
+        # to whatever comes next in the chain, or drop it)
+        leaving = self.run_button if busy else self.cancel_button
+        had_focus = leaving.hasFocus()
         self.cancel_button.setEnabled(busy)
+        self.run_button.setEnabled(not busy and self.dataset_ready())
+        if had_focus:
+            (self.cancel_button if busy else self.run_button).setFocus(Qt.FocusReason.OtherFocusReason)
         for w in (self.dataset_combo, self.browse_button, self.layout_combo, self.model_list, self.scorer, self.use_ki,
                   self.ki_box, self.limit, self.max_tokens, self.temperature, self.seed, self.parallel,
                   self.cluster):

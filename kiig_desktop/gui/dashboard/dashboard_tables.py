@@ -67,6 +67,7 @@ class _FixedTable(QTableWidget):
         self.setWordWrap(False)
         self.verticalHeader().setDefaultSectionSize(26)
         self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.setTabKeyNavigation(False)  # Tab moves on to the next control; arrows move between cells
 
     def fit(self, max_rows: int = 8) -> None:
         rows = max(1, min(self.rowCount(), max_rows))
@@ -289,6 +290,7 @@ class ItemsTable(QTableView):
         self.verticalHeader().setDefaultSectionSize(26)
         self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.horizontalHeader().setHighlightSections(False)
+        self.setTabKeyNavigation(False)
         self.doubleClicked.connect(self._activated)
 
     def set_report(self, report: BatchReport | None) -> None:

@@ -43,7 +43,7 @@ from ...reports.summary import (
 from ..review.review_summary import review_label, show_reviews
 from ..shared.corpora import Corpora
 from ..shared.engines import Engines
-from ..shared.judge_note import show_validation, validation_label
+from ..shared.judge_note import gui_summary, show_validation, validation_label
 from ..shared.session_file import SessionFile
 from ..shared.theme import theme
 from ..shared.widgets import EmptyState, FormArea, PlotFrame, compact_combo, plain_label, scrollable
@@ -118,7 +118,7 @@ class DashboardView(QWidget):
     # ------------------------------------------------------------------ layout
 
     def _build(self) -> None:
-        self.run_combo = compact_combo(QComboBox(), 30)
+        self.run_combo = compact_combo(QComboBox(), 14)  # narrow: the Export button stays in view beside the Models dock
         self.run_combo.setToolTip("The session's batch runs, newest first")
         self.refresh_button = QPushButton("Refresh")
         self.export_button = QPushButton("Export HTML report…")
@@ -327,8 +327,8 @@ class DashboardView(QWidget):
             + (f" · KI with corpus {ki.get('corpus')}" if ki else " · no KI")
             + f" · {100 * report.level:.0f}% bootstrap intervals ({report.n_boot} resamples, seed {report.seed})")
         show_validation(self.build_warning, report.build_warning and {"note": report.build_warning, "warning": True})
-        show_validation(self.judge_note, report.judge_validation and {
-            **report.judge_validation, "note": "KI judge — " + report.judge_validation["note"]})
+        judge = gui_summary(report.judge_validation)
+        show_validation(self.judge_note, judge and {**judge, "note": "KI judge — " + judge["note"]})
         show_reviews(self.review_note, report.reviews)
         self.models_table.set_report(report)
         self.paper_note.setText(paper_note(report))

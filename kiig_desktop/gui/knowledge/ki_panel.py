@@ -21,13 +21,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ...engine.models import ModelInfo
 from ...errors import InputError, KiigError
 from ...events import CancelToken, Message, Progress
 from ...knowledge.corpus import Passage, get_chunks
 from ...knowledge.ki_rules import DEFAULT_MODE, MAX_K, REPLY_MODES, default_k
+from ...runs import judge_check
 from ...runs.analysis import AnalysisResult
 from ...runs.ki import CancellableJudge, chain_question, iter_stored_chain_ki, save_chain_ki, step_query
 from ...runs.score import model_row
+from ...store.judge_validation import note as validation_note
 from ..results.results_view import ResultsView
 from ..shared.corpora import Corpora
 from ..shared.engines import Engines
@@ -99,10 +102,10 @@ class KiPanel(QWidget):
         b.addWidget(self.no_corpus)
         self.run_button = primary_button("Score KI")
         self.cancel_button = QPushButton("Cancel")
-        self.check_button = QPushButton("Check judge…")
-        self.check_button.setToolTip("Write or import labelled claims for a corpus and check how well a judge tells "
-                                     "supported from unsupported ones (AUROC)")
-        b.addLayout(button_row(self.run_button, self.cancel_button, self.check_button))
+        self.claims_button = QPushButton("Your claims…")
+        self.claims_button.setToolTip("Write or import labelled claims for a corpus and check how well a judge tells "
+                                      "supported from unsupported ones on your own domain (AUROC)")
+        b.addLayout(button_row(self.run_button, self.cancel_button, self.claims_button))
         self.check_dialog: JudgeCheckDialog | None = None
         self.progress, self.status = progress_line()
         b.addWidget(self.progress)
@@ -114,7 +117,14 @@ class KiPanel(QWidget):
         self.evaluation.setToolTip("This chain's KI evaluations (corpus · judge · mean KI · when)")
         e.addWidget(self.evaluation)
         self.validation = validation_label()
-        e.addWidget(self.validation)
+        self.check_button = QPushButton("Check judge")
+        self.check_button.setToolTip("Measure how well the judge behind this KI tells supported from unsupported claims: "
+                                     "it judges the bundled labelled claims against the demo corpus (AUROC, accuracy; "
+                                     "Ctrl+Shift+J). The result is kept for every session.")
+        check_row = QHBoxLayout()
+        check_row.addWidget(self.validation, 1)
+        check_row.addWidget(self.check_button, 0, Qt.AlignmentFlag.AlignTop)
+        e.addLayout(check_row)
         self.calibration = CalibrationView(engines.qsettings)
         e.addWidget(self.calibration)
         self.evidence = EvidencePanel()
@@ -126,8 +136,9 @@ class KiPanel(QWidget):
         layout.addWidget(evidence_box, 1)
 
         self.run_button.clicked.connect(self.run)
+        self.check_button.clicked.connect(self.check_judge)
         self.cancel_button.clicked.connect(self.cancel)
-        self.check_button.clicked.connect(self.open_judge_check)
+        self.claims_button.clicked.connect(self.open_judge_check)
         self.corpora_button.clicked.connect(self.open_corpora)
         self.evaluation.activated.connect(self._evaluation_chosen)
         self.calibration.changed.connect(self.show_focus)
@@ -163,7 +174,7 @@ class KiPanel(QWidget):
     def _set_busy(self, busy: bool) -> None:
         self.run_button.setEnabled(not busy and self.corpus.count() > 0)
         self.cancel_button.setEnabled(busy)
-        for w in (self.corpus, self.judge, self.k, self.mode):
+        for w in (self.corpus, self.judge, self.k, self.mode, self.claims_button, self.check_button):
             w.setEnabled(not busy)
         self.progress.setVisible(busy)
 
@@ -227,14 +238,66 @@ class KiPanel(QWidget):
         task.finished.connect(self._finished)
         return task
 
-    def _event(self, event: object) -> None:
+    def _event(self, event: object, unit: str = "steps") -> None:
         if isinstance(event, Message):
             self.status.setText(event.text)
         elif isinstance(event, Progress):
             self.progress.setRange(0, max(1, event.total or 0))
             self.progress.setValue(event.done)
             if event.total:
-                self.status.setText(f"Judged {event.done} of {event.total} steps…")
+                self.status.setText(f"Judged {event.done} of {event.total} {unit}…")
+
+    # ------------------------------------------------------------------ judge validation
+
+    def judge_info(self) -> ModelInfo | None:
+        """The model file of the judge behind the KI on display (matched by SHA-256, else by path)."""
+        judge = ((self.results.ki_evaluation() or {}).get("judge")) or {}
+        models = self.engines.models
+        by_path = next((m for m in models if judge.get("path") and m.path == judge.get("path")), None)
+        if by_path is not None or not judge.get("sha256"):
+            return by_path
+        return next((m for m in models if m.error is None and m.sha256() == judge.get("sha256")), None)
+
+    def check_judge(self) -> Task | None:
+        """Validate the judge behind the shown KI on the bundled labelled claims (what ``kiig judge-check``
+        does), with progress and Cancel; the table, the Mean KI card and this panel then show its AUROC."""
+        try:
+            if self.task is not None:
+                raise InputError("wait for the running Knowledge Index task to finish (or cancel it)")
+            if self.results.ki_evaluation() is None:
+                raise InputError("score this chain's Knowledge Index first: the check validates the judge behind it")
+            info = self.judge_info()
+            if info is None:
+                path = ((self.results.ki_evaluation() or {}).get("judge") or {}).get("path", "?")
+                raise InputError(f"the judge model {Path(str(path)).name} is not among the models: add its file first")
+        except KiigError as exc:
+            self.message.emit(str(exc), "error")
+            return None
+
+        def work(cancel: CancelToken):
+            claims, claims_sha = judge_check.load_claims(), judge_check.claims_fingerprint()
+            yield Message(f"Loading the judge {info.name}…")
+            client = self.engines.acquire(info, cancel)
+            yield Message(f"Judging {len(claims)} labelled claims…")
+            result = yield from judge_check.iter_judge_check(CancellableJudge(client, cancel), claims,
+                                                            claims_sha256=claims_sha, cancel=cancel)
+            judge_check.store_result(result)
+            return result
+
+        self.progress.setRange(0, 0)
+        self.status.setText("Starting…")
+        task = run_busy(self.tasks, "Checking the KI judge", work, self._set_busy, message=self.message,
+                        status=self.status, failed_text="Failed; nothing was stored.",
+                        cancelled_text="Cancelled; nothing was stored.", engines=self.engines)
+        self.task = task
+        task.progress.connect(lambda event: self._event(event, "claims"))
+        task.succeeded.connect(self._judge_checked)
+        task.finished.connect(self._finished)
+        return task
+
+    def _judge_checked(self, result: dict) -> None:
+        self.status.setText(validation_note(result))
+        self.results.show_ki_evaluation(self.results.ki_index)  # table header, Mean KI card and this panel
 
     def _saved(self, payload: tuple) -> None:
         chain_id, ki, out = payload
@@ -278,6 +341,9 @@ class KiPanel(QWidget):
         ev = self.results.ki_evaluation()
         show_validation(self.validation, self.results.judge_validation())
         self.calibration.set_evaluation(ev)
+        self.check_button.setVisible(ev is not None)
+        self.check_button.setText("Check judge again" if (self.results.judge_validation() or {}).get("validated")
+                                  else "Check judge")
         ids = sorted({e["chunk_id"] for s in (ev or {}).get("steps") or [] for e in s.get("evidence") or []
                       if isinstance(e.get("chunk_id"), int)})
         self._chunks_serial += 1

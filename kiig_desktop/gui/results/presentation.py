@@ -32,6 +32,7 @@ from PySide6.QtWidgets import QApplication, QFileDialog, QHBoxLayout, QLabel, QP
 
 from ... import __version__
 from ...runs.analysis import AnalysisResult
+from ..shared.judge_note import caveat
 from ..shared.session_file import SessionFile
 from ..shared.theme import sign_symbol, theme
 from ..shared.widgets import plain_label
@@ -39,17 +40,26 @@ from ..shared.workers import TaskManager
 from .results_view import ResultsView
 
 SLIDE = QSize(1920, 1080)
-FONT_SCALE = 1.35
+FONT_SCALE = 1.25
 NEXT_KEYS = (Qt.Key.Key_Right, Qt.Key.Key_Down, Qt.Key.Key_PageDown, Qt.Key.Key_Space)
 PREVIOUS_KEYS = (Qt.Key.Key_Left, Qt.Key.Key_Up, Qt.Key.Key_PageUp, Qt.Key.Key_Backspace)
+PRESENTATION_STYLE = (
+    "QWidget { font-size: 13pt; } QLabel[role='heading'] { font-size: 17pt; font-weight: 600; }"
+    "QLabel[role='muted'] { font-size: 11pt; }"
+    "QLabel[role='metric'] { font-size: 14pt; font-weight: 600; } QLabel[role='metric-sign'] { font-size: 13pt; }"
+    "QLabel[role='metric-caption'] { font-size: 10pt; } QLabel[role='warning'] { font-size: 10pt; }"
+    "QLabel[role='present-step'] { font-size: 16pt; font-weight: 600; }")
+PLOT_HEIGHT = 150  # px: the least a presented plot gets (its axis labels apart, its legend beside the data)
 
 
 def _fmt(value, spec: str) -> str:
     return "—" if not isinstance(value, (int, float)) or isinstance(value, bool) else format(value, spec)
 
 
-def step_facts(result: AnalysisResult, ki_steps: dict[int, dict] | None, step: int) -> list[tuple[str, str]]:
-    """The numbers the presentation states for ``step``: (name, text) pairs, signs shown by ▲/▼."""
+def step_facts(result: AnalysisResult, ki_steps: dict[int, dict] | None, step: int,
+               judge: dict | None = None) -> list[tuple[str, str]]:
+    """The numbers the presentation states for ``step``: (name, text) pairs, signs shown by ▲/▼; with KI,
+    the validity of its judge (``judge``: the judge_note summary) beside it."""
     steps = result.record.get("steps") or []
     s = steps[step]
     facts = []
@@ -70,6 +80,8 @@ def step_facts(result: AnalysisResult, ki_steps: dict[int, dict] | None, step: i
             reason = str(ks.get("reason") or "").strip()
             if sources or reason:
                 facts.append(("Evidence", "; ".join(t for t in (", ".join(sources[:3]), reason) if t)))
+    if ki_steps is not None and judge is not None:
+        facts.append(("Judge", caveat(judge, short=True)))
     return facts
 
 
@@ -89,12 +101,16 @@ class PresentationWindow(QWidget):
         self.view.ki_button.hide()
         for fig in self.view.figures():
             fig.set_font_scale(FONT_SCALE)
-        self.view.table.width_scale = 1.7  # numbers in the larger type keep one line
+        table = self.view.table
+        table.width_scale = 1.15  # the columns measure their numbers in the larger type as well
+        table.max_lines = 1  # one line a step: several rows show (the strip below states the step in full)
+        table.setWordWrap(False)
+        table.hide_by_default("answer_ppl", "answer_nll", "entropy_bits", "seq_ppl")
         for card in self.view.cards.values():  # room for one row of cards: the links live in the window
             if card.more is not None:
                 card.more.hide()
-        for frame in self.view.frames.values():  # the plots get the height their captions took
-            frame.caption.hide()
+        for caption in [*(f.caption for f in self.view.frames.values()), *self.view.pane_captions]:
+            caption.hide()  # the panes and plots get the height their explanations took
         self.step_title = plain_label("", "present-step", wrap=True)
         self.step_title.setAccessibleName("Current step")
         self.facts = QLabel()
@@ -116,21 +132,28 @@ class PresentationWindow(QWidget):
         self.slide.setObjectName("slide")
         slide = QVBoxLayout(self.slide)
         slide.setContentsMargins(0, 0, 0, 0)
-        slide.setSpacing(6)
+        slide.setSpacing(4)
         slide.addWidget(self.view, 1)
         strip = QVBoxLayout()
-        strip.setContentsMargins(16, 4, 16, 10)
+        strip.setContentsMargins(16, 0, 16, 6)
+        strip.setSpacing(2)
         strip.addWidget(self.step_title)
         strip.addWidget(self.facts)
         slide.addLayout(strip)
+        self._arrange()
+        # The large type lives on the window's body, not the window: the export dialog (a child of the
+        # window) keeps the normal type, so its columns are not elided.
+        self.body = QWidget()
+        self.body.setObjectName("presentation-body")
+        body = QVBoxLayout(self.body)
+        body.setContentsMargins(8, 4, 8, 4)
+        body.setSpacing(4)
+        body.addLayout(bar)
+        body.addWidget(self.slide, 1)
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(8, 6, 8, 6)
-        layout.addLayout(bar)
-        layout.addWidget(self.slide, 1)
-        self.setStyleSheet(
-            "QWidget { font-size: 15pt; } QLabel[role='heading'] { font-size: 22pt; font-weight: 600; }"
-            "QLabel[role='metric'] { font-size: 22pt; font-weight: 600; } QLabel[role='metric-sign'] { font-size: 18pt; }"
-            "QLabel[role='metric-caption'] { font-size: 12pt; } QLabel[role='present-step'] { font-size: 20pt; font-weight: 600; }")
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.body)
+        self.body.setStyleSheet(PRESENTATION_STYLE)
         # The window takes every key: the walk works wherever the mouse last clicked.
         for child in self.findChildren(QWidget):
             child.setFocusPolicy(Qt.FocusPolicy.NoFocus)
@@ -138,6 +161,31 @@ class PresentationWindow(QWidget):
         for fig in self.view.figures():
             fig.step_clicked.connect(self._picked)
         self.view.text_view.step_clicked.connect(self._picked)
+
+    def _arrange(self) -> None:
+        """The presenter's layout: the text and the steps table side by side on top, the plots side by
+        side below, each part with a least height, so the table shows several rows and every plot
+        keeps readable axes on a 1366x768 or a 150% screen."""
+        v = self.view
+        main, left, right = (v.splitters[k] for k in ("results/main", "results/left", "results/right"))
+        for splitter, orientation in ((main, Qt.Orientation.Vertical), (left, Qt.Orientation.Horizontal),
+                                      (right, Qt.Orientation.Horizontal)):
+            splitter.setOrientation(orientation)
+            splitter.setChildrenCollapsible(False)
+        left.setSizes([1, 2])  # proportions: the table holds the numbers
+        right.setSizes([4, 5, 3])  # the token plot's two-column legend needs the width
+        v.metric_combo.hide()  # NLL is what a review reads; the Results tab offers perplexity
+        main.setSizes([1, 2])  # the plots take the larger share above their least heights
+        for fig in v.figures():
+            fig.setMinimumHeight(PLOT_HEIGHT)
+        v.answer_fig.setMinimumHeight(PLOT_HEIGHT + 20)  # two panels share it
+        content = v.stack.widget(1).layout()
+        content.setContentsMargins(8, 4, 8, 4)
+        content.setSpacing(4)
+        v.card_strip.grid.setSpacing(6)  # six cards keep one row at 1280 px (150% of 1920)
+        v.plots_area.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        v.plots_area.setMinimumHeight(v.plots_area.widget().minimumSizeHint().height())
+        v.table.setMinimumHeight(v.table.horizontalHeader().sizeHint().height() + 3 * v.table.verticalHeader().defaultSectionSize())
 
     # ------------------------------------------------------------------ content
 
@@ -165,9 +213,9 @@ class PresentationWindow(QWidget):
         self.step_title.setText(f"Step {self.step + 1} of {n}: {' '.join(str(s.get('text', '')).split())}")
         c = theme().colors()
         parts = []
-        for name, text in step_facts(self.result, self.view.ki_steps(), self.step):
-            color = c["good"] if text.startswith("▲") else c["bad"] if text.startswith("▼") else c["text"]
-            size = "22pt" if name in ("ΔNLL", "InfoGain", "KI") else "16pt"
+        for name, text in step_facts(self.result, self.view.ki_steps(), self.step, self.view.judge_validation()):
+            color = c["good"] if text.startswith("▲") else c["bad"] if text.startswith(("▼", "⚠")) else c["text"]
+            size = "18pt" if name in ("ΔNLL", "InfoGain", "KI") else "13pt"
             parts.append(f"<span style='color:{c['muted']}'>{html.escape(name)}</span> "
                          f"<span style='font-size:{size}; font-weight:600; color:{color}'>{html.escape(text)}</span>")
         self.facts.setText("&nbsp;&nbsp;&nbsp;&nbsp;".join(parts))
@@ -199,7 +247,7 @@ class PresentationWindow(QWidget):
 
     def _render(self, painter: QPainter, target: QRectF) -> None:
         """Draw the slide laid out at 1920x1080 into ``target`` (the same rendering for every format)."""
-        layout = self.layout()
+        layout = self.body.layout()
         index = layout.indexOf(self.slide)
         layout.removeWidget(self.slide)  # laid out alone at the slide's size, then given back
         self.slide.resize(SLIDE)
@@ -278,7 +326,7 @@ class PresentationWindow(QWidget):
             line = painter.fontMetrics().height()
             foot = line * 2
             steps = (self.result.record.get("steps") if self.result else None) or []
-            listing = min(len(steps), 18) * line + line
+            listing = min(len(steps), 18) * line + 2 * line  # the steps, "… more", the judge's caveat
             slide_h = max(page.height() * 0.4, page.bottom() - foot - listing - top - 8)
             slide_w = min(page.width(), slide_h * SLIDE.width() / SLIDE.height())
             slide_h = slide_w * SLIDE.height() / SLIDE.width()
@@ -297,6 +345,12 @@ class PresentationWindow(QWidget):
             if len(steps) > len(shown):
                 painter.drawText(QRectF(page.left(), y, page.width(), line), Qt.TextFlag.TextSingleLine,
                                  f"… {len(steps) - len(shown)} more steps in the session")
+                y += line
+            judge = self.view.judge_validation()
+            if judge is not None:  # the KI's caveat travels with the printed numbers
+                painter.drawText(QRectF(page.left(), y, page.width(), line), Qt.TextFlag.TextSingleLine,
+                                 painter.fontMetrics().elidedText("KI: " + judge["note"], Qt.TextElideMode.ElideRight,
+                                                                  int(page.width())))
             painter.drawText(QRectF(page.left(), page.bottom() - foot, page.width(), foot), Qt.TextFlag.TextWordWrap,
                              self.provenance())
         finally:

@@ -30,8 +30,8 @@ from PySide6.QtWidgets import (
 from ...errors import KiigError
 from ...runs.analysis import AnalysisResult, Question, load_result
 from ..shared.figures import AnswerFigure, OptionsFigure, TokenFigure
-from ..shared.judge_note import evaluation_validation
-from ..shared.metric_help import fmt_metric
+from ..shared.judge_note import caveat, evaluation_validation
+from ..shared.metric_help import fmt_metric, metric_tip
 from ..shared.plots import StepFigure
 from ..shared.session_file import SessionFile
 from ..shared.theme import theme
@@ -41,7 +41,7 @@ from .reasoning_view import ReasoningView
 from .steps_table import StepsTable
 
 STAGE_PAUSE_MS = 12
-PLOT_MIN_HEIGHT = 170  # px: below this the axis titles overprint and the legends cover the curves
+PLOT_MIN_HEIGHT = 220  # px: a data area of about 100 px below the legend, between the axes' titles
 
 
 def reasoning_of(result: AnalysisResult) -> tuple[str, list[tuple[int, int] | None]]:
@@ -146,6 +146,7 @@ class ResultsView(QWidget):
         self.card_strip = CardStrip(list(self.cards.values()))
         outer.addWidget(self.card_strip)
 
+        self.pane_captions: list[QWidget] = []  # the Reasoning and Steps panes' explanations
         self.text_view = ReasoningView(read_only=True)
         self.table = StepsTable()
         left = QSplitter(Qt.Orientation.Vertical)
@@ -182,10 +183,10 @@ class ResultsView(QWidget):
             policy = fig.sizePolicy()
             policy.setRetainSizeWhenHidden(True)  # hidden until drawn (show_result) without a relayout
             fig.setSizePolicy(policy)
-        self.answer_fig.setMinimumHeight(PLOT_MIN_HEIGHT + 70)  # two panels share it
+        self.answer_fig.setMinimumHeight(PLOT_MIN_HEIGHT + 90)  # two panels share it
         for frame in self.frames.values():
             right.addWidget(frame)
-        right.setSizes([330, 250, 230])
+        right.setSizes([380, 260, 260])
         self.plots_area = QScrollArea()  # on short screens the plots keep their height and scroll
         self.plots_area.setWidget(right)
         self.plots_area.setWidgetResizable(True)
@@ -226,8 +227,7 @@ class ResultsView(QWidget):
         for first, second in zip(chain, chain[1:], strict=False):
             QWidget.setTabOrder(first, second)
 
-    @staticmethod
-    def _framed(title: str, caption: str, widget: QWidget) -> QWidget:
+    def _framed(self, title: str, caption: str, widget: QWidget) -> QWidget:
         box = QWidget()
         layout = QVBoxLayout(box)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -237,6 +237,7 @@ class ResultsView(QWidget):
         layout.addWidget(heading)
         cap = plain_label(caption, "muted", wrap=True)
         cap.setStyleSheet("font-size: 11px;")
+        self.pane_captions.append(cap)
         layout.addWidget(cap)
         layout.addWidget(widget, 1)
         return box
@@ -373,6 +374,9 @@ class ResultsView(QWidget):
 
     def _fill_ki_card(self) -> None:
         card, ev = self.cards["ki"], self.ki_evaluation()
+        summary = self.judge_validation()
+        card.set_note(caveat(summary), bool(summary and summary.get("warning")),
+                      metric_tip("ki", summary["note"] if summary else ""))
         if ev is None:
             card.set_value("not scored", theme().colors()["muted"])
             card.caption.setText("Mean KI (applicable steps)")

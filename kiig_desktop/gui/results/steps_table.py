@@ -275,6 +275,7 @@ class StepsTable(QTableView):
         self.selectionModel().selectionChanged.connect(self._selection_changed)
         self._quiet = False
         self.width_scale = 1.0  # presentation mode widens the columns for its larger type
+        self.max_lines = MAX_ROW_LINES  # presentation mode keeps each step to one line, so more rows show
         self._shown: dict[str, bool] = {}
         header.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         header.customContextMenuRequested.connect(self._header_menu)
@@ -294,6 +295,11 @@ class StepsTable(QTableView):
             action.setChecked(not self.isColumnHidden(i))
             action.toggled.connect(lambda on, i=i, key=col.key: self._toggle_column(i, key, on))
         menu.exec(self.horizontalHeader().mapToGlobal(pos))
+
+    def hide_by_default(self, *keys: str) -> None:
+        """Leave these optional columns out until the header's menu shows them (presentation mode)."""
+        for key in keys:
+            self._shown.setdefault(key, False)
 
     def _toggle_column(self, index: int, key: str, on: bool) -> None:
         self._shown[key] = on
@@ -338,7 +344,7 @@ class StepsTable(QTableView):
         for row in range(self.steps_model.rowCount()):
             text = self.steps_model.text(row, text_col)
             lines = self.fontMetrics().boundingRect(0, 0, max(40, width), 10_000, int(Qt.TextFlag.TextWordWrap), text).height() // line
-            self.setRowHeight(row, max(26, min(MAX_ROW_LINES, max(1, lines)) * line + 8))
+            self.setRowHeight(row, max(26, min(self.max_lines, max(1, lines)) * line + 8))
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().resizeEvent(event)

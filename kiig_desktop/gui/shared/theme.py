@@ -131,15 +131,21 @@ QFrame#MessageBar {{ border-radius: 6px; }}
 QFrame#MessageBar[level="error"] {{ background: {'#4a2326' if dark else '#fdecea'}; border: 1px solid {c['bad']}; }}
 QFrame#MessageBar[level="info"] {{ background: {'#1f3350' if dark else '#e8f0fe'}; border: 1px solid {c['accent']}; }}
 QTabWidget::pane {{ border-top: 1px solid {c['border']}; }}
-QTabBar::tab {{ padding: 7px 16px; }}
-QPushButton[role="primary"] {{ background: {c['accent']}; color: white; border: none; border-radius: 4px;
-                               padding: 6px 14px; font-weight: 600; }}
-QPushButton[role="primary"]:disabled {{ background: {c['border']}; color: {c['muted']}; }}
+QTabBar::tab {{ padding: 6px 16px 5px 16px; border: none; border-bottom: 3px solid transparent;
+               color: {c['muted']}; }}
+QTabBar::tab:selected {{ color: {c['text']}; font-weight: 600; border-bottom: 3px solid {c['accent']}; background: {c['card']}; }}
+QTabBar::tab:hover:!selected {{ color: {c['text']}; border-bottom: 3px solid {c['border']}; }}
+QPushButton[role="primary"] {{ background: {c['accent']}; color: white; border: 2px solid {c['accent']};
+                               border-radius: 4px; padding: 4px 12px; font-weight: 600; }}
+QPushButton[role="primary"]:disabled {{ background: {c['border']}; color: {c['muted']}; border-color: {c['border']}; }}
 QPushButton[role="primary"]:hover {{ background: {c['highlight']}; }}
 QPushButton:focus, QToolButton:focus, QComboBox:focus, QCheckBox:focus, QRadioButton:focus, QSpinBox:focus,
-QLineEdit:focus, QPlainTextEdit:focus, QTextEdit:focus, QAbstractItemView:focus, QTabBar:focus {{
+QLineEdit:focus, QPlainTextEdit:focus, QTextEdit:focus, QAbstractItemView:focus {{
     outline: 2px solid {c['accent']}; }}
+QTabBar {{ outline: none; }}
+QTabBar::tab:selected:focus {{ border: 2px solid {c['accent']}; border-bottom: 3px solid {c['accent']}; }}
 QPushButton:focus, QToolButton:focus {{ border: 2px solid {c['accent']}; border-radius: 4px; }}
+QPushButton[role="primary"]:focus {{ border: 2px solid {c['text']}; }}
 QAbstractItemView:focus, QPlainTextEdit:focus, QTextEdit:focus, QLineEdit:focus, QGraphicsView:focus,
 QFrame[role="card"]:focus {{ border: 2px solid {c['accent']}; }}
 QLabel[role="metric-sign"] {{ font-size: 15px; font-weight: 600; }}

@@ -211,6 +211,9 @@ class MetricCard(QFrame):
         self.caption = plain_label(caption, "metric-caption", wrap=True)
         self.caption.setMinimumHeight(2 * self.caption.fontMetrics().lineSpacing() + 2)  # two lines always fit
         layout.addWidget(self.caption)
+        self.note = plain_label("", "metric-caption", wrap=True)  # a caveat under the caption (set_note)
+        self.note.hide()
+        layout.addWidget(self.note)
         bottom = row
         self.more: QLabel | None = None
         if help_key:
@@ -244,8 +247,20 @@ class MetricCard(QFrame):
         self.updateGeometry()
         self._name()
 
+    def set_note(self, text: str, warning: bool = False, tip: str | None = None) -> None:
+        """A line under the caption (a warning in the warning colour); ``tip`` replaces the card's tooltip."""
+        self.note.setText(text)
+        self.note.setProperty("role", "warning" if warning else "metric-caption")
+        self.note.style().unpolish(self.note)
+        self.note.style().polish(self.note)
+        self.note.setVisible(bool(text))
+        if tip is not None:
+            self.setToolTip(tip)
+        self._name()
+
     def _name(self) -> None:
-        self.setAccessibleName(f"{self.caption.text()}: {self.value.text()}")
+        note = f" ({self.note.text()})" if self.note.text() else ""
+        self.setAccessibleName(f"{self.caption.text()}: {self.value.text()}{note}")
 
     def elided(self) -> bool:
         """Whether the value does not fit its label (a screen-size test checks this never happens)."""
