@@ -43,21 +43,23 @@ def check_reviewer(name: Any) -> str:
     return name.strip()
 
 
-_HASHES: dict[tuple, str] = {}  # (session path, chain id, saved, record length) -> record hash
+_HASHES: dict[tuple, str] = {}  # (session path, chain id, stored digest) -> record hash
 _HASHES_MAX = 100_000
 
 
 def chain_hashes(store: SessionStore, run_id: int) -> dict[str, tuple[str, int]]:
     """chain key -> (record hash, number of steps) for every chain of a run.
 
-    Saving a chain stamps it (``saved``), so a hash is remembered per (file, chain id, saved time,
-    record length): reviewing step after step does not hash every record of the run again.
+    Every save stores the record's digest with the chain (``chains.record_sha256``), so a hash is
+    remembered per (file, chain id, digest): reviewing step after step does not hash every record of
+    the run again, and a chain re-scored in place (same id, same second) is never mistaken for the
+    old version. A chain saved before digests existed (NULL) is hashed each time.
     """
     out = {}
-    for chain_id, key, saved, size, n in store.conn.execute(
-            "SELECT id, key, saved, length(record), n_steps FROM chains WHERE run_id = ?", (run_id,)).fetchall():
-        cache_key = (str(store.path), int(chain_id), str(saved), int(size))
-        if cache_key not in _HASHES:
+    for chain_id, key, digest, n in store.conn.execute(
+            "SELECT id, key, record_sha256, n_steps FROM chains WHERE run_id = ?", (run_id,)).fetchall():
+        cache_key = (str(store.path), int(chain_id), digest)
+        if digest is None or cache_key not in _HASHES:
             if len(_HASHES) >= _HASHES_MAX:
                 _HASHES.clear()
             text = store.conn.execute("SELECT record FROM chains WHERE id = ?", (chain_id,)).fetchone()[0]

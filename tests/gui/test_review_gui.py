@@ -152,7 +152,9 @@ def test_the_queue_filters_a_kept_name_and_a_review_made_on_an_earlier_version(q
         return st.save_chain(run, key, record, item=st.load_item(ids[1]))
 
     new_id = window.session.write(rescore)
-    window.sessions.open_requested.emit(run, new_id)
+    assert new_id == ids[1]  # re-saved in place: the chain keeps its id, so wait for the reload itself
+    with qtbot.waitSignal(window.results.shown, timeout=20000):
+        window.sessions.open_requested.emit(run, new_id)
     _shown(qtbot, window, new_id)
     results.select_step(0)
     assert panel.stale.isVisibleTo(panel) and panel.buttons[("knowledge", "correct")].isChecked()
