@@ -358,6 +358,7 @@ class MainWindow(QMainWindow):
         window = PresentationWindow(self.session, self.tasks, self)
         window.view.message.connect(self.show_message)
         window.present(self.results.result, self.results.selected or 0)
+        self.review_panel.attach_presentation(window, lambda: window.step)
         self.presentation = window
         return window
 

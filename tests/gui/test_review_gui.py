@@ -164,3 +164,23 @@ def test_the_queue_filters_a_kept_name_and_a_review_made_on_an_earlier_version(q
     history = window.session.read(lambda st: [(r["knowledge"], r["role"], r["stale"]) for r in reviews.step_reviews(st, run, history=True)])
     assert history == [("incorrect", None, True), ("incorrect", "misleading", True), (None, None, True), ("correct", None, True),
                        ("correct", None, False)]
+
+
+def test_verdict_keys_work_in_presentation_mode_on_the_step_shown(qtbot, make_window, data_dir):
+    window = make_window(size=(1366, 768))
+    run, ids = _batch_run(window.session)
+    window.qsettings.setValue(SETTINGS_KEY, "Dr Ada")
+    window.review_panel.reviewer_edit.setText("Dr Ada")
+    window.sessions.open_requested.emit(run, ids[0])
+    _shown(qtbot, window, ids[0])
+    present = window.present()
+    qtbot.waitUntil(lambda: present.isVisible() and not present.view.pending, timeout=20000)
+    for key in (Qt.Key.Key_Right, Qt.Key.Key_2, Qt.Key.Key_M, Qt.Key.Key_F):  # step 2: incorrect, misleading; chain flawed
+        QTest.keyClick(present, key)
+        qtbot.wait(10)
+    assert present.step == 1
+    steps = window.session.read(lambda st: reviews.step_reviews(st, run))
+    chains = window.session.read(lambda st: reviews.chain_reviews(st, run))
+    assert [(r["step_index"], r["knowledge"], r["role"], r["reviewer"]) for r in steps] == [(1, "incorrect", "misleading", "Dr Ada")]
+    assert [(r["verdict"], r["reviewer"]) for r in chains] == [("flawed", "Dr Ada")]
+    present.close()

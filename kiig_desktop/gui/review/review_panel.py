@@ -10,6 +10,8 @@ stored at once in the session (``store.reviews``: append-only, on the chain reco
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
@@ -133,6 +135,20 @@ class ReviewPanel(QWidget):
             self.shortcuts[key] = shortcut
         self.results.shown.connect(self._chain_shown)
         self.results.focus_changed.connect(lambda _s: self._show_step())
+
+    def attach_presentation(self, window: QWidget, current_step: Callable[[], int]) -> None:
+        """The verdict keys in the presentation window (F5) too, each acting on the step it shows:
+        a review board can record verdicts while the chain is on the big screen."""
+        groups = (("knowledge", KNOWLEDGE), ("role", ROLE), ("verdict", CHAIN))
+        for field, group in groups:
+            for key, value, _label in group:
+                shortcut = QShortcut(QKeySequence(key), window)
+                shortcut.activated.connect(lambda f=field, v=value: self._verdict_at(current_step(), f, v))
+
+    def _verdict_at(self, step: int, field: str, value: str) -> None:
+        if field != "verdict":
+            self.results.select_step(step)  # the step under review is the one Results has selected
+        self.set_verdict(field, value)
 
     # ------------------------------------------------------------------ state
 
