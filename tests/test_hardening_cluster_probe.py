@@ -13,10 +13,11 @@ import pytest
 
 from kiig_desktop.errors import InputError
 from kiig_desktop.runs.cluster import check_ray_head
+from tests.support.require import RAY_HOW, require_module
 
 from .test_hardening_cli import kiig, one_clear_line
 
-pytest.importorskip("ray", reason="Ray is not installed: `make install-cluster` (make test installs it)")
+require_module("ray", RAY_HOW)
 
 
 def _free_loopback_port() -> int:
