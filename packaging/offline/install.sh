@@ -9,7 +9,7 @@
 #                                     relative to DIR; `kiig models checksums DIR` writes it); a file
 #                                     without a matching line is refused and nothing is installed.
 #                                     They go to your models folder (KIIG_MODELS_DIR, else
-#                                     ~/.local/share/kiig-desktop/models); as root to the shared
+#                                     ~/.local/share/kiig-desktop/models); as root without --prefix to the shared
 #                                     /usr/local/share/kiig-desktop/models that every user's app reads
 #   ./install.sh --no-self-test       skip the self-test the installer runs at the end
 #
@@ -34,8 +34,8 @@ elif [ "$(id -u)" = 0 ]; then
 else
   app="$HOME/.local/lib/kiig-desktop" bindir="$HOME/.local/bin" share="${XDG_DATA_HOME:-$HOME/.local/share}"
 fi
-if [ "$(id -u)" = 0 ] && [ -z "${KIIG_MODELS_DIR:-}" ]; then
-  models="$share/kiig-desktop/models"  # for everyone: the app reads kiig-desktop/models in $XDG_DATA_DIRS
+if [ -z "$prefix" ] && [ "$(id -u)" = 0 ] && [ -z "${KIIG_MODELS_DIR:-}" ]; then
+  models="$share/kiig-desktop/models"  # installed for everyone: the app reads kiig-desktop/models in $XDG_DATA_DIRS
 else
   models="${KIIG_MODELS_DIR:-${KIIG_DATA_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/kiig-desktop}/models}"
 fi
