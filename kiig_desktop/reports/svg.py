@@ -118,7 +118,7 @@ def _row_chart(title: str, labels: Sequence[str], values: Sequence[Interval], fm
 def _row_label(i: int, label: str, label_w: float) -> tuple[float, str]:
     """The y of row ``i``'s centre and its label, whole, right-aligned in the label column."""
     y = _TOP + i * _ROW + _ROW / 2
-    return y, _text(label_w - 6, y + 4, label, size=11, anchor="end")
+    return y, _text(label_w - 6, y + 4, label, size=11, anchor="end", extra=f' data-label="{escape(label)}"')
 
 
 def bar_chart(title: str, labels: Sequence[str], values: Sequence[Interval], *, fmt: Fmt, unit: str = "",

@@ -352,7 +352,8 @@ def test_mean_ki_card_and_slide_carry_the_judge_caveat(qtbot, window):
     show.close()
 
     run_id, chain_id = store_fake_chain(window.session, fake_record(LONG_STEPS, seed=2), FOUR)
-    add_ki(window, chain_id, None, {"path": "/models/judge-unchecked.gguf", "sha256": "8" * 64})
+    # a judge no other test validates (judge checks are kept per model in the shared test data folder)
+    add_ki(window, chain_id, None, {"path": "/models/judge-unchecked.gguf", "sha256": "9c" * 32})
     window.sessions.open_requested.emit(run_id, chain_id)
     qtbot.waitUntil(lambda: window.results.result.chain_id == chain_id and not window.results.pending, timeout=10000)
     assert "not validated" in card.note.text()
