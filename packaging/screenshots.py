@@ -220,12 +220,7 @@ class Walkthrough:
         view, form = w.dashboard, w.dashboard.form
         w.message_bar.hide()
         w.show_view("dashboard")
-        form.choose_dataset(str(self.home["dataset"]))
-        self.idle()
-        second = self.home["ollama_id"]
-        form.set_checked([BUILTIN_ID, second])
-        form.limit.setValue(self.batch_limit)
-        form.max_tokens.setValue(320)
+        self.fill_batch_form(Path(self.home["dataset"]), [BUILTIN_ID, self.home["ollama_id"]])
         hold_after = self.batch_limit + 1
         gate = threading.Event()
         with held_batch(gate, hold_after):
@@ -254,6 +249,15 @@ class Walkthrough:
         self.idle()
         self.shot("19-models-lmstudio-ollama")
         w.models_panel.select(self.own_model_id())
+
+    def fill_batch_form(self, dataset: Path, models: list[str]) -> None:
+        """The Dashboard's form set for the batch the screenshots show."""
+        form = self.window.dashboard.form
+        form.choose_dataset(str(dataset))
+        self.idle()
+        form.set_checked(models)
+        form.limit.setValue(self.batch_limit)
+        form.max_tokens.setValue(320)
 
     def presentation(self) -> None:
         """View → Present on the chain shown, two steps on, and its exported slide."""
@@ -306,6 +310,7 @@ class Walkthrough:
     def scaled(self, session: str, chains: list[tuple[int, int]]) -> None:
         """Under QT_SCALE_FACTOR=1.5: reopen the walkthrough's session, show its chains and shoot
         every main screen filling the 1920x1080 screen."""
+        from kiig_desktop.engine.models import BUILTIN_ID
         from kiig_desktop.runs.analysis import Question
 
         w = self.window
@@ -323,7 +328,8 @@ class Walkthrough:
         w.sessions.refresh()
         item = json.loads((ROOT / "resources" / "datasets" / "clinical_mcq.jsonl").read_text().splitlines()[0])
         w.analyze.form.set_question(Question(item["question"], item["answer"], item["options"], item["answer_idx"]))
-        self.idle()
+        self.fill_batch_form(Path.home() / "Documents" / "datasets" / "clinical_mcq.jsonl",
+                             [m.id for m in w.engines.models if m.id == BUILTIN_ID or m.source == "ollama"])
         self.screens(SCALED_NAME)
         w.show_view("results")
         show = w.present()
