@@ -34,13 +34,12 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import screenshot_home  # noqa: E402 - beside this script
+from screenshot_hooks import held_batch, reveal  # noqa: E402
 
 WALK_SIZE = (1366, 768)
 FULL_HD = (1920, 1080)
@@ -69,53 +68,6 @@ def start_xvfb(screen: tuple[int, int] = (1920, 1200), private: bool = False) ->
     os.environ["DISPLAY"] = f":{n}"
     os.environ["QT_QPA_PLATFORM"] = "xcb"
     return proc
-
-
-@contextmanager
-def held_batch(gate: threading.Event, after: int) -> Iterator[None]:
-    """Batches started inside stop after their ``after``-th finished chain until ``gate`` is set (the
-    batch is a generator pulled on its worker thread: the wait holds the run itself, not just its view)."""
-    from kiig_desktop.events import ItemDone
-    from kiig_desktop.gui.dashboard import batch_form
-
-    original = batch_form.batch_work
-
-    def held(session, engines, request):
-        work = original(session, engines, request)
-
-        def run(cancel):
-            gen, done = work(cancel), 0
-            try:
-                while True:
-                    try:
-                        event = next(gen)
-                    except StopIteration as stop:
-                        return stop.value
-                    yield event
-                    done += isinstance(event, ItemDone)
-                    if isinstance(event, ItemDone) and done == after:
-                        gate.wait()
-            finally:
-                gen.close()
-
-        return run
-
-    batch_form.batch_work = held
-    try:
-        yield
-    finally:
-        batch_form.batch_work = original
-
-
-def reveal(widget) -> None:
-    """Scroll the scroll areas around ``widget`` until it shows in full."""
-    from PySide6.QtWidgets import QScrollArea
-
-    parent = widget.parentWidget()
-    while parent is not None:
-        if isinstance(parent, QScrollArea):
-            parent.ensureWidgetVisible(widget, 0, 8)
-        parent = parent.parentWidget()
 
 
 class Walkthrough:
