@@ -2,14 +2,19 @@
 
     python packaging/screenshots.py OUTDIR [--extra-model PATH.gguf ...] [--batch-limit N] [--keep-data]
 
-Without a display it starts its own Xvfb (Debian: ``apt-get install xvfb``). The app runs on the
-embedded model: it generates a reasoning, scores it, shows the results (light and dark), imports
-the demo reference corpus in the Corpora view and tries a search, compares models (any
-``--extra-model`` files, else a second chain scored from a reference reasoning) with their
-Knowledge Index, scores a reference chain's KI and shows its evidence panel, opens the session
-browser, the About box and an error message, runs a small batch evaluation from the Dashboard
-(the sample clinical MCQ set, every model, ``--batch-limit`` items) and shows its dashboard, opens
-the presentation mode (shot at 1366x768 and 1920x1080) and exports a slide, then shoots every main
+Without a display it starts its own Xvfb (Debian: ``apt-get install xvfb``). It runs again in a
+private mount namespace where the user's home is /home/analyst (packaging/screenshot_home.py: the
+session is ~/Documents/ward-round.kiig, the dataset ~/Documents/datasets/clinical_mcq.jsonl, a copy
+of the embedded model in ~/models, tiny random-weight test models in LM Studio's and Ollama's
+folders), so the pictures show a user's paths. The app runs on the embedded model: it generates a
+reasoning and scores it, scores a reference reasoning of the same question and its Knowledge Index
+(the Results screenshots show that chain), imports the demo reference corpus in the Corpora view
+and tries a search, compares the two chains (and any ``--extra-model`` files) with their KI, scores
+a reference chain's KI and shows its evidence panel, opens the session browser, the About box and
+an error message, runs a batch evaluation from the Dashboard (the sample clinical MCQ set, the
+embedded model and the Ollama test model, ``--batch-limit`` items each; shot while it runs, held
+after the first model's chains) and shows its dashboard and the Models panel, opens the
+presentation mode (shot at 1366x768 and 1920x1080) and exports a slide, then shoots every main
 screen again at 1920x1080, light and dark, and closes cleanly. The walkthrough itself runs at
 1366x768, the everyday laptop size; its KI is shown with the judge checked by the GUI's Check judge.
 
@@ -27,16 +32,20 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+import screenshot_home  # noqa: E402 - beside this script
+from screenshot_hooks import held_batch, reveal  # noqa: E402
+
 WALK_SIZE = (1366, 768)
 FULL_HD = (1920, 1080)
 SCALE = 1.5  # 150%: a 1920x1080 screen is 1280x720 logical pixels
 SCALED_NAME = "1920x1080-150pct"
 MAIN_SCREENS = ("analyze", "results", "compare", "sessions", "corpora", "dashboard")
-sys.path.insert(0, str(ROOT))
 
 
 def start_xvfb(screen: tuple[int, int] = (1920, 1200), private: bool = False) -> subprocess.Popen | None:
@@ -64,7 +73,7 @@ def start_xvfb(screen: tuple[int, int] = (1920, 1200), private: bool = False) ->
 class Walkthrough:
     """Drives the window step by step, spinning the event loop while it waits."""
 
-    def __init__(self, outdir: Path, extra_models: list[str], batch_limit: int = 4) -> None:
+    def __init__(self, outdir: Path, extra_models: list[str], batch_limit: int = 4, home: dict | None = None) -> None:
         from kiig_desktop.gui.app import create_application
 
         self.app = create_application([sys.argv[0]])
@@ -73,6 +82,7 @@ class Walkthrough:
         self.outdir = outdir
         self.extra_models = extra_models
         self.batch_limit = batch_limit
+        self.home = home or {}  # screenshot_home.make_home's paths (the walkthrough's; not the 150% run's)
         self.window = MainWindow()
         self.window.set_theme("light")
         self.window.resize(*WALK_SIZE)
@@ -153,33 +163,53 @@ class Walkthrough:
         self.shot("11-results-ki")
 
     def dashboard(self) -> None:
-        """A batch run started from the Dashboard's form (shot while it runs), then its dashboard tabs."""
+        """A batch run over two models started from the Dashboard's form, shot while it runs (held after
+        the first model's items and one of the second's), then its dashboard tabs and the Models panel."""
+        from kiig_desktop.engine.models import BUILTIN_ID
         from kiig_desktop.events import ItemDone
 
         w = self.window
         view, form = w.dashboard, w.dashboard.form
         w.message_bar.hide()
         w.show_view("dashboard")
-        form.choose_dataset(form.dataset_combo.itemData(0))  # the sample clinical MCQ set
-        self.idle()
-        form.set_checked([m.id for m in w.engines.models if not m.error])
-        form.limit.setValue(self.batch_limit)
-        form.max_tokens.setValue(320)
-        form.run()
-        total = form.progress.maximum()
-        self.wait(lambda: sum(isinstance(e, ItemDone) for e in form.events) >= max(1, total // 2) or form.task is None,
-                  "the batch to get halfway", 900)
-        self.wait(lambda: not view.pending, "the dashboard to update")
-        self.wait(lambda: form.status.text().startswith("generating") or form.task is None, "the next item", 120)
-        self.shot("12-dashboard-batch-running")
-        self.idle(1200)
+        self.fill_batch_form(Path(self.home["dataset"]), [BUILTIN_ID, self.home["ollama_id"]])
+        hold_after = self.batch_limit + 1
+        gate = threading.Event()
+        with held_batch(gate, hold_after):
+            form.run()
+        try:
+            self.wait(lambda: sum(isinstance(e, ItemDone) for e in form.events) >= hold_after, "the batch to get to "
+                      f"chain {hold_after}", 1800)
+            self.spin(0.2)  # the events queued behind it (none: the batch waits on the gate)
+            view.reload()
+            self.wait(lambda: not view.pending, "the dashboard to update")
+            reveal(form.status)  # the form scrolled down to its progress bar and status line
+            self.shot("12-dashboard-batch-running")
+        finally:
+            gate.set()
+        self.idle(1800)
         self.wait(lambda: not view.pending and view.report is not None and view.report.run["status"] == "finished",
                   "the dashboard")
         w.message_bar.hide()
+        reveal(form.status)
         for index, name in ((0, "13-dashboard"), (1, "14-dashboard-differences"), (2, "15-dashboard-items")):
             view.tabs.setCurrentIndex(index)
             self.shot(name)
         view.tabs.setCurrentIndex(0)
+        w.models_panel.select(self.home["lmstudio_id"])
+        w.models_panel.compute_sha()
+        self.idle()
+        self.shot("19-models-lmstudio-ollama")
+        w.models_panel.select(self.own_model_id())
+
+    def fill_batch_form(self, dataset: Path, models: list[str]) -> None:
+        """The Dashboard's form set for the batch the screenshots show."""
+        form = self.window.dashboard.form
+        form.choose_dataset(str(dataset))
+        self.idle()
+        form.set_checked(models)
+        form.limit.setValue(self.batch_limit)
+        form.max_tokens.setValue(320)
 
     def presentation(self) -> None:
         """View → Present on the chain shown, two steps on, and its exported slide."""
@@ -232,6 +262,7 @@ class Walkthrough:
     def scaled(self, session: str, chains: list[tuple[int, int]]) -> None:
         """Under QT_SCALE_FACTOR=1.5: reopen the walkthrough's session, show its chains and shoot
         every main screen filling the 1920x1080 screen."""
+        from kiig_desktop.engine.models import BUILTIN_ID
         from kiig_desktop.runs.analysis import Question
 
         w = self.window
@@ -249,7 +280,8 @@ class Walkthrough:
         w.sessions.refresh()
         item = json.loads((ROOT / "resources" / "datasets" / "clinical_mcq.jsonl").read_text().splitlines()[0])
         w.analyze.form.set_question(Question(item["question"], item["answer"], item["options"], item["answer_idx"]))
-        self.idle()
+        self.fill_batch_form(Path.home() / "Documents" / "datasets" / "clinical_mcq.jsonl",
+                             [m.id for m in w.engines.models if m.id == BUILTIN_ID or m.source == "ollama"])
         self.screens(SCALED_NAME)
         w.show_view("results")
         show = w.present()
@@ -260,23 +292,40 @@ class Walkthrough:
         w.close()
         self.spin(0.3)
 
+    def own_model_id(self) -> str | None:
+        """The id of the user's copy of the embedded model in ~/models (what the Models panel shows)."""
+        own = str(self.home["own_model"])
+        return next((m.id for m in self.window.engines.models if m.path == own), None)
+
+    def start(self) -> None:
+        """The app on the embedded model, its session saved as ~/Documents/ward-round.kiig, the user's
+        ~/models copy added and shown in the Models panel (with its SHA-256)."""
+        w = self.window
+        w.start([])
+        self.wait(lambda: w.engines.models and w.engines.loaded_ids(), "the embedded model to load")
+        w.save_session_as(str(self.home["session"]))
+        self.wait(lambda: str(w.session.path) == str(self.home["session"]), "the session to be saved")
+        w.engines.add_model_file(str(self.home["own_model"]))
+        for path in self.extra_models:
+            w.engines.add_model_file(path)
+        self.idle()
+        self.wait(lambda: self.own_model_id() is not None, "the ~/models file in the Models panel")
+        w.models_panel.select(self.own_model_id())
+        w.models_panel.compute_sha()
+        self.idle()
+        w.message_bar.hide()
+
     def run(self) -> None:
         from kiig_desktop.runs.analysis import Question
 
         w = self.window
-        w.start([])
-        self.wait(lambda: w.engines.models and w.engines.loaded_ids(), "the embedded model to load")
-        for path in self.extra_models:
-            w.engines.add_model_file(path)
-        self.idle()
-        w.models_panel.compute_sha()
-        self.idle()
+        self.start()
         w.show_view("results")
         self.shot("01-results-empty-state")
 
         w.show_view("analyze")
-        item = json.loads((ROOT / "resources" / "datasets" / "clinical_mcq.jsonl").read_text().splitlines()[0])
-        question = Question(item["question"], item["answer"], item["options"], item["answer_idx"])
+        ref = json.loads((ROOT / "resources" / "chains" / "clinical_chains.jsonl").read_text().splitlines()[0])
+        question = Question(ref["question"], ref["answer"], ref["options"], ref["answer_idx"])
         w.analyze.form.set_question(question)
         w.analyze.max_tokens.setValue(160)
         w.analyze.generate()
@@ -284,10 +333,40 @@ class Walkthrough:
         self.shot("02-analyze-generating")
         self.idle()
         self.shot("03-analyze-steps")
-
         w.analyze.score()
         self.idle()
         self.wait(lambda: w.results.result is not None, "the results")
+        generated = w.results.result
+        # the Results screenshots show a reference reasoning for the same question (the tiny model's own
+        # reasoning rarely reaches an answer), with its Knowledge Index scored
+        w.analyze.set_reasoning_text("\n".join(ref["steps"]))
+        w.analyze.score()
+        self.idle()
+        self.wait(lambda: w.results.result is not None and w.results.result is not generated, "the reference's results")
+        reference = w.results.result
+        self.corpora()
+
+        compare = w.compare
+        compare.add_result(generated, "SmolLM2 generated")
+        compare.add_result(reference, "Reference reasoning")
+        if self.extra_models:
+            extra = {str(Path(e).expanduser().resolve()) for e in self.extra_models}
+            compare.set_checked([m.id for m in w.engines.models if not m.error
+                                 and (m.source == "builtin" or str(Path(m.path).resolve()) in extra)])
+            w.show_view("compare")
+            compare.run_comparison()
+            self.idle(600)
+        for _label, result in list(compare.results):
+            self.score_ki(result)
+        w.show_view("compare")
+        self.shot("06-compare")
+
+        w.results.open_chain(reference.run_id, reference.chain_id)
+        self.idle()
+        self.wait(lambda: w.results.result is not None and w.results.result.chain_id == reference.chain_id
+                  and not w.results.pending, "the reference chain")
+        w.show_view("results")
+        w.results.show_side_panel(False)
         w.results.select_step(2)
         w.results._on_hover(0)
         self.shot("04-results")
@@ -295,25 +374,6 @@ class Walkthrough:
         self.shot("05-results-dark")
         w.set_theme("light")
         w.results._on_hover(-1)
-        self.corpora()
-
-        compare = w.compare
-        compare.add_result(w.results.result, "SmolLM2 generated")
-        if self.extra_models:
-            compare.set_checked([m.id for m in w.engines.models if not m.error])
-            w.show_view("compare")
-            compare.run_comparison()
-            self.idle(600)
-        else:
-            ref = json.loads((ROOT / "resources" / "chains" / "clinical_chains.jsonl").read_text().splitlines()[0])
-            w.analyze.set_reasoning_text("\n".join(ref["steps"]))
-            w.analyze.score()
-            self.idle()
-            compare.add_result(w.results.result, "Reference reasoning")
-        for _label, result in list(compare.results):
-            self.score_ki(result)
-        w.show_view("compare")
-        self.shot("06-compare")
         self.ki_evidence()
 
         w.show_view("sessions")
@@ -329,7 +389,7 @@ class Walkthrough:
         self.shot("08-about", about)
         about.close()
 
-        bad = Path(tempfile.mkdtemp()) / "downloaded-model.gguf"
+        bad = Path(self.home["downloads"]) / "downloaded-model.gguf"
         bad.write_bytes(b"<html>404 Not Found</html>" * 8)
         w.show_view("analyze")
         w.open_paths([str(bad)])
@@ -365,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("outdir", help="folder for the PNG files")
     parser.add_argument("--extra-model", action="append", default=[], help="another .gguf to compare with")
     parser.add_argument("--batch-limit", type=int, default=4, help="items of the sample set the batch screenshot runs")
-    parser.add_argument("--keep-data", action="store_true", help="keep the temporary data folder (session, settings)")
+    parser.add_argument("--keep-data", action="store_true", help="keep the temporary home folder (session, settings, models)")
     parser.add_argument("--scaled", metavar="SESSION", help=argparse.SUPPRESS)  # the 150% subprocess
     parser.add_argument("--chain", action="append", default=[], help=argparse.SUPPRESS)  # RUN:CHAIN, with --scaled
     args = parser.parse_args(argv)
@@ -382,11 +442,34 @@ def main(argv: list[str] | None = None) -> int:
                 xvfb.terminate()
                 xvfb.wait(5)
         return 0
-    data = Path(tempfile.mkdtemp(prefix="kiig-screens-"))
-    os.environ["KIIG_DATA_DIR"] = str(data)  # a clean app: no recent files, default layout
+    if screenshot_home.ENV_MARK in os.environ:  # the re-run in the private mount namespace
+        return walkthrough(outdir, args, Path(os.environ[screenshot_home.ENV_MARK]))
+    root = Path(tempfile.mkdtemp(prefix="kiig-screens-"))
+    try:
+        code = screenshot_home.reexec_in_home(root, [str(Path(__file__).resolve()), *(sys.argv[1:] if argv is None else argv)])
+        if code is None:
+            print("screenshots.py: no private mount namespace (unshare): the home shown is a temporary folder", flush=True)
+            code = walkthrough(outdir, args, root / "home" / "analyst")
+        return code
+    finally:
+        if args.keep_data:
+            print(f"data kept in {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def walkthrough(outdir: Path, args: argparse.Namespace, home: Path) -> int:
+    """The walkthrough and the 150% run, with ``home`` as the user's home folder."""
+    from kiig_desktop.engine.models import builtin_model_path
+
+    builtin = builtin_model_path()
+    if builtin is None:
+        raise SystemExit("screenshots.py: the embedded model is not installed (make install)")
+    layout = screenshot_home.make_home(home, builtin, ROOT / "resources" / "datasets" / "clinical_mcq.jsonl")
+    screenshot_home.use_home(home)  # a clean app: no recent files, default layout, the user's paths
     xvfb = start_xvfb()
     try:
-        walk = Walkthrough(outdir, args.extra_model, args.batch_limit)
+        walk = Walkthrough(outdir, args.extra_model, args.batch_limit, layout)
         walk.run()
         print(f"{len(walk.shots)} screenshots in {outdir}: {', '.join(walk.shots)}")
         shoot_scaled(outdir, walk.session_path, walk.chains)
@@ -394,8 +477,6 @@ def main(argv: list[str] | None = None) -> int:
         if xvfb is not None:
             xvfb.terminate()
             xvfb.wait(5)
-        if not args.keep_data:
-            shutil.rmtree(data, ignore_errors=True)
     return 0
 
 
