@@ -232,8 +232,7 @@ class ModelsPanel(QWidget):
         if info is None:
             self.gpu_note.setText("GPU offload support is checked when the first model loads.")
         elif not info.get("gpu_offload"):
-            self.gpu_note.setText("GPU offload is not available in this llama.cpp build (CPU only): GPU layers are "
-                                  "ignored. Rebuild with CUDA, Vulkan or Metal to use a GPU.")
+            self.gpu_note.setText("CPU-only llama.cpp build: GPU layers are ignored (rebuild with CUDA, Vulkan or Metal).")
         else:
             self.gpu_note.setText("GPU offload is available in this build.")
         self.n_gpu.setEnabled(self.n_gpu.isEnabled() and bool(info and info.get("gpu_offload")))
