@@ -14,7 +14,7 @@ def test_models_panel_shows_the_verdict_once_the_model_is_loaded(qtbot, window):
     panel = window.models_panel
     info = window.engines.default_model()
     panel.select(info.id)
-    assert panel.fields["exactness"].full_text == "checked when the model loads"
+    assert panel.fields["exactness"].full_text == "measured at load"
     load_default(qtbot, window)
     panel.select(info.id)
     text = panel.fields["exactness"].full_text

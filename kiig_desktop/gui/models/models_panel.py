@@ -292,7 +292,7 @@ class ModelsPanel(QWidget):
 def exactness_text(info: dict | None) -> str:
     """The load-time batch-invariance verdict of a loaded model and the scoring path it chose."""
     if not info or "invariance" not in info:
-        return "checked when the model loads"
+        return "measured at load"
     inv, path = info["invariance"], info.get("scoring")
     what = {"incremental": "incremental scoring is exact",
             "from-scratch": "each prefix is scored from scratch (exact, slower)",
