@@ -14,7 +14,7 @@ field): they become one run of kind ``import``.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -137,18 +137,20 @@ def _csv_value(value: Any) -> Any:
     return value
 
 
-def write_rows(rows: Iterator[dict], fmt: str, out: IO[str]) -> int:
-    """Write rows as ``csv`` or ``jsonl`` to an open text stream; returns the number of rows."""
+def write_rows(rows: Iterator[dict], fmt: str, out: IO[str], columns: Sequence[str] = COLUMNS,
+               jsonl_row: Callable[[dict], dict] = lambda row: row) -> int:
+    """Write rows as ``csv`` (``columns``) or ``jsonl`` (``jsonl_row`` of each row) to an open text
+    stream; returns the number of rows. Every KIIG export of rows (runs, reviews) goes through it."""
     n = 0
     if fmt == "csv":
         writer = spreadsheet_writer(out)
-        writer.writerow(COLUMNS)
+        writer.writerow(columns)
         for row in rows:
-            writer.writerow([_csv_value(row.get(c)) for c in COLUMNS])
+            writer.writerow([_csv_value(row.get(c)) for c in columns])
             n += 1
     elif fmt == "jsonl":
         for row in rows:
-            out.write(dumps(row) + "\n")
+            out.write(dumps(jsonl_row(row)) + "\n")
             n += 1
     else:
         raise InputError(f"unknown export format {fmt!r}; use csv or jsonl")

@@ -16,12 +16,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from ..errors import InputError, KiigError, StoreError
-from ..files import private_output, spreadsheet_writer
-from ..strict_json import JSONProblem, bad_lines_error, dumps, loads
-from . import reviews
+from ..files import private_output
+from ..strict_json import JSONProblem, bad_lines_error, loads
+from . import export, reviews
 from .session import SessionStore
 
 REVIEW_FORMAT = 1
@@ -43,29 +43,10 @@ def iter_rows(store: SessionStore, run_ids: list[int] | None = None, *, history:
                    "step_index": None, "knowledge": None, "role": None}
 
 
-def _csv_value(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return value
-
-
 def write_rows(rows: Iterator[dict], fmt: str, out: IO[str]) -> int:
-    n = 0
-    if fmt == "csv":
-        writer = spreadsheet_writer(out)
-        writer.writerow(COLUMNS)
-        for row in rows:
-            writer.writerow([_csv_value(row.get(c)) for c in COLUMNS])
-            n += 1
-    elif fmt == "jsonl":
-        for row in rows:
-            out.write(dumps({"kiig_review": row["kiig_review"], **{c: row.get(c) for c in COLUMNS}}) + "\n")
-            n += 1
-    else:
-        raise InputError(f"unknown export format {fmt!r}; use csv or jsonl")
-    return n
+    """Review rows as CSV (:data:`COLUMNS`) or JSONL (the format marker first), through the one row writer."""
+    return export.write_rows(rows, fmt, out, COLUMNS,
+                             lambda row: {"kiig_review": row["kiig_review"], **{c: row.get(c) for c in COLUMNS}})
 
 
 def export_reviews(store: SessionStore, run_ids: list[int] | None, fmt: str, output: Path | None, stdout: IO[str],
