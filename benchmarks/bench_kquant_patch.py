@@ -26,7 +26,7 @@ from _util import environment, machine, save
 
 from kiig_desktop.config import EngineOptions
 from kiig_desktop.engine.client import EngineClient
-from tests.tiny_models import tiny_model
+from tests.support.tiny_models import tiny_model
 
 TEXT = ("A 58-year-old man has crushing chest pain for 40 minutes. Which test should be done first? "
         "A 12-lead ECG can show ST elevation, which calls for immediate reperfusion. ")

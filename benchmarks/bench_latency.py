@@ -100,7 +100,7 @@ def main() -> int:
     results["cancel_prefill_s"] = median(pre) if pre else None
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     with tempfile.TemporaryDirectory() as tmp:
-        from tests.tiny_models import tiny_model
+        from tests.support.tiny_models import tiny_model
 
         path = tiny_model("qwen2", "Q4_0", Path(tmp))
         results["header_read_150k_vocab_s"] = median([header_read(path) for _ in range(args.repeats)])

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from _util import machine, median, save
 
-from tests.tiny_models import tiny_model
+from tests.support.tiny_models import tiny_model
 
 
 def kiig(args: list[str], env: dict) -> float:

@@ -3,7 +3,7 @@ an independent implementation.
 
 1. For every weight type (F16, Q8_0, Q4_0, Q4_1, Q5_K_M, Q4_K_M, Q6_K) and tokenizer family (Qwen2,
    Llama 3, Llama 2/Mistral SentencePiece, Phi-3, GPT-2), on tiny random-weight models built around
-   the real tokenizers (tests/tiny_models.py): the largest |incremental - one-pass| and
+   the real tokenizers (tests/support/tiny_models.py): the largest |incremental - one-pass| and
    |incremental - token-by-token| answer NLL over every prefix of two chains.
 2. The embedded SmolLM2 (Q4_1) against Hugging Face transformers reading the same GGUF (weights
    dequantized to float32) in a separate virtual environment this script creates
@@ -32,7 +32,7 @@ from kiig_desktop.config import EngineOptions
 from kiig_desktop.engine.client import EngineClient
 from kiig_desktop.metrics.infogain import context_texts, plan_chain, reference_prefix, score_chain
 from kiig_desktop.resources import resource_path
-from tests.tiny_models import FAMILIES, WEIGHT_TYPES, tiny_model
+from tests.support.tiny_models import FAMILIES, WEIGHT_TYPES, tiny_model
 
 VENV = Path.home() / ".cache" / "kiig-desktop" / "fidelity-venv"
 HF_PACKAGES = ["torch==2.13.0", "transformers", "accelerate", "gguf", "numpy"]

@@ -1,7 +1,7 @@
 """KIIG Desktop: how local language models reason, step by step, offline.
 
 The core (everything outside ``gui/``) never imports Qt; only ``engine/`` imports llama_cpp. The
-packages and their layers are described in docs/architecture.md (tests/test_architecture.py keeps
+packages and their layers are described in docs/architecture.md (tests/project/test_architecture.py keeps
 them so); the numbers in docs/metrics.md, the command line in docs/cli.md.
 """
 

@@ -6,7 +6,7 @@ where they are), so the app shows the paths a user sees instead of /tmp or a dev
 ``unshare`` is not allowed, the home is a temporary folder ending in ``home/analyst``.
 :func:`make_home` fills it: ``~/Documents/datasets/clinical_mcq.jsonl`` (the sample set),
 ``~/models/`` (a copy of the embedded model), an LM Studio folder and an Ollama store holding tiny
-random-weight test models (tests/tiny_models.py), and ``~/Downloads``.
+random-weight test models (tests/support/tiny_models.py), and ``~/Downloads``.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def use_home(home: Path) -> None:
 
 def _tiny_models(build: Path) -> tuple[Path, Path]:
     """Two quantizations of a tiny random-weight llama model (Llama 2 tokenizer), built in ``build``."""
-    from tests.tiny_models import tiny_model
+    from tests.support.tiny_models import tiny_model
 
     return tiny_model("llama-spm", "Q8_0", build), tiny_model("llama-spm", "Q4_0", build)
 

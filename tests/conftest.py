@@ -73,8 +73,8 @@ def fake_home(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_models_dir(tmp_path_factory) -> Path:
-    """Where this session's tiny random-weight models (tests/tiny_models.py) are built once."""
-    from tests.tiny_models import FAMILIES, vocab_dir, vocab_path
+    """Where this session's tiny random-weight models (tests/support/tiny_models.py) are built once."""
+    from tests.support.tiny_models import FAMILIES, vocab_dir, vocab_path
 
     missing = [f for f in FAMILIES if vocab_path(f) is None]
     if missing:

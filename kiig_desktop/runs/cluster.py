@@ -80,7 +80,7 @@ def parse_address(address: str) -> tuple[str, int]:
 def probe(address: str, timeout_s: float) -> None:
     """Fail at once with one line unless a Ray head answers at ``address`` (Ray itself retries for
     minutes, against a listener of another kind for ever)."""
-    import socket  # the cluster path only; the local paths open no socket (tests/test_no_sockets.py)
+    import socket  # the cluster path only; the local paths open no socket (tests/project/test_no_sockets.py)
 
     host, port = parse_address(address)
     resolved = resolve_head(host, port, address)

@@ -1,4 +1,4 @@
-"""``kiig-desktop --self-test``: a failure is one line and exit 1 (the passing run is in tests/test_bundle.py)."""
+"""``kiig-desktop --self-test``: a failure is one line and exit 1 (the passing run is in tests/packaging/test_bundle.py)."""
 
 from __future__ import annotations
 

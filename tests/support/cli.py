@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paths import ROOT as REPO
 
 
 def kiig_cmd(*args: object) -> list[str]:
@@ -27,3 +28,27 @@ def kiig_popen(*args: object, env: Mapping[str, str] | None = None, **kw) -> sub
     kw.setdefault("stderr", subprocess.PIPE)
     return subprocess.Popen(kiig_cmd(*args), text=True, cwd=REPO, start_new_session=True,
                             env=dict(env) if env is not None else None, **kw)
+
+
+def kiig_main(capsys, *argv: object) -> tuple[int, str, str]:
+    """Run ``kiig ARGV`` in this process (so a test can monkeypatch it): exit code, stdout, stderr."""
+    from kiig_desktop import cli
+
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_clear_line(r: subprocess.CompletedProcess, *words: str) -> str:
+    """The command failed with exit 2 and exactly one stderr line holding ``words``."""
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr and len(lines) == 1, r.stderr[-2000:]
+    for w in words:
+        assert w in lines[0], (w, lines[0][:500])
+    return lines[0]
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The records of a JSONL output file."""
+    return [json.loads(line) for line in open(path, encoding="utf-8")]
