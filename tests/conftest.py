@@ -80,3 +80,18 @@ def tiny_models_dir(tmp_path_factory) -> Path:
     if missing:
         pytest.fail(f"tokenizer vocab files missing in {vocab_dir()}: {', '.join(missing)} (run `make vocab`)")
     return tmp_path_factory.mktemp("tiny-models")
+
+
+@pytest.fixture(scope="module")
+def demo_db(tmp_path_factory):
+    """The demo corpus in a scratch database (one per test module), for the Knowledge Index tests."""
+    import sqlite_utils
+
+    from kiig_desktop.store import corpus_schema
+    from tests.support.corpus import add_demo_corpus
+
+    db = sqlite_utils.Database(tmp_path_factory.mktemp("ki") / "ki.db")
+    corpus_schema.apply(db)
+    add_demo_corpus(db)
+    yield db
+    db.close()

@@ -8,13 +8,8 @@ from kiig_desktop.errors import ContextOverflow
 from kiig_desktop.knowledge import ki as K
 from kiig_desktop.knowledge import ki_rules
 from kiig_desktop.resources import resource_path
-from tests.support.judge import FakeJudge
+from tests.support.judge import STEPS, FakeJudge
 from tests.support.paths import DATA
-
-from . import test_knowledge
-from .test_knowledge import STEPS
-
-demo_db = test_knowledge.demo_db  # the demo corpus in a scratch database (a module fixture)
 
 
 class TrueFalseJudge(FakeJudge):

@@ -21,9 +21,6 @@ from kiig_desktop.resources import resource_path
 from kiig_desktop.store import SessionStore
 from tests.support.paths import ROOT
 
-from . import test_knowledge
-
-demo_db = test_knowledge.demo_db  # the demo corpus in a scratch database (a module fixture)
 PASSAGES = [Passage(source=f"doc{n}", chunk=n, text=f"passage {n} " + "word " * 300, score=-float(n), chunk_id=n)
             for n in range(12)]
 

@@ -6,27 +6,15 @@ import json
 import math
 
 import pytest
-import sqlite_utils
 
 from kiig_desktop.errors import Cancelled, ContextOverflow, EngineError, InputError
 from kiig_desktop.events import CancelToken, ItemDone, Progress
 from kiig_desktop.knowledge import corpus
 from kiig_desktop.knowledge import ki as K
 from kiig_desktop.resources import resource_path
-from kiig_desktop.store import corpus_schema
-from tests.support.corpus import add_demo_corpus
-from tests.support.judge import FakeJudge  # noqa: F401 - used by the tests below
+from tests.support.judge import STEPS, FakeJudge
 
 CHAINS = resource_path("chains", "clinical_chains.jsonl")
-
-
-@pytest.fixture(scope="module")
-def demo_db(tmp_path_factory):
-    db = sqlite_utils.Database(tmp_path_factory.mktemp("ki") / "ki.db")
-    corpus_schema.apply(db)
-    add_demo_corpus(db)
-    yield db
-    db.close()
 
 
 def demo_chains() -> list[dict]:
@@ -187,14 +175,6 @@ def test_yes_no_probability_ambiguous_and_empty():
 
 
 # -- chains ------------------------------------------------------------------------------------
-
-STEPS = [
-    {"index": 1, "text": "Let us think step by step."},
-    {"index": 2, "text": "Warfarin is monitored with the international normalised ratio."},
-    {"index": 3, "text": "Warfarin is monitored with the platelet count and a chest x-ray."},
-    {"index": 4, "text": "So the answer is B."},
-]
-
 
 def test_score_chain_with_fake_judge(demo_db):
     judge = FakeJudge()

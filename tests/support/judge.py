@@ -8,6 +8,14 @@ import math
 from kiig_desktop.errors import ContextOverflow, ModelNotFound, WorkerCrashed
 from kiig_desktop.knowledge import ki as K
 
+# a chain the scripted judge is tried on: a restatement, a true and a false claim, the answer
+STEPS = [
+    {"index": 1, "text": "Let us think step by step."},
+    {"index": 2, "text": "Warfarin is monitored with the international normalised ratio."},
+    {"index": 3, "text": "Warfarin is monitored with the platelet count and a chest x-ray."},
+    {"index": 4, "text": "So the answer is B."},
+]
+
 
 class FakeJudge:
     """Answers from a fixed rule instead of a model; records every prompt it was given.
