@@ -137,3 +137,23 @@ def test_a_batch_saves_into_the_session_it_started_on(qtbot, window):
     assert [(r["status"], r["n_chains"]) for r in runs] == [("finished", 1)], runs
     assert stored(window.session.path)[0] == []
     assert "no longer open" in form.status.text() and view.run_id is None
+
+
+def test_a_comparison_saves_into_the_session_it_started_on(qtbot, window, tmp_path):
+    info = load_default(qtbot, window)
+    window.analyze.form.set_question(QUESTION)
+    window.analyze.max_tokens.setValue(40)
+    first = window.session.path
+    window.compare.set_checked([info.id])
+    window.session.lock.acquire()
+    window.compare.run_comparison()
+    task = window.compare.task
+    assert task is not None
+    other = tmp_path / "other.kiig"
+    switch_mid_run(qtbot, window, task, lambda: window.session.open(other))  # a new session file, opened
+
+    assert window.session.path == other
+    assert first.exists(), "the session the comparison started on was left blank (and discarded)"
+    assert [r["n_chains"] for r in stored(first)[0]] == [1], "the compared chain did not land where it started"
+    assert stored(other)[0] == []
+    assert window.compare.results == [] and "no longer open" in window.compare.status.text()
