@@ -14,7 +14,7 @@ import contextlib
 import sys
 from pathlib import Path
 
-from ..errors import Cancelled, InputError
+from ..errors import Cancelled, InputError, terminal_safe
 from ..events import CancelToken, Progress
 from ._common import add_engine_args, engine_options, print_engine_warnings, print_json
 from ._progress import ProgressLine
@@ -97,12 +97,15 @@ def run(args: argparse.Namespace) -> int:
     corpus = result.get("corpus") if isinstance(result.get("corpus"), dict) else {}
     against = "" if corpus.get("demo", True) else f" against corpus {corpus.get('name')!r}"
     where = " (the reviewed steps)" if args.from_reviews else ""
-    print(_line(f"judge {info.name}{where}{against}", result) + (" (stored result)" if cached else ""))
-    for kind, r in sorted((result.get("by_kind") or {}).items()):
-        print("  " + _line(kind, r))
-    print(validation.note(result, args.model))
+    # the judge's name comes from its file (or an Ollama manifest), the corpus name from a session:
+    # control characters are shown, never sent to the terminal
+    lines = [_line(f"judge {info.name}{where}{against}", result) + (" (stored result)" if cached else "")]
+    lines += ["  " + _line(kind, r) for kind, r in sorted((result.get("by_kind") or {}).items())]
+    lines.append(validation.note(result, args.model))
     if result.get("calibration"):
-        print(calibration_line(result["calibration"]))
+        lines.append(calibration_line(result["calibration"]))
+    for line in lines:
+        print(terminal_safe(line))
     return 0
 
 

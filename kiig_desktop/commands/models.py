@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from ..engine.models import discover_models
-from ..errors import InputError
+from ..errors import InputError, terminal_safe
 from ..files import file_sha256, write_private_text
 from ..units import human_bytes, human_count
 from ._common import print_json
@@ -68,11 +68,12 @@ def run(args: argparse.Namespace) -> int:
     rows = [("ID", "SOURCE", "ARCH", "QUANT", "PARAMS", "CONTEXT", "SIZE", "PATH")]
     for m in models:
         h = m.header
-        rows.append((
+        # ids, paths and header strings come from file names and GGUF metadata: control characters shown, never sent
+        rows.append(tuple(terminal_safe(c) for c in (
             m.id, m.source, h.architecture if h else "-", h.quantization if h else "-",
             human_count(h.parameters) if h else "-", str(h.context_length or "?") if h else "-",
             human_bytes(m.size), m.path if not m.error else f"{m.path}  ({m.error})",
-        ))
+        )))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1])

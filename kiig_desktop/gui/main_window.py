@@ -276,6 +276,10 @@ class MainWindow(QMainWindow):
         if self._open_error and self.message_bar.isVisible() and self.message_bar.label.text() == self._open_error:
             self.message_bar.hide()
         self._open_error = None
+        held = self.session.held_elsewhere()
+        if held:
+            self.show_message(f"Running work goes on saving into {', '.join(held)} (its results stay there, "
+                              "not in this session).", "info")
 
     def open_session_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open session", str(self.session.sessions_dir),

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from kiig_desktop.gui.results.results_view import PLOT_MIN_HEIGHT
+from kiig_desktop.gui.results.plots_pane import PLOT_MIN_HEIGHT
 from kiig_desktop.runs.analysis import Question
 
 from .records import fake_record, store_fake_chain

@@ -44,7 +44,7 @@ from ...runs.compare import CompareRequest
 from ..results.reasoning_view import ReasoningView
 from ..shared.engines import Engines
 from ..shared.model_combo import ModelCombo
-from ..shared.session_file import SessionFile
+from ..shared.session_file import SessionFile, SessionHandle
 from ..shared.task_ui import button_row, labelled_row, primary_button, run_busy
 from ..shared.widgets import ElidedLabel, compact_combo, plain_label
 from ..shared.workers import Task, TaskManager
@@ -376,6 +376,7 @@ class AnalyzeView(QWidget):
             steps = locate_steps(text, self.steps_editor.steps())
             if not steps:
                 raise InputError("there are no steps to score: generate or paste a reasoning and split it")
+            session = self.session.hold()  # the result goes where the scoring started, whatever opens meanwhile
         except KiigError as exc:
             self._fail(str(exc))
             return
@@ -385,7 +386,6 @@ class AnalyzeView(QWidget):
         if gen is not None and self.generation_edited:
             gen["edited"] = True
         subject, gen_settings = self.generation_model, self.generation_settings
-        session = self.session
         self.progress.setRange(0, len(steps) + 1)
         self.progress.setVisible(True)
         self.progress.setFormat("%v / %m prefixes")
@@ -408,9 +408,9 @@ class AnalyzeView(QWidget):
                 subject=subject if gen is not None else None, subject_ref=subject_ref, generation=gen,
                 generation_settings=gen_settings, name=name))
 
-        task = self._start("score", f"Scoring with {scorer.name}", work)
+        task = session.release_when_done(self._start("score", f"Scoring with {scorer.name}", work))
         task.progress.connect(self._score_progress)
-        task.succeeded.connect(lambda result: self._scored(result, started))
+        task.succeeded.connect(lambda result: self._scored(result, started, session))
         task.cancelled.connect(lambda: self.score_status.setText("Scoring cancelled; nothing was saved."))
         task.failed.connect(lambda text: self.score_status.setText("Scoring failed (see the message above)."))
 
@@ -420,8 +420,12 @@ class AnalyzeView(QWidget):
             self.progress.setValue(event.done)
             self.score_status.setText(f"Scoring… {event.tokens} tokens · {event.tokens_per_s:.0f} tok/s")
 
-    def _scored(self, result: AnalysisResult, started: float) -> None:
+    def _scored(self, result: AnalysisResult, started: float, session: SessionHandle) -> None:
         n = len(result.record.get("steps") or [])
+        if not session.current:  # another session opened meanwhile: its screens show nothing of this one
+            self.message.emit(f"Scored {n} steps · saved to the session {session.name} (run {result.run_id}, "
+                              f"chain {result.chain_id}), which is no longer open", "info")
+            return
         self.progress.setValue(self.progress.maximum())
         self.score_status.setText(f"Scored {n} steps in {time.monotonic() - started:.1f} s · saved to the session "
                                   f"(run {result.run_id}, chain {result.chain_id})")

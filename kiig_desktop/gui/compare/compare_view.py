@@ -39,7 +39,7 @@ from ..shared.figures import OverlayFigure
 from ..shared.judge_note import show_validation, validation_label
 from ..shared.metric_help import fmt_metric
 from ..shared.model_combo import ModelCheckList
-from ..shared.session_file import SessionFile
+from ..shared.session_file import SessionFile, SessionHandle
 from ..shared.task_ui import button_row, labelled_row, primary_button, progress_line, run_busy
 from ..shared.theme import SERIES, theme
 from ..shared.widgets import EmptyState, PlotFrame, compact_combo, plain_label, rich_tooltip
@@ -308,25 +308,30 @@ class CompareView(QWidget):
             request.question.validate()
             if len(models) < 1:
                 raise InputError("check at least one model to compare (two or more to see a difference)")
+            session = self.session.hold()  # every chain goes where the comparison started
         except KiigError as exc:
             self.message.emit(str(exc), "error")
             return
 
         def work(cancel: CancelToken):
-            return (yield from iter_compare(models, request, acquire=self.engines.acquire, save=self.session.write,
+            return (yield from iter_compare(models, request, acquire=self.engines.acquire, save=session.write,
                                             scorer=fixed, cancel=cancel))
 
         self.progress.setRange(0, 0)
         task = run_busy(self.tasks, "Comparing models", work, self._set_busy, message=self.message, status=self.status,
                         cancelled_text="Comparison cancelled (finished chains are saved).", engines=self.engines)
-        self.task = task
-        task.progress.connect(lambda event: self._event(event, models))
-        task.succeeded.connect(lambda n: self.status.setText(f"Compared {n} models; every chain is saved in the session."))
+        self.task = session.release_when_done(task)
+        task.progress.connect(lambda event: self._event(event, models, session))
+        task.succeeded.connect(lambda n: self.status.setText(
+            f"Compared {n} models; every chain is saved in the session"
+            + ("." if session.current else f" {session.name}, which is no longer open.")))
 
-    def _event(self, event: object, models: list | None = None) -> None:
+    def _event(self, event: object, models: list | None = None, session: SessionHandle | None = None) -> None:
         if isinstance(event, Message):
             self.status.setText(event.text)
         elif isinstance(event, ItemDone):
+            if session is not None and not session.current:
+                return  # saved in the session the comparison started on; the open one shows nothing of it
             result = event.result
             self.add_result(result, f"{models[event.index].name} (chain {result.chain_id})")
             self.session.notify_changed()

@@ -40,7 +40,7 @@ from ...runs.parallel import MAX_PARALLEL, SETTING_KEY, default_parallel
 from ..shared.corpora import Corpora
 from ..shared.engines import Engines
 from ..shared.model_combo import ModelCheckList, ModelCombo
-from ..shared.session_file import SessionFile
+from ..shared.session_file import SessionFile, SessionHandle
 from ..shared.theme import theme
 from ..shared.widgets import ElidedLabel, compact_combo, plain_label, rich_tooltip
 from ..shared.workers import Task, TaskManager
@@ -85,6 +85,7 @@ class BatchForm(QWidget):
         self.dataset: Dataset | None = None
         self.dataset_error: str | None = None
         self.task: Task | None = None
+        self.held: SessionHandle | None = None  # the session the running (or last) batch writes to
         self.run_id: int | None = None
         self.events: list[object] = []  # what the running batch reported (tests read it)
         self._check_serial = 0
@@ -384,6 +385,7 @@ class BatchForm(QWidget):
             return None
         try:
             request = self.request()
+            session = self.session.hold()  # every chain goes where the batch started, whatever opens meanwhile
         except KiigError as exc:
             self.message.emit(str(exc), "error")
             return None
@@ -397,10 +399,10 @@ class BatchForm(QWidget):
         self.nodes.hide()
         self.status.setText("Starting…")
         task = self.tasks.run(f"Batch evaluation of {Path(request.dataset).name}",
-                              batch_work(self.session, self.engines, request))
-        self.task = task
+                              batch_work(session, self.engines, request))
+        self.task, self.held = session.release_when_done(task), session
         self._set_busy(True)
-        task.progress.connect(self._event)
+        task.progress.connect(lambda event: self._event(event, session))
         task.succeeded.connect(self._succeeded)
         task.cancelled.connect(self._cancelled)
         task.failed.connect(self._failed)
@@ -412,9 +414,12 @@ class BatchForm(QWidget):
             self.status.setText("Cancelling…")
             self.task.cancel()
 
-    def _event(self, event: object) -> None:
+    def _event(self, event: object, session: SessionHandle | None = None) -> None:
         self.events.append(event)
-        if isinstance(event, RunStarted):
+        elsewhere = session is not None and not session.current  # the Dashboard shows the open session's runs
+        if isinstance(event, RunStarted) and elsewhere:
+            self.run_id = event.run_id
+        elif isinstance(event, RunStarted):
             self.run_id = event.run_id
             self.run_started.emit(event.run_id)
         elif isinstance(event, BatchProgress):
@@ -432,7 +437,7 @@ class BatchForm(QWidget):
             if err:
                 self.message.emit(f"Item {event.result.get('id')} ({(event.result.get('subject') or {}).get('name')}): "
                                   f"{err}", "error")
-            if self.run_id is not None:
+            if self.run_id is not None and not elsewhere:
                 self.item_done.emit(self.run_id)
         elif isinstance(event, Message):
             self.message.emit(event.text[:1].upper() + event.text[1:], event.level)
@@ -443,7 +448,8 @@ class BatchForm(QWidget):
         self.progress.setValue(summary.total)
         errors = f", {summary.errors} with errors" if summary.errors else ""
         self.status.setText(f"Run {summary.run_id} finished: {summary.done} chains now, {summary.reloaded} from "
-                            f"before{errors}. Every chain is saved in the session.")
+                            f"before{errors}. Every chain is saved in the session"
+                            + ("." if self.held is None or self.held.current else f" {self.held.name}, which is no longer open."))
 
     def _cancelled(self) -> None:
         done = self.progress.value()
@@ -461,6 +467,6 @@ class BatchForm(QWidget):
         self._set_busy(False)
         self.engines.sync()
         self._fill_models()
-        if self.run_id is not None:
+        if self.run_id is not None and (self.held is None or self.held.current):
             self.run_ended.emit(self.run_id)
         self.session.notify_changed()

@@ -4,9 +4,9 @@
 one writer connection, shared by every view under ``SessionFile.lock``, and one engine worker per
 model, shared by every view through ``Engines``. So the batch gets:
 
-- :class:`LockedStore`: each store call runs under the session's lock on the session's writer (and
-  fails cleanly if another session was opened meanwhile); ``db`` (corpus retrieval for KI) is a
-  read-only connection of the worker thread.
+- :class:`LockedStore`: each store call runs under the session's lock on the writer of the session
+  the batch started on (held open for the batch even if the window opens another meanwhile); ``db``
+  (corpus retrieval for KI) is a read-only connection of the worker thread.
 - :class:`SharedClient`: a model started through ``Engines.acquire`` (loaded once, niced, shown as
   loaded in the Models panel) that the batch never closes; the window keeps it for later work.
 
@@ -23,13 +23,12 @@ from typing import Any
 
 from ...config import EngineOptions
 from ...engine.models import ModelInfo
-from ...errors import StoreError
 from ...events import CancelToken
 from ...runs.batch import BatchConfig, BatchProgress, BatchSummary, iter_batch
 from ...runs.cluster import ClusterConfig, ClusterProgress, iter_cluster_batch
 from ...store import SessionStore
 from ..shared.engines import Engines
-from ..shared.session_file import SessionFile
+from ..shared.session_file import SessionHandle
 
 
 @dataclass(frozen=True)
@@ -55,14 +54,10 @@ class BatchRequest:
 
 
 class LockedStore:
-    """The session's writer for one worker thread: every call takes the session lock."""
+    """The held session's writer for one worker thread: every call takes the session lock."""
 
-    def __init__(self, session: SessionFile) -> None:
+    def __init__(self, session: SessionHandle) -> None:
         self._session = session
-        with session.lock:
-            if session.store is None:
-                raise StoreError("no session is open")
-            self._store = session.store
         self._reader: SessionStore | None = None
         self.run_id: int | None = None
 
@@ -71,11 +66,7 @@ class LockedStore:
             raise AttributeError(name)
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            with self._session.lock:
-                if self._session.store is not self._store:
-                    raise StoreError("the session was closed or another one was opened while the batch ran; "
-                                     "reopen it and start the batch again to resume")
-                out = getattr(self._store, name)(*args, **kwargs)
+            out = self._session.write(lambda store: getattr(store, name)(*args, **kwargs))
             if name == "find_or_create_run":
                 self.run_id = int(out[0])
             return out
@@ -86,7 +77,7 @@ class LockedStore:
     def db(self):
         """A read-only connection of this thread (corpus fingerprint and retrieval)."""
         if self._reader is None:
-            self._reader = self._store.reader()
+            self._reader = self._session.reader()
         return self._reader.db
 
     def close(self) -> None:
@@ -135,7 +126,7 @@ def batch_options(engines: Engines, scorer: ModelInfo) -> EngineOptions:
     return engines.options(scorer.id)
 
 
-def batch_work(session: SessionFile, engines: Engines, request: BatchRequest):
+def batch_work(session: SessionHandle, engines: Engines, request: BatchRequest):
     """The Task's work: run (or resume) the batch, yielding snapshots of its events."""
 
     def work(cancel: CancelToken) -> Generator[object, None, BatchSummary]:

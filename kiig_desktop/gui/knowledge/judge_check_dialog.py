@@ -157,6 +157,7 @@ class JudgeCheckDialog(QDialog):
             path = claims_file(self.engines.settings.data_dir, corpus)
             ensure_private_dir(path.parent)
             write_private_text(path, "".join(json.dumps(c, ensure_ascii=False) + "\n" for c in claims))
+            session = self.session.hold()  # the corpus is read from this session, whatever opens meanwhile
         except KiigError as exc:
             self.message.emit(str(exc), "error")
             return None
@@ -165,7 +166,7 @@ class JudgeCheckDialog(QDialog):
         def work(cancel: CancelToken):
             yield Message(f"Loading the judge {info.name}…")
             client = self.engines.acquire(info, cancel)
-            reader = self.session.reader()
+            reader = session.reader()
             try:
                 result = yield from jc.iter_judge_check(CancellableJudge(client, cancel), claims, claims_sha256=sha,
                                                         cancel=cancel, db=reader.db, corpus=corpus)
@@ -179,7 +180,7 @@ class JudgeCheckDialog(QDialog):
         task = run_busy(self.tasks, "Checking the judge", work, self._set_busy, message=self.message,
                         status=self.status, failed_text="Failed; nothing was stored.",
                         cancelled_text="Cancelled; nothing was stored.", engines=self.engines)
-        self.task = task
+        self.task = session.release_when_done(task)
         task.progress.connect(self._event)
         task.succeeded.connect(self._done)
         task.finished.connect(self._finished)

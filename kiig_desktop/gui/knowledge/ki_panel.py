@@ -36,7 +36,7 @@ from ..shared.corpora import Corpora
 from ..shared.engines import Engines
 from ..shared.judge_note import show_validation, validation_label
 from ..shared.model_combo import ModelCombo
-from ..shared.session_file import SessionFile
+from ..shared.session_file import SessionFile, SessionHandle
 from ..shared.task_ui import button_row, labelled_row, primary_button, progress_line, run_busy
 from ..shared.widgets import compact_combo, plain_label
 from ..shared.workers import Task, TaskManager
@@ -209,6 +209,7 @@ class KiPanel(QWidget):
                 raise InputError("no judge model: add a GGUF model first")
             if not result.record.get("steps"):
                 raise InputError("this chain has no steps to check")
+            session = self.session.hold()  # the chain's session, whatever opens while the judge runs
         except KiigError as exc:
             self.message.emit(str(exc), "error")
             return None
@@ -218,23 +219,23 @@ class KiPanel(QWidget):
             yield Message(f"Loading the judge {info.name}…")
             client = self.engines.acquire(info, cancel)
             yield Message(f"Judging {len(record['steps'])} steps against corpus {corpus!r}…")
-            reader = self.session.reader()
+            reader = session.reader()
             try:
                 out = yield from iter_stored_chain_ki(reader.db, corpus, CancellableJudge(client, cancel), record, item,
                                                       k=k, cancel=cancel, mode=mode)
             finally:
                 reader.close()
             row = model_row(client.model, client.model_ref())
-            return chain_id, self.session.write(lambda store: save_chain_ki(store, chain_id, row, corpus, out)), out
+            return chain_id, session.write(lambda store: save_chain_ki(store, chain_id, row, corpus, out)), out
 
         self.progress.setRange(0, 0)
         self.status.setText("Starting…")
         task = run_busy(self.tasks, "Scoring the Knowledge Index", work, self._set_busy, message=self.message,
                         status=self.status, failed_text="Failed; nothing was saved.",
                         cancelled_text="Cancelled; nothing was saved.", engines=self.engines)
-        self.task = task
+        self.task = session.release_when_done(task)
         task.progress.connect(self._event)
-        task.succeeded.connect(self._saved)
+        task.succeeded.connect(lambda payload: self._saved(payload, session))
         task.finished.connect(self._finished)
         return task
 
@@ -299,10 +300,14 @@ class KiPanel(QWidget):
         self.status.setText(validation_note(result))
         self.results.show_ki_evaluation(self.results.ki_index)  # table header, Mean KI card and this panel
 
-    def _saved(self, payload: tuple) -> None:
+    def _saved(self, payload: tuple, session: SessionHandle) -> None:
         chain_id, ki, out = payload
         mean = out.get("ki_mean")
         n = len(out.get("steps") or [])
+        if not session.current:  # the chain on display now belongs to another session
+            self.message.emit(f"Knowledge Index of chain {chain_id} saved to the session {session.name}, "
+                              "which is no longer open", "info")
+            return
         text = (f"Mean KI {mean:.3f} over all {n} steps ({out.get('ki_mode')}); saved in the session."
                 if mean is not None and out.get("ki_mode") in REPLY_MODES else
                 f"Mean KI {mean:.3f} over {out.get('n_judged', 0)} judged of {n} steps "

@@ -6,6 +6,10 @@ draws exactly the same numbers. A chain's Knowledge Index evaluations (``result.
 table's KI column and the mean-KI card; a side panel (the KI controls and evidence, attached by
 the main window as a second tab beside the plots) follows the focused step through
 ``focus_changed``.
+
+The parts live beside it: the header cards in :mod:`.summary_cards`, the plots column in
+:mod:`.plots_pane`, the text shown for a chain in :mod:`.chain_text`; this module lays them out
+and links them by step.
 """
 
 from __future__ import annotations
@@ -15,11 +19,9 @@ from pathlib import Path
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
-    QComboBox,
     QFileDialog,
     QHBoxLayout,
     QPushButton,
-    QScrollArea,
     QSplitter,
     QStackedWidget,
     QTabWidget,
@@ -29,56 +31,19 @@ from PySide6.QtWidgets import (
 
 from ...errors import KiigError
 from ...runs.analysis import AnalysisResult, Question, load_result
-from ..shared.figures import AnswerFigure, OptionsFigure, TokenFigure
-from ..shared.judge_note import caveat, evaluation_validation
-from ..shared.metric_help import fmt_metric, metric_tip
+from ..shared.judge_note import evaluation_validation
 from ..shared.plots import StepFigure
 from ..shared.session_file import SessionFile
 from ..shared.theme import theme
-from ..shared.widgets import CardStrip, EmptyState, MetricCard, PlotFrame, compact_combo, plain_label, scrollable
+from ..shared.widgets import EmptyState, plain_label, scrollable
 from ..shared.workers import TaskManager
+from .chain_text import reasoning_of
+from .plots_pane import PlotsPane
 from .reasoning_view import ReasoningView
 from .steps_table import StepsTable
+from .summary_cards import SummaryCards
 
 STAGE_PAUSE_MS = 12
-PLOT_MIN_HEIGHT = 220  # px: a data area of about 100 px below the legend, between the axes' titles
-
-
-def reasoning_of(result: AnalysisResult) -> tuple[str, list[tuple[int, int] | None]]:
-    """The text to show and each step's span in it (rebuilt from the steps when no text was kept)."""
-    record = result.record
-    steps = record.get("steps") or []
-    text = record.get("reasoning")
-    if not isinstance(text, str):
-        gen = result.generation or {}
-        text = gen.get("text") if isinstance(gen.get("text"), str) else None
-    if isinstance(text, str):
-        spans = []
-        for s in steps:
-            start, end = s.get("start"), s.get("end")
-            ok = isinstance(start, int) and isinstance(end, int) and 0 <= start <= end <= len(text)
-            spans.append((start, end) if ok else None)
-        if all(span is not None and _same(text[span[0]:span[1]], s.get("text")) for span, s in zip(spans, steps, strict=True)):
-            return text, spans
-        # A step was edited before scoring: show the steps as scored, so the text pane, the table
-        # and the plots all show the same words.
-    parts, spans, pos = [], [], 0
-    for s in steps:
-        t = str(s.get("text", ""))
-        parts.append(t)
-        spans.append((pos, pos + len(t)))
-        pos += len(t) + 1
-    return "\n".join(parts), spans
-
-
-def _same(a: str, b) -> bool:
-    """Whether two step texts agree up to white space."""
-    return isinstance(b, str) and a.split() == b.split()
-
-
-SCORER_TOKENS_TIP = ("Steps scored, and the tokens the scorer read for the whole chain: the question, its options, "
-                     "every step and the answer, in the scorer's own tokenizer. The generation line in Analyze counts "
-                     "the tokens the subject model wrote, so the two numbers differ.")
 
 
 class ResultsView(QWidget):
@@ -135,15 +100,8 @@ class ResultsView(QWidget):
         head.addWidget(self.ki_button, 0, Qt.AlignmentFlag.AlignTop)
         outer.addLayout(head)
         outer.addWidget(self.subtitle)
-        self.cards = {
-            "info_gain": MetricCard("Mean InfoGain (Δ PPL per step)", help_key="info_gain"),
-            "ki": MetricCard("Mean KI (applicable steps)", help_key="ki"),
-            "delta_nll": MetricCard("Mean ΔNLL (nats per step)", help_key="delta_nll"),
-            "ppl": MetricCard("Answer PPL: question → final", help_key="answer_ppl"),
-            "answer": MetricCard("Final answer", "The answer the reasoning states, graded against the ground truth"),
-            "steps": MetricCard("Steps · scorer tokens", SCORER_TOKENS_TIP),
-        }
-        self.card_strip = CardStrip(list(self.cards.values()))
+        self.summary = SummaryCards()
+        self.cards, self.card_strip = self.summary.cards, self.summary.strip
         outer.addWidget(self.card_strip)
 
         self.pane_captions: list[QWidget] = []  # the Reasoning and Steps panes' explanations
@@ -155,44 +113,11 @@ class ResultsView(QWidget):
                                                 "(coloured by the palette in View → Colours).", self.table))
         left.setSizes([280, 440])
 
-        self.answer_fig = AnswerFigure()
-        self.token_fig = TokenFigure()
-        self.options_fig = OptionsFigure()
-        metric = compact_combo(QComboBox(), 8)
-        metric.addItem("NLL (nats)", "nll")
-        metric.addItem("Perplexity", "ppl")
-        metric.currentIndexChanged.connect(lambda _i: self.answer_fig.set_metric(metric.currentData()))
-        self.metric_combo = metric
-        self.frames = {
-            "answer": PlotFrame("Answer uncertainty across steps",
-                                "Answer NLL after each prefix; bars: InfoGain per step (up helped, down hurt).",
-                                self.answer_fig, extra=metric, help_key="info_gain"),
-            "tokens": PlotFrame("Token surprisal and entropy",
-                                "Per reasoning token, as the scorer read it; dotted lines are step boundaries.", self.token_fig,
-                                help_key="surprisal"),
-            "options": PlotFrame("Option probabilities across steps",
-                                 "The scorer's probability of each option after each prefix (correct option bold).",
-                                 self.options_fig, help_key="option_probs"),
-        }
+        self.plots = PlotsPane()
+        self.answer_fig, self.token_fig, self.options_fig = self.plots.figures()
+        self.metric_combo, self.frames, self.plots_area = self.plots.metric_combo, self.plots.frames, self.plots.area
         for key, frame in self.frames.items():
             frame.export_requested.connect(lambda fmt, k=key: self.export_dialog(k, fmt))
-        right = QSplitter(Qt.Orientation.Vertical)
-        right.setChildrenCollapsible(False)
-        for fig in (self.answer_fig, self.token_fig, self.options_fig):
-            fig.setMinimumHeight(PLOT_MIN_HEIGHT)  # readable axes and legends; the column scrolls instead
-            policy = fig.sizePolicy()
-            policy.setRetainSizeWhenHidden(True)  # hidden until drawn (show_result) without a relayout
-            fig.setSizePolicy(policy)
-        self.answer_fig.setMinimumHeight(PLOT_MIN_HEIGHT + 90)  # two panels share it
-        for frame in self.frames.values():
-            right.addWidget(frame)
-        right.setSizes([380, 260, 260])
-        self.plots_area = QScrollArea()  # on short screens the plots keep their height and scroll
-        self.plots_area.setWidget(right)
-        self.plots_area.setWidgetResizable(True)
-        self.plots_area.setFrameShape(QScrollArea.Shape.NoFrame)
-        self.plots_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.plots_area.setMinimumWidth(320)
         self.right_tabs = QTabWidget()
         self.right_tabs.setDocumentMode(True)
         self.right_tabs.setTabBarAutoHide(True)
@@ -205,7 +130,7 @@ class ResultsView(QWidget):
         main.setStretchFactor(0, 11)  # the steps table gets the larger share: its columns fit at 1280 px
         main.setStretchFactor(1, 9)
         main.setSizes([660, 540])
-        self.splitters = {"results/main": main, "results/left": left, "results/right": right}
+        self.splitters = {"results/main": main, "results/left": left, "results/right": self.plots.splitter}
         outer.addWidget(main, 1)
 
         self._tab_order()
@@ -349,45 +274,10 @@ class ResultsView(QWidget):
         self.text_view.clear_all()
 
     def _fill_cards(self, result: AnalysisResult) -> None:
-        r = result.record
-        c = theme().colors()
-        gain, dnll = r.get("info_gain_mean"), r.get("delta_nll_mean")
-        self.cards["info_gain"].set_value(fmt_metric("info_gain", gain),
-                                          None if gain is None else c["good"] if gain > 0 else c["bad"], gain)
-        self.cards["delta_nll"].set_value(fmt_metric("delta_nll", dnll),
-                                          None if dnll is None else c["good"] if dnll > 0 else c["bad"], dnll)
-        steps = r.get("steps") or []
-        base = (r.get("baseline") or {}).get("answer_ppl")
-        last = steps[-1].get("answer_ppl") if steps else None
-        self.cards["ppl"].set_value("—" if base is None or last is None else f"{base:.2f} → {last:.2f}")
-        gen = result.generation or {}
-        extracted = r.get("extracted_answer", gen.get("extracted_answer"))
-        correct = r.get("correct", gen.get("correct"))
-        if correct is None:
-            self.cards["answer"].set_value(extracted or "not graded")
-        else:
-            mark = "✓ correct" if correct else "✗ wrong"
-            text = f"{extracted} · {mark}" if extracted else "no answer found"
-            self.cards["answer"].set_value(text, c["good"] if correct else c["bad"])
-        self.cards["steps"].set_value(f"{len(steps)} · {r.get('n_tokens', '—')}")
-        self._fill_ki_card()
+        self.summary.fill(result, self.ki_evaluation(), self.judge_validation())
 
     def _fill_ki_card(self) -> None:
-        card, ev = self.cards["ki"], self.ki_evaluation()
-        summary = self.judge_validation()
-        card.set_note(caveat(summary), bool(summary and summary.get("warning")),
-                      metric_tip("ki", summary["note"] if summary else ""))
-        if ev is None:
-            card.set_value("not scored", theme().colors()["muted"])
-            card.caption.setText("Mean KI (applicable steps)")
-            return
-        steps = ev.get("steps") or []
-        judged = sum(1 for s in steps if s.get("applicable") and s.get("ki") is not None)
-        mean = ev.get("ki_mean")
-        c = theme().colors()
-        card.set_value("—" if mean is None else f"{mean:.3f}", None if mean is None else c["good"] if mean >= 0.5 else c["bad"])
-        earlier = "" if ev.get("current", True) else " · on an earlier version of this chain"
-        card.caption.setText(f"Mean KI · {judged} of {len(steps)} steps judged{earlier}")
+        self.summary.fill_ki(self.ki_evaluation(), self.judge_validation())
 
     # ------------------------------------------------------------------ Knowledge Index
 
@@ -456,7 +346,7 @@ class ResultsView(QWidget):
     # ------------------------------------------------------------------ linking
 
     def figures(self) -> list[StepFigure]:
-        return [self.answer_fig, self.token_fig, self.options_fig]
+        return self.plots.figures()
 
     def _on_hover(self, step: int) -> None:
         self.hovered = step if step >= 0 else None

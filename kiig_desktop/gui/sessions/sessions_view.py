@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 from ...events import CancelToken
 from ...store.export import export_run
 from ..shared.metric_help import fmt_metric
-from ..shared.session_file import SessionFile
+from ..shared.session_file import SessionFile, SessionHandle
 from ..shared.theme import theme
 from ..shared.widgets import EmptyState, make_tree, plain_label
 from ..shared.workers import TaskManager
@@ -213,9 +213,9 @@ class SessionsView(QWidget):
             self.delete_runs(run_ids)
 
     def delete_runs(self, run_ids: list[int]) -> None:
-        def work(_c: CancelToken) -> int:
-            return self.session.write(lambda st: [st.delete_run(r) for r in run_ids] and len(run_ids))
+        def work(session: SessionHandle, _c: CancelToken) -> int:  # the runs' own session, never a later one
+            return session.write(lambda st: [st.delete_run(r) for r in run_ids] and len(run_ids))
 
-        task = self.tasks.run("Deleting runs", work)
+        task = self.session.run("Deleting runs", work)
         task.succeeded.connect(lambda _n: self.session.notify_changed())
         task.failed.connect(lambda text: self.message.emit(text, "error"))

@@ -25,7 +25,7 @@ from ...knowledge.corpus import (
     search,
 )
 from ...resources import resource_path
-from .session_file import SessionFile
+from .session_file import SessionFile, SessionHandle
 from .workers import Task, TaskManager
 
 DEMO_CORPUS = "clinical"
@@ -130,14 +130,14 @@ class Corpora(QObject):
                 last[0] = now
             relay.raw.emit(p)
 
-        def work(cancel: CancelToken):
+        def work(session: SessionHandle, cancel: CancelToken):  # the session the import started on
             def run(store):
                 with store.transaction("import a corpus into"):
                     return add_documents(store.db, name, paths, progress=progress, cancel=cancel)
-            return self.session.write(run)
+            return session.write(run)
 
         what = Path(paths[0]).name if len(paths) == 1 else f"{len(paths)} items"
-        task = self.tasks.run(f"Importing {what} into corpus {name}", work)
+        task = self.session.run(f"Importing {what} into corpus {name}", work)
         task.finished.connect(relay.deleteLater)
         task.finished.connect(self.refresh)
         return task
@@ -148,17 +148,17 @@ class Corpora(QObject):
 
     def remove(self, name: str, source: str | None = None) -> Task:
         """Remove corpus ``name`` or, with ``source``, one of its files or documents."""
-        def work(_c: CancelToken) -> str:
+        def work(session: SessionHandle, _c: CancelToken) -> str:  # the session whose corpus was chosen
             def run(store):
                 with store.transaction("remove a corpus from"):
                     if source is None:
                         remove_corpus(store.db, name)
                     else:
                         remove_document(store.db, name, source)
-            self.session.write(run)
+            session.write(run)
             return f"Removed {source!r} from corpus {name!r}" if source is not None else f"Removed corpus {name!r}"
 
-        task = self.tasks.run(f"Removing {source or name}", work)
+        task = self.session.run(f"Removing {source or name}", work)
         task.succeeded.connect(lambda text: self.message.emit(text, "info"))
         task.failed.connect(lambda text: self.message.emit(text, "error"))
         task.finished.connect(self.refresh)

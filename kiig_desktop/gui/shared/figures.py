@@ -152,10 +152,10 @@ class TokenFigure(StepFigure):
                      "pieces": list(curve.get("pieces") or [])}
         fill = QColor(SERIES[3])
         fill.setAlpha(45)
-        self._curve(self.panel, "surprisal", x, surprisal, name="Surprisal −log₂ p(token)", pen=_pen(SERIES[3], 1.5),
+        self._curve(self.panel, "surprisal", x, surprisal, name="Surprisal −log₂ p(token)", short="Surprisal", pen=_pen(SERIES[3], 1.5),
                     fillLevel=0, brush=pg.mkBrush(fill))
         if entropy.size == surprisal.size:
-            self._curve(self.panel, "entropy", x, entropy, name="Entropy of next-token distribution",
+            self._curve(self.panel, "entropy", x, entropy, name="Entropy of next-token distribution", short="Entropy",
                         pen=_pen(SERIES[0], 1.5, Qt.PenStyle.DashLine))
         c = theme().colors()
         ticks = []
@@ -234,7 +234,7 @@ class OptionsFigure(PrefixFigure):
         self._x_axis((self.panel,), len(steps))
         self.panel.setYRange(0, 1.0, padding=0.02)
         if self.panel.legend is not None:
-            self.panel.legend.setColumnCount(max(1, len(letters)))
+            self.set_legend_columns(self.panel, len(letters))
         self._end()
 
     def redraw(self) -> None:
@@ -279,7 +279,7 @@ class OverlayFigure(PrefixFigure):
         span = max(hi - lo, 0.1)
         self.nll_panel.setYRange(lo - 0.05 * span, hi + 0.1 * span, padding=0)
         if self.nll_panel.legend is not None:
-            self.nll_panel.legend.setColumnCount(min(3, max(1, len(series))))
+            self.set_legend_columns(self.nll_panel, min(3, len(series)))
         self.p_panel.setYRange(0, 1.02, padding=0)
         self._end()
 

@@ -15,13 +15,14 @@ import numpy as np
 import pyqtgraph as pg
 import pyqtgraph.exporters as pg_exporters
 from PySide6.QtCore import QBuffer, QIODevice, QPointF, QRect, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QPainter
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter
 from PySide6.QtSvg import QSvgGenerator
 
 from ...files import write_private_bytes
 from .theme import theme
 
 NAN = float("nan")
+LEGEND_OFFSET = 8  # px: the legend's distance from its panel's right edge
 
 
 def _num(value) -> float:
@@ -36,6 +37,39 @@ def prefix_ticks(n: int) -> list[tuple[float, str]]:
     """x tick labels for prefixes: Q (question only), then step numbers (thinned for long chains)."""
     every = max(1, math.ceil(n / 20))
     return [(0, "Q")] + [(k, str(k)) for k in range(1, n + 1) if k % every == 0 or k == n]
+
+
+def _relayout(legend: pg.LegendItem) -> None:
+    """Size ``legend`` for its entries now (pyqtgraph sizes it from their last laid-out sizes, so a
+    renamed entry or a new column count would show only after the next layout pass)."""
+    layout, width, height = legend.layout, 0.0, 0.0
+    for row in range(layout.rowCount()):
+        hints = [item.effectiveSizeHint(Qt.SizeHint.PreferredSize)
+                 for item in (layout.itemAt(row, col) for col in range(layout.columnCount())) if item]
+        width = max(width, sum(h.width() + 3 for h in hints))
+        height += max((h.height() for h in hints), default=0.0)
+    legend.setGeometry(QRectF(0, 0, width, height))
+    layout.activate()
+    legend.updateSize()
+
+
+class ReadableAxis(pg.AxisItem):
+    """A value axis whose labelled ticks stay apart: on a short panel (or in larger type) pyqtgraph
+    still labels at least two intervals, so the labels of a 45-px axis touch; here the major step
+    grows to the next 1/2/5 step that puts labels ``LABEL_GAP`` label heights apart."""
+
+    LABEL_GAP = 1.0
+
+    def tickSpacing(self, minVal: float, maxVal: float, size: float):  # noqa: N802,N803 - pyqtgraph override
+        levels = super().tickSpacing(minVal, maxVal, size)
+        span = abs(maxVal - minVal)
+        if not levels or self.orientation not in ("left", "right") or size <= 0 or span <= 0:
+            return levels
+        least = self.LABEL_GAP * QFontMetricsF(self.style["tickFont"] or QFont()).height() * span / size
+        if levels[0][0] >= least:
+            return levels
+        power = 10.0 ** math.floor(math.log10(least))
+        return [(next(m * power for m in (1, 2, 5, 10) if m * power >= least), 0)]  # labelled ticks only
 
 
 class StepFigure(pg.GraphicsLayoutWidget):
@@ -53,6 +87,8 @@ class StepFigure(pg.GraphicsLayoutWidget):
         self._hover: int | None = None
         self._items: dict[str, object] = {}  # persistent plot items, reused from one record to the next
         self._legend_names: dict[str, str] = {}
+        self._legend_cols: dict[int, int] = {}  # id(panel) -> the legend's columns when the width allows
+        self._short_names: dict[str, str] = {}  # item key -> its legend name where the full one does not fit
         self._drawn: set[str] = set()
         self.font_scale = 1.0  # presentation mode draws axes and legends larger
         self.setMinimumHeight(80)
@@ -68,7 +104,7 @@ class StepFigure(pg.GraphicsLayoutWidget):
     # ------------------------------------------------------------------ building
 
     def add_panel(self, row: int, y_label: str, x_label: str | None = None, legend_cols: int = 0) -> pg.PlotItem:
-        panel = self.addPlot(row=row, col=0)
+        panel = self.addPlot(row=row, col=0, axisItems={"left": ReadableAxis("left")})
         panel.showGrid(x=True, y=True, alpha=0.18)
         panel.setMenuEnabled(False)
         panel.hideButtons()
@@ -79,9 +115,10 @@ class StepFigure(pg.GraphicsLayoutWidget):
         for name in ("left", "bottom"):  # values in their own unit: 0.42 ppl/step, never "420 (x0.001)"
             panel.getAxis(name).enableAutoSIPrefix(False)
         if legend_cols:
-            legend = panel.addLegend(offset=(-8, 2), labelTextSize="8.5pt", colCount=legend_cols,
+            legend = panel.addLegend(offset=(-LEGEND_OFFSET, 2), labelTextSize="8.5pt", colCount=legend_cols,
                                      brush=pg.mkBrush(theme().colors()["card"] + "d8"))
             legend.setParentItem(panel)  # anchored in the panel's top margin, not over the data (_fit_legends)
+            self._legend_cols[id(panel)] = legend_cols
         sel = pg.LinearRegionItem(movable=False, brush=pg.mkBrush(0, 0, 0, 0), pen=pg.mkPen(None))
         hov = pg.LinearRegionItem(movable=False, brush=pg.mkBrush(0, 0, 0, 0), pen=pg.mkPen(None))
         for band in (sel, hov):
@@ -147,7 +184,11 @@ class StepFigure(pg.GraphicsLayoutWidget):
     def _begin(self) -> None:
         self._drawn = set()
 
-    def _curve(self, panel: pg.PlotItem, key: str, x, y, name: str | None = None, **style) -> pg.PlotDataItem:
+    def _curve(self, panel: pg.PlotItem, key: str, x, y, name: str | None = None, short: str | None = None,
+               **style) -> pg.PlotDataItem:
+        """A curve, reused by ``key``; ``name`` in the legend (``short`` where the full names do not fit)."""
+        if short:
+            self._short_names[key] = short
         item = self._items.get(key)
         if item is None:
             item = pg.PlotDataItem()
@@ -197,15 +238,47 @@ class StepFigure(pg.GraphicsLayoutWidget):
                 panel.legend.setVisible(bool(panel.legend.items))
         self._fit_legends()
 
+    def set_legend_columns(self, panel: pg.PlotItem, columns: int) -> None:
+        """Lay ``panel``'s legend out in ``columns`` columns, or fewer where the figure is too narrow."""
+        self._legend_cols[id(panel)] = max(1, columns)
+        self._fit_legends()
+
     def _fit_legends(self) -> None:
         """Give each panel a top margin (its title row) as tall as its legend, so the legend sits
-        above the data area and never covers a curve, whatever the panel's height or font size."""
+        above the data area and never covers a curve, whatever the panel's height or font size. A
+        legend wider than its panel (anchored on the right, it would lose its left part) takes the
+        short names, then fewer columns."""
+        room = self.viewport().width() - sum(self.ci.getContentsMargins()[::2]) - LEGEND_OFFSET - 4
         for panel in self.panels:
             legend = panel.legend
-            if legend is not None:
-                legend.updateSize()
-                height = legend.height() + 4 if legend.isVisible() and legend.items else 0
-                panel.layout.setRowFixedHeight(0, height)
+            if legend is None:
+                continue
+            wanted = self._legend_cols.get(id(panel), 1)
+            for columns, short in [(wanted, False), *((c, True) for c in range(wanted, 0, -1))]:
+                self._legend_labels(legend, short)
+                if legend.columnCount != columns:
+                    legend.setColumnCount(columns)
+                _relayout(legend)
+                if legend.width() <= room:
+                    break
+            height = legend.height() + 4 if legend.isVisible() and legend.items else 0
+            panel.layout.setRowFixedHeight(0, height)
+
+    def _legend_labels(self, legend: pg.LegendItem, short: bool) -> None:
+        """Name each legend entry in full or, with ``short``, by its short name where it has one."""
+        size = f"{8.5 * self.font_scale:.1f}pt"
+        keys = {id(item): key for key, item in self._items.items()}
+        for sample, label in legend.items:
+            key = keys.get(id(sample.item))
+            text = (self._short_names.get(key) if short else None) or self._legend_names.get(key)
+            if text and label.text != text:
+                label.setText(text, size=size)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        if getattr(self, "panels", None):  # pyqtgraph resizes once while the view is built
+            self._fit_legends()
+
     def _drop_items(self) -> None:
         for panel in self.panels:
             for item in self._items.values():

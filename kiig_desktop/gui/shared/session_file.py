@@ -3,6 +3,10 @@
 One ``SessionStore`` writer per window. Worker threads write through :meth:`SessionFile.write`,
 which serialises use of the connection with a lock; views read through :meth:`reader` (a
 read-only connection of their own, made in the thread that uses it).
+
+A long task takes a :class:`SessionHandle` (:meth:`SessionFile.hold`) when it starts and reads and
+writes only through it: if the user opens another session meanwhile, the task's session stays open
+(not current) until the task ends, so its results land where it started and nowhere else.
 """
 
 from __future__ import annotations
@@ -30,6 +34,56 @@ MAX_RECENT = 8
 SUFFIX = ".kiig"
 
 
+class SessionHandle:
+    """The session a task started on, held open for the task's lifetime (see :meth:`SessionFile.hold`)."""
+
+    def __init__(self, owner: SessionFile, store: SessionStore, path: Path) -> None:
+        self._owner, self.store, self.path = owner, store, path
+        self._released = False
+
+    @property
+    def current(self) -> bool:
+        """Whether this is still the window's open session."""
+        return self._owner.store is self.store
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def write(self, fn: Callable[[SessionStore], T]) -> T:
+        """Run ``fn(store)`` on this session's writer, under the window's session lock (any thread)."""
+        with self._owner.lock:
+            if self._released:
+                raise StoreError(f"the session {self.path.name} is no longer held by this task")
+            return fn(self.store)
+
+    def reader(self) -> SessionStore:
+        """A new read-only connection to this session (close it when done)."""
+        with self._owner.lock:
+            if self._released:
+                raise StoreError(f"the session {self.path.name} is no longer held by this task")
+            return self.store.reader()
+
+    def read(self, fn: Callable[[SessionStore], T]) -> T:
+        """``fn`` on a fresh read-only connection to this session, closed afterwards."""
+        reader = self.reader()
+        try:
+            return fn(reader)
+        finally:
+            reader.close()
+
+    def release_when_done(self, task: Task) -> Task:
+        """Let go of the session when ``task`` ends (connect right after starting it)."""
+        task.finished.connect(self.release)
+        return task
+
+    def release(self) -> None:
+        """The task ended: a session that is no longer current is closed once nothing holds it."""
+        if not self._released:
+            self._released = True
+            self._owner._release(self.store)
+
+
 class SessionFile(QObject):
     """The current session of the window."""
 
@@ -45,6 +99,8 @@ class SessionFile(QObject):
         self.store: SessionStore | None = None
         self.path: Path | None = None
         self.lock = threading.RLock()
+        self._holds: dict[int, int] = {}  # id(store) -> running tasks holding it
+        self._retired: dict[Path, SessionStore] = {}  # sessions no longer current, open for their tasks
 
     # ------------------------------------------------------------------ paths
 
@@ -71,7 +127,9 @@ class SessionFile(QObject):
         with self.lock:
             if self.store is not None and self.path == p:
                 return
-            store = SessionStore.open(p, create=create, write=True)
+            store = self._retired.pop(p, None)  # back to a session a running task still holds
+            if store is None:
+                store = SessionStore.open(p, create=create, write=True)
             self._close_store()
             self.store, self.path = store, p
         if not self.untitled:
@@ -102,16 +160,66 @@ class SessionFile(QObject):
     def _close_store(self) -> None:
         if self.store is None:
             return
-        store, path, was_untitled = self.store, self.path, self.untitled
+        store, path = self.store, self.path
         self.store, self.path = None, None
+        if self._holds.get(id(store)) and path is not None:
+            self._retired[path] = store  # a running task still writes here; closed when it ends
+        else:
+            self._shut(store, path)
+
+    def _shut(self, store: SessionStore, path: Path | None) -> None:
+        untitled = path is not None and path.parent == self.sessions_dir and path.name.startswith("untitled-")
         store.close()
-        if was_untitled and path is not None:
+        if untitled and path is not None:
             discard_if_blank(path)  # runs or corpora keep the autosave
 
     def close(self) -> None:
-        """Close the session (an autosave file holding nothing is removed)."""
+        """Close the session and any a task still held (an autosave file holding nothing is removed)."""
         with self.lock:
             self._close_store()
+            for path, store in list(self._retired.items()):
+                self._shut(store, path)
+            self._retired.clear()
+            self._holds.clear()
+
+    def hold(self) -> SessionHandle:
+        """The current session for a task that is about to start (release it when the task ends)."""
+        with self.lock:
+            if self.store is None or self.path is None:
+                raise StoreError("no session is open")
+            self._holds[id(self.store)] = self._holds.get(id(self.store), 0) + 1
+            return SessionHandle(self, self.store, self.path)
+
+    def run(self, title: str, work: Callable[[SessionHandle, CancelToken], object]) -> Task:
+        """Start ``work(held, cancel)`` as a task on the current session, held until it ends
+        (with no session open the task fails with that error)."""
+        try:
+            held = self.hold()
+        except StoreError as exc:
+            error = exc
+
+            def fail(_cancel: CancelToken) -> None:
+                raise error
+
+            return self.tasks.run(title, fail)
+        return held.release_when_done(self.tasks.run(title, lambda cancel: work(held, cancel)))
+
+    def held_elsewhere(self) -> list[str]:
+        """Names of sessions no longer current that running tasks still write to."""
+        with self.lock:
+            return [p.name for p in self._retired]
+
+    def _release(self, store: SessionStore) -> None:
+        with self.lock:
+            count = self._holds.get(id(store), 0) - 1
+            if count > 0:
+                self._holds[id(store)] = count
+                return
+            self._holds.pop(id(store), None)
+            path = next((p for p, s in self._retired.items() if s is store), None)
+            if path is not None:
+                del self._retired[path]
+                self._shut(store, path)
 
     # ------------------------------------------------------------------ access
 
@@ -152,6 +260,9 @@ class SessionFile(QObject):
             with self.lock:
                 if self.store is None:
                     raise StoreError("no session is open")
+                if self._holds.get(id(self.store)):
+                    raise StoreError("a task is still writing to this session: wait for it to finish "
+                                     "(or cancel it), then save the session under another name")
                 if self.path == target:
                     return str(target)
                 part = target.with_name(target.name + ".part")
@@ -183,7 +294,7 @@ class SessionFile(QObject):
     def _saved_as(self, path: str) -> None:
         old, was_untitled = self.path, self.untitled
         self.open(path, create=False)
-        if was_untitled and old is not None and old != Path(path):
+        if was_untitled and old is not None and old != Path(path) and old not in self._retired:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{old}{suffix}").unlink(missing_ok=True)
 
