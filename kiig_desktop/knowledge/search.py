@@ -66,9 +66,12 @@ class Passage:
         return asdict(self)
 
     def evidence(self) -> dict:
-        """A KI step's evidence entry: source, chunk, score, chunk_id; file, page, page_end when known."""
+        """A KI step's evidence entry: source, chunk, score, chunk_id; file, page, page_end, title when
+        known; ``where`` (:meth:`where`), so the evidence names its place even after the corpus changed."""
         ev: dict = {"source": self.source, "chunk": self.chunk, "score": self.score, "chunk_id": self.chunk_id}
-        ev.update({k: v for k, v in (("file", self.file), ("page", self.page), ("page_end", self.page_end)) if v is not None})
+        ev.update({k: v for k, v in (("file", self.file), ("page", self.page), ("page_end", self.page_end),
+                                     ("title", self.title)) if v is not None})
+        ev["where"] = self.where()
         return ev
 
     def where(self) -> str:
