@@ -103,7 +103,7 @@ class CorporaView(QWidget):
         ev.addStretch(1)
         title = plain_label("No reference corpus yet", "heading")
         title.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        hint = plain_label(f"Import {supported_text()} files (or a folder of them) to check reasoning steps against. "
+        self.empty_hint = hint = plain_label(f"Import {supported_text()} files (or a folder of them) to check reasoning steps against. "
                            "To try the Knowledge Index right away, start with the demo: 55 short clinical reference "
                            "passages written for this app.", "muted", wrap=True)
         hint.setAlignment(Qt.AlignmentFlag.AlignCenter)

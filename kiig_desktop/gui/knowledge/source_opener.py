@@ -95,14 +95,13 @@ def default_pdf_viewer() -> str | None:
     return None
 
 
-def launch(argv: list[str]) -> bool:
-    """Start a viewer, detached (it outlives the app)."""
-    return bool(QProcess.startDetached(argv[0], argv[1:]))
-
-
-def open_url(url: QUrl) -> bool:
-    """The system's opener (xdg-open, ShellExecute, open)."""
-    return QDesktopServices.openUrl(url)
+def system_open(how: OpenPlan) -> bool:
+    """Start the viewer told the page (detached: it outlives the app), else hand the URL to the
+    system's opener (xdg-open, ShellExecute, open). Tests replace this function."""
+    if how.argv is not None and QProcess.startDetached(how.argv[0], how.argv[1:])[0]:
+        return True
+    how.at_page = False
+    return QDesktopServices.openUrl(how.url)
 
 
 def open_source(path: Path | None, page: int | None, name: str) -> tuple[bool, str]:
@@ -112,12 +111,12 @@ def open_source(path: Path | None, page: int | None, name: str) -> tuple[bool, s
     if not path.is_file():
         return False, (f"{name} is no longer at {path}: it was moved or deleted since it was imported. "
                        "Put it back there, or import it again, to open it from here.")
-    how = plan(path, page, default_pdf_viewer() if page is not None else None)
-    if how.argv is not None and launch(how.argv):
-        return True, f"Opened {name} at page {page} in {Path(how.argv[0]).name}."
-    if not open_url(how.url):
+    how = plan(path, page, default_pdf_viewer() if page is not None and path.suffix.lower() == ".pdf" else None)
+    if not system_open(how):
         return False, f"No application opens {name} on this system ({path})."
+    if how.at_page:
+        return True, f"Opened {name} at page {page} in {Path(how.argv[0]).name}."
     if page is None:
         return True, f"Opened {name} in the system viewer."
     return True, (f"Opened {name} in the system viewer; go to page {page} there (this viewer cannot be told a "
-                  "page: only Evince, Okular, Zathura, qpdfview, MuPDF, Sioyek and web browsers can).")
+                  "page: Evince, Okular, Zathura, qpdfview, MuPDF, Sioyek and web browsers can).")
