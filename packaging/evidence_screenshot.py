@@ -17,8 +17,8 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 import textwrap
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,6 +52,24 @@ TOPICS = [
     ("Hypoglycaemia", "Explain the symptoms of hypoglycaemia to everyone on a sulfonylurea or insulin."),
     ("Review", "Review the treatment plan at least once a year with the person and their carers."),
 ]
+
+
+# What fills the rest of each page, as on a real guideline's page (a passage is about a third of one)
+FILLER = (
+    "Recommendations on {topic} apply to every adult in the care of the diabetes service, whatever the setting. "
+    "Discuss them with the person and, with their agreement, with their family or carers, and record the "
+    "decisions in the shared care plan so that every team sees the same plan. Give information in a form the "
+    "person can use: spoken, written or in pictures, in their own language, with an interpreter where needed, "
+    "and check that it was understood. Revisit the plan when the person's circumstances change, for example "
+    "after a hospital admission, a new diagnosis or a change of home, and at least once a year.",
+    "Rationale: the committee reviewed randomised trials and cohort studies on {topic}. Most were of moderate "
+    "quality; where the evidence was weak the committee agreed the recommendations by consensus, taking into "
+    "account the experience of its lay members and the cost to the service.",
+    "Implementation: services should audit {topic} once a year, report the results to the local diabetes "
+    "network and agree the changes needed. Staff need time and training to put these recommendations into practice.",
+    "Research recommendation: more evidence is needed on the long-term outcomes of different approaches to "
+    "{topic} in older adults, in people from minority ethnic groups and in people with several long-term conditions.",
+)
 
 
 def _spin(app, seconds: float) -> None:
@@ -92,8 +110,13 @@ def write_guideline_pdf(path: Path) -> None:
         painter.setFont(bold)
         painter.drawText(QPointF(60, 90), f"{n}. {heading}")
         painter.setFont(body)
-        for k, line in enumerate(textwrap.wrap(text, 80)):
-            painter.drawText(QPointF(60, 120 + 16 * k), line)
+        y = 120
+        after = f"Next: section {n + 1}, {TOPICS[n][0].lower()}." if n < len(TOPICS) else "End of the guideline."
+        for paragraph in (FILLER[0], text, *FILLER[1:], after):  # the last line differs from page to page
+            for line in textwrap.wrap(paragraph.format(topic=heading.lower()), 84):
+                painter.drawText(QPointF(60, y), line)
+                y += 16
+            y += 8
     painter.end()
 
 
@@ -120,6 +143,9 @@ def main(argv: list[str]) -> int:
     os.environ["KIIG_DATA_DIR"] = str(data / "data")
     docs = data / "Documents" / "guidelines"
     docs.mkdir(parents=True)
+
+    from PySide6.QtCore import QPoint
+    from PySide6.QtWidgets import QScrollArea
 
     from kiig_desktop.gui.app import create_application
     from kiig_desktop.gui.main_window import MainWindow
@@ -174,6 +200,14 @@ def main(argv: list[str]) -> int:
             raise SystemExit(f"evidence_screenshot.py: cannot write {path}")
         shots.append(path.name)
 
+    window.toggle_models_strip()  # room for the evidence: the Models panel collapsed to its strip
+    area = panel.evidence.parentWidget()
+    while area is not None and not isinstance(area, QScrollArea):
+        area = area.parentWidget()
+    if area is not None:  # the side panel scrolled down to the passages
+        _spin(app, 0.3)
+        top = panel.evidence.heading.mapTo(area.widget(), QPoint(0, 0)).y()
+        area.verticalScrollBar().setValue(top - 8)
     shot("20-evidence-pdf-pages", window)
     first = next(n for n, h in enumerate(shown) if "NG28.pdf, page 14" in h)
     panel.show_context(panel.evidence.shown[first])

@@ -8,7 +8,7 @@ from PySide6.QtWidgets import QDialog, QDialogButtonBox, QPushButton, QVBoxLayou
 from ...knowledge.corpus import Passage
 from ...knowledge.search import match_spans
 from ..shared.widgets import plain_label
-from .evidence_panel import PassageItem, PassageView, passage_links
+from .evidence_panel import PassageItem, PassageView, passage_links, shown_title
 
 CITED = "  ·  the cited passage"
 
@@ -30,7 +30,7 @@ class ContextDialog(QDialog):
         items = []
         for p in passages or [cited]:
             mine = p.chunk_id == cited.chunk_id
-            items.append(PassageItem(f"{p.where()}  ·  chunk {p.chunk}" + (CITED if mine else ""), p.text, p.title,
+            items.append(PassageItem(f"{p.where()}  ·  chunk {p.chunk}" + (CITED if mine else ""), p.text, shown_title(p),
                                      match_spans(p.text, query) if mine else []))
         self.view.set_items(items, "The passage is no longer in the corpus.")
         self.cited_index = next((n for n, p in enumerate(passages) if p.chunk_id == cited.chunk_id), 0)

@@ -35,7 +35,7 @@ from ..shared.corpora import DEMO_CORPUS, Corpora
 from ..shared.theme import theme
 from ..shared.widgets import compact_combo, confirm, make_tree, plain_label, rich_tooltip
 from ..shared.workers import Task
-from .evidence_panel import PassageItem, PassageView, passage_heading
+from .evidence_panel import PassageItem, PassageView, passage_heading, shown_title
 
 CORPUS, FILE, DOC, MORE = 1, 2, 3, 4
 STATUS_COLORS = {"added": "good", "replaced": "accent", "unchanged": "muted", "skipped": "bad"}
@@ -470,5 +470,6 @@ class CorporaView(QWidget):
             return
         h = self.hits[row]
         q = self.hits_query
-        self.preview.set_items([PassageItem(passage_heading(row + 1, h), h.text, h.title, match_spans(h.text, q),
-                                            match_spans(h.title or "", q))])
+        title = shown_title(h)
+        self.preview.set_items([PassageItem(passage_heading(row + 1, h), h.text, title, match_spans(h.text, q),
+                                            match_spans(title or "", q))])

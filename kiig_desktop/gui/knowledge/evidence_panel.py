@@ -13,7 +13,9 @@ viewer, and show the passage in context (its neighbours in the document).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
+from pathlib import PurePath
 
 from PySide6.QtCore import QUrl, Signal
 from PySide6.QtGui import QColor, QFont, QTextBlockFormat, QTextCharFormat, QTextCursor, QTextFormat
@@ -52,8 +54,19 @@ def passage_item(rank: int, evidence: dict, passage: Passage | None, query: str)
     if passage is None:
         return PassageItem(heading, None, note="The passage is no longer in the corpus (it was removed or re-imported "
                                                "since this evaluation).")
-    return PassageItem(heading, passage.text, passage.title, match_spans(passage.text, query),
-                       match_spans(passage.title or "", query), links=passage_links(passage))
+    title = shown_title(passage)
+    return PassageItem(heading, passage.text, title, match_spans(passage.text, query),
+                       match_spans(title or "", query), links=passage_links(passage))
+
+
+def shown_title(passage: Passage) -> str | None:
+    """The passage's section title as a line of its own, unless the heading already names it (a
+    heading path) or it is only the file's name (a PDF, a file without headings)."""
+    title = passage.title
+    stem = PurePath(passage.file or passage.source).stem
+    if not title or title in passage.where() or title in (stem, re.sub(r"[_\-]+", " ", stem).strip()):
+        return None
+    return title
 
 
 def passage_links(passage: Passage) -> list[tuple[str, str]]:
