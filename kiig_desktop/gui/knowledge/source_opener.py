@@ -26,7 +26,7 @@ from PySide6.QtGui import QDesktopServices
 # The default PDF application's program name -> its arguments; {file} the path, {url} the file URL
 # with #page=N, {page} the 1-based page.
 PAGE_ARGS: dict[str, tuple[str, ...]] = {
-    **{name: ("--page-index={page}", "{file}") for name in ("evince", "atril", "xreader")},
+    **{name: ("--page-index={page}", "{file}") for name in ("evince", "papers", "atril", "xreader")},
     "okular": ("--page", "{page}", "{file}"),
     "zathura": ("--page={page}", "{file}"),
     "qpdfview": ("--unique", "{file}#{page}"),
