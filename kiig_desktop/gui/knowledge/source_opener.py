@@ -2,13 +2,13 @@
 
 What was found out (Debian 12, xdg-utils 1.1.3): ``QDesktopServices.openUrl`` hands a file URL to
 ``xdg-open``, whose generic path drops the ``#page=N`` fragment (``file_url_to_path`` strips
-everything from ``#``), and so do Windows' ShellExecute and macOS' ``open``: the viewer opens page 1.
-A viewer started directly takes the page on its command line, so on Linux the default PDF
-application (``xdg-mime query default application/pdf``) is started with its own page argument
-when it is one of :data:`PAGE_ARGS` (Evince, Atril, Xreader, Okular, Zathura, qpdfview, MuPDF,
-Sioyek, and the browsers' PDF viewers, which honour ``#page=N``). Any other viewer gets the file
-through ``openUrl`` and the user is told which page to go to.
-"""
+everything from ``#``), so the viewer opens page 1; Windows' and macOS' openers were not tried here
+and are not relied on. A viewer started directly takes the page on its command line, so on Linux
+the default PDF application (``xdg-mime query default application/pdf``) is started with its own
+page argument when it is one of :data:`PAGE_ARGS` (Evince and Papers ``--page-index``, Atril,
+Xreader, Okular, Zathura, qpdfview, MuPDF, Sioyek, and the browsers' PDF viewers, which honour
+``#page=N``). Any other viewer gets the file through ``openUrl`` and the user is told which page
+to go to."""
 
 from __future__ import annotations
 
