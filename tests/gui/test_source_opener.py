@@ -44,14 +44,14 @@ def test_the_desktop_default_pdf_viewer_is_started_at_the_page(tmp_path, monkeyp
     pdf = write_pdf_file(tmp_path / "NG28.pdf")
     handed: list[so.OpenPlan] = []
     monkeypatch.setattr(so, "system_open", lambda how: handed.append(how) or True)
-    assert so.open_source(pdf, 14, "NG28.pdf") == (True, "Opened NG28.pdf at page 14 in evince.")
+    assert so.open_source(pdf, 14, "NG28.pdf", so.default_pdf_viewer()) == (True, "Opened NG28.pdf at page 14 in evince.")
     assert handed[0].argv == [str(viewer), "--page-index=14", str(pdf)]
 
     # no default viewer known: the file URL with #page=14, and the user is told where to go
     (config / "mimeapps.list").write_text("[Default Applications]\n", encoding="utf-8")
     (data / "applications" / "my-evince.desktop").unlink()
     monkeypatch.setenv("XDG_DATA_DIRS", str(tmp_path / "no-shared-data"))
-    opened, text = so.open_source(pdf, 14, "NG28.pdf")
+    opened, text = so.open_source(pdf, 14, "NG28.pdf", so.default_pdf_viewer())
     assert opened and handed[1].argv is None and handed[1].url.fragment() == "page=14"
     assert text.startswith("Opened NG28.pdf in the system viewer; go to page 14 there")
-    assert so.open_source(tmp_path / "gone.pdf", 3, "gone.pdf")[0] is False and len(handed) == 2
+    assert so.open_source(tmp_path / "gone.pdf", 3, "gone.pdf", None)[0] is False and len(handed) == 2

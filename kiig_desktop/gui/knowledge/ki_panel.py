@@ -372,14 +372,17 @@ class KiPanel(QWidget):
 
     def open_source(self, passage: Passage) -> Task:
         """Open the file a shown passage comes from in the system's viewer, at its page (PDF)."""
-        task = self.tasks.run("Finding the source file",
-                              lambda _c: self.session.read(lambda st: source_path(st.db, passage.chunk_id)), quiet=True)
-        task.succeeded.connect(lambda path: self._open_path(path, passage))
+        def work(_c: CancelToken) -> tuple[Path | None, str | None]:
+            path = self.session.read(lambda st: source_path(st.db, passage.chunk_id))
+            return path, source_opener.default_pdf_viewer() if passage.page is not None else None
+
+        task = self.tasks.run("Finding the source file", work, quiet=True)
+        task.succeeded.connect(lambda found: self._open_path(*found, passage))
         task.failed.connect(lambda text: self.message.emit(text, "error"))
         return task
 
-    def _open_path(self, path: Path | None, passage: Passage) -> None:
-        opened, text = source_opener.open_source(path, passage.page, passage.file or passage.source)
+    def _open_path(self, path: Path | None, viewer: str | None, passage: Passage) -> None:
+        opened, text = source_opener.open_source(path, passage.page, passage.file or passage.source, viewer)
         self.message.emit(text, "info" if opened else "error")
 
     def show_context(self, passage: Passage) -> Task:

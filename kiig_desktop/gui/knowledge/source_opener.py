@@ -104,14 +104,15 @@ def system_open(how: OpenPlan) -> bool:
     return QDesktopServices.openUrl(how.url)
 
 
-def open_source(path: Path | None, page: int | None, name: str) -> tuple[bool, str]:
-    """Open the file ``name`` imported from ``path`` (at ``page`` for a PDF): (opened, what to tell the user)."""
+def open_source(path: Path | None, page: int | None, name: str, viewer: str | None) -> tuple[bool, str]:
+    """Open the file ``name`` imported from ``path`` (at ``page`` for a PDF, with ``viewer``, the
+    :func:`default_pdf_viewer` looked up off the GUI thread): (opened, what to tell the user)."""
     if path is None:
         return False, f"{name}: the corpus no longer records where this file was imported from."
     if not path.is_file():
         return False, (f"{name} is no longer at {path}: it was moved or deleted since it was imported. "
                        "Put it back there, or import it again, to open it from here.")
-    how = plan(path, page, default_pdf_viewer() if page is not None and path.suffix.lower() == ".pdf" else None)
+    how = plan(path, page, viewer)
     if not system_open(how):
         return False, f"No application opens {name} on this system ({path})."
     if how.at_page:
