@@ -93,14 +93,14 @@ def run_search(args: argparse.Namespace) -> int:
             raise _sql_error(exc, args.db, "search") from exc
     if args.json:
         print_json({"results": [{"source": h.source, "chunk": h.chunk, "text": h.text, "score": h.score,
-                                 "title": h.title, "chunk_id": h.chunk_id} for h in hits]})
+                                 "title": h.title, "chunk_id": h.chunk_id, "file": h.file, "page": h.page,
+                                 "page_end": h.page_end, "where": h.where()} for h in hits]})
         return 0
     if not hits:
         print("no matching passages", file=sys.stderr)
     for rank, h in enumerate(hits, 1):
-        title = f" - {h.title}" if h.title else ""
         text = " ".join(h.text.split())
-        print(f"{rank}. [{h.score:.2f}] {h.source} #{h.chunk}{title}\n   {text[:400]}{'...' if len(text) > 400 else ''}")
+        print(f"{rank}. [{h.score:.2f}] {h.where()} #{h.chunk}\n   {text[:400]}{'...' if len(text) > 400 else ''}")
     return 0
 
 

@@ -3,7 +3,7 @@
 Input lines: ``kiig score`` output lines, or input lines with ``"steps"`` (strings or objects with
 ``"text"`` and optionally ``"knowledge"``). Output, one line per input line in the same order:
 ``{"id", "steps": [{"index", "text", "applicable", "ki", "reason", "judge_p_yes", "judge_p_no",
-"evidence": [{"source", "chunk", "score", "chunk_id"}]}], "ki_mean", "model": {"path", "sha256"},
+"evidence": [{"source", "chunk", "score", "chunk_id", "file"?, "page"?, "page_end"?, "title"?, "where"}]}], "ki_mean", "model": {"path", "sha256"},
 "n_applicable", "n_judged", "error"?}``.
 
 Every chain is committed to the session (a run of kind ``ki``) as soon as it is judged; running

@@ -39,11 +39,11 @@ from .chunking import (
     reset_replacements,
     sniff,
 )
-from .search import Passage, corpus_id, sanitize_query, search
+from .search import PASSAGE_COLUMNS, PASSAGE_JOINS, Passage, corpus_id, passage_from_row, sanitize_query, search
 
 __all__ = [
     "FileReport", "ImportReport", "Passage", "add_documents", "corpus_fingerprint", "get_chunks", "list_corpora", "list_documents",
-    "list_files", "remove_corpus", "remove_document", "sanitize_query", "search",
+    "list_files", "remove_corpus", "remove_document", "sanitize_query", "search", "source_path",
 ]
 
 MAX_MESSAGES_PER_FILE = 20
@@ -484,8 +484,15 @@ def get_chunks(db, chunk_ids: Iterable[int]) -> list[Passage]:
     """The stored passages with these ids (score 0), in the order given; unknown ids are left out."""
     out: list[Passage] = []
     for cid_ in chunk_ids:
-        row = db.execute("SELECT c.id, c.chunk, c.title, c.text, d.source FROM corpus_chunks c "
-                         "JOIN corpus_documents d ON d.id = c.document_id WHERE c.id = ?", [int(cid_)]).fetchone()
+        row = db.execute(f"SELECT {PASSAGE_COLUMNS} FROM corpus_chunks AS c {PASSAGE_JOINS} WHERE c.id = ?",
+                         [int(cid_)]).fetchone()
         if row:
-            out.append(Passage(source=row[4], chunk=int(row[1]), text=row[3], score=0.0, chunk_id=int(row[0]), title=row[2]))
+            out.append(passage_from_row(row))
     return out
+
+
+def source_path(db, chunk_id: int) -> Path | None:
+    """The path the file holding this passage was imported from (to open it at its page), or None."""
+    row = db.execute("SELECT f.path FROM corpus_chunks AS c JOIN corpus_documents AS d ON d.id = c.document_id "
+                     "JOIN corpus_files AS f ON f.id = d.file_id WHERE c.id = ?", [int(chunk_id)]).fetchone()
+    return Path(row[0]) if row and row[0] else None

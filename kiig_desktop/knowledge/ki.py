@@ -255,7 +255,7 @@ def _prepare_step(db, corpus: str, rec: dict, step: dict, question: str | None, 
         rec.update(ki=1.0, reason=ki_rules.REASON_QUERY_FAILED)
         return None
     passages = search(db, corpus, query, k)
-    rec["evidence"] = [{"source": p.source, "chunk": p.chunk, "score": p.score, "chunk_id": p.chunk_id} for p in passages]
+    rec["evidence"] = [p.evidence() for p in passages]
     if mode != "passages-true-false" and not passages:  # reasoningeval asks even without passages: no "no evidence" case
         rec["reason"] = REASON_NO_EVIDENCE
         return None

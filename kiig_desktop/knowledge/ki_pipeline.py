@@ -97,7 +97,7 @@ def pipeline_step(knowledge: str, retrieve: Retrieve, rag_generate: Generate, ju
     passages = retrieve(query)
     answer = _ask(rag_generate, rag_messages(query, passages), RAG_MAX_TOKENS, "RAG model")
     verdict = _ask(judge_generate, judge_messages(knowledge, answer), JUDGE_MAX_TOKENS, "judge")
-    evidence = [{"source": p.source, "chunk": p.chunk, "score": p.score, "chunk_id": p.chunk_id} for p in passages]
+    evidence = [p.evidence() for p in passages]
     return {**out, "applicable": True, "ki": ki_rules.pipeline_match(verdict), "reason": REASON_JUDGED,
             "query": query, "evidence": evidence, "rag_answer": answer, "judge_reply": verdict}
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from dataclasses import asdict, dataclass
+from pathlib import PurePath
 
 from ..errors import InputError
 from ..store.corpus_schema import FTS_TOKENIZE
@@ -45,7 +46,11 @@ STOP_WORDS: frozenset[str] = frozenset(
 
 @dataclass
 class Passage:
-    """One search hit; ``score`` is the negated BM25 value (higher is better)."""
+    """One search hit; ``score`` is the negated BM25 value (higher is better).
+
+    ``file`` is the imported file's name in the corpus, ``page``/``page_end`` the 1-based pages a
+    passage of a PDF covers (None for other files), ``title`` the heading path of its section.
+    """
 
     source: str
     chunk: int
@@ -53,9 +58,41 @@ class Passage:
     score: float
     chunk_id: int
     title: str | None = None
+    page: int | None = None
+    page_end: int | None = None
+    file: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def evidence(self) -> dict:
+        """A KI step's evidence entry: source, chunk, score, chunk_id; file, page, page_end, title when
+        known; ``where`` (:meth:`where`), so the evidence names its place even after the corpus changed."""
+        ev: dict = {"source": self.source, "chunk": self.chunk, "score": self.score, "chunk_id": self.chunk_id}
+        ev.update({k: v for k, v in (("file", self.file), ("page", self.page), ("page_end", self.page_end),
+                                     ("title", self.title)) if v is not None})
+        ev["where"] = self.where()
+        return ev
+
+    def where(self) -> str:
+        """Where the passage comes from, for people: "NG28.pdf, page 14", "guide.docx > Dosing > Adults"."""
+        return passage_label(self.file or self.source, self.page, self.page_end, self.title,
+                             record=self.source if self.file and self.source != self.file else None)
+
+
+def passage_label(file: str, page: int | None = None, page_end: int | None = None, title: str | None = None,
+                  record: str | None = None) -> str:
+    """The label of :meth:`Passage.where` from its parts (also for evidence dicts read back from a session).
+
+    ``record`` is the id of a ``.jsonl`` record. A title that is only the file's stem (a file with
+    no headings) is left out.
+    """
+    label = file + (f" > {record}" if record else "")
+    if page is not None:
+        return f"{label}, pages {page}-{page_end}" if page_end is not None and page_end > page else f"{label}, page {page}"
+    if title and title != PurePath(file).stem and title != record:
+        return f"{label} > {title}"
+    return label
 
 
 def word_tokens(text: str) -> list[str]:
@@ -129,18 +166,25 @@ def search(db, name: str, query: str, k: int = 5) -> list[Passage]:
     if db.execute("SELECT count(*) FROM corpora").fetchone()[0] > 1:  # restrict to this corpus inside the index
         match = f'corpus_tag : "c{cid}" AND {match}'
     sql = f"""
-        SELECT c.id, c.chunk, c.title, c.text, d.source, hits.score
+        SELECT {PASSAGE_COLUMNS}, hits.score
         FROM (SELECT rowid AS rid, -{_BM25} AS score FROM corpus_fts
               WHERE corpus_fts MATCH ? ORDER BY {_BM25} LIMIT ?) AS hits
-        JOIN corpus_chunks AS c ON c.id = hits.rid
-        JOIN corpus_documents AS d ON d.id = c.document_id
+        JOIN corpus_chunks AS c ON c.id = hits.rid {PASSAGE_JOINS}
         ORDER BY hits.score DESC, c.id
     """
-    rows = db.execute(sql, [match, k]).fetchall()
-    return [
-        Passage(source=src, chunk=int(chunk), text=text, score=float(score), chunk_id=int(cid_), title=title)
-        for cid_, chunk, title, text, src, score in rows
-    ]
+    return [passage_from_row(row[:-1], float(row[-1])) for row in db.execute(sql, [match, k]).fetchall()]
+
+
+# What a Passage is read from: a chunk ``c`` joined with its document ``d`` and file ``f``.
+PASSAGE_COLUMNS = "c.id, c.chunk, c.title, c.text, d.source, c.page, c.page_end, f.name"
+PASSAGE_JOINS = "JOIN corpus_documents AS d ON d.id = c.document_id JOIN corpus_files AS f ON f.id = d.file_id"
+
+
+def passage_from_row(row: tuple, score: float = 0.0) -> Passage:
+    """A Passage from the PASSAGE_COLUMNS of one row."""
+    cid_, chunk, title, text, source, page, page_end, file = row
+    return Passage(source=source, chunk=int(chunk), text=text, score=score, chunk_id=int(cid_), title=title,
+                   page=page, page_end=page_end, file=file)
 
 
 def match_spans(text: str, query: str) -> list[tuple[int, int]]:

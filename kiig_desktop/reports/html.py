@@ -4,7 +4,8 @@ The HTML has no script and loads nothing: inline CSS, inline SVG charts (``svg.p
 Content-Security-Policy that forbids any fetch. Every piece of text is escaped -- model output,
 item text and file names are untrusted. Sections: findings, per-model table, bar charts with 95%
 intervals, paired differences (table and forest plots), accuracy against InfoGain, the per-item
-table, and a drill-down per chain (reasoning, steps with InfoGain and KI) as ``<details>``.
+table, and a drill-down per chain (reasoning, steps with InfoGain and KI, and the passages each KI
+was judged on, named by file and page or heading path) as ``<details>``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from html import escape
 
 from .. import __version__
 from ..files import spreadsheet_writer
+from ..knowledge.provenance import evidence_where
+from ..store.ki_rows import step_evidence
 from ..strict_json import dumps
 from . import svg
 from .review_html import reviews_section
@@ -54,7 +57,7 @@ details{border:1px solid var(--line);border-radius:4px;margin:6px 0;padding:4px 
 summary{cursor:pointer;font-weight:600}
 pre{white-space:pre-wrap;word-break:break-word;background:var(--soft);padding:8px 10px;border-radius:4px;font-size:12.5px}
 dl.kv{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;margin:6px 0}dl.kv dt{color:var(--muted)}dl.kv dd{margin:0}
-td.q{max-width:360px}a{color:#0969da;text-decoration:none}
+td.q{max-width:360px}ol.ev{margin:0;padding-left:18px;font-size:12px}td.evidence{min-width:200px}a{color:#0969da;text-decoration:none}
 #summary-table td:first-child{min-width:220px}.ci{color:var(--muted);font-size:11.5px}tr.group td{border-top:2px solid var(--line)}
 footer{margin-top:36px;color:var(--muted);font-size:12px;border-top:1px solid var(--line);padding-top:8px}
 @media print{main{max-width:none;padding:0}details{break-inside:avoid}details:not([open]) > :not(summary){display:none}
@@ -268,7 +271,8 @@ def _short(text: str, n: int) -> str:
 
 def _chains_section(report: BatchReport, details: dict[int, dict]) -> list[str]:
     out = ["<h2>Chains</h2>", '<p class="muted small">Each chain as generated and scored: the reasoning text, then '
-           "its steps with the scorer's answer NLL after the step, InfoGain, \u0394NLL and the judge's KI.</p>"]
+           "its steps with the scorer's answer NLL after the step, InfoGain, \u0394NLL, the judge's KI and the "
+           "passages it was judged on (file and page, or heading path).</p>"]
     for r in report.items:
         d = details.get(r.chain_id)
         if d is None:
@@ -282,17 +286,30 @@ def _chains_section(report: BatchReport, details: dict[int, dict]) -> list[str]:
         out.append(f'<p class="muted small">Question: {_e(r.question)}</p><pre>{_e(gen.get("text", ""))}</pre>')
         steps = rec.get("steps") or []
         if steps:
+            evidence = step_evidence(rec, d.get("ki") or [])
+            passages = d.get("passages") or {}
             rows = "".join(
                 f'<tr><td class="num">{i + 1}</td><td>{_e(s.get("text"))}</td>'
                 f'<td class="num">{_e(_num(s.get("answer_nll")))}</td><td class="num">{_e(_num(s.get("info_gain")))}</td>'
                 f'<td class="num">{_e(_num(s.get("delta_nll")))}</td>'
-                f'<td class="num">{_e(_num(s.get("ki")) if s.get("applicable") else "n/a")}</td></tr>'
+                f'<td class="num">{_e(_num(s.get("ki")) if s.get("applicable") else "n/a")}</td>'
+                f'<td class="evidence">{_evidence_cell(evidence.get(s.get("index", i)) or [], passages)}</td></tr>'
                 for i, s in enumerate(steps))
             out.append('<table><thead><tr><th class="num">#</th><th>Step</th><th class="num">Answer NLL</th>'
-                       '<th class="num">InfoGain</th><th class="num">\u0394NLL</th><th class="num">KI</th></tr></thead>'
-                       f"<tbody>{rows}</tbody></table>")
+                       '<th class="num">InfoGain</th><th class="num">\u0394NLL</th><th class="num">KI</th>'
+                       f"<th>Evidence</th></tr></thead><tbody>{rows}</tbody></table>")
         out.append("</details>")
     return out
+
+
+def _evidence_cell(evidence: list[dict], passages: dict) -> str:
+    """The passages a step's KI was judged on, best first: where each comes from and its BM25 score."""
+    items = []
+    for ev in evidence:
+        score = ev.get("score")
+        bm25 = f' <span class="muted">BM25 {score:.2f}</span>' if isinstance(score, int | float) and math.isfinite(score) else ""
+        items.append(f"<li>{_e(evidence_where(ev, passages.get(ev.get('chunk_id'))))}{bm25}</li>")
+    return f'<ol class="ev">{"".join(items)}</ol>' if items else ""
 
 
 def _num(v) -> str:

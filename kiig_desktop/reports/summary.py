@@ -337,10 +337,17 @@ def paired_values(results: Sequence[ItemResult], a: str, b: str, metric_key: str
 
 
 def load_chain_detail(store, chain_id: int) -> dict:
-    """What the report's drill-down shows for one item: ``{"record", "item", "generation", "ki"}``
-    (token curves left out: the report does not draw them)."""
+    """What the report's drill-down shows for one item: ``{"record", "item", "generation", "ki",
+    "passages"}`` (token curves left out: the report does not draw them); ``passages`` are the
+    corpus passages the KI evidence cites, by chunk id, for evidence stored without its place."""
+    from ..knowledge.corpus import get_chunks
+
+    ki = store.load_ki(chain_id)
+    ids = sorted({e["chunk_id"] for ev in ki for s in ev["steps"] for e in s.get("evidence") or []
+                  if isinstance(e.get("chunk_id"), int) and not e.get("where")})
     return {"record": store.load_chain(chain_id, curve=False), "item": store.load_item(chain_id),
-            "generation": store.load_generation(chain_id), "ki": store.load_ki(chain_id)}
+            "generation": store.load_generation(chain_id), "ki": ki,
+            "passages": {p.chunk_id: p for p in get_chunks(store.db, ids)}}
 
 
 def chain_details(store, report: BatchReport) -> dict[int, dict]:

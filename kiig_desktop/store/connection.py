@@ -211,16 +211,19 @@ def _corpus_version_stored(conn: sqlite3.Connection) -> int | None:
 def _apply_corpus(conn: sqlite3.Connection, path: Path) -> None:
     """Create or upgrade the corpus tables (inside the caller's transaction).
 
-    When ``corpus_schema.CORPUS_SCHEMA_VERSION`` grew since the file was written: the corpus
-    module's ``migrate(conn, from_version)`` runs if it has one; otherwise corpus tables that hold
-    no data are recreated, and a session with corpus data gets a clear error (file untouched).
+    When ``corpus_schema.CORPUS_SCHEMA_VERSION`` grew since the file was written: the steps of
+    ``corpus_schema.CORPUS_MIGRATIONS`` from the file's version on run when there is one for every
+    version; otherwise corpus tables that hold no data are recreated, and a session with corpus
+    data gets a clear error (file untouched).
     """
     target = int(getattr(corpus_schema, "CORPUS_SCHEMA_VERSION", 1))
     stored = _corpus_version_stored(conn)
     if stored is not None and stored < target:
-        upgrade = getattr(corpus_schema, "migrate", None)
-        if upgrade is not None:
-            upgrade(conn, stored)
+        steps = getattr(corpus_schema, "CORPUS_MIGRATIONS", {})
+        if all(v in steps for v in range(stored + 1, target + 1)):
+            for v in range(stored + 1, target + 1):
+                for statement in steps[v]:
+                    conn.execute(statement)
         else:
             tables = [t for t in getattr(corpus_schema, "CORPUS_TABLES", ()) if conn.execute(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (t,)).fetchone()]

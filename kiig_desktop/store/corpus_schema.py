@@ -11,7 +11,10 @@ Layout:
   settings, decode warnings). Re-importing a file with the same SHA-256 and settings is a no-op.
 - ``corpus_documents``: what a search result names as ``source``: the file name for ``.txt`` and
   ``.md`` files, the record ``id`` for each line of a ``.jsonl`` file.
-- ``corpus_chunks``: the passages, with character offsets into the decoded document.
+- ``corpus_chunks``: the passages, with character offsets into the decoded document; ``title`` is
+  the heading path of the section (``"Dosing > Adults"``) or the file's stem; since corpus format
+  3 ``page``/``page_end`` are the 1-based first and last page a passage of a paged file (PDF)
+  covers, NULL for other files.
 - ``corpus_fts``: a *contentless* FTS5 index over the chunks (the text is stored once, in
   ``corpus_chunks``), kept in sync by triggers. Its first column holds a tag ``c<corpus id>`` so a
   search is restricted to one corpus inside the index; BM25 gives that column weight 0. Because
@@ -21,8 +24,17 @@ Layout:
 from __future__ import annotations
 
 # Version 1 was the first draft layout (corpora, corpus_documents, corpus_chunks, no FTS index).
-# Increment when the tables change; store/ rebuilds empty older corpus tables and refuses data.
-CORPUS_SCHEMA_VERSION = 2
+# Increment when the tables change and add the step to CORPUS_MIGRATIONS: store/ applies the steps
+# from the file's version on; with no path of steps it rebuilds empty older tables and refuses data.
+CORPUS_SCHEMA_VERSION = 3
+
+# version -> statements that take a file from ``version - 1`` to ``version``. An ADD COLUMN puts
+# the column after the last column definition, so CORPUS_DDL lists it there too: a migrated file
+# and a new one then hold the same CREATE TABLE text (store/schema_check.py compares them).
+CORPUS_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    3: ("ALTER TABLE corpus_chunks ADD COLUMN page INTEGER",
+        "ALTER TABLE corpus_chunks ADD COLUMN page_end INTEGER"),
+}
 FTS_TOKENIZE = "porter unicode61 remove_diacritics 2"  # knowledge.search highlights words the same way
 
 CORPUS_DDL: list[str] = [
@@ -66,6 +78,8 @@ CORPUS_DDL: list[str] = [
         text TEXT NOT NULL,
         char_start INTEGER,
         char_end INTEGER,
+        page INTEGER,
+        page_end INTEGER,
         UNIQUE (document_id, chunk)
     )""",
     "CREATE INDEX IF NOT EXISTS corpus_chunks_corpus ON corpus_chunks(corpus_id)",

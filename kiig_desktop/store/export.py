@@ -5,7 +5,12 @@ an item that failed, gets one row with empty step fields). JSONL rows also carry
 of each run, ``run_data`` (settings, versions, models by role) and, on the first row of each chain,
 ``chain_data`` (the exact record with its token curve, the item, the generation and KI evidence):
 ``import_jsonl`` rebuilds the run from those with identical numbers. CSV is for spreadsheets: the
-same flat columns, structures (options, option probabilities) as JSON text.
+same flat columns, structures (options, option probabilities, evidence) as JSON text.
+
+``evidence`` is the list of passages the step's KI was judged on (``store.ki_rows.step_evidence``),
+each as stored: ``source``, ``chunk``, ``score``, ``chunk_id`` and, for KI scored since corpus
+format 3, ``file``, ``page``/``page_end`` (PDF), ``title`` (heading path) and ``where``
+("NG28.pdf, page 14"); empty for a step without KI.
 
 ``import_jsonl`` also accepts plain ``kiig score`` / ``kiig ki`` output lines (no ``kiig_export``
 field): they become one run of kind ``import``.
@@ -22,6 +27,7 @@ from ..errors import InputError, StoreError
 from ..files import private_output, spreadsheet_writer
 from ..strict_json import JSONProblem, bad_lines_error, dumps, jsonl_lines, loads
 from .codec import canonical_json, now_iso, sha256_text
+from .ki_rows import step_evidence
 from .schema import RUN_KINDS, RUN_STATUSES
 from .session import SessionStore, compute_run_key
 
@@ -33,7 +39,7 @@ COLUMNS = (
     "chain_key", "chain_status", "chain_error", "mode", "question", "answer", "answer_idx", "options",
     "n_steps", "n_tokens", "info_gain_mean", "delta_nll_mean", "paper_info_gain", "paper_mean", "ki_mean", "correct",
     "baseline_answer_nll", "baseline_answer_ppl", "baseline_seq_ppl", "baseline_entropy_bits", "baseline_p_correct",
-    "step_index", "step_text", "step_start", "step_end", *STEP_METRICS, "option_probs", "applicable", "ki",
+    "step_index", "step_text", "step_start", "step_end", *STEP_METRICS, "option_probs", "applicable", "ki", "evidence",
 )
 
 
@@ -56,6 +62,8 @@ def iter_rows(store: SessionStore, run_id: int, *, full: bool) -> Iterator[dict]
         item = item_data or {}
         model_path, model_sha, judge_path, judge_sha = _model_ref(run, record)
         baseline = record.get("baseline") if isinstance(record.get("baseline"), dict) else {}
+        evaluations = store.load_ki(chain_id)
+        evidence = step_evidence(record, evaluations)
         base = {
             "kiig_export": EXPORT_FORMAT,
             "run_id": run["id"], "run_uid": run["uid"], "run_kind": run["kind"], "run_name": run["name"],
@@ -80,6 +88,7 @@ def iter_rows(store: SessionStore, run_id: int, *, full: bool) -> Iterator[dict]
                 "step_text": s.get("text"), "step_start": s.get("start"), "step_end": s.get("end"),
                 **{k: s.get(k) for k in STEP_METRICS},
                 "option_probs": s.get("option_probs"), "applicable": s.get("applicable"), "ki": s.get("ki"),
+                "evidence": evidence.get(s.get("index", pos)) if step is not None else None,
             })
             if full and first:
                 row["run_data"] = _run_data(store, run)
@@ -89,7 +98,7 @@ def iter_rows(store: SessionStore, run_id: int, *, full: bool) -> Iterator[dict]
                     "record": record,
                     "item": item_data,
                     "generation": _generation_data(store, chain_id),
-                    "ki": [_ki_data(store, ev) for ev in store.load_ki(chain_id)],
+                    "ki": [_ki_data(store, ev) for ev in evaluations],
                 }
             yield row
 

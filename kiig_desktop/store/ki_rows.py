@@ -73,3 +73,18 @@ def read_ki(conn: sqlite3.Connection, chain_id: int) -> list[dict]:
             "chain_sha256": made_on, "current": made_on is None or made_on == now,
         })
     return out
+
+
+def record_evaluation(record: dict, evaluations: list[dict]) -> dict | None:
+    """The evaluation behind a chain record's step KI: the latest made with the corpus of the record's
+    own KI (a batch run's), else the latest (the one the Results view shows first); None without KI."""
+    own = record.get("ki") if isinstance(record.get("ki"), dict) else {}
+    same = [e for e in evaluations if own.get("corpus") is not None and e.get("corpus") == own.get("corpus")]
+    return (same or evaluations or [None])[-1]
+
+
+def step_evidence(record: dict, evaluations: list[dict]) -> dict[int, list[dict]]:
+    """Step index -> the evidence passages of :func:`record_evaluation` for that step, best first."""
+    ev = record_evaluation(record, evaluations) or {}
+    return {int(s["index"]): list(s.get("evidence") or []) for s in ev.get("steps") or []
+            if isinstance(s.get("index"), int) and not isinstance(s.get("index"), bool)}

@@ -52,7 +52,7 @@ def test_add_search_list_remove(tmp_path, capsys, docs):
     assert set(results[0]) >= {"source", "chunk", "text", "score"} and results[0]["score"] > results[1]["score"]
 
     code, out, _ = kiig(capsys, "corpus", "search", "--db", db, "--name", "clinical", "--query", "orange urine tuberculosis")
-    assert code == 0 and out.startswith("1. [") and "cf-rifampicin #0 - Rifampicin" in out
+    assert code == 0 and out.startswith("1. [") and "clinical_facts.jsonl > cf-rifampicin > Rifampicin #0" in out
 
     code, out, _ = kiig(capsys, "corpus", "list", "--db", db, "--json")
     listing = json.loads(out)["corpora"]

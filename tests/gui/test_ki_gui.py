@@ -132,7 +132,8 @@ def test_ki_end_to_end_on_the_embedded_model(qtbot, window):
         assert f"P(yes) {ks['judge_p_yes']:.4f}" in shown.fields["judge"].text()
         assert len(items) == len(ks["evidence"]) > 0
         for n, e in enumerate(ks["evidence"]):
-            assert items[n].heading == f"[{n + 1}]  {e['source']}  ·  chunk {e['chunk']}  ·  BM25 {e['score']:.2f}"
+            assert items[n].heading == f"[{n + 1}]  {e['where']}  ·  chunk {e['chunk']}  ·  BM25 {e['score']:.2f}"
+            assert e["where"].startswith(f"clinical_facts.jsonl > {e['source']}")
             text = chunks[e["chunk_id"]].text
             assert shown.passages.passage_text(n) == text
             check_highlights(shown.passages, n, text, ks["query"])
@@ -207,7 +208,7 @@ def test_corpus_import_report_search_and_removal(qtbot, window, tmp_path, monkey
     view.search_button.click()
     qtbot.waitUntil(lambda: view.hits_tree.topLevelItemCount() > 0, timeout=10000)
     hit = view.hits_tree.topLevelItem(0)
-    assert (hit.text(1), hit.text(2)) == ("ace.md", "0")
+    assert (hit.text(1), hit.text(2)) == ("ace.md > ACE inhibitors", "0")
     text = view.hits[0].text
     assert view.preview.passage_text(0) == text
     check_highlights(view.preview, 0, text, view.query.text())
@@ -273,7 +274,7 @@ def test_hostile_passage_text_is_shown_literally(qtbot, window, tmp_path, monkey
     window.results.select_step(0)
     qtbot.waitUntil(lambda: panel.evidence.step == 0, timeout=5000)
     passages = panel.evidence.passages
-    assert passages.items[0].heading.startswith("[1]  <b>src</b>  ·  chunk 0")
+    assert passages.items[0].heading.startswith("[1]  hostile.jsonl > <b>src</b> > <i>Title</i>  ·  chunk 0")
     assert passages.passage_text(0) == HOSTILE
     assert "<i>Title</i>" in passages.toPlainText() and HOSTILE in passages.toPlainText()
     html = passages.toHtml()
@@ -289,7 +290,7 @@ def test_hostile_passage_text_is_shown_literally(qtbot, window, tmp_path, monkey
     window.corpora_view.query.setText("metformin glucose")
     window.corpora_view.run_search()
     qtbot.waitUntil(lambda: window.corpora_view.hits_tree.topLevelItemCount() == 1, timeout=10000)
-    assert window.corpora_view.hits_tree.topLevelItem(0).text(1) == "<b>src</b>"
+    assert window.corpora_view.hits_tree.topLevelItem(0).text(1) == "hostile.jsonl > <b>src</b> > <i>Title</i>"
     assert window.corpora_view.preview.passage_text(0) == HOSTILE
 
     # confirmations show corpus names as plain text

@@ -110,11 +110,13 @@ def test_step_facts_state_ki_and_its_evidence():
     result = AnalysisResult.__new__(AnalysisResult)
     result.record = record
     ki = {0: {"applicable": True, "ki": 0.8123, "reason": "supported",
-              "evidence": [{"source": "warfarin.md", "chunk": 1}, {"source": "inr.md", "chunk": 0}]},
+              "evidence": [{"source": "warfarin.md", "chunk": 1}, {"source": "inr.md", "chunk": 0},
+                           {"source": "NG28.pdf", "chunk": 3, "file": "NG28.pdf", "page": 14, "where": "NG28.pdf, page 14"}]},
           1: {"applicable": False, "reason": "no claim"}}
     facts = dict(step_facts(result, ki, 0))
     assert facts["ΔNLL"] == "▲ +0.5000" and facts["InfoGain"] == "▼ -1.250"
     assert facts["Options"] == "A 0.70  B 0.30"
-    assert facts["KI"] == "0.81 from 2 passages" and facts["Evidence"] == "inr.md, warfarin.md; supported"
+    assert facts["KI"] == "0.81 from 3 passages"
+    assert facts["Evidence"] == "warfarin.md; inr.md; NG28.pdf, page 14 — supported"  # best first, with the page
     facts = dict(step_facts(result, ki, 1))
     assert facts["ΔNLL"] == "—" and facts["KI"].startswith("n/a")

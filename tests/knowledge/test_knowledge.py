@@ -189,7 +189,8 @@ def test_score_chain_with_fake_judge(demo_db):
         assert 0.0 <= step["ki"] <= 1.0
         assert 1 <= len(step["evidence"]) <= 3
         assert step["evidence"][0]["source"] == "cf-warfarin"
-        assert set(step["evidence"][0]) == {"source", "chunk", "score", "chunk_id"}
+        assert set(step["evidence"][0]) == {"source", "chunk", "score", "chunk_id", "file", "title", "where"}
+        assert step["evidence"][0]["where"].startswith("clinical_facts.jsonl > cf-warfarin")
         assert step["judge_p_yes"] > 0 and step["judge_p_no"] > 0
     # "Yes"+" Yes"+"yes" against the same for No
     assert s[1]["ki"] == pytest.approx(0.9) and s[2]["ki"] == pytest.approx(0.1)

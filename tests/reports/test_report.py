@@ -146,7 +146,8 @@ def test_html_escapes_hostile_text_and_is_self_contained(html_file):
     parser.feed(html)
     assert parser.tags <= {"html", "head", "meta", "title", "style", "body", "main", "header", "h1", "h2", "h3", "p", "b",
                            "section", "table", "thead", "tbody", "tr", "th", "td", "span", "br", "div", "svg", "rect",
-                           "line", "path", "text", "circle", "details", "summary", "pre", "a", "dl", "dt", "dd", "footer"}
+                           "line", "path", "text", "circle", "details", "summary", "pre", "a", "dl", "dt", "dd", "footer",
+                           "ol", "li"}
     assert not [k for k, _ in parser.attrs if k.startswith("on")]
     assert not [v for k, v in parser.attrs if k in ("src", "href") and v and not v.startswith("#")]
     assert "http://" not in html and "https://" not in html

@@ -4,6 +4,13 @@
 schema N, with ``session_v<N>.expected.json`` describing what it holds. When the schema changes:
 add a Migration in ``store/schema.py``, bump SCHEMA_VERSION, and write the new fixture with
 ``python tests/test_store_migrations.py`` (it never overwrites an existing fixture).
+
+The reference-corpus tables have their own layout version (``store/corpus_schema.py``
+CORPUS_SCHEMA_VERSION, kept in ``meta``). ``tests/data/corpus_v<N>.kiig`` is a session holding a
+corpus written by the version that introduced corpus format N (``corpus_v<N>.expected.json``: its
+passages and a search); when the corpus tables change, add the migration to
+``corpus_schema.CORPUS_MIGRATIONS``, bump CORPUS_SCHEMA_VERSION and write the new fixture with
+``python tests/test_store_migrations.py --corpus``.
 """
 
 from __future__ import annotations
@@ -64,6 +71,37 @@ def write_fixture(version: int = SCHEMA_VERSION) -> Path:
             expected["runs"][0]["reviews"] = _fixture_reviews(s, run)
         s.conn.execute("VACUUM")
     (DATA / f"session_v{version}.expected.json").write_text(json.dumps(expected, indent=1) + "\n", encoding="utf-8")
+    return path
+
+
+CORPUS_FILES = {
+    "guide.md": "# Dosing\n\n## Adults\n\nMetformin 500 mg twice daily with meals.\n\n## Children\n\n"
+                "Not licensed below ten years of age.\n",
+    "notes.txt": "Insulin is started when HbA1c stays above target despite two oral agents.\n",
+    "refs.jsonl": '{"id": "r1", "title": "Statins", "text": "Atorvastatin 20 mg for primary prevention."}\n',
+}
+
+
+def write_corpus_fixture(version: int = corpus_schema.CORPUS_SCHEMA_VERSION) -> Path:
+    """Write corpus_v<version>.kiig: a session with corpus 'guides' of three files (once per corpus format)."""
+    import tempfile
+
+    from kiig_desktop.knowledge import corpus
+
+    path = DATA / f"corpus_v{version}.kiig"
+    if path.exists():
+        raise SystemExit(f"{path} exists; fixtures of released versions are never rewritten")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, text in CORPUS_FILES.items():
+            (Path(tmp) / name).write_text(text, encoding="utf-8")
+        with SessionStore.open(path) as s:
+            corpus.add_documents(s.db, "guides", [tmp], max_chunk_chars=200, overlap_chars=20)
+            rows = s.conn.execute("SELECT d.source, k.chunk, k.title, k.text, k.char_start, k.char_end FROM corpus_chunks k "
+                                  "JOIN corpus_documents d ON d.id = k.document_id ORDER BY d.source, k.chunk").fetchall()
+            hits = [[p.source, p.chunk] for p in corpus.search(s.db, "guides", "metformin dose for adults", k=3)]
+            s.conn.execute("VACUUM")
+    expected = {"corpus_schema_version": version, "chunks": [list(r) for r in rows], "search": hits}
+    (DATA / f"corpus_v{version}.expected.json").write_text(json.dumps(expected, indent=1) + "\n", encoding="utf-8")
     return path
 
 
@@ -217,7 +255,7 @@ def test_empty_corpus_tables_of_an_older_corpus_format_are_rebuilt(tmp_path):
     conn.execute("CREATE TABLE corpus_documents (id INTEGER PRIMARY KEY, corpus_id INTEGER, source TEXT)")
     conn.commit()
     conn.close()
-    _set_corpus_version(path, corpus_schema.CORPUS_SCHEMA_VERSION - 1)
+    _set_corpus_version(path, 1)  # the first draft layout: no migration steps lead from it
     with SessionStore.open(path) as s:
         cols = [r[1] for r in s.conn.execute("PRAGMA table_info(corpus_documents)")]
         assert "file_id" in cols
@@ -231,7 +269,7 @@ def test_corpus_data_in_an_older_or_newer_format_is_refused_untouched(tmp_path):
     conn.execute("INSERT INTO corpora (name, created) VALUES ('demo', 'x')")
     conn.commit()
     conn.close()
-    _set_corpus_version(path, corpus_schema.CORPUS_SCHEMA_VERSION - 1)
+    _set_corpus_version(path, 1)  # the first draft layout: no migration steps lead from it
     before = _sha(path)
     with pytest.raises(StoreError, match="older format"):
         SessionStore.open(path)
@@ -242,6 +280,40 @@ def test_corpus_data_in_an_older_or_newer_format_is_refused_untouched(tmp_path):
         with pytest.raises(StoreError, match="newer version"):
             SessionStore.open(path, write=write)
     assert _sha(path) == before
+
+
+def _corpus_fixtures() -> list[int]:
+    return sorted(int(p.stem.split("_v")[1]) for p in DATA.glob("corpus_v*.kiig"))
+
+
+def test_a_corpus_fixture_exists_for_every_corpus_format_with_migrations():
+    assert _corpus_fixtures() == list(range(2, corpus_schema.CORPUS_SCHEMA_VERSION + 1)), \
+        "write the new fixture: python tests/test_store_migrations.py --corpus"
+    assert sorted(corpus_schema.CORPUS_MIGRATIONS) == list(range(3, corpus_schema.CORPUS_SCHEMA_VERSION + 1))
+
+
+@pytest.mark.parametrize("version", _corpus_fixtures())
+def test_a_session_keeps_its_corpus_through_corpus_format_migrations(tmp_path, version):
+    from kiig_desktop.knowledge import corpus
+
+    path = tmp_path / "old.kiig"
+    shutil.copyfile(DATA / f"corpus_v{version}.kiig", path)
+    expected = json.loads((DATA / f"corpus_v{version}.expected.json").read_text(encoding="utf-8"))
+    with SessionStore.open(path) as s:
+        assert s.check() == []
+        stored = s.conn.execute("SELECT value FROM meta WHERE key = 'corpus_schema_version'").fetchone()[0]
+        assert int(stored) == corpus_schema.CORPUS_SCHEMA_VERSION
+        rows = s.conn.execute("SELECT d.source, k.chunk, k.title, k.text, k.char_start, k.char_end, k.page, k.page_end "
+                              "FROM corpus_chunks k JOIN corpus_documents d ON d.id = k.document_id "
+                              "ORDER BY d.source, k.chunk").fetchall()
+        assert [list(r[:6]) for r in rows] == expected["chunks"]
+        assert {r[6:] for r in rows} == {(None, None)}  # text files have no pages
+        hits = corpus.search(s.db, "guides", "metformin dose for adults", k=3)
+        assert [[p.source, p.chunk] for p in hits] == expected["search"]
+        assert hits[0].where() == "guide.md > Dosing / Adults" and hits[0].page is None
+    fresh = tmp_path / "fresh.kiig"
+    SessionStore.open(fresh).close()
+    assert _schema_sql(path) == _schema_sql(fresh)
 
 
 def test_a_file_left_blank_by_a_crash_during_creation_is_initialised(tmp_path):
@@ -260,4 +332,4 @@ def test_a_file_left_blank_by_a_crash_during_creation_is_initialised(tmp_path):
 
 
 if __name__ == "__main__":
-    sys.exit(print(write_fixture()))
+    sys.exit(print(write_corpus_fixture() if "--corpus" in sys.argv[1:] else write_fixture()))

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from ...events import CancelToken, Progress
+from ...knowledge.chunking import SUPPORTED_SUFFIXES
 from ...knowledge.corpus import ImportReport, Passage, list_files
 from ...knowledge.search import match_spans
 from ...units import human_bytes
@@ -34,11 +35,22 @@ from ..shared.corpora import DEMO_CORPUS, Corpora
 from ..shared.theme import theme
 from ..shared.widgets import compact_combo, confirm, make_tree, plain_label, rich_tooltip
 from ..shared.workers import Task
-from .evidence_panel import PassageItem, PassageView
+from .evidence_panel import PassageItem, PassageView, passage_heading, shown_title
 
 CORPUS, FILE, DOC, MORE = 1, 2, 3, 4
 STATUS_COLORS = {"added": "good", "replaced": "accent", "unchanged": "muted", "skipped": "bad"}
 DOC_LIMIT = 1000
+
+
+def import_filter() -> str:
+    """The file dialog's filter: every file type the importer reads, then all files."""
+    return f"Reference documents ({' '.join('*' + s for s in sorted(SUPPORTED_SUFFIXES))});;All files (*)"
+
+
+def supported_text() -> str:
+    """The importer's file types in words: ".jsonl, .md, .pdf or .txt files"."""
+    kinds = sorted({"." + kind for kind in SUPPORTED_SUFFIXES.values()})
+    return (", ".join(kinds[:-1]) + " or " + kinds[-1]) if len(kinds) > 1 else kinds[0]
 
 
 class CorporaView(QWidget):
@@ -91,7 +103,7 @@ class CorporaView(QWidget):
         ev.addStretch(1)
         title = plain_label("No reference corpus yet", "heading")
         title.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        hint = plain_label("Import .txt, .md or .jsonl files (or a folder of them) to check reasoning steps against. "
+        self.empty_hint = hint = plain_label(f"Import {supported_text()} files (or a folder of them) to check reasoning steps against. "
                            "To try the Knowledge Index right away, start with the demo: 55 short clinical reference "
                            "passages written for this app.", "muted", wrap=True)
         hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -330,12 +342,12 @@ class CorporaView(QWidget):
 
     def _import_files_dialog(self) -> None:
         paths, _ = QFileDialog.getOpenFileNames(self, "Import reference files", "",
-                                                "Reference texts (*.txt *.md *.jsonl);;All files (*)")
+                                                import_filter())
         if paths:
             self.import_paths(self.target.currentText(), paths)
 
     def _import_folder_dialog(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Import a folder of reference texts")
+        path = QFileDialog.getExistingDirectory(self, "Import a folder of reference documents")
         if path:
             self.import_paths(self.target.currentText(), [path])
 
@@ -442,8 +454,8 @@ class CorporaView(QWidget):
         self.hits, self.hits_query = list(hits), query
         self.hits_tree.clear()
         for rank, h in enumerate(hits, 1):
-            item = QTreeWidgetItem([str(rank), h.source, str(h.chunk), f"{h.score:.2f}"])
-            item.setToolTip(1, rich_tooltip(f"{h.source}\n{h.title or ''}".strip()))
+            item = QTreeWidgetItem([str(rank), h.where(), str(h.chunk), f"{h.score:.2f}"])
+            item.setToolTip(1, rich_tooltip(f"{h.where()}\n{h.title or ''}".strip()))
             for col in (0, 2, 3):
                 item.setTextAlignment(col, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             self.hits_tree.addTopLevelItem(item)
@@ -458,5 +470,6 @@ class CorporaView(QWidget):
             return
         h = self.hits[row]
         q = self.hits_query
-        self.preview.set_items([PassageItem(f"[{row + 1}]  {h.source}  ·  chunk {h.chunk}  ·  BM25 {h.score:.2f}", h.text,
-                                            h.title, match_spans(h.text, q), match_spans(h.title or "", q))])
+        title = shown_title(h)
+        self.preview.set_items([PassageItem(passage_heading(row + 1, h), h.text, title, match_spans(h.text, q),
+                                            match_spans(title or "", q))])

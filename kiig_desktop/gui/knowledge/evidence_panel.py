@@ -4,28 +4,38 @@ Passages (and their source names) are corpus text: they go into the document wit
 ``QTextCursor.insertText`` and a ``QTextCharFormat`` only, never as HTML, so markup inside a
 passage is shown literally. The query's matching terms are marked with a highlight format that
 carries :data:`HIGHLIGHT_PROP`, which lets tests read back exactly what is highlighted.
+
+Each passage is headed by where it comes from (file and page, or heading path: "NG28.pdf, page 14")
+and, while it is still in the corpus, two links: open the file (at that page) in the system's
+viewer, and show the passage in context (its neighbours in the document).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
+from pathlib import PurePath
 
+from PySide6.QtCore import QUrl, Signal
 from PySide6.QtGui import QColor, QFont, QTextBlockFormat, QTextCharFormat, QTextCursor, QTextFormat
-from PySide6.QtWidgets import QFormLayout, QStackedWidget, QTextEdit, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFormLayout, QStackedWidget, QTextBrowser, QVBoxLayout, QWidget
 
 from ...knowledge.corpus import Passage
+from ...knowledge.provenance import evidence_where, same_passage
 from ...knowledge.search import match_spans
 from ...metrics.calibration import apply as apply_calibration
 from ..shared.theme import theme
 from ..shared.widgets import plain_label
 
 HIGHLIGHT_PROP = int(QTextFormat.Property.UserProperty) + 1
+OPEN, CONTEXT = "open", "context"  # link actions: kiig:open/N, kiig:context/N (N: the passage's position)
 
 
 @dataclass
 class PassageItem:
-    """One passage as shown: a heading line, optional title, the text (None: not available)."""
+    """One passage as shown: a heading line, optional title, the text (None: not available), and
+    links under the heading as (label, action)."""
 
     heading: str
     text: str | None
@@ -33,31 +43,56 @@ class PassageItem:
     spans: list[tuple[int, int]] = field(default_factory=list)
     title_spans: list[tuple[int, int]] = field(default_factory=list)
     note: str = ""
+    links: list[tuple[str, str]] = field(default_factory=list)
 
 
 def passage_item(rank: int, evidence: dict, passage: Passage | None, query: str) -> PassageItem:
     """The shown form of one stored evidence entry and its stored passage (None when gone)."""
     score = evidence.get("score")
     score_text = f"BM25 {score:.2f}" if isinstance(score, (int, float)) and math.isfinite(score) else "BM25 —"
-    heading = f"[{rank}]  {evidence.get('source', '?')}  ·  chunk {evidence.get('chunk', '?')}  ·  {score_text}"
+    heading = f"[{rank}]  {evidence_where(evidence, passage)}  ·  chunk {evidence.get('chunk', '?')}  ·  {score_text}"
     if passage is None:
         return PassageItem(heading, None, note="The passage is no longer in the corpus (it was removed or re-imported "
                                                "since this evaluation).")
-    return PassageItem(heading, passage.text, passage.title, match_spans(passage.text, query),
-                       match_spans(passage.title or "", query))
+    title = shown_title(passage)
+    return PassageItem(heading, passage.text, title, match_spans(passage.text, query),
+                       match_spans(title or "", query), links=passage_links(passage))
 
 
-def same_passage(evidence: dict, passage: Passage | None) -> bool:
-    """Whether the stored passage still is the one the evaluation retrieved (ids can be reused)."""
-    return passage is not None and passage.source == evidence.get("source") and passage.chunk == evidence.get("chunk")
+def shown_title(passage: Passage) -> str | None:
+    """The passage's section title as a line of its own, unless the heading already names it (a
+    heading path) or it is only the file's name (a PDF, a file without headings)."""
+    title = passage.title
+    stem = PurePath(passage.file or passage.source).stem
+    if not title or title in passage.where() or title in (stem, re.sub(r"[_\-]+", " ", stem).strip()):
+        return None
+    return title
 
 
-class PassageView(QTextEdit):
-    """Read-only passages with the query's matching terms highlighted (plain text only)."""
+def passage_links(passage: Passage) -> list[tuple[str, str]]:
+    """The actions offered under a passage that is still in the corpus."""
+    file = passage.file or passage.source
+    opener = f"Open {file} at page {passage.page}" if passage.page is not None else f"Open {file}"
+    return [(opener, OPEN), ("Show in context", CONTEXT)]
+
+
+def passage_heading(rank: int, passage: Passage) -> str:
+    """The heading of a search hit: rank, where it comes from, chunk, score."""
+    return f"[{rank}]  {passage.where()}  ·  chunk {passage.chunk}  ·  BM25 {passage.score:.2f}"
+
+
+class PassageView(QTextBrowser):
+    """Read-only passages with the query's matching terms highlighted (plain text only); a link
+    under a heading emits :attr:`action` (its action, the passage's position)."""
+
+    action = Signal(str, int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setReadOnly(True)
+        self.setOpenLinks(False)
+        self.setOpenExternalLinks(False)
+        self.anchorClicked.connect(self._link)
         self.setAcceptRichText(False)
         self.setUndoRedoEnabled(False)
         self.document().setDocumentMargin(8)
@@ -84,7 +119,30 @@ class PassageView(QTextEdit):
         mark = QTextCharFormat(base)
         mark.setBackground(QColor("#7a5a00" if theme().dark else "#ffe08a"))
         mark.setProperty(HIGHLIGHT_PROP, True)
-        return {"base": base, "heading": heading, "title": title, "muted": muted, "mark": mark}
+        link = QTextCharFormat(base)
+        link.setForeground(QColor(c["accent"]))
+        link.setFontUnderline(True)
+        return {"base": base, "heading": heading, "title": title, "muted": muted, "mark": mark, "link": link}
+
+    def _link(self, url: QUrl) -> None:
+        action, _, n = url.path().partition("/")
+        if url.scheme() == "kiig" and n.isdigit():
+            self.action.emit(action, int(n))
+
+    def links(self, n: int) -> list[tuple[str, str]]:
+        """(label, href) of the links of passage ``n``, read back from the document."""
+        out: list[tuple[str, str]] = []
+        block = self.document().begin()
+        while block.isValid():
+            it = block.begin()
+            while not it.atEnd():
+                frag = it.fragment()
+                href = frag.charFormat().anchorHref()
+                if frag.charFormat().isAnchor() and href.endswith(f"/{n}"):
+                    out.append((frag.text(), href))
+                it += 1
+            block = block.next()
+        return out
 
     def set_items(self, items: list[PassageItem], empty_text: str = "No passages.") -> None:
         self.items = list(items)
@@ -104,6 +162,15 @@ class PassageView(QTextEdit):
             else:
                 cursor.setBlockFormat(block)
             cursor.insertText(item.heading, f["heading"])
+            if item.links:
+                cursor.insertBlock(QTextBlockFormat())
+                for k, (label, action) in enumerate(item.links):
+                    if k:
+                        cursor.insertText("   ·   ", f["muted"])
+                    link = QTextCharFormat(f["link"])
+                    link.setAnchor(True)
+                    link.setAnchorHref(f"kiig:{action}/{n}")
+                    cursor.insertText(label, link)
             if item.title:
                 cursor.insertBlock(QTextBlockFormat())
                 _insert_marked(cursor, item.title, item.title_spans, f["title"], f["mark"])
@@ -196,7 +263,11 @@ def rag_text(ks: dict) -> str:
 
 
 class EvidencePanel(QWidget):
-    """What the judge saw for the focused step, and what it answered."""
+    """What the judge saw for the focused step, and what it answered; ``open_requested`` and
+    ``context_requested`` carry a shown passage (a :class:`Passage` still in the corpus)."""
+
+    open_requested = Signal(object)
+    context_requested = Signal(object)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -243,6 +314,8 @@ class EvidencePanel(QWidget):
         self.passages_caption.setStyleSheet("font-weight: 600;")
         v.addWidget(self.passages_caption)
         self.passages = PassageView()
+        self.passages.action.connect(self._passage_action)
+        self.shown: list[Passage | None] = []  # the corpus passage behind each shown one (None: gone)
         v.addWidget(self.passages, 1)
         self.stack.addWidget(body)
         layout = QVBoxLayout(self)
@@ -281,9 +354,12 @@ class EvidencePanel(QWidget):
         self.fields["judge"].setText(judge_text(ks) + (f"  ·  calibrated {calibrated:.3f}" if calibrated is not None else ""))
         evidence = list(ks.get("evidence") or [])
         items = []
+        self.shown = []
         for rank, ev in enumerate(evidence, 1):
             passage = chunks.get(ev.get("chunk_id")) if isinstance(ev.get("chunk_id"), int) else None
-            items.append(passage_item(rank, ev, passage if same_passage(ev, passage) else None, query))
+            passage = passage if same_passage(ev, passage) else None
+            self.shown.append(passage)
+            items.append(passage_item(rank, ev, passage, query))
         self.passages_caption.setText(f"Retrieved passages · {len(items)}, best first, query terms highlighted"
                                       if items else "Retrieved passages")
         empty = ("Not searched: the step makes no factual claim." if not ks.get("applicable")
@@ -294,3 +370,9 @@ class EvidencePanel(QWidget):
     def shown_evidence(self) -> list[str]:
         """The passage headings shown (for checks)."""
         return [item.heading for item in self.passages.items]
+
+    def _passage_action(self, action: str, n: int) -> None:
+        passage = self.shown[n] if 0 <= n < len(self.shown) else None
+        if passage is None:
+            return
+        (self.open_requested if action == OPEN else self.context_requested).emit(passage)

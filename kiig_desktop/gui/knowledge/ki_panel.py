@@ -24,8 +24,9 @@ from PySide6.QtWidgets import (
 from ...engine.models import ModelInfo
 from ...errors import InputError, KiigError
 from ...events import CancelToken, Message, Progress
-from ...knowledge.corpus import Passage, get_chunks
+from ...knowledge.corpus import Passage, get_chunks, source_path
 from ...knowledge.ki_rules import DEFAULT_MODE, MAX_K, REPLY_MODES, default_k
+from ...knowledge.provenance import passage_context
 from ...runs import judge_check
 from ...runs.analysis import AnalysisResult
 from ...runs.ki import CancellableJudge, chain_question, iter_stored_chain_ki, save_chain_ki, step_query
@@ -40,7 +41,9 @@ from ..shared.session_file import SessionFile, SessionHandle
 from ..shared.task_ui import button_row, labelled_row, primary_button, progress_line, run_busy
 from ..shared.widgets import compact_combo, plain_label
 from ..shared.workers import Task, TaskManager
+from . import source_opener
 from .calibration_view import CalibrationView
+from .context_dialog import ContextDialog
 from .evidence_panel import EvidencePanel
 from .judge_check_dialog import JudgeCheckDialog
 
@@ -128,6 +131,7 @@ class KiPanel(QWidget):
         self.calibration = CalibrationView(engines.qsettings)
         e.addWidget(self.calibration)
         self.evidence = EvidencePanel()
+        self.context_dialog: ContextDialog | None = None
         e.addWidget(self.evidence, 1)
 
         layout = QVBoxLayout(self)
@@ -142,6 +146,8 @@ class KiPanel(QWidget):
         self.corpora_button.clicked.connect(self.open_corpora)
         self.evaluation.activated.connect(self._evaluation_chosen)
         self.calibration.changed.connect(self.show_focus)
+        self.evidence.open_requested.connect(self.open_source)
+        self.evidence.context_requested.connect(self.show_context)
         corpora.changed.connect(self._fill_corpora)
         results.shown.connect(self._chain_shown)
         results.ki_shown.connect(self._evaluation_shown)
@@ -368,6 +374,38 @@ class KiPanel(QWidget):
         self.chunks = {p.chunk_id: p for p in passages}
         self._chunks_pending = False
         self.show_focus()
+
+    def open_source(self, passage: Passage) -> Task:
+        """Open the file a shown passage comes from in the system's viewer, at its page (PDF)."""
+        def work(_c: CancelToken) -> tuple[Path | None, str | None]:
+            path = self.session.read(lambda st: source_path(st.db, passage.chunk_id))
+            return path, source_opener.default_pdf_viewer() if passage.page is not None else None
+
+        task = self.tasks.run("Finding the source file", work, quiet=True)
+        task.succeeded.connect(lambda found: self._open_path(*found, passage))
+        task.failed.connect(lambda text: self.message.emit(text, "error"))
+        return task
+
+    def _open_path(self, path: Path | None, viewer: str | None, passage: Passage) -> None:
+        opened, text = source_opener.open_source(path, passage.page, passage.file or passage.source, viewer)
+        self.message.emit(text, "info" if opened else "error")
+
+    def show_context(self, passage: Passage) -> Task:
+        """A dialog with a shown passage among its neighbours in its document."""
+        query = self.evidence.fields["query"].text()
+        task = self.tasks.run("Reading the passage's document",
+                              lambda _c: self.session.read(lambda st: passage_context(st.db, passage.chunk_id)), quiet=True)
+        task.succeeded.connect(lambda passages: self._context_loaded(passage, passages, query))
+        task.failed.connect(lambda text: self.message.emit(text, "error"))
+        return task
+
+    def _context_loaded(self, passage: Passage, passages: list[Passage], query: str) -> None:
+        if self.context_dialog is not None:
+            self.context_dialog.close()
+        dialog = ContextDialog(passage, passages, query, self)
+        dialog.open_requested.connect(self.open_source)
+        self.context_dialog = dialog
+        dialog.show()
 
     def _focus_changed(self, _step: int) -> None:
         self.show_focus()

@@ -31,6 +31,7 @@ from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import QApplication, QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from ... import __version__
+from ...knowledge.provenance import evidence_where
 from ...runs.analysis import AnalysisResult
 from ..shared.judge_note import caveat
 from ..shared.session_file import SessionFile
@@ -76,10 +77,10 @@ def step_facts(result: AnalysisResult, ki_steps: dict[int, dict] | None, step: i
         else:
             evidence = ks.get("evidence") or []
             facts.append(("KI", f"{_fmt(ks.get('ki'), '.2f')} from {len(evidence)} passage{'' if len(evidence) == 1 else 's'}"))
-            sources = sorted({str(e.get("source")) for e in evidence if e.get("source")})
+            places = list(dict.fromkeys(evidence_where(e) for e in evidence if e.get("source")))  # best first
             reason = str(ks.get("reason") or "").strip()
-            if sources or reason:
-                facts.append(("Evidence", "; ".join(t for t in (", ".join(sources[:3]), reason) if t)))
+            if places or reason:
+                facts.append(("Evidence", " — ".join(t for t in ("; ".join(places[:3]), reason) if t)))
     if ki_steps is not None and judge is not None:
         facts.append(("Judge", caveat(judge, short=True)))
     return facts
