@@ -11,8 +11,8 @@ from kiig_desktop.files import file_sha256
 from kiig_desktop.knowledge.ki import KI_METHOD_VERSION
 from kiig_desktop.runs import judge_check as jc
 from kiig_desktop.store import judge_validation as validation
-from tests.support.gguf_factory import write_tiny_gguf
 from tests.support.cli import kiig
+from tests.support.gguf_factory import write_tiny_gguf
 
 HOSTILE = "evil\x1b]0;pwned\x07\x1b[2J\rforged"  # retitle, clear the screen, overwrite the line
 
