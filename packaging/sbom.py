@@ -13,7 +13,7 @@ What is listed, and where each fact comes from:
 - a Python distribution: name, version, purl, licence (License-Expression, an SPDX-shaped License
   field, else the named licences), and the SHA-256 of its installed ``dist-info/RECORD`` (which
   lists the SHA-256 of each of its files); ``evidence.occurrences`` says where it is in the app
-  (``_internal/<top folder>``, ``EXE/<module>`` for a top-level module inside the executables);
+  (``_internal/<top folder>``, or ``module/<name>``: a top-level module compiled into the executables or base_library.zip);
 - llama.cpp: the commit llama-cpp-python's CHANGELOG names, our patches (``pedigree.patches``,
   ``packaging/llama_patches.py --hash``) and the CPU variants in the bundle;
 - the embedded model (the ``*.gguf``): SHA-256 and the licence its GGUF header declares.
@@ -25,6 +25,7 @@ UUID derived from the content. A component without licence text is printed as a 
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -35,9 +36,8 @@ import subprocess
 import sys
 import tarfile
 import tomllib
-import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -47,16 +47,10 @@ for _path in (ROOT, HERE):  # this checkout's kiig_desktop (GGUF header reader) 
         sys.path.insert(0, str(_path))
 import licenses  # noqa: E402
 import llama_patches  # noqa: E402
+from cyclonedx import SPEC_VERSION, licence_dirs, serial_number, structure_errors, walk  # noqa: E402, F401
 
-SPEC_VERSION = "1.6"
 SHARED_LIB = re.compile(r"\.so(\.\d+)*$")
 EMBEDDED = ("PYMODULE", "PYSOURCE")  # compiled into the executables, not files in the folder
-COMPONENT_TYPES = ("application", "framework", "library", "container", "platform", "operating-system", "device",
-                   "device-driver", "firmware", "file", "machine-learning-model", "data", "cryptographic-asset")
-HASH_LENGTHS = {"SHA-256": 64, "SHA-512": 128, "SHA-1": 40}
-_SERIAL = re.compile(r"^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-
-
 def sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as fh:
@@ -69,16 +63,16 @@ def toc_entries(work: Path) -> list[tuple[str, str, str]]:
     """Every (destination, source, typecode) triple in PyInstaller's TOC files under ``work``."""
     found: set[tuple[str, str, str]] = set()
 
-    def walk(node) -> None:
+    def visit(node) -> None:
         if isinstance(node, (list, tuple)):
             if len(node) == 3 and all(isinstance(x, str) for x in node) and node[2].isupper():
                 found.add(tuple(node))
             else:
                 for item in node:
-                    walk(item)
+                    visit(item)
 
     for toc in sorted(work.rglob("*.toc")):
-        walk(ast.literal_eval(toc.read_text(encoding="utf-8")))
+        visit(ast.literal_eval(toc.read_text(encoding="utf-8")))
     if not found:
         raise SystemExit(f"sbom: no PyInstaller TOC entries under {work}")
     return sorted(found)
@@ -101,28 +95,35 @@ def _canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+@functools.cache
+def record_index() -> dict[str, importlib.metadata.Distribution]:
+    """Real path of every installed file -> the distribution whose RECORD lists it (this project's own left out)."""
+    index: dict[str, importlib.metadata.Distribution] = {}
+    seen = set()
+    for dist in sorted(importlib.metadata.distributions(), key=lambda d: str(d.locate_file(""))):
+        name = _canonical(dist.metadata["Name"])
+        if name in seen or name == _canonical(project()["name"]):
+            continue
+        seen.add(name)
+        for rel in dist.files or []:
+            index.setdefault(os.path.realpath(dist.locate_file(rel)), dist)
+    return index
+
+
 class Resolver:
     """Which component a collected source file belongs to, on this build machine."""
 
     def __init__(self, work: Path, root: Path = ROOT) -> None:
         self.work, self.root = work.resolve(), root.resolve()
         self.base = Path(sys.base_prefix).resolve()
-        self.record: dict[str, importlib.metadata.Distribution] = {}
-        seen = set()
-        for dist in sorted(importlib.metadata.distributions(), key=lambda d: str(d._path)):  # noqa: SLF001
-            name = _canonical(dist.metadata["Name"])
-            if name in seen or name == _canonical(project()["name"]):
-                continue
-            seen.add(name)
-            for rel in dist.files or []:
-                self.record.setdefault(os.path.realpath(dist.locate_file(rel)), dist)
+        self.record = record_index()
 
-    def owner(self, src: str, code: str) -> tuple[str, str]:
-        """(kind, key) of a source path: ('python', dist name), ('cpython', ''), ('debian', path), ..."""
+    def owner(self, src: str, code: str) -> tuple[str, str | importlib.metadata.Distribution]:
+        """(kind, key) of a source path: ('python', distribution), ('cpython', ''), ('debian', path), ..."""
         real = os.path.realpath(src)
         dist = self.record.get(real)
         if dist is not None:
-            return "python", dist.metadata["Name"]
+            return "python", dist
         if real.startswith(str(self.work) + os.sep):  # built by PyInstaller: its bootloader and loader, or the stdlib
             return ("pyinstaller", "") if code == "EXECUTABLE" or Path(real).name.startswith("pyimod") else ("cpython", "")
         if real.startswith(str(self.root) + os.sep):
@@ -180,8 +181,8 @@ def project() -> dict:
 
 
 def _location(dest: str, typecode: str) -> str:
-    if typecode in EMBEDDED:  # a module in the executables' archive (or in its PYZ)
-        return "EXE/" + dest.split(".")[0]
+    if typecode in EMBEDDED:  # a compiled module: in the executables' archives or _internal/base_library.zip
+        return "module/" + dest.split(".")[0]
     if typecode == "EXECUTABLE":
         return dest
     return "_internal/" + Path(dest).parts[0]
@@ -195,9 +196,9 @@ def inventory(app: Path, work: Path, resolver: Resolver) -> tuple[dict[str, Owne
     owners: dict[str, Owner] = {}
     pending: dict[str, list[tuple[str, str, str]]] = {}  # debian source path -> [(place, so path, shown)]
 
-    def add(kind: str, key: str) -> Owner:
+    def add(kind: str, key) -> Owner:
         if kind == "python":
-            dist = importlib.metadata.distribution(key)
+            dist = key
             name, version = dist.metadata["Name"], dist.version
             ref = f"pypi:{_canonical(name)}@{version}"
             return owners.setdefault(ref, Owner(ref, kind, name, version, dist=dist))
@@ -353,9 +354,8 @@ def build(app: Path, work: Path, resolver: Resolver | None = None, vocab: Path |
     }
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
     if epoch:
-        bom["metadata"]["timestamp"] = datetime.fromtimestamp(int(epoch), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    digest = hashlib.sha256(json.dumps(bom, sort_keys=True).encode()).hexdigest()
-    bom["serialNumber"] = f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, 'kiig-desktop-sbom:' + digest)}"
+        bom["metadata"]["timestamp"] = datetime.fromtimestamp(int(epoch), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    bom["serialNumber"] = serial_number(bom)
     return bom, texts, problems
 
 
@@ -409,48 +409,6 @@ def _llama_and_model(app: Path, vocab: Path, dist_refs: dict[str, str], deps: di
     return out, texts
 
 
-def walk(components: list[dict]):
-    """Every component, nested ones included."""
-    for comp in components:
-        yield comp
-        yield from walk(comp.get("components", []))
-
-
-def structure_errors(bom: dict) -> list[str]:
-    """What the CycloneDX 1.5/1.6 JSON schema would reject that can be checked offline, plus our own rules."""
-    errors = []
-    if bom.get("bomFormat") != "CycloneDX" or bom.get("specVersion") not in ("1.5", "1.6"):
-        errors.append("bomFormat/specVersion")
-    if not _SERIAL.match(bom.get("serialNumber", "")) or not isinstance(bom.get("version"), int) or bom["version"] < 1:
-        errors.append("serialNumber/version")
-    root = bom.get("metadata", {}).get("component")
-    every = ([root] if root else []) + list(walk(bom.get("components", [])))
-    refs = [c.get("bom-ref") for c in every]
-    for ref in sorted({r for r in refs if refs.count(r) > 1}):
-        errors.append(f"duplicate bom-ref {ref}")
-    for comp in every:
-        name = comp.get("bom-ref") or comp.get("name")
-        if comp.get("type") not in COMPONENT_TYPES or not comp.get("name") or not comp.get("bom-ref"):
-            errors.append(f"{name}: type/name/bom-ref")
-        for h in comp.get("hashes", []):
-            if len(h.get("content", "")) != HASH_LENGTHS.get(h.get("alg"), -1) or not re.fullmatch(r"[0-9a-f]+", h["content"]):
-                errors.append(f"{name}: bad hash {h}")
-        lic = comp.get("licenses")
-        if comp.get("type") != "file":
-            exprs = [x for x in lic or [] if "expression" in x]
-            named = [x for x in lic or [] if set(x) == {"license"} and ({"id", "name"} & set(x["license"]))]
-            if not lic or not ((len(lic) == 1 and len(exprs) == 1) or len(named) == len(lic)):
-                errors.append(f"{name}: licenses must be one expression or a list of licenses")
-            if not any(p["name"] == "kiig:licenseDir" for p in comp.get("properties", [])):
-                errors.append(f"{name}: no kiig:licenseDir")
-    known = set(refs)
-    for dep in bom.get("dependencies", []):
-        for ref in [dep.get("ref"), *dep.get("dependsOn", [])]:
-            if ref not in known:
-                errors.append(f"dependency on unknown bom-ref {ref}")
-    return errors
-
-
 def write(app: Path, work: Path, name: str) -> Path:
     """Write ``app/<name>.cdx.json`` and ``app/licenses/``; print what has no licence text; returns the SBOM path."""
     bom, texts, problems = build(app, work)
@@ -494,13 +452,6 @@ def inputs_key() -> str:
         path = vocab_dir() / name
         h.update(name.encode() + (hashlib.sha256(path.read_bytes()).digest() if path.is_file() else b"absent"))
     return h.hexdigest()
-
-
-def licence_dirs(bom: dict) -> dict[str, str]:
-    """licenses/ folder -> bom-ref, for every component that names one."""
-    root = bom["metadata"]["component"]
-    return {p["value"]: c["bom-ref"] for c in [root, *walk(bom["components"])]
-            for p in c.get("properties", []) if p["name"] == "kiig:licenseDir"}
 
 
 def main(argv: list[str]) -> int:

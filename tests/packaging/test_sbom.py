@@ -31,8 +31,8 @@ def _pkg(name: str) -> Path:
 
 
 @pytest.fixture
-def fake(tmp_path) -> tuple[Path, Path, Path]:
-    """(app folder, PyInstaller work folder, vocab folder) of a tiny frozen app."""
+def fake(tmp_path, monkeypatch) -> tuple[Path, Path, Path]:
+    """(app folder, PyInstaller work folder, vocab folder: `make vocab`'s llama.cpp files) of a tiny frozen app."""
     require("libXau from Debian's libxau6 (an X library the bundle ships)", LIBXAU.exists(), "packaging/x_libs.sh installs it")
     require("dpkg", shutil.which("dpkg") is not None, "build on Debian")
     app, work, vocab = tmp_path / "kiig-desktop-0.1.0-linux-x86_64", tmp_path / "work", tmp_path / "vocab"
@@ -62,6 +62,7 @@ def fake(tmp_path) -> tuple[Path, Path, Path]:
     (work / "kiig-desktop").mkdir(parents=True)
     (work / "kiig-desktop" / "COLLECT-00.toc").write_text(repr((entries,)), encoding="utf-8")
     vocab.mkdir()
+    monkeypatch.setenv("KIIG_VOCAB_DIR", str(vocab))
     return app, work, vocab
 
 
@@ -88,7 +89,7 @@ def test_the_sbom_lists_what_is_in_the_folder_with_owners_versions_and_licences(
     assert markupsafe["version"] == importlib.metadata.version("markupsafe")
     assert [c["name"] for c in markupsafe["components"]] == [f"_internal/markupsafe/{next(_pkg('markupsafe').glob('_speedups*.so')).name}"]
     assert markupsafe["licenses"] == [{"expression": "BSD-3-Clause", "acknowledgement": "declared"}]
-    assert _component(bom, "pypi:click@")["evidence"] == {"occurrences": [{"location": "EXE/click"}]}
+    assert _component(bom, "pypi:click@")["evidence"] == {"occurrences": [{"location": "module/click"}]}
     assert _component(bom, "cpython@")["components"][0]["name"].startswith("_internal/python3.11/lib-dynload/_json")
     model = _component(bom, "model:")
     assert model["type"] == "machine-learning-model" and model["licenses"][0]["expression"] == "Apache-2.0"

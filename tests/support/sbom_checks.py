@@ -15,6 +15,7 @@ import importlib.metadata
 import importlib.util
 import re
 import sys
+import zipfile
 from pathlib import Path
 from types import ModuleType
 
@@ -37,10 +38,15 @@ def _canonical(name: str) -> str:
 
 
 def embedded_modules(app: Path) -> set[str]:
-    """Top-level module names inside the executables' archives (PyInstaller's CArchive and its PYZ)."""
+    """Top-level names of the compiled modules in the executables' archives (PyInstaller's CArchive
+    and its PYZ) and in _internal/base_library.zip."""
     from PyInstaller.archive.readers import CArchiveReader, NotAnArchiveError
 
     names: set[str] = set()
+    base = app / "_internal" / "base_library.zip"
+    if base.is_file():
+        with zipfile.ZipFile(base) as zf:
+            names |= {n.split("/")[0].removesuffix(".pyc") for n in zf.namelist()}
     for exe in sorted(p for p in app.iterdir() if p.is_file() and not p.suffix):
         try:
             archive = CArchiveReader(str(exe))
@@ -63,7 +69,7 @@ def distributions_present(app: Path, modules: set[str]) -> set[str]:
 
 
 def content_errors(bom: dict, app: Path, modules: set[str] | None = None) -> list[str]:
-    """Every disagreement between ``bom`` and the app folder (``modules``: the embedded module names)."""
+    """Every disagreement between ``bom`` and the app folder (``modules``: the compiled modules' top-level names)."""
     modules = embedded_modules(app) if modules is None else modules
     errors: list[str] = []
     root = bom["metadata"]["component"]
@@ -95,7 +101,7 @@ def content_errors(bom: dict, app: Path, modules: set[str] | None = None) -> lis
             errors.append(f"{comp['bom-ref']}: no occurrence in the app")
         for occ in comp.get("evidence", {}).get("occurrences", []):
             loc = occ["location"]
-            here = loc.removeprefix("EXE/") in modules if loc.startswith("EXE/") else (app / loc).exists() or (app / loc).is_symlink()
+            here = loc.removeprefix("module/") in modules if loc.startswith("module/") else (app / loc).exists() or (app / loc).is_symlink()
             if not here:
                 errors.append(f"{comp['bom-ref']}: listed at {loc}, which is absent")
     for comp in every:
