@@ -65,6 +65,16 @@ def distributions_present(app: Path, modules: set[str]) -> set[str]:
     names = set(modules) | {p.name.split(".")[0] for p in (app / "_internal").iterdir()}
     owners = importlib.metadata.packages_distributions()
     found = {_canonical(dist) for name in names for dist in owners.get(name, [])}
+    # modules that are no importable package's (PyInstaller's loader and run-time hooks): the one
+    # distribution that has a file of that name
+    unknown = names - set(owners) - set(sys.stdlib_module_names)
+    matches: dict[str, set[str]] = {}
+    for dist in importlib.metadata.distributions():
+        for rel in dist.files or []:
+            stem = rel.parent.name if rel.name == "__init__.py" else rel.stem
+            if rel.suffix == ".py" and stem in unknown:
+                matches.setdefault(stem, set()).add(_canonical(dist.metadata["Name"]))
+    found |= {next(iter(dists)) for dists in matches.values() if len(dists) == 1}
     return found | {_canonical(p.name.split("-")[0]) for p in (app / "_internal").glob("*.dist-info")}
 
 
