@@ -261,11 +261,17 @@ def _props(**kv) -> list[dict]:
     return [{"name": f"kiig:{k}", "value": str(v)} for k, v in sorted(kv.items()) if v not in (None, "")]
 
 
-def file_components(app: Path, owner: Owner) -> list[dict]:
+def symlinks(app: Path) -> dict[str, list[str]]:
+    """Bundled library -> the symbolic links to it (paths relative to the app folder)."""
     aliases: dict[str, list[str]] = {}
     for link in shared_libraries(app):
         if link.is_symlink():
             aliases.setdefault(link.resolve().relative_to(app.resolve()).as_posix(), []).append(link.relative_to(app).as_posix())
+    return aliases
+
+
+def file_components(app: Path, owner: Owner, aliases: dict[str, list[str]]) -> list[dict]:
+    """One ``file`` component per bundled library of ``owner``: SHA-256, where it came from, its links."""
     return [{"type": "file", "bom-ref": f"file:{rel}", "name": rel,
              "hashes": [{"alg": "SHA-256", "content": sha256(app / rel)}],
              "properties": _props(copiedFrom=src, symlinks=" ".join(sorted(aliases.get(rel, []))))}
@@ -304,14 +310,16 @@ def build(app: Path, work: Path, resolver: Resolver | None = None, vocab: Path |
     if app_owner:
         root["evidence"] = {"occurrences": [{"location": p} for p in sorted(app_owner.places)]}
     dist_refs = {_canonical(o.name): ref for ref, o in owners.items() if o.kind == "python"}
+    aliases = symlinks(app)
     for ref, owner in sorted(owners.items()):
         comp = {"type": "library", "bom-ref": ref, "name": owner.name, "version": owner.version}
         folder = f"{owner.kind}-{_canonical(owner.name)}" if owner.kind in ("python", "debian") else _canonical(owner.name)
         if owner.kind == "python":
             comp["purl"] = f"pkg:pypi/{_canonical(owner.name)}@{owner.version}"
             comp["licenses"] = licenses.distribution_license(owner.dist.metadata)
-            record = Path(owner.dist.locate_file(f"{owner.dist._path.name}/RECORD"))  # noqa: SLF001
-            if record.is_file():
+            record = next((Path(owner.dist.locate_file(f)) for f in owner.dist.files or []
+                           if f.name == "RECORD" and f.parent.name.endswith(".dist-info")), None)
+            if record is not None and record.is_file():
                 comp["hashes"] = [{"alg": "SHA-256", "content": sha256(record)}]
             texts[folder] = licenses.distribution_files(owner.dist)
             expr = owner.dist.metadata.get("License-Expression") or owner.dist.metadata.get("License") or ""
@@ -336,7 +344,7 @@ def build(app: Path, work: Path, resolver: Resolver | None = None, vocab: Path |
         comp["properties"] = comp.get("properties", []) + _props(licenseDir=f"licenses/{folder}")
         comp["evidence"] = {"occurrences": [{"location": p} for p in sorted(owner.places)]}
         if owner.files:
-            comp["components"] = file_components(app, owner)
+            comp["components"] = file_components(app, owner, aliases)
         components.append(comp)
         deps.setdefault(ref, [])
     extra, extra_texts = _llama_and_model(app, vocab or vocab_dir(), dist_refs, deps)
