@@ -27,7 +27,8 @@ LLAMA_CPU_VARIANTS ?= x64 haswell skylakex icelake
 WHEEL_KEY := $(shell printf '%s|%s|%s|%s|%s' '$(LLAMA_VERSION)' '$(LLAMA_BUILD_ARGS)' '$(LLAMA_CPU_VARIANTS)' "$$($(PYTHON) -c 'import sys; print(sys.version_info[:2])' 2>/dev/null)" "$$($(PYTHON) packaging/llama_patches.py --hash)" | sha256sum | cut -c1-16)
 WHEEL_DIR ?= $(HOME)/.cache/kiig-desktop/wheels/$(WHEEL_KEY)
 # llama.cpp's vocab-only GGUFs (real tokenizers of Qwen2, Llama 3, Llama 2/Mistral, Phi-3, GPT-2) ship
-# in the llama-cpp-python sdist; the tests build tiny random-weight models around them
+# in the llama-cpp-python sdist; the tests build tiny random-weight models around them. The bundle's
+# SBOM takes llama.cpp's LICENSE and the llama.cpp commit (llama-cpp-python's CHANGELOG) from there too
 VOCAB_DIR ?= $(HOME)/.cache/kiig-desktop/vocab/$(LLAMA_VERSION)
 VOCAB_FAMILIES := qwen2 llama-bpe llama-spm phi-3 gpt-2
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
@@ -48,7 +49,7 @@ install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test vocab
 
-vocab: $(VOCAB_DIR)/.complete
+vocab: $(VOCAB_DIR)/.complete2
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -81,11 +82,13 @@ $(VENV)/.installed-cluster: $(VENV)/.installed pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[cluster]'
 	touch $@
 
-$(VOCAB_DIR)/.complete: | $(BIN)/python
+$(VOCAB_DIR)/.complete2: | $(BIN)/python
 	rm -rf $(VOCAB_DIR).partial && mkdir -p $(VOCAB_DIR).partial
 	$(BIN)/python -m pip download -q --no-deps --no-binary :all: -d $(VOCAB_DIR).partial llama-cpp-python==$(LLAMA_VERSION)
 	tar -xzf $(VOCAB_DIR).partial/llama_cpp_python-$(LLAMA_VERSION).tar.gz -C $(VOCAB_DIR).partial --strip-components=4 \
 	  $(foreach f,$(VOCAB_FAMILIES),llama_cpp_python-$(LLAMA_VERSION)/vendor/llama.cpp/models/ggml-vocab-$(f).gguf)
+	tar -xzOf $(VOCAB_DIR).partial/llama_cpp_python-$(LLAMA_VERSION).tar.gz llama_cpp_python-$(LLAMA_VERSION)/vendor/llama.cpp/LICENSE > $(VOCAB_DIR).partial/llama.cpp-LICENSE
+	tar -xzOf $(VOCAB_DIR).partial/llama_cpp_python-$(LLAMA_VERSION).tar.gz llama_cpp_python-$(LLAMA_VERSION)/CHANGELOG.md > $(VOCAB_DIR).partial/llama-cpp-python-CHANGELOG.md
 	rm -f $(VOCAB_DIR).partial/*.tar.gz && rm -rf $(VOCAB_DIR) && mv $(VOCAB_DIR).partial $(VOCAB_DIR) && touch $@
 
 # the HTML report test opens the report in Debian's headless chromium; as root (CI, containers) it
@@ -103,8 +106,9 @@ $(VENV)/.installed-bundle: $(VENV)/.installed
 	$(BIN)/python -m pip install -q -e '.[bundle]'
 	touch $@
 
-# dist/kiig-desktop-VERSION-linux-x86_64.tar.gz: the frozen app, its installer and the embedded model
-bundle: $(VENV)/.installed-bundle xlibs
+# dist/kiig-desktop-VERSION-linux-x86_64.tar.gz: the frozen app, its installer and the embedded model,
+# with its SBOM (also dist/kiig-desktop-VERSION-linux-x86_64.cdx.json) and licenses/ (packaging/sbom.py)
+bundle: $(VENV)/.installed-bundle xlibs vocab
 	$(BIN)/python packaging/make_bundle.py
 
 screenshots: install

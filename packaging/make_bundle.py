@@ -66,6 +66,7 @@ def inputs_hash() -> str:
         h.update(hashlib.sha256(path.read_bytes()).digest())
     h.update((ROOT / "pyproject.toml").read_bytes())
     h.update(f"{sys.version_info[:3]}|{importlib.metadata.version('pyinstaller')}".encode())
+    h.update(_sbom().inputs_key().encode())
     return h.hexdigest()[:16]
 
 
@@ -99,10 +100,20 @@ def build(out: Path) -> None:
     for name in INSTALLER:
         shutil.copy2(ROOT / "packaging" / "offline" / name, stage / name)
     shutil.copy2(ROOT / "resources" / "icons" / "kiig.svg", stage / "kiig-desktop.svg")
+    _sbom().write(stage, work / "work", stage.name)  # <name>.cdx.json and licenses/ (packaging/sbom.py)
     tmp = out.with_suffix(".partial")
     with tarfile.open(tmp, "w:gz", compresslevel=6) as tar:
         tar.add(stage, arcname=stage.name)
     tmp.replace(out)
+
+
+def _sbom():
+    """packaging/sbom.py (the SBOM and licenses/ of the archive)."""
+    if str(ROOT / "packaging") not in sys.path:
+        sys.path.insert(0, str(ROOT / "packaging"))
+    import sbom
+
+    return sbom
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             if old != cached:
                 old.unlink()
     shutil.copyfile(cached, dest)
+    _sbom().copy_beside(dest)  # dist/<name>.cdx.json
     size = dest.stat().st_size / 1e6
     print(f"{dest} ({size:.0f} MB) {how} in {time.monotonic() - started:.0f} s (inputs {key})")
     return 0

@@ -65,7 +65,7 @@ fi
 manifest_tmp=$(mktemp)
 add() { echo "$1" >> "$manifest_tmp"; }
 mkdir -p "$app" "$bindir" "$share/applications" "$share/icons/hicolor/scalable/apps"
-cp -R "$here/_internal" "$here/kiig-desktop" "$here/kiig" "$here/uninstall.sh" "$app/"
+cp -R "$here/_internal" "$here/kiig-desktop" "$here/kiig" "$here/uninstall.sh" "$here/licenses" "$here"/*.cdx.json "$app/"
 for name in kiig-desktop kiig; do
   ln -sf "$app/$name" "$bindir/$name"; add "$bindir/$name"
 done

@@ -169,6 +169,8 @@ def test_installer_with_prefix_and_models_then_uninstall_keeps_sessions(app, tmp
     entry = (prefix / "share" / "applications" / "kiig-desktop.desktop").read_text(encoding="utf-8")
     assert f"Exec={installed}/kiig-desktop" in entry
     assert (prefix / "share" / "icons" / "hicolor" / "scalable" / "apps" / "kiig-desktop.svg").is_file()
+    assert (installed / "licenses" / "python-pyside6-essentials" / "QT-LGPL-NOTICE.txt").is_file()  # the SBOM and licences go along
+    assert (installed / f"{app.name}.cdx.json").is_file()
     added = data / "models" / "extra-model.gguf"
     assert _sha(added) == _sha(tmp_path / "usb" / "extra-model.gguf")
     r = _run([prefix / "bin" / "kiig", "--version"], _bare(home))
