@@ -73,7 +73,7 @@ def write_manifest(folder: Path) -> Path:
     """``folder/MANIFEST.sha256``: a sha256sum line for every file and link (a link by what it points to)."""
     lines = []
     for path in _members(folder):
-        if path.is_dir() and not path.is_symlink():
+        if (path.is_dir() and not path.is_symlink()) or path == folder / MANIFEST:
             continue
         if not path.exists():
             raise SystemExit(f"bundle: {path} is a dangling link")
