@@ -38,11 +38,12 @@ def source_date_epoch(root: Path = ROOT) -> int:
     try:
         r = subprocess.run(["git", "log", "-1", "--format=%ct", "--", *GIT_INPUTS],
                            cwd=root, capture_output=True, text=True, check=False)
-    except OSError:
-        r = None
+        why = (r.stderr.strip().splitlines() or ["git printed no commit"])[0]
+    except OSError as exc:
+        r, why = None, f"no git: {exc}"
     if r is not None and r.returncode == 0 and r.stdout.strip().isdigit():
         return int(r.stdout.strip())
-    print(f"bundle: note: {root} is not a git checkout: member times set to 1980-01-01 "
+    print(f"bundle: note: no commit time for {root} ({why}): member times set to 1980-01-01 "
           "(set SOURCE_DATE_EPOCH to choose)", file=sys.stderr)
     return OUTSIDE_GIT_EPOCH
 
