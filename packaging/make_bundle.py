@@ -4,11 +4,17 @@
 
 Freezes the app with PyInstaller (packaging/kiig-desktop.spec) using the running Python's
 packages (the venv ``make install`` made, with the all-variants llama.cpp build), tidies the
-result, adds the installer, packs it, and prints the archive's path, size and build time.
+result, adds the installer and MANIFEST.sha256 (every file's SHA-256, which install.sh checks), packs
+it, writes dist/SHA256SUMS beside it, and prints the archive's path, size and build time.
+
+Reproducible (packaging/archive.py): two builds of one commit on one machine give the same bytes --
+PyInstaller runs with PYTHONHASHSEED=0 and SOURCE_DATE_EPOCH (the last commit that changed an input,
+or $SOURCE_DATE_EPOCH), tar members are sorted with owners 0/0, modes 0755/0644 and that time, and
+the gzip header has no timestamp or file name.
 
 The archive is cached under ``~/.cache/kiig-desktop/bundle/<hash>.tar.gz``, keyed by everything
 that goes into it (the package's sources, resources, docs/*.md, packaging/, the llama.cpp libraries, the
-Python version, PyInstaller's version): an unchanged tree reuses it in a second, so ``make test``
+Python version, PyInstaller's version, the member time): an unchanged tree reuses it in a second, so ``make test``
 (CI) can build the bundle and run its tests without paying PyInstaller's minutes every time.
 """
 
@@ -24,9 +30,11 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-import tarfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import archive  # noqa: E402 - packaging/archive.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("KIIG_BUNDLE_CACHE") or Path.home() / ".cache" / "kiig-desktop" / "bundle")
@@ -47,9 +55,10 @@ def _files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
 
 
-def inputs_hash() -> str:
-    """SHA-256 over every input of the bundle (file names and contents), first 16 hex digits."""
+def inputs_hash(epoch: int) -> str:
+    """SHA-256 over every input of the bundle (file names and contents, the member time), first 16 hex digits."""
     h = hashlib.sha256()
+    h.update(f"epoch {epoch}|".encode())
     llama = Path(importlib.util.find_spec("llama_cpp").origin).parent
     wheel_bin = Path(sysconfig.get_paths()["platlib"]) / "bin"
     parts = [ROOT / "kiig_desktop", ROOT / "resources", ROOT / "packaging", llama / "lib", wheel_bin]
@@ -87,12 +96,12 @@ def tidy(app: Path) -> None:
         raise SystemExit(f"bundle: duplicate llama.cpp libraries at the top of the bundle: {top}")
 
 
-def build(out: Path) -> None:
+def build(out: Path, epoch: int) -> None:
     work = ROOT / "build" / "bundle"
     shutil.rmtree(work, ignore_errors=True)
     subprocess.run([sys.executable, "-m", "PyInstaller", "--noconfirm", "--log-level", "WARN",
                     "--distpath", str(work / "dist"), "--workpath", str(work / "work"),
-                    str(ROOT / "packaging" / "kiig-desktop.spec")], check=True, cwd=ROOT)
+                    str(ROOT / "packaging" / "kiig-desktop.spec")], check=True, cwd=ROOT, env=archive.build_env(epoch))
     app = work / "dist" / "kiig-desktop"
     tidy(app)
     stage = work / archive_name()
@@ -101,9 +110,9 @@ def build(out: Path) -> None:
         shutil.copy2(ROOT / "packaging" / "offline" / name, stage / name)
     shutil.copy2(ROOT / "resources" / "icons" / "kiig.svg", stage / "kiig-desktop.svg")
     _sbom().write(stage, work / "work", stage.name)  # <name>.cdx.json and licenses/ (packaging/sbom.py)
+    archive.write_manifest(stage)  # after the SBOM, so the manifest covers it
     tmp = out.with_suffix(".partial")
-    with tarfile.open(tmp, "w:gz", compresslevel=6) as tar:
-        tar.add(stage, arcname=stage.name)
+    archive.pack(stage, tmp, epoch)
     tmp.replace(out)
 
 
@@ -121,20 +130,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--force", action="store_true", help="rebuild even when the cache holds this tree's archive")
     args = p.parse_args(argv)
     started = time.monotonic()
-    key = inputs_hash()
+    epoch = archive.source_date_epoch(ROOT)
+    key = inputs_hash(epoch)
     cached = CACHE / f"{key}.tar.gz"
     dest = ROOT / "dist" / f"{archive_name()}.tar.gz"
     dest.parent.mkdir(exist_ok=True)
     how = "reused from cache"
     if args.force or not cached.exists():
         CACHE.mkdir(parents=True, exist_ok=True)
-        build(cached)
+        build(cached, epoch)
         how = "built"
         for old in CACHE.glob("*.tar.gz"):  # keep the cache to one archive
             if old != cached:
                 old.unlink()
     shutil.copyfile(cached, dest)
     _sbom().copy_beside(dest)  # dist/<name>.cdx.json
+    archive.write_sums(dest.parent, archive_name())  # after the SBOM copy, so SHA256SUMS lists it
     size = dest.stat().st_size / 1e6
     print(f"{dest} ({size:.0f} MB) {how} in {time.monotonic() - started:.0f} s (inputs {key})")
     return 0

@@ -1,7 +1,8 @@
 """Getting models onto an offline machine: the system-wide Ollama store and shared models folder are
 discovered, `kiig models checksums FOLDER` writes a SHA256SUMS that `sha256sum -c` accepts, and
 packaging/offline/install.sh checks and copies models from subfolders too (to the shared folder as
-root). install.sh runs for real, from a folder laid out like the bundle, with stand-in executables."""
+root). install.sh runs for real, from a folder laid out like the bundle, with stand-in executables
+(tests/support/offline.py)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import pytest
 from kiig_desktop.config import SYSTEM_OLLAMA_MODELS, Settings
 from kiig_desktop.engine import models as M
 from tests.support.gguf_factory import write_tiny_gguf
+from tests.support.offline import bundle_folder
 from tests.support.paths import ROOT
 
 OFFLINE = ROOT / "packaging" / "offline"
@@ -112,21 +114,8 @@ def test_checksums_of_a_folder_without_models_is_one_line_exit_2(tmp_path):
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "no .gguf files" in r.stderr
 
 
-def _bundle_folder(tmp_path: Path) -> Path:
-    """A folder laid out like the unpacked archive (make_bundle.py), with stand-in executables."""
-    app = tmp_path / "kiig-desktop-0.0.0-linux-x86_64"
-    (app / "_internal").mkdir(parents=True)
-    for name in ("install.sh", "uninstall.sh", "kiig-desktop.desktop"):
-        shutil.copy2(OFFLINE / name, app / name)
-    shutil.copy2(ROOT / "resources" / "icons" / "kiig.svg", app / "kiig-desktop.svg")
-    for name in ("kiig", "kiig-desktop"):
-        (app / name).write_text("#!/bin/sh\necho stand-in\n")
-        (app / name).chmod(0o755)
-    return app
-
-
 def test_install_copies_models_from_subfolders_and_uninstall_removes_them(tmp_path):
-    usb, app, prefix = _usb(tmp_path), _bundle_folder(tmp_path), tmp_path / "prefix"
+    usb, app, prefix = _usb(tmp_path), bundle_folder(tmp_path), tmp_path / "prefix"
     env = _env(tmp_path, KIIG_MODELS_DIR=str(tmp_path / "my models"))
     assert _kiig(["models", "checksums", str(usb)], env).returncode == 0
     r = subprocess.run(["sh", app / "install.sh", "--prefix", prefix, "--models-from", usb, "--no-self-test"],
@@ -145,7 +134,7 @@ def test_install_copies_models_from_subfolders_and_uninstall_removes_them(tmp_pa
 
 @pytest.mark.parametrize("damage", ["no line", "mismatch"])
 def test_install_refuses_a_bad_model_in_a_subfolder_and_writes_nothing(tmp_path, damage):
-    usb, app, prefix = _usb(tmp_path), _bundle_folder(tmp_path), tmp_path / "prefix"
+    usb, app, prefix = _usb(tmp_path), bundle_folder(tmp_path), tmp_path / "prefix"
     env = _env(tmp_path, KIIG_MODELS_DIR=str(tmp_path / "my models"))
     assert _kiig(["models", "checksums", str(usb)], env).returncode == 0
     sums = usb / "SHA256SUMS"
@@ -172,7 +161,7 @@ def test_install_as_root_puts_models_in_the_shared_folder_every_user_reads(tmp_p
     the app lists as `system` models; run in a private mount namespace with empty /opt and /usr/local."""
     if not _private_system_dirs():
         pytest.fail("this test needs root and mount namespaces (unshare -m) for a private /opt and /usr/local")
-    usb, app = _usb(tmp_path), _bundle_folder(tmp_path)
+    usb, app = _usb(tmp_path), bundle_folder(tmp_path)
     env = _env(tmp_path)
     env.pop("XDG_DATA_DIRS")
     assert _kiig(["models", "checksums", str(usb)], env).returncode == 0
