@@ -23,7 +23,8 @@ def archive_module() -> ModuleType:
 
 def bundle_folder(parent: Path, version: str = "0.0.0") -> Path:
     """``parent/kiig-desktop-VERSION-linux-x86_64`` like the unpacked archive: the installer files,
-    stand-ins for kiig and kiig-desktop, one library, a link to it, and MANIFEST.sha256."""
+    stand-ins for kiig and kiig-desktop, one library, a link to it, a licence folder and SBOM, and
+    MANIFEST.sha256."""
     app = parent / f"kiig-desktop-{version}-linux-x86_64"
     (app / "_internal" / "lib").mkdir(parents=True)
     for name in ("install.sh", "uninstall.sh", "kiig-desktop.desktop", "README-offline.txt"):
@@ -34,5 +35,8 @@ def bundle_folder(parent: Path, version: str = "0.0.0") -> Path:
         (app / name).chmod(0o755)
     (app / "_internal" / "lib" / "libstand-in.so.1").write_bytes(bytes(range(256)) * 4)
     (app / "_internal" / "libstand-in.so.1").symlink_to("lib/libstand-in.so.1")
+    (app / "licenses" / "stand-in").mkdir(parents=True)
+    (app / "licenses" / "stand-in" / "LICENSE").write_text("stand-in licence text\n")
+    (app / f"kiig-desktop-{version}-linux-x86_64.cdx.json").write_text('{"bomFormat": "CycloneDX"}\n')
     archive_module().write_manifest(app)
     return app
