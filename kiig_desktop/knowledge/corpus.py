@@ -1,7 +1,7 @@
 """Reference corpora in a session database: import, search, list and remove.
 
-A session may hold several named corpora. Importing reads ``.txt``, ``.md`` and ``.jsonl`` files
-(or whole folders), chunks them (see :mod:`kiig_desktop.knowledge.chunking`) and indexes the chunks
+A session may hold several named corpora. Importing reads ``.txt``, ``.md``, ``.jsonl``, ``.pdf``,
+``.docx`` and ``.html`` files (or whole folders; documents: :mod:`kiig_desktop.knowledge.documents`), chunks them (see :mod:`kiig_desktop.knowledge.chunking`) and indexes the chunks
 with SQLite FTS5; :func:`search` ranks them with BM25 (see :mod:`kiig_desktop.knowledge.search`).
 
 Re-importing a file whose bytes (SHA-256) and chunk settings are unchanged does nothing; a changed
@@ -11,6 +11,7 @@ cancelled, interrupted or fails, the corpus is left exactly as it was.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -39,6 +40,7 @@ from .chunking import (
     reset_replacements,
     sniff,
 )
+from .documents import DOCUMENT_KINDS, DocumentProblem, document_stream
 from .search import PASSAGE_COLUMNS, PASSAGE_JOINS, Passage, corpus_id, passage_from_row, sanitize_query, search
 
 __all__ = [
@@ -126,6 +128,10 @@ def _check_name(name: str) -> str:
     return name
 
 
+def _kinds() -> str:
+    return ", ".join(sorted(set(SUPPORTED_SUFFIXES)))
+
+
 def _collect(paths: Iterable[str | Path]) -> list[tuple[Path, str, str | None, int, FileReport | None]]:
     """Files to import, in order, as (path, name, kind, size, None), or (..., the report of a skipped one)."""
     found: list[tuple[Path, str, str | None, int, FileReport | None]] = []
@@ -140,8 +146,7 @@ def _collect(paths: Iterable[str | Path]) -> list[tuple[Path, str, str | None, i
         kind = SUPPORTED_SUFFIXES.get(path.suffix.lower())
         if kind is None:
             if explicit:
-                supported = ", ".join(sorted(set(SUPPORTED_SUFFIXES)))
-                skip(path, name, None, f"unsupported file type {path.suffix or '(none)'!r} (supported: {supported})")
+                skip(path, name, None, f"unsupported file type {path.suffix or '(none)'!r} (supported: {_kinds()})")
             return
         try:
             real = path.resolve()
@@ -168,7 +173,7 @@ def _collect(paths: Iterable[str | Path]) -> list[tuple[Path, str, str | None, i
             before = len(found)
             _walk_folder(path, consider, skip)
             if len(found) == before:
-                skip(path, path.name or str(path), None, "folder holds no .txt, .md or .jsonl files")
+                skip(path, path.name or str(path), None, f"folder holds no files to import (supported: {_kinds()})")
         elif path.exists() or path.is_symlink():
             consider(path, path.name, explicit=True)
         else:
@@ -210,6 +215,11 @@ def _walk_folder(folder: Path, consider: Callable[[Path, str, bool], None],
             consider(full, rel, False)
 
 
+def _reader(path: Path, encoding: str | None):
+    """The file open as text (``encoding`` known) or, for a binary document, a context holding nothing."""
+    return open_text(path, encoding) if encoding else contextlib.nullcontext(None)
+
+
 def _delete_file_rows(db, file_id: int) -> None:
     conn = db.conn
     conn.execute("DELETE FROM corpus_chunks WHERE document_id IN (SELECT id FROM corpus_documents WHERE file_id = ?)", [file_id])
@@ -225,13 +235,14 @@ def _import_file(db, cid: int, path: Path, fr: FileReport, settings: str, cancel
     Malformed JSONL lines are appended to ``bad_lines``; the caller refuses the whole import then.
     """
     conn = db.conn
+    binary = fr.kind in ("pdf", "docx")
     try:
         with open(path, "rb") as fh:
             head = fh.read(SNIFF_BYTES)
-        encoding, problem = sniff(head)
+        encoding, problem = (None, None if head else "empty file") if binary else sniff(head)
         if problem:
             raise _SkipFile(problem)
-        if not head.strip(b" \t\r\n\x0c"):
+        if not binary and not head.strip(b" \t\r\n\x0c"):
             with open(path, "rb") as fh:  # a file of blanks is empty too; read no more than needed
                 while block := fh.read(1 << 16):
                     if block.strip(b" \t\r\n\x0c"):
@@ -271,8 +282,8 @@ def _import_file(db, cid: int, path: Path, fr: FileReport, settings: str, cancel
         batch: list[tuple] = []
 
         def flush() -> None:
-            conn.executemany("INSERT INTO corpus_chunks (corpus_id, document_id, chunk, title, text, char_start, char_end) "
-                             "VALUES (?, ?, ?, ?, ?, ?, ?)", batch)
+            conn.executemany("INSERT INTO corpus_chunks (corpus_id, document_id, chunk, title, text, char_start, char_end, "
+                             "page, page_end) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", batch)
             batch.clear()
 
         def close_doc() -> None:
@@ -280,15 +291,24 @@ def _import_file(db, cid: int, path: Path, fr: FileReport, settings: str, cancel
                 conn.execute("UPDATE corpus_documents SET n_chunks = ? WHERE id = ?", [doc_chunks, doc_id])
 
         try:
-            with open_text(path, encoding) as fh:
-                raw = fh.buffer
+            with _reader(path, encoding) as fh:
+                raw = getattr(fh, "buffer", None)
 
                 def progress_tick() -> None:
                     if cancel:
                         cancel.check()
-                    tick(raw.tell())
+                    tick(raw.tell() if raw else 0)
 
-                if fr.kind == "jsonl":
+                def pages_tick(done: int, total: int) -> None:
+                    if cancel:
+                        cancel.check()
+                    tick(size * done // max(1, total))
+
+                if fr.kind in DOCUMENT_KINDS:
+                    stream = document_stream(path, fh, fr.kind, fr.name, max_chunk_chars=max_chunk_chars,
+                                             overlap_chars=overlap_chars, warn=warn, tick=progress_tick,
+                                             page_tick=pages_tick)
+                elif fr.kind == "jsonl":
                     stream = chunk_jsonl_stream(fh, fr.name, max_chunk_chars=max_chunk_chars, overlap_chars=overlap_chars,
                                                 warn=warn, tick=progress_tick,
                                                 bad=lambda n, reason: bad_lines.append((n, reason)))
@@ -315,7 +335,8 @@ def _import_file(db, cid: int, path: Path, fr: FileReport, settings: str, cancel
                                               [cid, file_id, item.source, item.title]).lastrowid
                         n_docs += 1
                     elif isinstance(item, Chunk) and doc_id is not None:
-                        batch.append((cid, doc_id, doc_chunks, item.title, item.text, item.start, item.end))
+                        batch.append((cid, doc_id, doc_chunks, item.title, item.text, item.start, item.end,
+                                      item.page, item.page_end))
                         doc_chunks += 1
                         n_chunks += 1
                         if len(batch) >= _BATCH:
@@ -325,6 +346,8 @@ def _import_file(db, cid: int, path: Path, fr: FileReport, settings: str, cancel
                 if batch:
                     flush()
                 close_doc()
+        except DocumentProblem as exc:
+            raise _SkipFile(str(exc)) from exc
         except OSError as exc:
             raise _SkipFile(f"read failed part-way: {exc.strerror or exc}; nothing from this file was kept") from exc
         bad = replacements()
