@@ -123,12 +123,13 @@ def docx_blocks(path: Path) -> Iterator[tuple]:
         raise DocumentProblem(f"damaged Word document: it cannot be read ({exc})") from exc
     except Exception as exc:  # noqa: BLE001 - python-docx/lxml raise many kinds for a broken file
         raise DocumentProblem(f"damaged Word document: it cannot be read ({type(exc).__name__}: {exc})") from exc
+    names = {st.style_id: st.name or "" for st in document.styles}  # Paragraph.style looks each one up: 60% of the time
     for item in document.iter_inner_content():
         if isinstance(item, Paragraph):
             text = " ".join(item.text.split())
             if not text:
                 continue
-            style = (item.style.name if item.style is not None else "") or ""
+            style = names.get(item._p.style or "", "")
             m = re.match(r"(?:Heading|heading)\s*(\d)$", style)
             if m or style == "Title":
                 yield ("heading", int(m.group(1)) if m else 1, text)
