@@ -45,7 +45,7 @@ def make_folder(folder: Path, n: int, qt_pdf: Path) -> dict[str, int]:
 
     for i in range(counts["pdf_gs"]):
         pages = docs.guideline_pages(pick(i))
-        docs.ghostscript("%!PS\n" + "\n".join(docs._ps_page(p, k, len(pages)) for k, p in enumerate(pages, 1)),
+        docs.ghostscript("%!PS\n" + "\n".join(docs.ps_page(p, k, len(pages)) for k, p in enumerate(pages, 1)),
                          folder / f"gs_{i:03}.pdf")
     for i in range(counts["pdf_qt"]):
         shutil.copyfile(qt_pdf, folder / f"qt_{i:03}.pdf")

@@ -75,7 +75,7 @@ def test_markdown_sections_titles_offsets(db, tmp_path):
     report = corpus.add_documents(db, "c", [path])
     assert [f.status for f in report.files] == ["added"]
     rows = chunks(db)
-    assert [r[2] for r in rows] == ["Diabetes", "Diabetes / Diagnosis", "Diabetes / Kidney disease"]
+    assert [r[2] for r in rows] == ["Diabetes", "Diabetes > Diagnosis", "Diabetes > Kidney disease"]
     assert rows[0][3] == "Type 2 diabetes is usually treated first with metformin."  # link text kept, URL dropped
     text = path.read_text()
     for _src, _n, _title, body, start, end in rows[1:]:

@@ -6,7 +6,8 @@ Chunking rules (``.txt`` and ``.md``; each ``.jsonl`` record's ``text`` is treat
 
 - Paragraphs are separated by blank lines. In Markdown, ATX (``# Title``) and setext headings
   start a new section; a chunk never spans two sections, and its ``title`` is the heading path
-  (``"Diabetes / Treatment"``), or the file name's stem when there is no heading. YAML front
+  (``"Diabetes > Treatment"``, as for Word and HTML documents; a file imported when the separator
+  was ``" / "`` keeps its titles until it changes), or the file name's stem when there is no heading. YAML front
   matter is skipped and ``[text](url)`` links keep only their text.
 - Paragraphs are packed greedily into chunks of at most ``max_chunk_chars`` characters. A
   paragraph longer than that is cut at sentence ends (then at spaces, then anywhere).
@@ -34,6 +35,7 @@ from ..strict_json import JSONProblem, loads
 SUPPORTED_SUFFIXES = {".txt": "txt", ".text": "txt", ".md": "md", ".markdown": "md", ".jsonl": "jsonl",
                       ".pdf": "pdf", ".docx": "docx", ".html": "html", ".htm": "html"}  # the last three: documents.py
 
+HEADING_SEPARATOR = " > "  # between the headings of a section's path in a passage's title
 TEXT_LINE_LIMIT = 64 * 1024  # characters read at once from a .txt/.md line
 JSONL_LINE_LIMIT = 8 * 1024 * 1024  # a longer .jsonl line is skipped with a warning
 SNIFF_BYTES = 8192
@@ -347,7 +349,7 @@ def chunk_text_stream(
             headings = headings[: level - 1] + [""] * max(0, level - 1 - len(headings)) + [text]
             continue
         _, text, start, end, joiner = block
-        title = " / ".join(h for h in headings if h) or fallback
+        title = HEADING_SEPARATOR.join(h for h in headings if h) or fallback
         yield from packer.add(text, start, end, title, joiner)
     yield from packer.finish()
 

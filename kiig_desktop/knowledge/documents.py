@@ -29,10 +29,9 @@ from pathlib import Path
 from typing import TextIO
 
 from . import pdf_text
-from .chunking import Chunk, DocStart, Packer, title_from_name
+from .chunking import HEADING_SEPARATOR, Chunk, DocStart, Packer, title_from_name
 
 DOCUMENT_KINDS = ("pdf", "docx", "html")
-HEADING_SEPARATOR = " > "
 MAX_DOCX_XML_BYTES = 256 * 1024 * 1024  # word/document.xml unpacked; a larger one is refused (zip bomb)
 NO_TEXT_LAYER = "no text layer: scanned document, OCR is not supported"
 _SHORT_LINE = 0.7  # a PDF line shorter than this share of the page's median line ends a paragraph

@@ -22,7 +22,8 @@ Per page: the text is read in reading order (two columns found by an empty verti
 the middle are read left then right, full-width lines in between stay in place), ligatures are
 spelled out, a hyphen at a line end before a lower-case letter joins the word, and lines at the
 top or bottom of a page whose shape (digits aside) recurs at the edge of at least two of the six
-neighbouring pages are dropped as running headers and footers. Only a window of pages is held.
+neighbouring pages (of the other page, in a two-page PDF) are dropped as running headers and
+footers. Only a window of pages is held.
 """
 
 from __future__ import annotations
@@ -186,14 +187,15 @@ def _edges(lines: list[str]) -> set[str]:
 
 
 def _without_running(lines: list[str], neighbours: list[PdfPage]) -> list[str]:
-    """``lines`` less the top and bottom lines that recur at the edges of two or more neighbours."""
-    if len(neighbours) < 2:
+    """``lines`` less the top and bottom lines that recur at the edges of two neighbours (of one in a two-page PDF)."""
+    if not neighbours:
         return lines
     edge_sets = [_edges(p.lines) for p in neighbours]
+    need = min(2, len(neighbours))
 
     def running(line: str) -> bool:
         shape = _shape(line)
-        return sum(shape in e for e in edge_sets) >= 2
+        return sum(shape in e for e in edge_sets) >= need
 
     head = 0
     while head < min(_EDGE_LINES, len(lines)) and running(lines[head]):

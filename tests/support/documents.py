@@ -96,7 +96,7 @@ def _ps_string(text: str) -> str:
     return "(" + text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)") + ")"
 
 
-def _ps_page(lines: list[tuple[str, str]], number: int, total: int) -> str:
+def ps_page(lines: list[tuple[str, str]], number: int, total: int) -> str:
     out = ["/Helvetica findfont 8 scalefont setfont", f"72 760 moveto {_ps_string(HEADER)} show",
            f"500 40 moveto {_ps_string(f'Page {number} of {total}')} show"]
     y = 730
@@ -123,7 +123,7 @@ def ghostscript(ps: str, out: Path) -> None:
 
 def gs_guideline(out: Path) -> None:
     pages = guideline_pages()
-    ghostscript("%!PS\n" + "\n".join(_ps_page(p, n, len(pages)) for n, p in enumerate(pages, 1)), out)
+    ghostscript("%!PS\n" + "\n".join(ps_page(p, n, len(pages)) for n, p in enumerate(pages, 1)), out)
 
 
 LEFT = ("Left column. Warfarin dosing is guided by the international normalised ratio, with a usual target "
@@ -179,7 +179,7 @@ def big_pdf(out: Path, pages: int = BIG_PAGES) -> None:
     for n in range(1, pages + 1):
         start = ((n - 1) * per) % len(lines)
         chunk = (lines * 2)[start:start + per]
-        ps.append(_ps_page(chunk, n, pages))
+        ps.append(ps_page(chunk, n, pages))
     ghostscript("\n".join(ps), out)
 
 
