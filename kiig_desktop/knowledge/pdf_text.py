@@ -133,52 +133,45 @@ def _open(path: Path):
         raise PdfProblem(f"damaged PDF: it cannot be read ({detail})") from exc
 
 
-def page_count(path: Path) -> int:
-    with _LOCK:
-        pdf = _open(path)
-        try:
-            return len(pdf)
-        finally:
-            pdf.close()
-
-
 def pages(path: Path, tick: Callable[[int, int], None] | None = None) -> Iterator[PdfPage]:
     """Cleaned pages of the PDF at ``path``, in order; ``tick(done, total)`` after each page read.
 
     Raises PdfProblem for an encrypted or damaged file. Running headers and footers are dropped
     (see the module docstring); pages are read one at a time, a few held for the comparison.
     """
-    with _LOCK:
+    with _LOCK:  # held for each PDFium call, never across a yield (the consumer may stop at any time)
         pdf = _open(path)
-        try:
-            total = len(pdf)
-            ahead: deque[PdfPage] = deque()
-            behind: deque[PdfPage] = deque(maxlen=_WINDOW)
-            nxt = 0
+        total = len(pdf)
+    try:
+        ahead: deque[PdfPage] = deque()
+        behind: deque[PdfPage] = deque(maxlen=_WINDOW)
+        nxt = 0
 
-            def read_one() -> None:
-                nonlocal nxt
-                try:
+        def read_one() -> None:
+            nonlocal nxt
+            try:
+                with _LOCK:
                     lines = _page_lines(pdf, nxt)
-                except Exception as exc:  # noqa: BLE001 - PDFium reports a broken page in many ways
-                    raise PdfProblem(f"damaged PDF: page {nxt + 1} cannot be read ({exc})") from exc
-                text = "\n".join(lines)
-                ahead.append(PdfPage(nxt + 1, lines, garbage=_bad_share(text) > GARBAGE_SHARE))
-                nxt += 1
-                if tick:
-                    tick(nxt, total)
+            except Exception as exc:  # noqa: BLE001 - PDFium reports a broken page in many ways
+                raise PdfProblem(f"damaged PDF: page {nxt + 1} cannot be read ({exc})") from exc
+            text = "\n".join(lines)
+            ahead.append(PdfPage(nxt + 1, lines, garbage=_bad_share(text) > GARBAGE_SHARE))
+            nxt += 1
+            if tick:
+                tick(nxt, total)
 
-            while nxt < min(total, _WINDOW + 1):
+        while nxt < min(total, _WINDOW + 1):
+            read_one()
+        while ahead:
+            page = ahead[0]
+            neighbours = [p for p in (*behind, *list(ahead)[1:]) if not p.garbage]
+            out = PdfPage(page.number, _without_running(page.lines, neighbours), page.garbage)
+            behind.append(ahead.popleft())
+            if nxt < total:
                 read_one()
-            while ahead:
-                page = ahead[0]
-                neighbours = [p for p in (*behind, *list(ahead)[1:]) if not p.garbage]
-                out = PdfPage(page.number, _without_running(page.lines, neighbours), page.garbage)
-                behind.append(ahead.popleft())
-                if nxt < total:
-                    read_one()
-                yield out
-        finally:
+            yield out
+    finally:
+        with _LOCK:
             pdf.close()
 
 

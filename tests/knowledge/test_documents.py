@@ -201,3 +201,15 @@ def test_where_labels():
     assert p(source="my_notes.txt", file="my_notes.txt", title="my notes").where() == "my_notes.txt"
     assert p(source="cf-statins", file="facts.jsonl", title="Statins").where() == "facts.jsonl > cf-statins > Statins"
     assert p(source="notes.txt", file=None, title=None).where() == "notes.txt"
+
+
+def test_pdfium_is_not_held_between_pages(documents):
+    from kiig_desktop.knowledge import pdf_text
+
+    reading = pdf_text.pages(documents / "qt_guideline.pdf")
+    first = next(reading)
+    assert first.number == 1
+    assert pdf_text._LOCK.acquire(blocking=False), "a consumer that stops reading must not block every other PDF import"
+    pdf_text._LOCK.release()
+    assert [p.number for p in pdf_text.pages(documents / "two_column.pdf")] == [1]
+    reading.close()
