@@ -133,6 +133,7 @@ HARD = {
     "scanned.pdf": NO_TEXT_LAYER,
     "encrypted.pdf": "encrypted: the PDF is password-protected",
     "damaged.pdf": "damaged PDF: it cannot be read",
+    "truncated.pdf": "damaged PDF: it cannot be read",
     "damaged.docx": "damaged Word document: it cannot be read",
     "garbage.pdf": "unreadable text: more than 30% of the characters are not letters",
 }

@@ -11,7 +11,8 @@ line ends, a running header and a "Page N of M" footer on every page. Producers:
   have no Unicode meaning, as broken subset fonts do);
 - ``scanned.pdf``: QPdfWriter drawing a picture of text (no text layer);
 - ``encrypted.pdf``: pypdf encrypting ``qt_guideline.pdf`` with a user password;
-- ``damaged.pdf`` / ``damaged.docx``: garbage after a PDF header, a Word file cut in half;
+- ``damaged.pdf`` / ``truncated.pdf`` / ``damaged.docx``: garbage after a PDF header, a PDF cut
+  at 60%, a Word file cut in half;
 - ``pydocx_guide.docx`` (python-docx: headings, paragraphs, a table), ``page.html`` (navigation,
   header, footer, scripts, styles) and, by :func:`libreoffice_docx`, ``lo_guide.docx`` (LibreOffice
   converting ``page.html``).
@@ -274,6 +275,8 @@ def build(folder: Path) -> None:
     big_pdf(folder / "big.pdf")
     encrypt(folder / "qt_guideline.pdf", folder / "encrypted.pdf")
     (folder / "damaged.pdf").write_bytes(b"%PDF-1.7\n" + hashlib.sha256(b"x").digest() * 64)
+    whole = (folder / "gs_guideline.pdf").read_bytes()
+    (folder / "truncated.pdf").write_bytes(whole[: len(whole) * 6 // 10])  # a download cut short
     (folder / "guideline.txt").write_text(guideline_text(), encoding="utf-8")
     (folder / "page.html").write_text(HTML, encoding="utf-8")
     pydocx(folder / "pydocx_guide.docx")
