@@ -5,9 +5,11 @@ Each reader turns a file into blocks, ``("heading", level, text)`` and ``("para"
 sections, size, overlap). The character span of a passage is its place in the document's text as
 read here: the paragraphs joined by blank lines.
 
-- PDF (:mod:`.pdf_text`, PDFium): one block per paragraph (a line much shorter than the page's
-  median line ends a paragraph); a paragraph may run on to the next page, so a passage records the
-  first and last page it covers. No headings: the title is the file's stem. No text layer at all:
+- PDF (:mod:`.pdf_text`, PDFium): one block per paragraph (a wider gap above a line, or a line much
+  shorter than the page's median one, ends a paragraph); a short line in a larger font than the
+  body text is a heading (two levels, by size), so the title is the heading path, else the file's
+  stem. A paragraph may run on to the next page, so a passage records the first and last page it
+  covers. No text layer at all:
   skipped ("no text layer: scanned document, OCR is not supported"); pages without text or with
   unreadable text are listed in the report; encrypted and damaged files are skipped.
 - DOCX (python-docx): paragraphs in order; "Heading N"/"Title" styles start sections; each table
@@ -83,7 +85,14 @@ def pdf_blocks(path: Path, warn: Callable[[str], None], tick: Callable[[int, int
                 continue
             typical = sorted(len(ln) for ln in page.lines)[len(page.lines) // 2]  # PDFium joins hyphenated lines
             page_starts.append(pos + (len(pdf_text.join_lines(para)) + 1 if para else 0))
-            for line in page.lines:
+            for line, mark in zip(page.lines, page.marks, strict=True):
+                if mark.startswith("h"):
+                    yield from flush()
+                    yield ("heading", 1 if mark == "h1" else 2, line)
+                    pos += len(line) + 2
+                    continue
+                if mark == "b":
+                    yield from flush()
                 if not para:
                     para_start = pos
                 para.append(line)

@@ -23,7 +23,9 @@ the middle are read left then right, full-width lines in between stay in place),
 spelled out, a hyphen at a line end before a lower-case letter joins the word, and lines at the
 top or bottom of a page whose shape (digits aside) recurs at the edge of at least two of the six
 neighbouring pages (of the other page, in a two-page PDF) are dropped as running headers and
-footers. Only a window of pages is held.
+footers. Each line is marked from PDFium's character boxes and font sizes: a heading (short, in a
+larger font than the page's body text) or the start of a paragraph (a wider gap above it). Only a
+window of pages is held.
 """
 
 from __future__ import annotations
@@ -50,10 +52,12 @@ class PdfProblem(Exception):
 
 @dataclass
 class PdfPage:
-    """One page's lines after cleaning (1-based ``number``); ``garbage`` when its text is unreadable."""
+    """One page's lines after cleaning (1-based ``number``) and their marks (``_marked_lines``);
+    ``garbage`` when its text is unreadable."""
 
     number: int
     lines: list[str]
+    marks: list[str]
     garbage: bool = False
 
 
@@ -102,7 +106,48 @@ def _columns(textpage, width: float, height: float, gx: float) -> str:
     return "\n".join(p for p in parts if p.strip())
 
 
-def _page_lines(pdf, index: int) -> list[str]:
+def _clean(line: str) -> str:
+    return " ".join(line.translate(_LIGATURES).split())
+
+
+def _marked_lines(textpage, text: str) -> tuple[list[str], list[str]]:
+    """Lines of ``text`` (PDFium's, one character per character index) with their marks from the
+    geometry: "h" a heading (a short line in a larger font than the page's body text; "h1" much
+    larger), "b" the first line of a paragraph (a wider gap above it than between its lines), ""
+    a line that continues one."""
+    import pypdfium2.raw as pdfium_c
+
+    found: list[tuple[str, float, float, float]] = []  # text, bottom of its first and last character, font size
+    for m in re.finditer(r"[^\r\n]+", text):
+        line = _clean(m.group(0))
+        if not line:
+            continue
+        first = m.start() + len(m.group(0)) - len(m.group(0).lstrip())
+        last = m.start() + len(m.group(0).rstrip()) - 1  # a line PDFium joined at a hyphen ends lower down
+        found.append((line, textpage.get_charbox(first)[1], textpage.get_charbox(last)[1],
+                      pdfium_c.FPDFText_GetFontSize(textpage.raw, first)))
+    if not found:
+        return [], []
+    weight: dict[float, int] = {}
+    for line, _f, _l, size in found:
+        weight[round(size, 1)] = weight.get(round(size, 1), 0) + len(line)
+    body = max(weight, key=lambda k: weight[k])
+    gaps = sorted(g for g in (a[2] - b[1] for a, b in zip(found, found[1:], strict=False)) if g > 0)
+    usual = gaps[len(gaps) // 2] if gaps else 0.0
+    marks = []
+    for i, (line, bottom, _last, size) in enumerate(found):
+        gap = found[i - 1][2] - bottom if i else None
+        if size > body * 1.08 and len(line) < 120:
+            marks.append("h1" if size >= body * 1.3 else "h")
+        elif gap is not None and (gap < 0 or (usual and gap > usual * 1.4)):
+            marks.append("b")
+        else:
+            marks.append("")
+    return [f[0] for f in found], marks
+
+
+def _page_lines(pdf, index: int) -> tuple[list[str], list[str]]:
+    """The page's lines in reading order and their marks (see :func:`_marked_lines`; none in two columns)."""
     page = pdf[index]
     try:
         textpage = page.get_textpage()
@@ -110,14 +155,14 @@ def _page_lines(pdf, index: int) -> list[str]:
             text = textpage.get_text_range()
             width, height = page.get_size()
             gx = _gutter(textpage, width, height, text.count("\n") + 1)
-            if gx is not None:
-                text = _columns(textpage, width, height, gx)
+            if gx is None:
+                return _marked_lines(textpage, text)
+            lines = [ln for ln in map(_clean, _columns(textpage, width, height, gx).splitlines()) if ln]
+            return lines, [""] * len(lines)
         finally:
             textpage.close()
     finally:
         page.close()
-    text = text.replace("\r\n", "\n").replace("\r", "\n").translate(_LIGATURES)
-    return [" ".join(line.split()) for line in text.split("\n") if line.strip()]
 
 
 def _open(path: Path):
@@ -151,11 +196,11 @@ def pages(path: Path, tick: Callable[[int, int], None] | None = None) -> Iterato
             nonlocal nxt
             try:
                 with _LOCK:
-                    lines = _page_lines(pdf, nxt)
+                    lines, marks = _page_lines(pdf, nxt)
             except Exception as exc:  # noqa: BLE001 - PDFium reports a broken page in many ways
                 raise PdfProblem(f"damaged PDF: page {nxt + 1} cannot be read ({exc})") from exc
             text = "\n".join(lines)
-            ahead.append(PdfPage(nxt + 1, lines, garbage=_bad_share(text) > GARBAGE_SHARE))
+            ahead.append(PdfPage(nxt + 1, lines, marks, garbage=_bad_share(text) > GARBAGE_SHARE))
             nxt += 1
             if tick:
                 tick(nxt, total)
@@ -165,7 +210,11 @@ def pages(path: Path, tick: Callable[[int, int], None] | None = None) -> Iterato
         while ahead:
             page = ahead[0]
             neighbours = [p for p in (*behind, *list(ahead)[1:]) if not p.garbage]
-            out = PdfPage(page.number, _without_running(page.lines, neighbours), page.garbage)
+            head, tail = _running_edges(page.lines, neighbours)
+            marks = page.marks[head:tail]
+            if marks[:1] == ["b"]:  # measured from a header above it: the page's first line may continue a paragraph
+                marks[0] = ""
+            out = PdfPage(page.number, page.lines[head:tail], marks, page.garbage)
             behind.append(ahead.popleft())
             if nxt < total:
                 read_one()
@@ -179,10 +228,11 @@ def _edges(lines: list[str]) -> set[str]:
     return {_shape(ln) for ln in lines[:_EDGE_LINES] + lines[-_EDGE_LINES:]}
 
 
-def _without_running(lines: list[str], neighbours: list[PdfPage]) -> list[str]:
-    """``lines`` less the top and bottom lines that recur at the edges of two neighbours (of one in a two-page PDF)."""
+def _running_edges(lines: list[str], neighbours: list[PdfPage]) -> tuple[int, int]:
+    """``(head, tail)``: ``lines[head:tail]`` leaves out the top and bottom lines that recur at the edges
+    of two neighbours (of one in a two-page PDF)."""
     if not neighbours:
-        return lines
+        return 0, len(lines)
     edge_sets = [_edges(p.lines) for p in neighbours]
     need = min(2, len(neighbours))
 
@@ -196,7 +246,7 @@ def _without_running(lines: list[str], neighbours: list[PdfPage]) -> list[str]:
     tail = len(lines)
     while tail > max(head, len(lines) - _EDGE_LINES) and running(lines[tail - 1]):
         tail -= 1
-    return lines[head:tail]
+    return head, tail
 
 
 def join_lines(lines: list[str]) -> str:

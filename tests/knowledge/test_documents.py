@@ -73,6 +73,8 @@ def test_a_pdf_from_each_producer_imports_with_its_pages(store, documents, pdf):
         assert holding, f"{fact['title']!r} not found whole in {pdf}"
         lo, hi = spans[fact["title"]]
         assert any(r[2] <= hi and r[3] >= lo for r in holding), (fact["title"], lo, hi, [(r[2], r[3]) for r in holding])
+        # its heading (a larger font) is the section title, and the passage starts with the paragraph
+        assert any(flat(r[4]) == fact["title"] and flat(r[1]).startswith(first) for r in holding), holding
 
 
 @pytest.mark.parametrize("pdf", ["qt_guideline.pdf", "gs_guideline.pdf"])
