@@ -9,7 +9,9 @@ PDF and Word libraries already loaded).
 
     python benchmarks/bench_documents.py [--pages 1000] [--docs 200] [--out benchmarks/results/documents.json]
 
-Not a timed test: it prints numbers.
+It also times whole-document text extraction with pypdf and pypdfium2 on the Qt guideline and the
+big PDF (needs pypdf, which is not a dependency): the measurement behind the choice in
+``kiig_desktop/knowledge/pdf_text.py``. Not a timed test: it prints numbers.
 """
 
 from __future__ import annotations
@@ -65,6 +67,33 @@ def make_folder(folder: Path, n: int, qt_pdf: Path) -> dict[str, int]:
     return counts
 
 
+def compare_libraries(pdfs: dict[str, Path]) -> dict:
+    """Whole-document text extraction time of pypdf and pypdfium2 (the choice in knowledge/pdf_text.py)."""
+    import pypdf  # not a dependency: the comparison only
+    import pypdfium2
+
+    def with_pypdf(path: Path) -> int:
+        return sum(len(page.extract_text()) for page in pypdf.PdfReader(path).pages)
+
+    def with_pdfium(path: Path) -> int:
+        doc = pypdfium2.PdfDocument(str(path))
+        try:
+            return sum(len(doc[i].get_textpage().get_text_range()) for i in range(len(doc)))
+        finally:
+            doc.close()
+
+    out = {"pypdf": pypdf.__version__, "pypdfium2": str(pypdfium2.version.PYPDFIUM_INFO),
+           "pdfium": str(pypdfium2.version.PDFIUM_INFO), "seconds": {}}
+    for name, path in pdfs.items():
+        row = {}
+        for lib, fn in (("pypdf", with_pypdf), ("pypdfium2", with_pdfium)):
+            t = time.perf_counter()
+            fn(path)
+            row[lib] = round(time.perf_counter() - t, 3)
+        out["seconds"][name] = row
+    return out
+
+
 def child(path: str) -> None:
     """Import ``path`` into a new session and print the numbers as JSON (run in a fresh process)."""
     import docx  # noqa: F401 - the readers' libraries are loaded before the baseline: the peak is the import's
@@ -114,12 +143,15 @@ def main() -> int:
         docs.qt_pdf({"kind": "text", "header": docs.HEADER, "pages": docs.guideline_pages()}, qt)
         counts = make_folder(root / "mixed", args.docs, qt)
         made_s = time.perf_counter() - t
+        libraries = compare_libraries({"qt_guideline_8_pages": qt, f"gs_{args.pages}_pages": big})
         pdf = measure(big)
         mixed = measure(root / "mixed")
         pdf.update(pages=args.pages, mb=round(big.stat().st_size / 2**20, 1))
         mixed.update(documents=args.docs, kinds=counts,
                      mb=round(sum(f.stat().st_size for f in (root / "mixed").iterdir()) / 2**20, 1))
-    result = {"machine": machine(), "make_documents_s": round(made_s, 1), "pdf_1000_pages": pdf, "mixed_folder": mixed}
+    result = {"machine": machine(), "make_documents_s": round(made_s, 1), "pdf_libraries": libraries,
+              "pdf_1000_pages": pdf, "mixed_folder": mixed}
+    print(f"text extraction, pypdf vs pypdfium2 (s): {libraries['seconds']}")
     print(f"{args.pages}-page PDF ({pdf['mb']} MB): {pdf['import_s']} s, {pdf['chunks']} chunks, "
           f"peak RSS {pdf['peak_rss_mb']} MB ({pdf['peak_over_start_mb']} MB over the start)")
     print(f"{args.docs} mixed documents ({mixed['mb']} MB, {counts}): {mixed['import_s']} s, {mixed['chunks']} chunks, "
