@@ -90,6 +90,24 @@ def test_running_headers_and_footers_are_dropped_and_hyphens_joined(store, docum
     assert not re.search(r"[a-z]- [a-z]", text), "a line-end hyphen left in a word"
 
 
+def test_a_wider_gap_between_lines_ends_a_paragraph(store, tmp_path):
+    """Ghostscript PDF: a heading and two paragraphs whose last lines are as long as the others."""
+    first = ["Anticoagulant clinics review every patient on warfarin at least once in twelve weeks,",
+             "and more often while the dose is changing or after a new interacting drug is started."]
+    second = ["Direct oral anticoagulants need no routine monitoring of the clotting time, although",
+              "kidney function is checked every year because several are cleared by the kidneys."]
+    ps = ["%!PS", "/Helvetica-Bold findfont 12 scalefont setfont 72 720 moveto (Anticoagulant clinics) show",
+          "/Helvetica findfont 10 scalefont setfont"]
+    for y, line in zip((700, 686, 658, 644), first + second, strict=True):
+        ps.append(f"72 {y} moveto ({line}) show")
+    pdf = tmp_path / "clinic.pdf"
+    docs.ghostscript("\n".join([*ps, "showpage"]), pdf)
+    corpus.add_documents(store.db, "g", [pdf])
+    [(name, text, page, page_end, title, _s, _e)] = rows(store.db)
+    assert (name, page, page_end, title) == ("clinic.pdf", 1, 1, "Anticoagulant clinics")
+    assert text == " ".join(first) + "\n\n" + " ".join(second)
+
+
 def test_two_columns_are_read_one_after_the_other(store, documents):
     corpus.add_documents(store.db, "g", [documents / "two_column.pdf"])
     text = flat(" ".join(r[1] for r in rows(store.db)))
