@@ -36,6 +36,7 @@ from .chunking import HEADING_SEPARATOR, Chunk, DocStart, Packer, title_from_nam
 DOCUMENT_KINDS = ("pdf", "docx", "html")
 MAX_DOCX_XML_BYTES = 256 * 1024 * 1024  # word/document.xml unpacked; a larger one is refused (zip bomb)
 NO_TEXT_LAYER = "no text layer: scanned document, OCR is not supported"
+PARA_LIMIT = 64 * 1024  # characters of a PDF paragraph held at once; a longer one is cut there
 _SHORT_LINE = 0.7  # a PDF line shorter than this share of the page's median line ends a paragraph
 
 
@@ -62,7 +63,7 @@ def pdf_blocks(path: Path, warn: Callable[[str], None], tick: Callable[[int, int
     n_pages = 0
     pos = 0  # offset in the document text of the next character
     para: list[str] = []
-    para_start = 0
+    para_start = para_chars = 0
 
     def flush() -> Iterator[tuple]:
         nonlocal pos, para
@@ -94,9 +95,10 @@ def pdf_blocks(path: Path, warn: Callable[[str], None], tick: Callable[[int, int
                 if mark == "b":
                     yield from flush()
                 if not para:
-                    para_start = pos
+                    para_start, para_chars = pos, 0
                 para.append(line)
-                if len(line) < _SHORT_LINE * typical:
+                para_chars += len(line) + 1
+                if len(line) < _SHORT_LINE * typical or para_chars > PARA_LIMIT:  # bounded memory
                     yield from flush()
         yield from flush()
     except pdf_text.PdfProblem as exc:

@@ -238,3 +238,20 @@ def test_pdfium_is_not_held_between_pages(documents):
     pdf_text._LOCK.release()
     assert [p.number for p in pdf_text.pages(documents / "two_column.pdf")] == [1]
     reading.close()
+
+
+def test_a_pdf_paragraph_that_never_ends_is_cut_to_bound_memory(tmp_path):
+    """Ghostscript PDF: 40 pages of equal lines, no heading, no gap: one paragraph of ~160,000 characters."""
+    from kiig_desktop.knowledge import documents
+
+    line = "Equal lines of guideline text without any break in the layout keep one paragraph going on "
+    ps = ["%!PS", "/Helvetica findfont 10 scalefont setfont"]
+    for n in range(40):
+        ps += [f"72 {740 - 14 * i} moveto ({line[: 80 - i % 3]} {n} {i}) show" for i in range(50)] + ["showpage"]
+    pdf = tmp_path / "endless.pdf"
+    docs.ghostscript("\n".join(ps), pdf)
+    starts: list[int] = []
+    blocks = list(documents.pdf_blocks(pdf, lambda m: None, None, starts))
+    assert len(starts) == 40 and all(b[0] == "para" for b in blocks)
+    assert sum(len(b[1]) for b in blocks) > 150_000
+    assert max(len(b[1]) for b in blocks) <= documents.PARA_LIMIT + 200 and len(blocks) >= 3
