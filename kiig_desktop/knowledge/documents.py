@@ -9,7 +9,7 @@ read here: the paragraphs joined by blank lines.
   shorter than the page's median one, ends a paragraph); a short line in a larger font than the
   body text is a heading (two levels, by size), so the title is the heading path, else the file's
   stem. A paragraph may run on to the next page, so a passage records the first and last page it
-  covers. No text layer at all:
+  covers; one longer than PARA_LIMIT characters is cut there (bounded memory). No text layer at all:
   skipped ("no text layer: scanned document, OCR is not supported"); pages without text or with
   unreadable text are listed in the report; encrypted and damaged files are skipped.
 - DOCX (python-docx): paragraphs in order; "Heading N"/"Title" styles start sections; each table
