@@ -33,7 +33,7 @@ VOCAB_DIR ?= $(HOME)/.cache/kiig-desktop/vocab/$(LLAMA_VERSION)
 VOCAB_FAMILIES := qwen2 llama-bpe llama-spm phi-3 gpt-2
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: run test install install-test install-cluster vocab browser xlibs bundle screenshots bench clean
+.PHONY: run test install install-test install-cluster vocab browser doctools xlibs bundle screenshots bench clean
 
 run: install xlibs
 	$(BIN)/kiig-desktop
@@ -41,7 +41,7 @@ run: install xlibs
 # under make test nothing skips (KIIG_REQUIRE_ALL=1, tests/support/require.py): a missing prerequisite
 # (Ray, chromium, Xvfb, root, the bundle `make bundle` leaves in dist/) fails naming it; the archive
 # is cached by a hash of its inputs
-test: install-test browser bundle
+test: install-test browser doctools bundle
 	$(BIN)/ruff check kiig_desktop tests benchmarks
 	KIIG_REQUIRE_ALL=1 KIIG_REQUIRE_BUNDLE=1 QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
 
@@ -97,6 +97,13 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ; } || \
 	  echo "note: chromium is not installed; the HTML report browser test will fail (apt-get install chromium)"
+
+# the producers of the document-import tests' PDFs and Word files (tests/support/documents.py):
+# installed as root, elsewhere make test fails naming them
+doctools:
+	@{ command -v gs >/dev/null 2>&1 && command -v soffice >/dev/null 2>&1 ; } || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ghostscript libreoffice-writer-nogui >/dev/null) ; } || \
+	  echo "note: Ghostscript or LibreOffice is not installed; the document import tests will fail (apt-get install ghostscript libreoffice-writer-nogui)"
 
 # the X libraries Qt's xcb plugin needs: installed when run as root, else the apt-get line to run
 xlibs:

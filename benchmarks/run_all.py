@@ -22,6 +22,7 @@ def main() -> int:
         ["bench_infogain.py", "--repeats", "1" if quick else "3", "--out", str(RESULTS / "infogain.json")],
         ["bench_store.py", "--repeats", "10" if quick else "30"],
         ["bench_corpus.py", "--queries", "200" if quick else "1000"],
+        ["bench_documents.py", "--out", str(RESULTS / "documents.json")] + (["--pages", "200", "--docs", "50"] if quick else []),
         ["bench_batch.py", "--json", str(RESULTS / "batch.json")] + (["--limit", "5"] if quick else []),
         ["bench_latency.py", "--repeats", "2" if quick else "5", "--out", str(RESULTS / "latency.json")],
     ]

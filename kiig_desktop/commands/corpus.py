@@ -18,7 +18,7 @@ def register(sub) -> None:
     csub = p.add_subparsers(dest="corpus_command", metavar="ACTION", parser_class=type(p))
     csub.required = True
 
-    a = csub.add_parser("add", help="import .txt, .md and .jsonl files (or folders) into a named corpus")
+    a = csub.add_parser("add", help="import PDF, .docx, HTML, .txt, .md and .jsonl files (or folders) into a named corpus")
     a.add_argument("--db", required=True, help="the session file (created if missing)")
     a.add_argument("--name", required=True, help="corpus name (created on first import)")
     a.add_argument("paths", nargs="+", metavar="PATH", help="files or folders to import")

@@ -6,7 +6,8 @@ Chunking rules (``.txt`` and ``.md``; each ``.jsonl`` record's ``text`` is treat
 
 - Paragraphs are separated by blank lines. In Markdown, ATX (``# Title``) and setext headings
   start a new section; a chunk never spans two sections, and its ``title`` is the heading path
-  (``"Diabetes / Treatment"``), or the file name's stem when there is no heading. YAML front
+  (``"Diabetes > Treatment"``, as for Word and HTML documents; a file imported when the separator
+  was ``" / "`` keeps its titles until it changes), or the file name's stem when there is no heading. YAML front
   matter is skipped and ``[text](url)`` links keep only their text.
 - Paragraphs are packed greedily into chunks of at most ``max_chunk_chars`` characters. A
   paragraph longer than that is cut at sentence ends (then at spaces, then anywhere).
@@ -31,16 +32,18 @@ from typing import TextIO
 
 from ..strict_json import JSONProblem, loads
 
-SUPPORTED_SUFFIXES = {".txt": "txt", ".text": "txt", ".md": "md", ".markdown": "md", ".jsonl": "jsonl"}
+SUPPORTED_SUFFIXES = {".txt": "txt", ".text": "txt", ".md": "md", ".markdown": "md", ".jsonl": "jsonl",
+                      ".pdf": "pdf", ".docx": "docx", ".html": "html", ".htm": "html"}  # the last three: documents.py
 
+HEADING_SEPARATOR = " > "  # between the headings of a section's path in a passage's title
 TEXT_LINE_LIMIT = 64 * 1024  # characters read at once from a .txt/.md line
 JSONL_LINE_LIMIT = 8 * 1024 * 1024  # a longer .jsonl line is skipped with a warning
 SNIFF_BYTES = 8192
 CHUNKER_VERSION = 1
 
 _BINARY_MAGIC = (
-    (b"%PDF", "a PDF file; export its text (e.g. to .txt) first"),
-    (b"PK\x03\x04", "a ZIP archive or Office document; save it as .txt or .md first"),
+    (b"%PDF", "a PDF file; name it .pdf to import its text"),
+    (b"PK\x03\x04", "a ZIP archive or Office document; a Word document imports as .docx"),
     (b"\x89PNG", "a PNG image"),
     (b"\xff\xd8\xff", "a JPEG image"),
     (b"GIF8", "a GIF image"),
@@ -105,12 +108,14 @@ def open_text(path: Path, encoding: str) -> TextIO:
 
 @dataclass
 class Chunk:
-    """One passage: its text, section title, and span in the decoded document."""
+    """One passage: its text, section title, span in the decoded document, and pages (PDF only)."""
 
     text: str
     title: str | None
     start: int
     end: int
+    page: int | None = None
+    page_end: int | None = None
 
 
 @dataclass
@@ -316,7 +321,7 @@ def text_blocks(lines: Iterable[tuple[int, str]], *, markdown: bool, para_limit:
         yield block
 
 
-def _title_from_name(name: str) -> str:
+def title_from_name(name: str) -> str:
     stem = Path(name).stem
     return re.sub(r"[_\-]+", " ", stem).strip() or name
 
@@ -326,7 +331,7 @@ def chunk_text_stream(
     tick: Callable[[], None] | None = None,
 ) -> Iterator[DocStart | Chunk]:
     """Chunks of one ``.txt``/``.md`` file, preceded by its DocStart."""
-    fallback = _title_from_name(name)
+    fallback = title_from_name(name)
     yield DocStart(source=name, title=fallback)
     packer = Packer(max_chunk_chars, overlap_chars)
     lines: Iterable[tuple[int, str]] = _lines(fh, TEXT_LINE_LIMIT)
@@ -344,7 +349,7 @@ def chunk_text_stream(
             headings = headings[: level - 1] + [""] * max(0, level - 1 - len(headings)) + [text]
             continue
         _, text, start, end, joiner = block
-        title = " / ".join(h for h in headings if h) or fallback
+        title = HEADING_SEPARATOR.join(h for h in headings if h) or fallback
         yield from packer.add(text, start, end, title, joiner)
     yield from packer.finish()
 

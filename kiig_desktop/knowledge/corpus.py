@@ -1,7 +1,7 @@
 """Reference corpora in a session database: import, search, list and remove.
 
-A session may hold several named corpora. Importing reads ``.txt``, ``.md`` and ``.jsonl`` files
-(or whole folders), chunks them (see :mod:`kiig_desktop.knowledge.chunking`) and indexes the chunks
+A session may hold several named corpora. Importing reads ``.txt``, ``.md``, ``.jsonl``, ``.pdf``,
+``.docx`` and ``.html`` files (or whole folders; documents: :mod:`kiig_desktop.knowledge.documents`), chunks them (see :mod:`kiig_desktop.knowledge.chunking`) and indexes the chunks
 with SQLite FTS5; :func:`search` ranks them with BM25 (see :mod:`kiig_desktop.knowledge.search`).
 
 Re-importing a file whose bytes (SHA-256) and chunk settings are unchanged does nothing; a changed
@@ -11,10 +11,9 @@ cancelled, interrupted or fails, the corpus is left exactly as it was.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-import os
-import stat
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -28,7 +27,6 @@ from ..strict_json import bad_lines_error
 from .chunking import (
     CHUNKER_VERSION,
     SNIFF_BYTES,
-    SUPPORTED_SUFFIXES,
     Chunk,
     DocStart,
     check_chunk_settings,
@@ -39,6 +37,8 @@ from .chunking import (
     reset_replacements,
     sniff,
 )
+from .collect import collect
+from .documents import DOCUMENT_KINDS, DocumentProblem, document_stream
 from .search import PASSAGE_COLUMNS, PASSAGE_JOINS, Passage, corpus_id, passage_from_row, sanitize_query, search
 
 __all__ = [
@@ -126,88 +126,9 @@ def _check_name(name: str) -> str:
     return name
 
 
-def _collect(paths: Iterable[str | Path]) -> list[tuple[Path, str, str | None, int, FileReport | None]]:
-    """Files to import, in order, as (path, name, kind, size, None), or (..., the report of a skipped one)."""
-    found: list[tuple[Path, str, str | None, int, FileReport | None]] = []
-
-    def skip(path: Path, name: str, kind: str | None, message: str) -> None:
-        found.append((path, name, kind, 0, FileReport(str(path), name, "skipped", kind, messages=[message])))
-
-    names: dict[str, Path] = {}
-    seen: set[Path] = set()
-
-    def consider(path: Path, name: str, explicit: bool) -> None:
-        kind = SUPPORTED_SUFFIXES.get(path.suffix.lower())
-        if kind is None:
-            if explicit:
-                supported = ", ".join(sorted(set(SUPPORTED_SUFFIXES)))
-                skip(path, name, None, f"unsupported file type {path.suffix or '(none)'!r} (supported: {supported})")
-            return
-        try:
-            real = path.resolve()
-            st = os.stat(real)
-        except OSError as exc:
-            skip(path, name, kind, f"cannot read: {exc.strerror or exc}")
-            return
-        if real in seen:
-            return
-        seen.add(real)
-        if not stat.S_ISREG(st.st_mode):
-            skip(path, name, kind, "not a regular file")
-            return
-        if name in names:
-            skip(path, name, kind, f"duplicate name {name!r}: {names[name]} has the same name in this import; "
-                 "rename one, or import their common parent folder")
-            return
-        names[name] = path
-        found.append((path, name, kind, st.st_size, None))
-
-    for raw in paths:
-        path = Path(raw).expanduser()
-        if path.is_dir():
-            before = len(found)
-            _walk_folder(path, consider, skip)
-            if len(found) == before:
-                skip(path, path.name or str(path), None, "folder holds no .txt, .md or .jsonl files")
-        elif path.exists() or path.is_symlink():
-            consider(path, path.name, explicit=True)
-        else:
-            skip(path, path.name or str(path), None, "no such file or folder")
-    return found
-
-
-def _walk_folder(folder: Path, consider: Callable[[Path, str, bool], None],
-                 skip: Callable[[Path, str, str | None, str], None]) -> None:
-    """Files of ``folder`` for ``consider``; unreadable subfolders and links leading outside it are reported.
-
-    Symbolic links are followed only when they resolve inside the folder given: a link to
-    ``/etc/passwd`` in a corpus folder must not pull that file into the session.
-    """
-    inside = folder.resolve()
-
-    def unreadable(exc: OSError) -> None:
-        where = Path(exc.filename or folder)
-        rel = where.relative_to(folder).as_posix() if where != folder and where.is_relative_to(folder) else str(where)
-        skip(where, rel, None, f"cannot read folder: {exc.strerror or exc}")
-
-    for root, dirs, files in os.walk(folder, onerror=unreadable):
-        base = Path(root)
-        for d in [d for d in dirs if (base / d).is_symlink()]:
-            dirs.remove(d)  # never descended; one inside the folder is imported through its real path
-            if not (base / d).resolve().is_relative_to(inside):
-                rel = (base / d).relative_to(folder).as_posix()
-                skip(base / d, rel, None, f"a link to a folder outside {folder}; not followed")
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for fname in sorted(files):
-            if fname.startswith("."):
-                continue
-            full = base / fname
-            rel = full.relative_to(folder).as_posix()
-            kind = SUPPORTED_SUFFIXES.get(full.suffix.lower())
-            if kind and full.is_symlink() and not full.resolve().is_relative_to(inside):
-                skip(full, rel, kind, f"a link to a file outside {folder}; not followed")
-                continue
-            consider(full, rel, False)
+def _reader(path: Path, encoding: str | None):
+    """The file open as text (``encoding`` known) or, for a binary document, a context holding nothing."""
+    return open_text(path, encoding) if encoding else contextlib.nullcontext(None)
 
 
 def _delete_file_rows(db, file_id: int) -> None:
@@ -225,13 +146,14 @@ def _import_file(db, cid: int, path: Path, fr: FileReport, settings: str, cancel
     Malformed JSONL lines are appended to ``bad_lines``; the caller refuses the whole import then.
     """
     conn = db.conn
+    binary = fr.kind in ("pdf", "docx")
     try:
         with open(path, "rb") as fh:
             head = fh.read(SNIFF_BYTES)
-        encoding, problem = sniff(head)
+        encoding, problem = (None, None if head else "empty file") if binary else sniff(head)
         if problem:
             raise _SkipFile(problem)
-        if not head.strip(b" \t\r\n\x0c"):
+        if not binary and not head.strip(b" \t\r\n\x0c"):
             with open(path, "rb") as fh:  # a file of blanks is empty too; read no more than needed
                 while block := fh.read(1 << 16):
                     if block.strip(b" \t\r\n\x0c"):
@@ -271,8 +193,8 @@ def _import_file(db, cid: int, path: Path, fr: FileReport, settings: str, cancel
         batch: list[tuple] = []
 
         def flush() -> None:
-            conn.executemany("INSERT INTO corpus_chunks (corpus_id, document_id, chunk, title, text, char_start, char_end) "
-                             "VALUES (?, ?, ?, ?, ?, ?, ?)", batch)
+            conn.executemany("INSERT INTO corpus_chunks (corpus_id, document_id, chunk, title, text, char_start, char_end, "
+                             "page, page_end) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", batch)
             batch.clear()
 
         def close_doc() -> None:
@@ -280,15 +202,24 @@ def _import_file(db, cid: int, path: Path, fr: FileReport, settings: str, cancel
                 conn.execute("UPDATE corpus_documents SET n_chunks = ? WHERE id = ?", [doc_chunks, doc_id])
 
         try:
-            with open_text(path, encoding) as fh:
-                raw = fh.buffer
+            with _reader(path, encoding) as fh:
+                raw = getattr(fh, "buffer", None)
 
                 def progress_tick() -> None:
                     if cancel:
                         cancel.check()
-                    tick(raw.tell())
+                    tick(raw.tell() if raw else 0)
 
-                if fr.kind == "jsonl":
+                def pages_tick(done: int, total: int) -> None:
+                    if cancel:
+                        cancel.check()
+                    tick(size * done // max(1, total))
+
+                if fr.kind in DOCUMENT_KINDS:
+                    stream = document_stream(path, fh, fr.kind, fr.name, max_chunk_chars=max_chunk_chars,
+                                             overlap_chars=overlap_chars, warn=warn, tick=progress_tick,
+                                             page_tick=pages_tick)
+                elif fr.kind == "jsonl":
                     stream = chunk_jsonl_stream(fh, fr.name, max_chunk_chars=max_chunk_chars, overlap_chars=overlap_chars,
                                                 warn=warn, tick=progress_tick,
                                                 bad=lambda n, reason: bad_lines.append((n, reason)))
@@ -315,7 +246,8 @@ def _import_file(db, cid: int, path: Path, fr: FileReport, settings: str, cancel
                                               [cid, file_id, item.source, item.title]).lastrowid
                         n_docs += 1
                     elif isinstance(item, Chunk) and doc_id is not None:
-                        batch.append((cid, doc_id, doc_chunks, item.title, item.text, item.start, item.end))
+                        batch.append((cid, doc_id, doc_chunks, item.title, item.text, item.start, item.end,
+                                      item.page, item.page_end))
                         doc_chunks += 1
                         n_chunks += 1
                         if len(batch) >= _BATCH:
@@ -325,6 +257,8 @@ def _import_file(db, cid: int, path: Path, fr: FileReport, settings: str, cancel
                 if batch:
                     flush()
                 close_doc()
+        except DocumentProblem as exc:
+            raise _SkipFile(str(exc)) from exc
         except OSError as exc:
             raise _SkipFile(f"read failed part-way: {exc.strerror or exc}; nothing from this file was kept") from exc
         bad = replacements()
@@ -357,7 +291,7 @@ def add_documents(db, name: str, paths: list[str | Path], *, progress: Callable[
     if problem:
         raise InputError(problem)
     report = ImportReport(corpus=name)
-    files = _collect(paths)
+    files = collect(paths)
     settings = json.dumps({"max_chunk_chars": max_chunk_chars, "overlap_chars": overlap_chars, "chunker": CHUNKER_VERSION},
                           sort_keys=True)
     total_kib = max(1, sum(entry[3] for entry in files) // 1024)
@@ -376,7 +310,7 @@ def add_documents(db, name: str, paths: list[str | Path], *, progress: Callable[
                                                       [name, _now()]).lastrowid
         for path, fname, kind, size, skipped in files:
             if skipped is not None:
-                report.files.append(skipped)
+                report.files.append(FileReport(str(path), fname, "skipped", kind, messages=[skipped]))
                 continue
             if cancel:
                 cancel.check()

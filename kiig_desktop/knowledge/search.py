@@ -15,6 +15,7 @@ from pathlib import PurePath
 
 from ..errors import InputError
 from ..store.corpus_schema import FTS_TOKENIZE
+from .chunking import title_from_name
 
 # Word tokens as FTS5's unicode61 tokenizer sees them: runs of letters and digits (no underscore).
 _WORD = re.compile(r"[^\W_]+")
@@ -90,7 +91,7 @@ def passage_label(file: str, page: int | None = None, page_end: int | None = Non
     label = file + (f" > {record}" if record else "")
     if page is not None:
         return f"{label}, pages {page}-{page_end}" if page_end is not None and page_end > page else f"{label}, page {page}"
-    if title and title != PurePath(file).stem and title != record:
+    if title and title not in (PurePath(file).stem, title_from_name(file), record):
         return f"{label} > {title}"
     return label
 

@@ -75,7 +75,7 @@ def test_markdown_sections_titles_offsets(db, tmp_path):
     report = corpus.add_documents(db, "c", [path])
     assert [f.status for f in report.files] == ["added"]
     rows = chunks(db)
-    assert [r[2] for r in rows] == ["Diabetes", "Diabetes / Diagnosis", "Diabetes / Kidney disease"]
+    assert [r[2] for r in rows] == ["Diabetes", "Diabetes > Diagnosis", "Diabetes > Kidney disease"]
     assert rows[0][3] == "Type 2 diabetes is usually treated first with metformin."  # link text kept, URL dropped
     text = path.read_text()
     for _src, _n, _title, body, start, end in rows[1:]:
@@ -191,14 +191,16 @@ def test_bad_files_are_skipped_with_clear_messages(db, tmp_path):
     pdf = write(tmp_path / "paper.md", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
     empty = write(tmp_path / "empty.md", "")
     blank = write(tmp_path / "blank.txt", "\n   \n\t\n")
-    other = write(tmp_path / "slides.pdf", "irrelevant")
-    report = corpus.add_documents(db, "c", [good, binary, pdf, empty, blank, other, tmp_path / "missing.txt"])
+    other = write(tmp_path / "slides.pptx", "irrelevant")
+    fake = write(tmp_path / "slides.pdf", "irrelevant")
+    report = corpus.add_documents(db, "c", [good, binary, pdf, empty, blank, other, fake, tmp_path / "missing.txt"])
     msgs = {f.name: f.messages[0] for f in report.files if f.status == "skipped"}
     assert "NUL bytes" in msgs["blob.txt"]
     assert "PDF" in msgs["paper.md"]
     assert msgs["empty.md"] == "empty file"
     assert "empty" in msgs["blank.txt"]
-    assert "unsupported file type '.pdf'" in msgs["slides.pdf"]
+    assert "unsupported file type '.pptx'" in msgs["slides.pptx"]
+    assert msgs["slides.pdf"].startswith("damaged PDF: it cannot be read")
     assert msgs["missing.txt"] == "no such file or folder"
     assert [f.name for f in report.added] == ["good.txt"]
 
@@ -427,5 +429,5 @@ def test_bad_arguments(db, tmp_path):
     with pytest.raises(InputError, match="max_chunk_chars"):
         corpus.add_documents(db, "c", [tmp_path], max_chunk_chars=10)
     report = corpus.add_documents(db, "c", [tmp_path])  # an empty folder
-    assert report.skipped and "no .txt, .md or .jsonl" in report.skipped[0].messages[0]
+    assert report.skipped and "folder holds no files to import (supported: .docx," in report.skipped[0].messages[0]
     assert corpus.list_corpora(db) == []  # nothing imported, no empty corpus left behind

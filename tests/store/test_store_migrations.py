@@ -83,7 +83,7 @@ CORPUS_FILES = {
 
 
 def write_corpus_fixture(version: int = corpus_schema.CORPUS_SCHEMA_VERSION) -> Path:
-    """Write corpus_v<version>.kiig: a session with corpus 'guides' of three files (once per corpus format)."""
+    """Write corpus_v<version>.kiig: a session with corpus 'guides' of three files, and a PDF from format 3 on."""
     import tempfile
 
     from kiig_desktop.knowledge import corpus
@@ -94,9 +94,16 @@ def write_corpus_fixture(version: int = corpus_schema.CORPUS_SCHEMA_VERSION) -> 
     with tempfile.TemporaryDirectory() as tmp:
         for name, text in CORPUS_FILES.items():
             (Path(tmp) / name).write_text(text, encoding="utf-8")
+        pages = ""
+        if version >= 3:  # pages: a two-page PDF from Ghostscript
+            from tests.support.documents import facts, ghostscript, guideline_pages, ps_page
+
+            two = guideline_pages(facts()[:3], lines_per_page=12)[:2]
+            ghostscript("%!PS\n" + "\n".join(ps_page(p, n, 2) for n, p in enumerate(two, 1)), Path(tmp) / "leaflet.pdf")
+            pages = ", k.page, k.page_end"
         with SessionStore.open(path) as s:
             corpus.add_documents(s.db, "guides", [tmp], max_chunk_chars=200, overlap_chars=20)
-            rows = s.conn.execute("SELECT d.source, k.chunk, k.title, k.text, k.char_start, k.char_end FROM corpus_chunks k "
+            rows = s.conn.execute(f"SELECT d.source, k.chunk, k.title, k.text, k.char_start, k.char_end{pages} FROM corpus_chunks k "
                                   "JOIN corpus_documents d ON d.id = k.document_id ORDER BY d.source, k.chunk").fetchall()
             hits = [[p.source, p.chunk] for p in corpus.search(s.db, "guides", "metformin dose for adults", k=3)]
             s.conn.execute("VACUUM")
@@ -306,11 +313,14 @@ def test_a_session_keeps_its_corpus_through_corpus_format_migrations(tmp_path, v
         rows = s.conn.execute("SELECT d.source, k.chunk, k.title, k.text, k.char_start, k.char_end, k.page, k.page_end "
                               "FROM corpus_chunks k JOIN corpus_documents d ON d.id = k.document_id "
                               "ORDER BY d.source, k.chunk").fetchall()
-        assert [list(r[:6]) for r in rows] == expected["chunks"]
-        assert {r[6:] for r in rows} == {(None, None)}  # text files have no pages
+        width = len(expected["chunks"][0])  # 8 (with the pages) from corpus format 3 on
+        assert [list(r[:width]) for r in rows] == expected["chunks"]
+        assert all(r[6:] == (None, None) for r in rows if not r[0].endswith(".pdf"))  # text files have no pages
+        assert version < 3 or {r[6] for r in rows if r[0].endswith(".pdf")} == {1, 2}
         hits = corpus.search(s.db, "guides", "metformin dose for adults", k=3)
         assert [[p.source, p.chunk] for p in hits] == expected["search"]
-        assert hits[0].where() == "guide.md > Dosing / Adults" and hits[0].page is None
+        assert hits[0].where() == ("guide.md > Dosing / Adults" if version < 3 else "guide.md > Dosing > Adults")
+        assert hits[0].page is None
     fresh = tmp_path / "fresh.kiig"
     SessionStore.open(fresh).close()
     assert _schema_sql(path) == _schema_sql(fresh)
