@@ -12,6 +12,7 @@ from kiig_desktop.knowledge import corpus
 from kiig_desktop.knowledge.search import FTS_TOKENIZE, match_spans, sanitize_query
 from kiig_desktop.resources import resource_path
 from kiig_desktop.store import corpus_schema
+from tests.support.paraphrases import PARAPHRASES
 
 DEMO = resource_path("corpus", "clinical_facts.jsonl")
 
@@ -84,66 +85,6 @@ def test_search_result_fields_and_order(demo_db):
     assert corpus.search(demo_db, "clinical", "zzzz qqqq") == []
     with pytest.raises(Exception, match="k must be"):
         corpus.search(demo_db, "clinical", "warfarin", k=0)
-
-
-# Paraphrased questions (different wording from the passages) -> the passage that answers them.
-PARAPHRASES = [
-    ("Which tablet do doctors normally begin with for a new type 2 diabetic?", "cf-metformin"),
-    ("What glycated hemoglobin level is enough to call it diabetes?", "cf-hba1c"),
-    ("How much quick sugar should someone with a low glucose reading take?", "cf-hypoglycaemia"),
-    ("What are the three features of ketoacidosis in diabetics and how is it managed?", "cf-dka"),
-    ("At what blood pressure reading is someone said to be hypertensive?", "cf-hypertension"),
-    ("Why do people on lisinopril get a tickly cough?", "cf-ace-inhibitors"),
-    ("What lab value tracks how well warfarin is thinning the blood?", "cf-warfarin"),
-    ("How do you reverse bleeding in a patient on warfarin?", "cf-warfarin-reversal"),
-    ("What antidote neutralises heparin?", "cf-heparin"),
-    ("Which blood test detects injury to the heart muscle in a heart attack?", "cf-troponin"),
-    ("How does aspirin stop platelets clumping?", "cf-aspirin"),
-    ("Where and how should epinephrine be injected for a severe allergic reaction?", "cf-anaphylaxis"),
-    ("Thyroid blood tests in an underactive thyroid gland: what happens to TSH?", "cf-hypothyroidism"),
-    ("Which antibodies cause an overactive thyroid with bulging eyes?", "cf-graves"),
-    ("What does a low ferritin tell you about anemia?", "cf-iron-deficiency"),
-    ("Which vitamin shortage leads to large red cells and nerve damage?", "cf-b12"),
-    ("How much folate should women take before getting pregnant?", "cf-folic-acid"),
-    ("What is the time window for clot-busting alteplase after a stroke starts?", "cf-stroke-thrombolysis"),
-    ("How quickly should antibiotics be given in sepsis?", "cf-sepsis"),
-    ("Which bacterium most often causes pneumonia caught in the community?", "cf-pneumonia"),
-    ("How many months does treatment for TB take?", "cf-tb-treatment"),
-    ("Which tuberculosis drug turns tears and urine orange?", "cf-rifampicin"),
-    ("Which TB medicine can damage eyesight?", "cf-ethambutol"),
-    ("What is the reliever inhaler for asthmatics?", "cf-asthma"),
-    ("What spirometry ratio confirms COPD in smokers?", "cf-copd"),
-    ("Which medicines help patients with a weak heart pump live longer?", "cf-heart-failure"),
-    ("Can a normal NT-proBNP exclude heart failure in someone breathless?", "cf-bnp"),
-    ("How is stroke risk estimated for an irregularly irregular heartbeat?", "cf-atrial-fibrillation"),
-    ("Why does someone on digoxin see yellow?", "cf-digoxin"),
-    ("What ECG changes come with a high potassium, and what is given first?", "cf-hyperkalaemia"),
-    ("What happens if low sodium is corrected too fast?", "cf-hyponatraemia"),
-    ("What creatinine rise defines acute kidney injury?", "cf-aki"),
-    ("Why can ibuprofen cause stomach ulcers?", "cf-nsaids"),
-    ("How is H. pylori eradicated?", "cf-h-pylori"),
-    ("Where does appendix pain usually move to?", "cf-appendicitis"),
-    ("Which antibody test screens for gluten intolerance?", "cf-coeliac"),
-    ("What is given to protect the liver after an acetaminophen overdose?", "cf-paracetamol-overdose"),
-    ("Which drug reverses an overdose of heroin or morphine with pinpoint pupils?", "cf-opioid-overdose"),
-    ("What bone disease do children get without enough vitamin D?", "cf-vitamin-d"),
-    ("What do urate crystals look like under polarised light?", "cf-gout"),
-    ("Which antibody is most specific for rheumatoid arthritis?", "cf-rheumatoid"),
-    ("Which symptoms suggest meningitis with a purple rash?", "cf-meningitis"),
-    ("Which mosquito spreads malaria parasites?", "cf-malaria"),
-    ("Below what CD4 count is HIV called AIDS?", "cf-hiv"),
-    ("Which blood marker shows an ongoing hepatitis B infection?", "cf-hepatitis-b"),
-    ("What causes the bullseye rash after a tick bite?", "cf-lyme"),
-    ("Can a D-dimer rule out a clot in the lungs?", "cf-pulmonary-embolism"),
-    ("Which drug prevents seizures in pre-eclampsia?", "cf-preeclampsia"),
-    ("Why are newborn babies given a vitamin K injection?", "cf-vitamin-k-newborn"),
-    ("Which side effects of lithium affect the thyroid and kidneys?", "cf-lithium"),
-    ("Which brain cells are lost in Parkinson disease and what drug helps most?", "cf-parkinsons"),
-    ("Which enzyme do statins block?", "cf-statins"),
-    ("How fast and deep should chest compressions be in CPR?", "cf-cpr"),
-    ("What illness do sailors get without vitamin C?", "cf-scurvy"),
-    ("Why must thiamine be given before glucose to alcoholics?", "cf-wernicke"),
-]
 
 
 def test_paraphrases_cover_the_demo_corpus():

@@ -7,7 +7,7 @@ import pytest
 from kiig_desktop.knowledge import corpus
 from kiig_desktop.store import SessionStore
 from tests.support import documents as docs
-from tests.test_corpus_search import PARAPHRASES
+from tests.support.paraphrases import PARAPHRASES
 
 
 def _shingles(text: str, n: int = 5) -> set[str]:
