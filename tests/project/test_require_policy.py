@@ -16,6 +16,8 @@ TESTS = ROOT / "tests"
 PLATFORM_SKIPS = {
     "test_bundle.py": 'not sys.platform.startswith("linux")',
     "test_x_libs.py": 'not sys.platform.startswith("linux")',
+    "test_bundle_sbom.py": 'not sys.platform.startswith("linux")',
+    "test_sbom.py": 'not sys.platform.startswith("linux")',
     "test_hardening_sessions.py": 'not Path("/proc/self/fd").is_dir()',
     "test_store_concurrency.py": 'not hasattr(os, "fork")',
 }
