@@ -262,3 +262,23 @@ def test_the_metric_definitions_ship_inside_the_archive(app):
     for doc in sorted((ROOT / "docs").glob("*.md")):
         assert (shipped / doc.name).read_bytes() == doc.read_bytes(), doc.name
     assert not list(shipped.glob("screenshots")), "the screenshots are not help: leave them out"
+
+
+def test_the_frozen_kiig_imports_pdf_word_and_html_references_with_pages(app, tmp_path, request):
+    """The document readers (PDFium, python-docx) travel in the archive: the frozen `kiig corpus
+    add` imports a Qt-written PDF, a python-docx file and an HTML page, and search names the page."""
+    from tests.support import documents as docs
+
+    folder = docs.documents(Path(request.config.cache.mkdir("kiig-documents")))
+    env, db = _bare(tmp_path / "home"), tmp_path / "s.kiig"
+    picked = [folder / "qt_guideline.pdf", folder / "pydocx_guide.docx", folder / "page.html"]
+    r = _run([app / "kiig", "corpus", "add", "--db", db, "--name", "guides", "--json", *picked], env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    report = json.loads(r.stdout)
+    assert sorted(f["status"] for f in report["files"]) == ["added"] * 3, report
+    fact = docs.facts()[0]
+    r = _run([app / "kiig", "corpus", "search", "--db", db, "--name", "guides", "--query", fact["title"], "--json"], env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    pdf_hits = [h for h in json.loads(r.stdout)["results"] if h.get("file") == "qt_guideline.pdf"]
+    assert pdf_hits and pdf_hits[0]["page"] == docs.page_of(docs.guideline_pages(), fact["title"]), pdf_hits
+
