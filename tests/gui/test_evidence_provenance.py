@@ -133,16 +133,19 @@ def test_corpora_screen_offers_every_importable_type_and_reports_each_file(qtbot
     (folder / "guide.md").write_text(GUIDE_MD, encoding="utf-8")
     (folder / "notes.txt").write_text("Insulin is started when HbA1c stays above target.\n", encoding="utf-8")
     (folder / "scan.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00binary")
+    (folder / "audit.xlsx").write_bytes(b"PK\x03\x04 a spreadsheet inside the folder: listed, with the reason")
+    (folder / ".~lock.guide.md#").write_text("a hidden lock file: not listed\n", encoding="utf-8")
     spreadsheet = tmp_path / "formulary.xlsx"
     spreadsheet.write_bytes(b"PK\x03\x04 not a reference text")
     view.import_paths("mixed", [str(folder), str(spreadsheet)])
     qtbot.waitUntil(lambda: window.corpora.names() == ["mixed"] and not window.tasks.active(), timeout=20000)
     rows = {name: (status, messages) for name, status, messages in view.report_rows()}
     assert {n: s for n, (s, _m) in rows.items()} == {"guide.md": "added", "notes.txt": "added", "scan.txt": "skipped",
-                                                    "formulary.xlsx": "skipped"}
+                                                    "audit.xlsx": "skipped", "formulary.xlsx": "skipped"}
     assert "PNG image" in rows["scan.txt"][1][0]
     assert rows["formulary.xlsx"][1][0].startswith("unsupported file type '.xlsx'")
-    assert "2 added" in view.report_summary.text() and "2 skipped" in view.report_summary.text()
+    assert rows["audit.xlsx"][1] == [rows["formulary.xlsx"][1][0]]
+    assert "2 added" in view.report_summary.text() and "3 skipped" in view.report_summary.text()
 
     # a search names each hit by file and heading path
     view.search_corpus.setCurrentIndex(view.search_corpus.findData("mixed"))
