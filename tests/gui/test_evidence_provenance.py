@@ -4,6 +4,7 @@ offers every importable type and reports each file of a mixed folder."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from PySide6.QtCore import QUrl
@@ -14,7 +15,9 @@ from kiig_desktop.knowledge.chunking import SUPPORTED_SUFFIXES
 from kiig_desktop.knowledge.corpus import add_documents, remove_document
 from kiig_desktop.knowledge.search import search
 
+from ..support import documents as docs
 from ..support.paged_corpus import GUIDE_MD, add_pdf_pages, write_pdf_file
+from ..support.require import require
 from .records import fake_record, store_fake_chain
 
 QUERY = "metformin first-line type 2 diabetes"
@@ -156,3 +159,22 @@ def test_corpora_screen_offers_every_importable_type_and_reports_each_file(qtbot
     assert where.startswith("guide.md > Dosing") and where.endswith("Adults")
     assert view.hits_tree.topLevelItem(0).text(1) == where
     assert view.preview.items[0].heading.startswith(f"[1]  {where}  ·  chunk 0")
+
+
+def test_corpora_screen_reports_the_lines_dropped_as_running_headers_and_footers(qtbot, window, tmp_path):
+    """A Ghostscript PDF with a running header and footer on each page: the report and the file's
+    tooltip say how many lines were dropped, on how many pages."""
+    require("Ghostscript (gs)", shutil.which("gs") is not None, "apt-get install ghostscript")
+    pages = docs.guideline_pages(docs.facts()[:6], lines_per_page=12)
+    pdf = tmp_path / "leaflet.pdf"
+    docs.ghostscript("%!PS\n" + "\n".join(docs.ps_page(p, n, len(pages)) for n, p in enumerate(pages, 1)), pdf)
+    view = window.corpora_view
+    qtbot.waitUntil(lambda: window.corpora.loaded, timeout=10000)
+    view.import_paths("leaflets", [str(pdf)])
+    qtbot.waitUntil(lambda: window.corpora.names() == ["leaflets"] and not window.tasks.active()
+                    and view.tree.topLevelItemCount() == 1 and view.tree.topLevelItem(0).childCount() == 1, timeout=20000)
+    n = len(pages)
+    said = f"{2 * n} lines on {n} of {n} pages dropped as running headers/footers"
+    [(name, status, messages)] = view.report_rows()
+    assert (name, status) == ("leaflet.pdf", "added") and messages[0].startswith(said), messages
+    assert said in view.tree.topLevelItem(0).child(0).toolTip(0)

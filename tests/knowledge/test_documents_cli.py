@@ -30,6 +30,8 @@ def test_corpus_add_reports_each_file_of_a_mixed_folder(tmp_path, documents):
     lines = run.stdout.splitlines()
     assert "added     qt_guideline.pdf (" in run.stdout and "added     pydocx_guide.docx (" in run.stdout
     assert "added     page.html (" in run.stdout and "added     guideline.txt (" in run.stdout
+    qt = lines.index(next(ln for ln in lines if ln.startswith("added     qt_guideline.pdf (")))
+    assert lines[qt + 1].startswith("          - 16 lines on 8 of 8 pages dropped as running headers/footers"), lines[qt + 1]
     skipped = {ln.split()[1]: lines[i + 1].strip() for i, ln in enumerate(lines) if ln.startswith("skipped")}
     assert skipped == {
         "damaged.docx": skipped["damaged.docx"], "damaged.pdf": skipped["damaged.pdf"],
