@@ -15,8 +15,18 @@ def supported_suffixes() -> str:
     return ", ".join(sorted(set(SUPPORTED_SUFFIXES)))
 
 
+def unsupported(path: Path) -> str:
+    """Why a file of another type is skipped, one line."""
+    what = repr(path.suffix) if path.suffix else "(no extension)"
+    return f"unsupported file type {what} (supported: {supported_suffixes()})"
+
+
 def collect(paths: Iterable[str | Path]) -> list[tuple[Path, str, str | None, int, str | None]]:
-    """Files to import, in order, as (path, name, kind, size, None), or (..., why one is skipped)."""
+    """Files to import, in order, as (path, name, kind, size, None), or (..., why one is skipped).
+
+    Every file of a folder is listed, one of another type as skipped with its reason; hidden files
+    and folders (names starting with ".") are passed over without a word.
+    """
     found: list[tuple[Path, str, str | None, int, str | None]] = []
 
     def skip(path: Path, name: str, kind: str | None, message: str) -> None:
@@ -25,11 +35,10 @@ def collect(paths: Iterable[str | Path]) -> list[tuple[Path, str, str | None, in
     names: dict[str, Path] = {}
     seen: set[Path] = set()
 
-    def consider(path: Path, name: str, explicit: bool) -> None:
+    def consider(path: Path, name: str) -> None:
         kind = SUPPORTED_SUFFIXES.get(path.suffix.lower())
         if kind is None:
-            if explicit:
-                skip(path, name, None, f"unsupported file type {path.suffix or '(none)'!r} (supported: {supported_suffixes()})")
+            skip(path, name, None, unsupported(path))
             return
         try:
             real = path.resolve()
@@ -58,13 +67,13 @@ def collect(paths: Iterable[str | Path]) -> list[tuple[Path, str, str | None, in
             if len(found) == before:
                 skip(path, path.name or str(path), None, f"folder holds no files to import (supported: {supported_suffixes()})")
         elif path.exists() or path.is_symlink():
-            consider(path, path.name, explicit=True)
+            consider(path, path.name)
         else:
             skip(path, path.name or str(path), None, "no such file or folder")
     return found
 
 
-def walk_folder(folder: Path, consider: Callable[[Path, str, bool], None],
+def walk_folder(folder: Path, consider: Callable[[Path, str], None],
                  skip: Callable[[Path, str, str | None, str], None]) -> None:
     """Files of ``folder`` for ``consider``; unreadable subfolders and links leading outside it are reported.
 
@@ -95,4 +104,4 @@ def walk_folder(folder: Path, consider: Callable[[Path, str, bool], None],
             if kind and full.is_symlink() and not full.resolve().is_relative_to(inside):
                 skip(full, rel, kind, f"a link to a file outside {folder}; not followed")
                 continue
-            consider(full, rel, False)
+            consider(full, rel)

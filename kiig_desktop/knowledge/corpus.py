@@ -282,7 +282,7 @@ def add_documents(db, name: str, paths: list[str | Path], *, progress: Callable[
     """Import files/folders into corpus ``name`` (created if new) in one transaction.
 
     Unchanged files are left alone, changed files replace their chunks, unreadable, binary or
-    empty files are skipped with a message. A malformed JSONL line refuses the whole import
+    empty files, and files of other types in a folder, are skipped with a message. A malformed JSONL line refuses the whole import
     (InputError listing every bad line, nothing kept), as for every other input file. ``progress`` receives :class:`Progress` in KiB read.
     Cancellation (``cancel``) or any exception rolls back the whole call.
     """

@@ -9,9 +9,13 @@ read here: the paragraphs joined by blank lines.
   shorter than the page's median one, ends a paragraph); a short line in a larger font than the
   body text is a heading (two levels, by size), so the title is the heading path, else the file's
   stem. A paragraph may run on to the next page, so a passage records the first and last page it
-  covers; one longer than PARA_LIMIT characters is cut there (bounded memory). No text layer at all:
-  skipped ("no text layer: scanned document, OCR is not supported"); pages without text or with
-  unreadable text are listed in the report; encrypted and damaged files are skipped.
+  covers; one longer than PARA_LIMIT characters is cut there (bounded memory). No text layer at all
+  (PDFium finds no character): skipped ("no text layer: scanned document, OCR is not supported");
+  pages without characters or with unreadable text are listed in the report, and so is how many
+  lines were dropped as running headers/footers, on how many pages (a page that held nothing else
+  is not called scanned). A PDF whose every line would be dropped (all of them repeat on every
+  page, digits aside: a chart, a label sheet) is imported with them, and the report says so:
+  such lines are its content, not noise. Encrypted and damaged files are skipped.
 - DOCX (python-docx): paragraphs in order; "Heading N"/"Title" styles start sections; each table
   row is one paragraph, its cells joined by " | ". The title is the heading path ("Dosing >
   Adults").
@@ -26,6 +30,7 @@ import re
 import zipfile
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import TextIO
@@ -55,12 +60,55 @@ def _page_ranges(numbers: list[int]) -> str:
     return ", ".join(out)
 
 
+@dataclass
+class _PdfTally:
+    """What one reading of a PDF found: pages without characters, with unreadable text, and the lines
+    dropped as running headers/footers (how many, on which pages, the first one)."""
+
+    n_pages: int = 0
+    n_lines: int = 0
+    empty: list[int] = field(default_factory=list)
+    garbage: list[int] = field(default_factory=list)
+    dropped: int = 0
+    dropped_pages: int = 0
+    example: str = ""
+
+
 def pdf_blocks(path: Path, warn: Callable[[str], None], tick: Callable[[int, int], None] | None,
                page_starts: list[int]) -> Iterator[tuple]:
-    """Paragraph blocks of a PDF; ``page_starts`` gets the document offset where each page begins."""
-    empty: list[int] = []
-    garbage: list[int] = []
-    n_pages = 0
+    """Paragraph blocks of a PDF; ``page_starts`` gets the document offset where each page begins.
+
+    A PDF whose every line was dropped as a running header/footer (every line repeats on every page,
+    digits aside: a chart, a label sheet) is read again keeping them: such a document is all content.
+    """
+    try:
+        tally = _PdfTally()
+        yield from _pdf_paragraphs(pdf_text.pages(path, tick), tally, page_starts)
+        if not tally.n_lines and tally.dropped:  # nothing was yielded: read it again from the start
+            page_starts.clear()
+            tally = _PdfTally()
+            yield from _pdf_paragraphs(pdf_text.pages(path, tick, keep_running=True), tally, page_starts)
+            warn("every line repeats on every page (digits aside): kept, not dropped as running headers/footers")
+    except pdf_text.PdfProblem as exc:
+        raise DocumentProblem(str(exc)) from exc
+    n_pages, empty, garbage = tally.n_pages, tally.empty, tally.garbage
+    if garbage and len(garbage) + len(empty) == n_pages:
+        raise DocumentProblem(f"unreadable text: more than {pdf_text.GARBAGE_SHARE:.0%} of the characters are not "
+                              "letters (fonts without a Unicode map); re-export the PDF with its text, OCR is not supported")
+    if n_pages and len(empty) == n_pages:
+        raise DocumentProblem(NO_TEXT_LAYER)
+    if empty:
+        warn(f"page(s) {_page_ranges(empty)} of {n_pages} have no text layer (scanned?); OCR is not supported")
+    if garbage:
+        warn(f"page(s) {_page_ranges(garbage)} of {n_pages} have unreadable text (fonts without a Unicode map); skipped")
+    if tally.dropped:
+        example = tally.example if len(tally.example) <= 80 else tally.example[:79] + "\u2026"
+        warn(f"{tally.dropped} lines on {tally.dropped_pages} of {n_pages} pages dropped as running headers/footers "
+             f"(repeated at the top or bottom of the neighbouring pages), e.g. {example!r}")
+
+
+def _pdf_paragraphs(pages: Iterable[pdf_text.PdfPage], tally: _PdfTally, page_starts: list[int]) -> Iterator[tuple]:
+    """Paragraph and heading blocks of ``pages``, counting in ``tally`` what was left out."""
     pos = 0  # offset in the document text of the next character
     para: list[str] = []
     para_start = para_chars = 0
@@ -73,45 +121,39 @@ def pdf_blocks(path: Path, warn: Callable[[str], None], tick: Callable[[int, int
             pos = para_start + len(text) + 2
             para = []
 
-    try:
-        for page in pdf_text.pages(path, tick):
-            n_pages += 1
-            if page.garbage:
-                garbage.append(page.number)
-                page_starts.append(pos)
+    for page in pages:
+        tally.n_pages += 1
+        if page.dropped and not page.garbage:
+            tally.dropped += len(page.dropped)
+            tally.dropped_pages += 1
+            tally.example = tally.example or page.dropped[0]
+        if page.garbage:
+            tally.garbage.append(page.number)
+            page_starts.append(pos)
+            continue
+        if not page.lines:
+            if not page.dropped:  # PDFium found no characters on it
+                tally.empty.append(page.number)
+            page_starts.append(pos)
+            continue
+        tally.n_lines += len(page.lines)
+        typical = sorted(len(ln) for ln in page.lines)[len(page.lines) // 2]  # PDFium joins hyphenated lines
+        page_starts.append(pos + (len(pdf_text.join_lines(para)) + 1 if para else 0))
+        for line, mark in zip(page.lines, page.marks, strict=True):
+            if mark.startswith("h"):
+                yield from flush()
+                yield ("heading", 1 if mark == "h1" else 2, line)
+                pos += len(line) + 2
                 continue
-            if not page.lines:
-                empty.append(page.number)
-                page_starts.append(pos)
-                continue
-            typical = sorted(len(ln) for ln in page.lines)[len(page.lines) // 2]  # PDFium joins hyphenated lines
-            page_starts.append(pos + (len(pdf_text.join_lines(para)) + 1 if para else 0))
-            for line, mark in zip(page.lines, page.marks, strict=True):
-                if mark.startswith("h"):
-                    yield from flush()
-                    yield ("heading", 1 if mark == "h1" else 2, line)
-                    pos += len(line) + 2
-                    continue
-                if mark == "b":
-                    yield from flush()
-                if not para:
-                    para_start, para_chars = pos, 0
-                para.append(line)
-                para_chars += len(line) + 1
-                if len(line) < _SHORT_LINE * typical or para_chars > PARA_LIMIT:  # bounded memory
-                    yield from flush()
-        yield from flush()
-    except pdf_text.PdfProblem as exc:
-        raise DocumentProblem(str(exc)) from exc
-    if garbage and len(garbage) + len(empty) == n_pages:
-        raise DocumentProblem(f"unreadable text: more than {pdf_text.GARBAGE_SHARE:.0%} of the characters are not "
-                              "letters (fonts without a Unicode map); re-export the PDF with its text, OCR is not supported")
-    if n_pages and len(empty) == n_pages:
-        raise DocumentProblem(NO_TEXT_LAYER)
-    if empty:
-        warn(f"page(s) {_page_ranges(empty)} of {n_pages} have no text layer (scanned?); OCR is not supported")
-    if garbage:
-        warn(f"page(s) {_page_ranges(garbage)} of {n_pages} have unreadable text (fonts without a Unicode map); skipped")
+            if mark == "b":
+                yield from flush()
+            if not para:
+                para_start, para_chars = pos, 0
+            para.append(line)
+            para_chars += len(line) + 1
+            if len(line) < _SHORT_LINE * typical or para_chars > PARA_LIMIT:  # bounded memory
+                yield from flush()
+    yield from flush()
 
 
 def docx_blocks(path: Path) -> Iterator[tuple]:

@@ -23,9 +23,9 @@ the middle are read left then right, full-width lines in between stay in place),
 spelled out, a hyphen at a line end before a lower-case letter joins the word, and lines at the
 top or bottom of a page whose shape (digits aside) recurs at the edge of at least two of the six
 neighbouring pages (of the other page, in a two-page PDF) are dropped as running headers and
-footers. Each line is marked from PDFium's character boxes and font sizes: a heading (short, in a
-larger font than the page's body text) or the start of a paragraph (a wider gap above it). Only a
-window of pages is held.
+footers (each page lists them in ``PdfPage.dropped``; ``keep_running`` keeps them). Each line is
+marked from PDFium's character boxes and font sizes: a heading (short, in a larger font than the
+page's body text) or the start of a paragraph (a wider gap above it). Only a window of pages is held.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import re
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 _LOCK = threading.Lock()  # PDFium is not thread-safe
@@ -53,12 +53,13 @@ class PdfProblem(Exception):
 @dataclass
 class PdfPage:
     """One page's lines after cleaning (1-based ``number``) and their marks (``_marked_lines``);
-    ``garbage`` when its text is unreadable."""
+    ``garbage`` when its text is unreadable; ``dropped``: its lines left out as running headers/footers."""
 
     number: int
     lines: list[str]
     marks: list[str]
     garbage: bool = False
+    dropped: list[str] = field(default_factory=list)
 
 
 def _bad_share(text: str) -> float:
@@ -178,11 +179,12 @@ def _open(path: Path):
         raise PdfProblem(f"damaged PDF: it cannot be read ({detail})") from exc
 
 
-def pages(path: Path, tick: Callable[[int, int], None] | None = None) -> Iterator[PdfPage]:
+def pages(path: Path, tick: Callable[[int, int], None] | None = None, *, keep_running: bool = False) -> Iterator[PdfPage]:
     """Cleaned pages of the PDF at ``path``, in order; ``tick(done, total)`` after each page read.
 
     Raises PdfProblem for an encrypted or damaged file. Running headers and footers are dropped
-    (see the module docstring); pages are read one at a time, a few held for the comparison.
+    (see the module docstring) unless ``keep_running``; pages are read one at a time, a few held
+    for the comparison.
     """
     with _LOCK:  # held for each PDFium call, never across a yield (the consumer may stop at any time)
         pdf = _open(path)
@@ -210,11 +212,11 @@ def pages(path: Path, tick: Callable[[int, int], None] | None = None) -> Iterato
         while ahead:
             page = ahead[0]
             neighbours = [p for p in (*behind, *list(ahead)[1:]) if not p.garbage]
-            head, tail = _running_edges(page.lines, neighbours)
+            head, tail = (0, len(page.lines)) if keep_running else _running_edges(page.lines, neighbours)
             marks = page.marks[head:tail]
             if marks[:1] == ["b"]:  # measured from a header above it: the page's first line may continue a paragraph
                 marks[0] = ""
-            out = PdfPage(page.number, page.lines[head:tail], marks, page.garbage)
+            out = PdfPage(page.number, page.lines[head:tail], marks, page.garbage, page.lines[:head] + page.lines[tail:])
             behind.append(ahead.popleft())
             if nxt < total:
                 read_one()

@@ -4,6 +4,7 @@ offers every importable type and reports each file of a mixed folder."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from PySide6.QtCore import QUrl
@@ -14,7 +15,9 @@ from kiig_desktop.knowledge.chunking import SUPPORTED_SUFFIXES
 from kiig_desktop.knowledge.corpus import add_documents, remove_document
 from kiig_desktop.knowledge.search import search
 
+from ..support import documents as docs
 from ..support.paged_corpus import GUIDE_MD, add_pdf_pages, write_pdf_file
+from ..support.require import require
 from .records import fake_record, store_fake_chain
 
 QUERY = "metformin first-line type 2 diabetes"
@@ -133,16 +136,19 @@ def test_corpora_screen_offers_every_importable_type_and_reports_each_file(qtbot
     (folder / "guide.md").write_text(GUIDE_MD, encoding="utf-8")
     (folder / "notes.txt").write_text("Insulin is started when HbA1c stays above target.\n", encoding="utf-8")
     (folder / "scan.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00binary")
+    (folder / "audit.xlsx").write_bytes(b"PK\x03\x04 a spreadsheet inside the folder: listed, with the reason")
+    (folder / ".~lock.guide.md#").write_text("a hidden lock file: not listed\n", encoding="utf-8")
     spreadsheet = tmp_path / "formulary.xlsx"
     spreadsheet.write_bytes(b"PK\x03\x04 not a reference text")
     view.import_paths("mixed", [str(folder), str(spreadsheet)])
     qtbot.waitUntil(lambda: window.corpora.names() == ["mixed"] and not window.tasks.active(), timeout=20000)
     rows = {name: (status, messages) for name, status, messages in view.report_rows()}
     assert {n: s for n, (s, _m) in rows.items()} == {"guide.md": "added", "notes.txt": "added", "scan.txt": "skipped",
-                                                    "formulary.xlsx": "skipped"}
+                                                    "audit.xlsx": "skipped", "formulary.xlsx": "skipped"}
     assert "PNG image" in rows["scan.txt"][1][0]
     assert rows["formulary.xlsx"][1][0].startswith("unsupported file type '.xlsx'")
-    assert "2 added" in view.report_summary.text() and "2 skipped" in view.report_summary.text()
+    assert rows["audit.xlsx"][1] == [rows["formulary.xlsx"][1][0]]
+    assert "2 added" in view.report_summary.text() and "3 skipped" in view.report_summary.text()
 
     # a search names each hit by file and heading path
     view.search_corpus.setCurrentIndex(view.search_corpus.findData("mixed"))
@@ -153,3 +159,22 @@ def test_corpora_screen_offers_every_importable_type_and_reports_each_file(qtbot
     assert where.startswith("guide.md > Dosing") and where.endswith("Adults")
     assert view.hits_tree.topLevelItem(0).text(1) == where
     assert view.preview.items[0].heading.startswith(f"[1]  {where}  ·  chunk 0")
+
+
+def test_corpora_screen_reports_the_lines_dropped_as_running_headers_and_footers(qtbot, window, tmp_path):
+    """A Ghostscript PDF with a running header and footer on each page: the report and the file's
+    tooltip say how many lines were dropped, on how many pages."""
+    require("Ghostscript (gs)", shutil.which("gs") is not None, "apt-get install ghostscript")
+    pages = docs.guideline_pages(docs.facts()[:6], lines_per_page=12)
+    pdf = tmp_path / "leaflet.pdf"
+    docs.ghostscript("%!PS\n" + "\n".join(docs.ps_page(p, n, len(pages)) for n, p in enumerate(pages, 1)), pdf)
+    view = window.corpora_view
+    qtbot.waitUntil(lambda: window.corpora.loaded, timeout=10000)
+    view.import_paths("leaflets", [str(pdf)])
+    qtbot.waitUntil(lambda: window.corpora.names() == ["leaflets"] and not window.tasks.active()
+                    and view.tree.topLevelItemCount() == 1 and view.tree.topLevelItem(0).childCount() == 1, timeout=20000)
+    n = len(pages)
+    said = f"{2 * n} lines on {n} of {n} pages dropped as running headers/footers"
+    [(name, status, messages)] = view.report_rows()
+    assert (name, status) == ("leaflet.pdf", "added") and messages[0].startswith(said), messages
+    assert said in view.tree.topLevelItem(0).child(0).toolTip(0)

@@ -17,8 +17,9 @@ from kiig_desktop.store import corpus_schema
 
 
 @pytest.fixture
-def db(tmp_path):
-    database = sqlite_utils.Database(tmp_path / "session.db")
+def db(tmp_path_factory):
+    """A corpus database outside ``tmp_path``: tests import that folder, which would list the database as skipped."""
+    database = sqlite_utils.Database(tmp_path_factory.mktemp("db") / "session.db")
     database.execute("PRAGMA foreign_keys = ON")
     corpus_schema.apply(database)
     yield database
