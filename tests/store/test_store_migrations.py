@@ -3,7 +3,7 @@
 ``tests/data/session_v<N>.kiig`` is a real session file written by the version that introduced
 schema N, with ``session_v<N>.expected.json`` describing what it holds. When the schema changes:
 add a Migration in ``store/schema.py``, bump SCHEMA_VERSION, and write the new fixture with
-``python tests/test_store_migrations.py`` (it never overwrites an existing fixture).
+``python tests/store/test_store_migrations.py`` (it never overwrites an existing fixture).
 """
 
 from __future__ import annotations
