@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from kiig_desktop.knowledge.corpus import add_documents
 from kiig_desktop.reports.review_stats import run_review_stats
 from kiig_desktop.resources import resource_path
@@ -141,6 +143,7 @@ def test_a_bad_import_file_lists_every_bad_line_and_stores_nothing(tmp_path):
         assert len(reviews.step_reviews(s, run, history=True)) == before
 
 
+@pytest.mark.slow
 def test_judge_check_from_reviews_on_the_embedded_model(tmp_path):
     mine = tmp_path / "mine.kiig"
     run = _session(mine)

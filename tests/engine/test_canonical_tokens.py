@@ -18,6 +18,8 @@ from kiig_desktop.metrics.infogain import context_texts, plan_chain, reference_p
 from kiig_desktop.resources import resource_path
 from tests.support.tiny_models import FAMILIES, WEIGHT_TYPES, tiny_model
 
+pytestmark = pytest.mark.slow  # builds tiny models of five tokenizer families and several weight types
+
 CLINICAL = json.loads(resource_path("chains", "clinical_chains.jsonl").read_text().splitlines()[0])
 ARITH = {
     "question": "A box holds 12 pencils. How many pencils are in 3 boxes?", "answer": "36",

@@ -61,6 +61,7 @@ def test_the_shipped_build_is_verified_and_scores_incrementally(client):
     assert "not_exact" not in build  # exact numbers keep the build id they had
 
 
+@pytest.mark.slow
 def test_a_non_invariant_setting_fails_the_self_test_and_scores_from_scratch_exactly(repacked_q4k):
     c = _open(repacked_q4k, repack=True)
     try:
@@ -74,6 +75,7 @@ def test_a_non_invariant_setting_fails_the_self_test_and_scores_from_scratch_exa
         c.close()
 
 
+@pytest.mark.slow
 def test_fast_not_exact_scores_incrementally_and_says_so(repacked_q4k):
     """The planted defect of the exact path: incremental scoring on that same build is off the reference."""
     c = _open(repacked_q4k, repack=True, fast_not_exact=True)
@@ -86,6 +88,7 @@ def test_fast_not_exact_scores_incrementally_and_says_so(repacked_q4k):
         c.close()
 
 
+@pytest.mark.slow
 def test_parallel_scoring_falls_back_to_one_chain_at_a_time_where_batches_are_not_invariant(repacked_q4k):
     c = _open(repacked_q4k, repack=True)
     try:
@@ -100,6 +103,7 @@ def test_parallel_scoring_falls_back_to_one_chain_at_a_time_where_batches_are_no
         c.close()
 
 
+@pytest.mark.slow
 def test_doctor_reports_the_verdict_and_the_scoring_path(repacked_q4k):
     r = subprocess.run([sys.executable, "-m", "kiig_desktop", "doctor", "--json", "--model", str(repacked_q4k)],
                        capture_output=True, text=True, timeout=600)

@@ -43,6 +43,7 @@ def _kiig_limited(*args: str, timeout: float = 300) -> subprocess.CompletedProce
                           capture_output=True, text=True, timeout=timeout)  # the timeout only guards against a hang
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(TEMPLATES))
 def test_generate_with_a_hostile_template_is_one_clear_line(hostile_models, case):
     path = hostile_models[case]
@@ -51,6 +52,7 @@ def test_generate_with_a_hostile_template_is_one_clear_line(hostile_models, case
     assert ("characters" if case == "huge-string" else "ran for more than") in line.split("budget", 1)[1], line
 
 
+@pytest.mark.slow
 def test_a_friendly_template_still_renders(hostile_models):
     path = hostile_models["friendly"]
     r = _kiig_limited("generate", "--model", path, "--prompt", "hi", "--max-tokens", "2", "--json")
@@ -80,6 +82,7 @@ def test_render_budget_in_process_without_the_alarm():
     assert MAX_TEXT < 300_000_000
 
 
+@pytest.mark.slow
 def test_in_a_batch_the_items_of_that_model_fail_and_the_batch_goes_on(hostile_models, tmp_path):
     data = tmp_path / "d.jsonl"
     data.write_text("".join(json.dumps({"id": f"q{i}", "question": f"What is {i} + {i}?", "answer": str(2 * i)}) + "\n"

@@ -169,6 +169,7 @@ def test_cli_generate_json_contract():
     assert set(out["model"]) == {"path", "sha256"}
 
 
+@pytest.mark.slow
 def test_cli_doctor_reports_a_working_build():
     r = kiig("doctor", "--json")
     assert r.returncode == 0, r.stderr

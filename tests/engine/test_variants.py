@@ -135,6 +135,7 @@ def test_a_variant_the_build_lacks_is_an_error_not_a_fallback(builtin_path, monk
         client.start()
 
 
+@pytest.mark.slow
 def test_doctor_names_the_variant(builtin_path, monkeypatch, capsys):
     from kiig_desktop.cli import main
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import stat
 
+import pytest
+
 from kiig_desktop.knowledge.corpus import corpus_fingerprint
 from kiig_desktop.resources import resource_path
 from kiig_desktop.runs import judge_check as jc
@@ -25,6 +27,7 @@ def _corpus(qtbot, window) -> None:
     qtbot.waitUntil(lambda: bool(window.corpora.items), timeout=10000)
 
 
+@pytest.mark.slow  # the real judge over real claims: 20-30 s on the loaded 2-core machine
 def test_write_claims_and_check_the_judge_on_the_sessions_corpus(qtbot, window, data_dir, tmp_path):
     _corpus(qtbot, window)
     dialog = window.ki_panel.open_judge_check()

@@ -3,6 +3,7 @@ offers both KI rules, and Compare and the dashboard warn when numbers come from 
 
 from __future__ import annotations
 
+import pytest
 from PySide6.QtCore import Qt
 
 from kiig_desktop.engine import build_info
@@ -122,6 +123,7 @@ def test_compare_warns_when_chains_come_from_different_builds(qtbot, window):
     assert not label.isVisibleTo(window.compare)
 
 
+@pytest.mark.slow  # the real judge over real claims: 20-30 s on the loaded 2-core machine
 def test_check_judge_runs_the_validation_from_the_gui(qtbot, window, monkeypatch):
     """Check judge validates the judge behind the shown KI on the embedded model (real llama.cpp), with
     progress and Cancel; afterwards the KI header, the Mean KI card and the panel show its AUROC."""

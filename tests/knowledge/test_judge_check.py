@@ -74,6 +74,7 @@ def _kiig(data_dir: Path, *argv: str) -> subprocess.CompletedProcess:
     return kiig(*argv, env={**os.environ, "KIIG_DATA_DIR": str(data_dir), "PYTHONPATH": str(ROOT)}, timeout=900)
 
 
+@pytest.mark.slow
 def test_judge_check_on_the_embedded_model(tmp_path):
     claims = jc.load_claims()
     subset = tmp_path / "claims.jsonl"  # 3 + 3 claims keep the test short on 2 cores; the command is the same

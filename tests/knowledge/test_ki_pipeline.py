@@ -132,6 +132,7 @@ def _kiig(data_dir: Path, *argv) -> subprocess.CompletedProcess:
                           env=env, timeout=900, cwd=ROOT)
 
 
+@pytest.mark.slow
 def test_the_pipeline_end_to_end_on_the_embedded_model(tmp_path):
     db, data = tmp_path / "s.kiig", tmp_path / "data"
     added = _kiig(data, "corpus", "add", "--db", db, "--name", "clinical", resource_path("corpus", "clinical_facts.jsonl"))

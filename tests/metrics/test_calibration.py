@@ -96,6 +96,7 @@ def _kiig(data_dir: Path, *argv) -> subprocess.CompletedProcess:
                           env=env, timeout=900, cwd=ROOT)
 
 
+@pytest.mark.slow
 def test_judge_check_calibrates_a_stored_check_and_ki_uses_it(tmp_path):
     data = tmp_path / "data"
     claims = jc.load_claims()

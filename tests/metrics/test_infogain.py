@@ -40,6 +40,7 @@ def _from_scratch(client, chain, k):
     return -lp[-len(ans):].mean(), math.exp(-lp.mean()), seq
 
 
+@pytest.mark.slow
 def test_incremental_answer_nll_equals_from_scratch(client, scored):
     for chain, record in scored:
         prefixes = [record["baseline"]] + record["steps"]
@@ -123,6 +124,7 @@ def test_answer_that_the_chain_names_becomes_more_likely(client):
     assert r["steps"][0]["delta_nll"] > 0 and r["steps"][0]["info_gain"] > 0
 
 
+@pytest.mark.slow
 def test_llm_decomposition_on_the_real_model_is_valid_or_falls_back(client):
     """What the 135M model writes decides between the two outcomes, so the test asserts what must
     hold in both: steps in order inside the text, aligned steps equal to their span, and a mode that
@@ -158,6 +160,7 @@ def test_scan_scores_multi_token_candidates_like_a_fresh_pass(client):
             assert got == pytest.approx(float(full[-len(cand):].sum()), abs=1e-6)
 
 
+@pytest.mark.slow
 def test_exact_when_segments_overrun_a_small_batch(builtin_path):
     """A small n_batch splits every prefix's new tokens across batches, a lone token included; scores stay exact."""
     from kiig_desktop.config import EngineOptions

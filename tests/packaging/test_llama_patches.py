@@ -94,6 +94,7 @@ def test_the_marker_is_found_in_a_mapped_cpu_backend_exactly_when_it_exports_it(
         assert variants.kquant_invariant(maps) is expected, lib
 
 
+@pytest.mark.slow  # builds a tiny Q4_K_M model
 def test_the_worker_keeps_the_tiled_kernel_on_exactly_when_the_build_is_batch_invariant(tiny_models_dir, monkeypatch):
     """With GGML_CPU_TILED_MM unset the worker decides: on for a patched build, off otherwise; an
     explicit setting wins. Provenance records both."""

@@ -19,6 +19,8 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 from kiig_desktop.store import SCHEMA_VERSION, SessionStore
 from tests.support.paths import DATA
 from tests.support.store_support import REPO, make_item, make_record, without_curve
@@ -62,6 +64,7 @@ def _verify(path: Path, acknowledged: set[str]) -> set[str]:
         return stored
 
 
+@pytest.mark.slow
 def test_sigkill_at_many_points_never_leaves_a_partial_chain(tmp_path):
     path = tmp_path / "crash.kiig"
     rng = random.Random(20250501)

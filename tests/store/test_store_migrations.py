@@ -3,14 +3,14 @@
 ``tests/data/session_v<N>.kiig`` is a real session file written by the version that introduced
 schema N, with ``session_v<N>.expected.json`` describing what it holds. When the schema changes:
 add a Migration in ``store/schema.py``, bump SCHEMA_VERSION, and write the new fixture with
-``python tests/test_store_migrations.py`` (it never overwrites an existing fixture).
+``python tests/store/test_store_migrations.py`` (it never overwrites an existing fixture).
 
 The reference-corpus tables have their own layout version (``store/corpus_schema.py``
 CORPUS_SCHEMA_VERSION, kept in ``meta``). ``tests/data/corpus_v<N>.kiig`` is a session holding a
 corpus written by the version that introduced corpus format N (``corpus_v<N>.expected.json``: its
 passages and a search); when the corpus tables change, add the migration to
 ``corpus_schema.CORPUS_MIGRATIONS``, bump CORPUS_SCHEMA_VERSION and write the new fixture with
-``python tests/test_store_migrations.py --corpus``.
+``python tests/store/test_store_migrations.py --corpus``.
 """
 
 from __future__ import annotations
@@ -295,7 +295,7 @@ def _corpus_fixtures() -> list[int]:
 
 def test_a_corpus_fixture_exists_for_every_corpus_format_with_migrations():
     assert _corpus_fixtures() == list(range(2, corpus_schema.CORPUS_SCHEMA_VERSION + 1)), \
-        "write the new fixture: python tests/test_store_migrations.py --corpus"
+        "write the new fixture: python tests/store/test_store_migrations.py --corpus"
     assert sorted(corpus_schema.CORPUS_MIGRATIONS) == list(range(3, corpus_schema.CORPUS_SCHEMA_VERSION + 1))
 
 

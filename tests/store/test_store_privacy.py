@@ -62,6 +62,7 @@ def test_every_connection_keeps_temporary_data_in_memory(tmp_path):
         assert r.conn.execute("PRAGMA temp_store").fetchone()[0] == 2
 
 
+@pytest.mark.slow
 def test_a_whole_workflow_leaves_no_question_text_outside_the_session(tmp_path):
     """Create, save, sort, vacuum, export, import, in a child whose temp folders we watch."""
     marker = f"MARKER-{uuid.uuid4().hex}"
