@@ -10,7 +10,7 @@ PDF and Word libraries already loaded).
     python benchmarks/bench_documents.py [--pages 1000] [--docs 200] [--out benchmarks/results/documents.json]
 
 It also times whole-document text extraction with pypdf and pypdfium2 on the Qt guideline and the
-big PDF (needs pypdf, which is not a dependency): the measurement behind the choice in
+big PDF (pypdf comes with the `test` extra, which `make test` installs): the measurement behind the choice in
 ``kiig_desktop/knowledge/pdf_text.py``. Not a timed test: it prints numbers.
 """
 
@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -67,8 +68,9 @@ def make_folder(folder: Path, n: int, qt_pdf: Path) -> dict[str, int]:
     return counts
 
 
-def compare_libraries(pdfs: dict[str, Path]) -> dict:
-    """Whole-document text extraction time of pypdf and pypdfium2 (the choice in knowledge/pdf_text.py)."""
+def compare_libraries(pdfs: dict[str, Path], repeat: int) -> dict:
+    """Whole-document text extraction time of pypdf and pypdfium2 (the choice in knowledge/pdf_text.py):
+    the median of ``repeat`` interleaved runs."""
     import pypdf  # not a dependency: the comparison only
     import pypdfium2
 
@@ -85,11 +87,14 @@ def compare_libraries(pdfs: dict[str, Path]) -> dict:
     out = {"pypdf": pypdf.__version__, "pypdfium2": str(pypdfium2.version.PYPDFIUM_INFO),
            "pdfium": str(pypdfium2.version.PDFIUM_INFO), "seconds": {}}
     for name, path in pdfs.items():
-        row = {}
-        for lib, fn in (("pypdf", with_pypdf), ("pypdfium2", with_pdfium)):
-            t = time.perf_counter()
-            fn(path)
-            row[lib] = round(time.perf_counter() - t, 3)
+        runs: dict[str, list[float]] = {"pypdf": [], "pypdfium2": []}
+        for _ in range(repeat):
+            for lib, fn in (("pypdf", with_pypdf), ("pypdfium2", with_pdfium)):
+                t = time.perf_counter()
+                fn(path)
+                runs[lib].append(time.perf_counter() - t)
+        row = {lib: round(statistics.median(v), 3) for lib, v in runs.items()}
+        row["ratio"] = round(row["pypdf"] / row["pypdfium2"], 1)
         out["seconds"][name] = row
     return out
 
@@ -118,16 +123,25 @@ def child(path: str) -> None:
                           "files": statuses, "chunks": report.n_chunks_written, "session_mb": round(session_mb, 1)}))
 
 
-def measure(path: Path) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", str(path)], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parents[1])
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def measure(path: Path, repeat: int) -> dict:
+    """``repeat`` imports of ``path``, each in a fresh process: the medians, and every run."""
+    runs = []
+    for _ in range(repeat):
+        out = subprocess.run([sys.executable, __file__, "--child", str(path)], capture_output=True, text=True, check=True,
+                             cwd=Path(__file__).resolve().parents[1])
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    result = dict(runs[-1])
+    for key in ("import_s", "peak_rss_mb", "rss_before_mb", "peak_over_start_mb"):
+        result[key] = round(statistics.median(r[key] for r in runs), 2)
+    result["runs"] = [{k: r[k] for k in ("import_s", "peak_over_start_mb")} for r in runs]
+    return result
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--pages", type=int, default=docs.BIG_PAGES)
     ap.add_argument("--docs", type=int, default=200)
+    ap.add_argument("--repeat", type=int, default=5, help="runs of each measurement; the medians are reported")
     ap.add_argument("--out", default=None, help="write the numbers as JSON here")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -143,13 +157,13 @@ def main() -> int:
         docs.qt_pdf({"kind": "text", "header": docs.HEADER, "pages": docs.guideline_pages()}, qt)
         counts = make_folder(root / "mixed", args.docs, qt)
         made_s = time.perf_counter() - t
-        libraries = compare_libraries({"qt_guideline_8_pages": qt, f"gs_{args.pages}_pages": big})
-        pdf = measure(big)
-        mixed = measure(root / "mixed")
+        libraries = compare_libraries({"qt_guideline_8_pages": qt, f"gs_{args.pages}_pages": big}, args.repeat)
+        pdf = measure(big, args.repeat)
+        mixed = measure(root / "mixed", args.repeat)
         pdf.update(pages=args.pages, mb=round(big.stat().st_size / 2**20, 1))
         mixed.update(documents=args.docs, kinds=counts,
                      mb=round(sum(f.stat().st_size for f in (root / "mixed").iterdir()) / 2**20, 1))
-    result = {"machine": machine(), "make_documents_s": round(made_s, 1), "pdf_libraries": libraries,
+    result = {"machine": machine(), "repeat": args.repeat, "make_documents_s": round(made_s, 1), "pdf_libraries": libraries,
               "pdf_1000_pages": pdf, "mixed_folder": mixed}
     print(f"text extraction, pypdf vs pypdfium2 (s): {libraries['seconds']}")
     print(f"{args.pages}-page PDF ({pdf['mb']} MB): {pdf['import_s']} s, {pdf['chunks']} chunks, "
