@@ -37,6 +37,7 @@ PY_URL = "http://deb.debian.org/debian/pool/main/p/python3.11/"
 LLAMA_VERSION = "0.3.36"  # the Makefile's LLAMA_VERSION
 SMOLLM_VERSION = "0.1.2"  # the Makefile's SMOLLM_VERSION
 VARIANTS = os.environ.get("LLAMA_CPU_VARIANTS", "x64 haswell skylakex icelake")
+CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 STAGES = ("root", "python", "wheel", "venv", "bundle")
 
 
@@ -77,11 +78,14 @@ def in_root(root: Path, command: str, mounts: dict[str, Path], env: dict[str, st
     """Run ``command`` (sh) chrooted in ``root`` with ``mounts`` ({path inside: host path}) bound,
     /proc and /dev, the host's resolv.conf, and a minimal environment; raises on failure."""
     script = ["set -e", f"mount -t proc proc {root}/proc", f"mount --rbind /dev {root}/dev",
-              f"mount --bind /etc/resolv.conf {root}/etc/resolv.conf"]
+              f"mount --bind /etc/resolv.conf {root}/etc/resolv.conf",
+              # this machine's trust store (a proxy's CA, if any) for pip's downloads from PyPI
+              f"mount --bind {CA_BUNDLE} {root}{CA_BUNDLE}"]
     for inside, host in mounts.items():
         script += [f"mkdir -p {root}{inside}", f"mount --bind {shlex.quote(str(host))} {root}{inside}"]
     environ = {"PATH": "/opt/venv/bin:/opt/python/bin:/usr/local/bin:/usr/bin:/bin", "HOME": "/root",
-               "LANG": "C.UTF-8", "CMAKE_BUILD_PARALLEL_LEVEL": str(os.cpu_count() or 2), **(env or {})}
+               "LANG": "C.UTF-8", "CMAKE_BUILD_PARALLEL_LEVEL": str(os.cpu_count() or 2),
+               "SSL_CERT_FILE": CA_BUNDLE, "PIP_CERT": CA_BUNDLE, "PIP_DISABLE_PIP_VERSION_CHECK": "1", **(env or {})}
     envs = " ".join(f"{k}={shlex.quote(v)}" for k, v in environ.items())
     script.append(f"exec chroot {root} env -i {envs} nice -n 15 sh -c {shlex.quote(command)}")
     subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", "\n".join(script)], check=True)
@@ -131,8 +135,7 @@ def stage_wheel(root: Path, python: Path, force: bool) -> Path:
                 ROOT / "packaging" / "build_llama_wheel.sh", ROOT / "packaging" / "llama_variants.py")
 
     def make(out: Path) -> None:
-        in_root(root, f"/opt/python/bin/python3.11 -m venv /tmp/wheelenv && /tmp/wheelenv/bin/python -m pip install -q "
-                f"--upgrade pip && /src/packaging/build_llama_wheel.sh /tmp/wheelenv/bin/python {LLAMA_VERSION} /out "
+        in_root(root, f"/opt/python/bin/python3.11 -m venv /tmp/wheelenv && /src/packaging/build_llama_wheel.sh /tmp/wheelenv/bin/python {LLAMA_VERSION} /out "
                 f"{shlex.quote(args)} {shlex.quote(VARIANTS)}",
                 {"/src": ROOT, "/opt/python": python, "/out": out})
 

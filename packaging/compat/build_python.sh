@@ -17,8 +17,11 @@ cd Python-3.11.*
 sed -n '/^shutdown-deadlock.diff/,$p' ../debian/patches/series | while read -r p; do
   patch -p1 -s --forward -i "../debian/patches/$p"
 done
+# Debian builds pyexpat into libpython (its setup-modules.diff); built as an extension module here,
+# the CVE-2026-4224 fix's pycore_ceval.h needs the core-module define that other modules set so
+sed -i '1i #ifndef Py_BUILD_CORE_BUILTIN\n#  define Py_BUILD_CORE_MODULE 1\n#endif' Modules/pyexpat.c
 ./configure -q --prefix="$prefix" --enable-shared --with-ensurepip=install \
   LDFLAGS="-Wl,-rpath,$prefix/lib" >/dev/null
 make -s -j"$(nproc)" >/dev/null 2>make.err || { tail -40 make.err >&2; exit 1; }
 make -s install >/dev/null 2>make.err || { tail -40 make.err >&2; exit 1; }
-"$prefix/bin/python3.11" -c "import sqlite3, ssl, ctypes, bz2, lzma, zlib, readline, uuid; print('python', __import__('sys').version)"
+"$prefix/bin/python3.11" -c "import sqlite3, ssl, ctypes, bz2, lzma, zlib, readline, uuid, pyexpat, _decimal, _curses; print('python', __import__('sys').version)"
