@@ -38,6 +38,7 @@ LLAMA_VERSION = "0.3.36"  # the Makefile's LLAMA_VERSION
 SMOLLM_VERSION = "0.1.2"  # the Makefile's SMOLLM_VERSION
 VARIANTS = os.environ.get("LLAMA_CPU_VARIANTS", "x64 haswell skylakex icelake")
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+BUILD_TOOLS = ("cmake==3.31.6", "ninja==1.13.2")  # the wheel stage's build tools (binary wheels)
 STAGES = ("root", "python", "wheel", "venv", "bundle")
 
 
@@ -131,12 +132,18 @@ def stage_wheel(root: Path, python: Path, force: bool) -> Path:
     patches = subprocess.run([sys.executable, str(ROOT / "packaging" / "llama_patches.py"), "--hash"],
                              check=True, capture_output=True, text=True).stdout.strip()
     args = _llama_args()
-    key = _hash(python.name, LLAMA_VERSION, args, VARIANTS, patches,
+    key = _hash(python.name, LLAMA_VERSION, args, VARIANTS, patches, " ".join(BUILD_TOOLS),
                 ROOT / "packaging" / "build_llama_wheel.sh", ROOT / "packaging" / "llama_variants.py")
 
     def make(out: Path) -> None:
-        in_root(root, f"/opt/python/bin/python3.11 -m venv /tmp/wheelenv && /src/packaging/build_llama_wheel.sh /tmp/wheelenv/bin/python {LLAMA_VERSION} /out "
-                f"{shlex.quote(args)} {shlex.quote(VARIANTS)}",
+        # bullseye's CMake (3.18) is older than llama.cpp's 3.21: PyPI's CMake and Ninja binaries on
+        # PATH (else the sdist download's --no-binary :all: would compile CMake from source); the
+        # binaries themselves, as pip's isolated build environment cannot run their Python wrappers
+        tools = " ".join(BUILD_TOOLS)
+        site = "/tmp/wheelenv/lib/python3.11/site-packages"
+        in_root(root, f"/opt/python/bin/python3.11 -m venv /tmp/wheelenv && /tmp/wheelenv/bin/python -m pip install -q "
+                f"{tools} && PATH={site}/cmake/data/bin:/tmp/wheelenv/bin:$PATH /src/packaging/build_llama_wheel.sh /tmp/wheelenv/bin/python "
+                f"{LLAMA_VERSION} /out {shlex.quote(args)} {shlex.quote(VARIANTS)}",
                 {"/src": ROOT, "/opt/python": python, "/out": out})
 
     return _cached("wheel", key, make, force)
