@@ -93,7 +93,9 @@ def in_root(root: Path, command: str, mounts: dict[str, Path], env: dict[str, st
 
 
 def stage_root() -> Path:
-    out = subprocess.run([str(HERE / "debian_root.sh"), "bullseye", str(HERE / "bullseye_packages.txt")],
+    lock = CACHE.parent / "roots-bullseye.lock"  # one debootstrap at a time (the tests make roots too)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    out = subprocess.run(["flock", str(lock), str(HERE / "debian_root.sh"), "bullseye", str(HERE / "bullseye_packages.txt")],
                          check=True, capture_output=True, text=True)
     return Path(out.stdout.strip())
 

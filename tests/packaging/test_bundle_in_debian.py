@@ -34,7 +34,9 @@ pytestmark = [pytest.mark.skipif(not sys.platform.startswith("linux"), reason="t
 def _debian_root(suite: str) -> Path:
     require("root (chroot, unshare -m)", os.geteuid() == 0, "run the tests as root; make test in CI does")
     require("debootstrap", shutil.which("debootstrap") is not None, "apt-get install debootstrap")
-    r = subprocess.run([str(ROOT / "packaging" / "compat" / "debian_root.sh"), suite],
+    lock = Path.home() / ".cache" / "kiig-desktop" / f"roots-{suite}.lock"  # one debootstrap at a time
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    r = subprocess.run(["flock", str(lock), str(ROOT / "packaging" / "compat" / "debian_root.sh"), suite],
                        capture_output=True, text=True, timeout=1800)
     assert r.returncode == 0, r.stderr[-2000:]
     return Path(r.stdout.strip())
