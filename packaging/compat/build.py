@@ -176,9 +176,12 @@ def stage_venv(root: Path, python: Path, wheel: Path, force: bool) -> Path:
 def stage_bundle(root: Path, python: Path, venv: Path, force: bool) -> None:
     bundles = CACHE / "bundle"
     bundles.mkdir(parents=True, exist_ok=True)
+    # the root has no git (and the worktree's .git points outside it): the commit's time comes from here
+    epoch = os.environ.get("SOURCE_DATE_EPOCH") or subprocess.run(
+        ["git", "-C", str(ROOT), "log", "-1", "--format=%ct"], capture_output=True, text=True).stdout.strip()
     in_root(root, "cd /src && /opt/venv/bin/python packaging/make_bundle.py" + (" --force" if force else ""),
             {"/src": ROOT, "/opt/python": python, "/opt/venv": venv, "/bundles": bundles},
-            {"KIIG_BUNDLE_CACHE": "/bundles"})
+            {"KIIG_BUNDLE_CACHE": "/bundles", **({"SOURCE_DATE_EPOCH": epoch} if epoch else {})})
 
 
 def main(argv: list[str] | None = None) -> int:
