@@ -12,7 +12,7 @@ change is reused in a second; a failed stage leaves only a ``.partial`` folder, 
 3. wheel   the llama.cpp wheel, built there by packaging/build_llama_wheel.sh with the project's
            arguments, CPU variants and patches (the same as the host's `make install`)
 4. venv    a venv with the project's dependencies (pyproject.toml), PyInstaller and the wheel
-4. bundle  packaging/make_bundle.py run in the root: dist/kiig-desktop-VERSION-linux-x86_64.tar.gz
+5. bundle  packaging/make_bundle.py run in the root: dist/kiig-desktop-VERSION-linux-x86_64.tar.gz
 
 The worktree is bind-mounted at /src, the stages at /opt/python and /opt/venv, inside a private
 mount namespace (unshare -m): every mount goes away with the process, also when a stage fails.
