@@ -2,7 +2,8 @@
 #   make run    create .venv, install everything, start the desktop app on the embedded model
 #   make test   install the test tools too, then run ruff and the whole test suite
 #
-#   make bundle the offline archive dist/kiig-desktop-VERSION-linux-x86_64.tar.gz (PyInstaller)
+#   make bundle the offline archive dist/kiig-desktop-VERSION-linux-x86_64.tar.gz (PyInstaller, built in
+#               Debian 11 so it runs on glibc >= 2.31; as root)
 #
 # llama-cpp-python is compiled from source once for every x86-64 CPU: the CPU backend as loadable
 # variants (GGML_BACKEND_DL + GGML_CPU_ALL_VARIANTS, packaging/llama_cmake_args.py), the best one
@@ -33,7 +34,7 @@ VOCAB_DIR ?= $(HOME)/.cache/kiig-desktop/vocab/$(LLAMA_VERSION)
 VOCAB_FAMILIES := qwen2 llama-bpe llama-spm phi-3 gpt-2
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: run test install install-test install-cluster vocab browser doctools xlibs bundle screenshots bench clean
+.PHONY: run test install install-test install-cluster vocab browser doctools xlibs bundle bundle-host screenshots bench clean
 
 run: install xlibs
 	$(BIN)/kiig-desktop
@@ -114,8 +115,18 @@ $(VENV)/.installed-bundle: $(VENV)/.installed
 	touch $@
 
 # dist/kiig-desktop-VERSION-linux-x86_64.tar.gz: the frozen app, its installer and the embedded model,
-# with its SBOM (also dist/kiig-desktop-VERSION-linux-x86_64.cdx.json) and licenses/ (packaging/sbom.py)
-bundle: $(VENV)/.installed-bundle xlibs vocab
+# with its SBOM (also dist/kiig-desktop-VERSION-linux-x86_64.cdx.json) and licenses/ (packaging/sbom.py),
+# built inside Debian 11 (bullseye) so no bundled file needs a glibc newer than 2.31
+# (packaging/compat/build.py: debootstrap, Python 3.11 from Debian's source, the llama.cpp wheel, a
+# venv, PyInstaller; each stage cached by a hash of its inputs). Needs root and debootstrap (installed
+# here as root). bundle-host freezes this machine's venv instead: its glibc is then the floor.
+bundle: $(BIN)/python xlibs vocab
+	@command -v debootstrap >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null ; } || \
+	  { echo "make bundle needs root and debootstrap (apt-get install debootstrap); make bundle-host builds without" >&2; exit 1; }
+	KIIG_VOCAB_DIR=$(VOCAB_DIR) $(BIN)/python packaging/compat/build.py
+
+bundle-host: $(VENV)/.installed-bundle xlibs vocab
 	$(BIN)/python packaging/make_bundle.py
 
 screenshots: install
