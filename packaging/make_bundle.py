@@ -82,6 +82,10 @@ def inputs_hash(epoch: int) -> str:
 def tidy(app: Path) -> None:
     """One copy of each llama.cpp library: the soname the loader asks for (and libllama.so, which
     llama_cpp opens by that name), not the .so/.so.X.Y.Z twins PyInstaller copies as files."""
+    # Qt's GTK theme plugin needs GTK 3, which the archive does not carry (it is built in a bare Debian
+    # 11 root): left in, it would be a library with missing dependencies; Qt then uses its own Fusion
+    # style and file dialogs everywhere
+    (app / "_internal" / "PySide6" / "Qt" / "plugins" / "platformthemes" / "libqgtk3.so").unlink(missing_ok=True)
     lib = app / "_internal" / "llama_cpp" / "lib"
     for path in list(lib.iterdir()):
         name = path.name
