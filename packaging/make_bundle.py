@@ -132,13 +132,15 @@ def _sbom():
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--force", action="store_true", help="rebuild even when the cache holds this tree's archive")
+    p.add_argument("--dist", type=Path, default=ROOT / "dist",
+                   help="folder for the archive, its SBOM and SHA256SUMS (default: dist/)")
     args = p.parse_args(argv)
     started = time.monotonic()
     epoch = archive.source_date_epoch(ROOT)
     key = inputs_hash(epoch)
     cached = CACHE / f"{key}.tar.gz"
-    dest = ROOT / "dist" / f"{archive_name()}.tar.gz"
-    dest.parent.mkdir(exist_ok=True)
+    dest = args.dist / f"{archive_name()}.tar.gz"
+    dest.parent.mkdir(parents=True, exist_ok=True)
     how = "reused from cache"
     if args.force or not cached.exists():
         CACHE.mkdir(parents=True, exist_ok=True)

@@ -173,9 +173,12 @@ def stage_venv(root: Path, python: Path, wheel: Path, force: bool) -> Path:
     return _cached("venv", key, make, force)
 
 
-def stage_bundle(root: Path, python: Path, venv: Path, force: bool) -> None:
-    bundles = CACHE / "bundle"
+def stage_bundle(root: Path, python: Path, venv: Path, force: bool, dist: Path) -> None:
+    """make_bundle.py in the root: the archive cached in $KIIG_BUNDLE_CACHE (default CACHE/bundle),
+    copied with its SBOM and SHA256SUMS into ``dist``."""
+    bundles = Path(os.environ.get("KIIG_BUNDLE_CACHE") or CACHE / "bundle")
     bundles.mkdir(parents=True, exist_ok=True)
+    dist.mkdir(parents=True, exist_ok=True)
     # the root has no git (and the worktree's .git points outside it): the members' time is taken here,
     # as packaging/archive.py takes it outside the root (the last commit that changed a bundle input)
     sys.path.insert(0, str(HERE.parent))
@@ -184,8 +187,9 @@ def stage_bundle(root: Path, python: Path, venv: Path, force: bool) -> None:
     epoch = str(archive.source_date_epoch(ROOT))
     # the SBOM reads llama.cpp's licence and commit from `make vocab`'s folder (packaging/sbom.py)
     vocab = Path(os.environ.get("KIIG_VOCAB_DIR") or Path.home() / ".cache" / "kiig-desktop" / "vocab" / LLAMA_VERSION)
-    in_root(root, "cd /src && /opt/venv/bin/python packaging/make_bundle.py" + (" --force" if force else ""),
-            {"/src": ROOT, "/opt/python": python, "/opt/venv": venv, "/bundles": bundles, "/vocab": vocab},
+    in_root(root, "cd /src && /opt/venv/bin/python packaging/make_bundle.py --dist /dist" + (" --force" if force else ""),
+            {"/src": ROOT, "/opt/python": python, "/opt/venv": venv, "/bundles": bundles, "/vocab": vocab,
+             "/dist": dist.resolve()},
             {"KIIG_BUNDLE_CACHE": "/bundles", "KIIG_VOCAB_DIR": "/vocab", "SOURCE_DATE_EPOCH": epoch})
 
 
@@ -193,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--force", action="store_true", help="rebuild the last stage run even when cached")
     p.add_argument("--stage", choices=STAGES, default="bundle", help="stop after this stage (default: bundle)")
+    p.add_argument("--dist", type=Path, default=ROOT / "dist",
+                   help="folder for the archive, its SBOM and SHA256SUMS (default: dist/)")
     args = p.parse_args(argv)
     if os.geteuid() != 0:
         print("compat: needs root (debootstrap, chroot, unshare -m)", file=sys.stderr)
@@ -208,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         if last >= 3:
             venv = stage_venv(root, python, wheel, args.force and last == 3)
         if last >= 4:
-            stage_bundle(root, python, venv, args.force)
+            stage_bundle(root, python, venv, args.force, args.dist)
     except subprocess.CalledProcessError as exc:
         print(f"compat: a stage failed (exit {exc.returncode}): {exc.cmd if isinstance(exc.cmd, str) else exc.cmd[:3]}",
               file=sys.stderr)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -130,17 +130,21 @@ def test_sha256sums_beside_the_archive_matches_it():
 
 @pytest.mark.slow
 def test_two_builds_of_this_tree_are_byte_identical(tmp_path):
-    """Two `make_bundle.py --force` runs, each in its own cache (the user's stays untouched) and with
-    another PYTHONHASHSEED in the caller's environment, give the same archive bytes."""
-    require("PyInstaller", importlib.util.find_spec("PyInstaller") is not None, "`make bundle` installs the [bundle] extra")
+    """Two `make bundle` builds (packaging/compat/build.py --force: PyInstaller in the Debian 11 root),
+    each in its own archive cache and dist folder (the user's stay untouched) and with another
+    PYTHONHASHSEED in the caller's environment, give the same archive bytes."""
+    require("root and debootstrap (the Debian 11 build root)", os.geteuid() == 0 and shutil.which("debootstrap") is not None,
+            "run as root; `make bundle` installs debootstrap")
     built = []
     for n in (1, 2):
         env = {k: v for k, v in os.environ.items() if k != "SOURCE_DATE_EPOCH"}
         env.update(KIIG_BUNDLE_CACHE=str(tmp_path / f"cache{n}"), PYTHONHASHSEED=str(n))
-        r = subprocess.run([sys.executable, str(ROOT / "packaging" / "make_bundle.py"), "--force"], cwd=ROOT, env=env,
+        r = subprocess.run([sys.executable, str(ROOT / "packaging" / "compat" / "build.py"), "--force",
+                            "--dist", str(tmp_path / f"dist{n}")], cwd=ROOT, env=env,
                            capture_output=True, text=True, timeout=3600)
         assert r.returncode == 0, r.stderr[-3000:]
         (cached,) = (tmp_path / f"cache{n}").glob("*.tar.gz")
+        assert (tmp_path / f"dist{n}" / "SHA256SUMS").is_file()
         built.append(cached)
     a, b = (p.read_bytes() for p in built)
     if a != b:
