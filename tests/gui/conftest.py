@@ -118,8 +118,9 @@ def worker_processes() -> list[int]:
     return found
 
 
-def wait_no_workers(timeout: float = 10.0, ignore: set[int] | frozenset[int] = frozenset()) -> list[int]:
-    """Model workers of this process still alive after up to ``timeout`` s; ``ignore``: workers that
+def wait_no_workers(timeout: float = 60.0, ignore: set[int] | frozenset[int] = frozenset()) -> list[int]:
+    """Model workers of this process still alive after up to ``timeout`` s (a hang guard, not a limit:
+    a killed worker unmapping its model can take seconds on a loaded machine); ``ignore``: workers that
     were running before the window under test started (the session's shared engine fixture)."""
     end = time.monotonic() + timeout
     while True:
