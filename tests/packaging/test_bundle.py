@@ -15,27 +15,22 @@ import os
 import shutil
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import pytest
 
+from tests.support.bundle import unpack
 from tests.support.paths import ROOT
 from tests.support.process import wait_until
 from tests.support.require import require
 
-ARCHIVES = sorted((ROOT / "dist").glob("kiig-desktop-*-linux-x86_64.tar.gz"), key=lambda p: p.stat().st_mtime)
 pytestmark = [pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the bundle is built and tested on Linux"), pytest.mark.slow]  # runs the frozen bundle, its installer and a bare X server
 
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory) -> Path:
     """The unpacked bundle's folder (holding kiig-desktop, kiig, install.sh, _internal/)."""
-    require("the bundle dist/kiig-desktop-*-linux-x86_64.tar.gz", bool(ARCHIVES), "run `make bundle`")
-    dest = tmp_path_factory.mktemp("unpacked")
-    with tarfile.open(ARCHIVES[-1]) as tar:
-        tar.extractall(dest, filter="tar")
-    (folder,) = list(dest.iterdir())
+    (folder,) = list(unpack(tmp_path_factory.mktemp("unpacked")).iterdir())
     return folder
 
 

@@ -17,15 +17,14 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import pytest
 
+from tests.support.bundle import unpack
 from tests.support.require import require
 
 ROOT = Path(__file__).resolve().parents[2]
-ARCHIVES = sorted((ROOT / "dist").glob("kiig-desktop-*-linux-x86_64.tar.gz"), key=lambda p: p.stat().st_mtime)
 WHERE = ("this machine", "bullseye", "trixie")
 pytestmark = [pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the bundle is built on Linux"),
               pytest.mark.slow]
@@ -45,11 +44,7 @@ def _debian_root(suite: str) -> Path:
 @pytest.fixture(scope="module")
 def unpacked(tmp_path_factory) -> Path:
     """The archive unpacked once (a folder holding kiig-desktop-VERSION-linux-x86_64/)."""
-    require("the bundle dist/kiig-desktop-*-linux-x86_64.tar.gz", bool(ARCHIVES), "run `make bundle`")
-    dest = tmp_path_factory.mktemp("archive")
-    with tarfile.open(ARCHIVES[-1]) as tar:
-        tar.extractall(dest, filter="tar")
-    return dest
+    return unpack(tmp_path_factory.mktemp("archive"))
 
 
 def _chains(folder: Path, n: int = 2) -> Path:

@@ -10,16 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-import tarfile
 from pathlib import Path
 
 import pytest
 
-from tests.support.require import require
+from tests.support.bundle import dist_archive, unpack
 from tests.support.sbom_checks import content_errors, load_sbom
 
 ROOT = Path(__file__).resolve().parents[2]
-ARCHIVES = sorted((ROOT / "dist").glob("kiig-desktop-*-linux-x86_64.tar.gz"), key=lambda p: p.stat().st_mtime)
 pytestmark = [pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the bundle is built on Linux"), pytest.mark.slow]
 sbom = load_sbom()
 
@@ -27,11 +25,7 @@ sbom = load_sbom()
 @pytest.fixture(scope="module")
 def unpacked(tmp_path_factory) -> tuple[Path, dict]:
     """(the unpacked app folder, its SBOM)."""
-    require("the bundle dist/kiig-desktop-*-linux-x86_64.tar.gz", bool(ARCHIVES), "run `make bundle`")
-    dest = tmp_path_factory.mktemp("unpacked")
-    with tarfile.open(ARCHIVES[-1]) as tar:
-        tar.extractall(dest, filter="tar")
-    (app,) = list(dest.iterdir())
+    (app,) = list(unpack(tmp_path_factory.mktemp("unpacked")).iterdir())
     path = app / f"{app.name}.cdx.json"
     assert path.is_file(), f"no SBOM {path.name} in the archive"
     return app, json.loads(path.read_text(encoding="utf-8"))
@@ -39,7 +33,7 @@ def unpacked(tmp_path_factory) -> tuple[Path, dict]:
 
 def test_the_sbom_beside_the_archive_is_the_one_inside(unpacked):
     app, _ = unpacked
-    beside = ARCHIVES[-1].with_name(f"{app.name}.cdx.json")
+    beside = dist_archive().with_name(f"{app.name}.cdx.json")
     assert beside.is_file() and beside.read_bytes() == (app / beside.name).read_bytes()
 
 

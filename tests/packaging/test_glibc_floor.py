@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.bundle import dist_archive
 from tests.support.require import require
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,7 +25,6 @@ _spec = importlib.util.spec_from_file_location("glibc_floor", ROOT / "packaging"
 glibc_floor = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(glibc_floor)
 
-ARCHIVES = sorted((ROOT / "dist").glob("kiig-desktop-*-linux-x86_64.tar.gz"), key=lambda p: p.stat().st_mtime)
 GLIBC_FLOOR = "2.31"  # Debian 11 bullseye, Ubuntu 20.04
 GLIBCXX_FLOOR = "3.4.28"  # libstdc++ of GCC 10 (bullseye)
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the bundle is built on Linux")
@@ -32,8 +32,7 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="th
 
 @pytest.fixture(scope="module")
 def per_file() -> dict[str, dict[str, str]]:
-    require("the bundle dist/kiig-desktop-*-linux-x86_64.tar.gz", bool(ARCHIVES), "run `make bundle`")
-    return glibc_floor.floors(ARCHIVES[-1])
+    return glibc_floor.floors(dist_archive())
 
 
 def test_no_bundled_file_needs_a_glibc_newer_than_2_31(per_file):
@@ -49,7 +48,7 @@ def test_the_versions_read_are_those_objdump_lists(tmp_path, per_file):
     """The ELF parser agrees with binutils on the archive's libpython and Qt core library."""
     objdump = shutil.which("objdump")
     require("objdump", objdump is not None, "apt-get install binutils")
-    with tarfile.open(ARCHIVES[-1]) as tar:
+    with tarfile.open(dist_archive()) as tar:
         names = [m for m in tar.getmembers() if m.name.endswith(("/libpython3.11.so.1.0", "/libQt6Core.so.6"))
                  and m.isfile()]
         assert len(names) == 2, [m.name for m in names]

@@ -30,11 +30,26 @@ from ...store.connection import discard_if_blank
 from .workers import Task, TaskManager
 
 T = TypeVar("T")
+
+
+class _Reads:
+    """``read(fn)``: ``fn`` on a fresh read-only connection from ``self.reader()``, closed afterwards
+    (worker threads)."""
+
+    def reader(self) -> SessionStore:
+        raise NotImplementedError
+
+    def read(self, fn: Callable[[SessionStore], T]) -> T:
+        reader = self.reader()
+        try:
+            return fn(reader)
+        finally:
+            reader.close()
 MAX_RECENT = 8
 SUFFIX = ".kiig"
 
 
-class SessionHandle:
+class SessionHandle(_Reads):
     """The session a task started on, held open for the task's lifetime (see :meth:`SessionFile.hold`)."""
 
     def __init__(self, owner: SessionFile, store: SessionStore, path: Path) -> None:
@@ -64,14 +79,6 @@ class SessionHandle:
                 raise StoreError(f"the session {self.path.name} is no longer held by this task")
             return self.store.reader()
 
-    def read(self, fn: Callable[[SessionStore], T]) -> T:
-        """``fn`` on a fresh read-only connection to this session, closed afterwards."""
-        reader = self.reader()
-        try:
-            return fn(reader)
-        finally:
-            reader.close()
-
     def release_when_done(self, task: Task) -> Task:
         """Let go of the session when ``task`` ends (connect right after starting it)."""
         task.finished.connect(self.release)
@@ -84,7 +91,7 @@ class SessionHandle:
             self._owner._release(self.store)
 
 
-class SessionFile(QObject):
+class SessionFile(QObject, _Reads):
     """The current session of the window."""
 
     opened = Signal(str)
@@ -236,14 +243,6 @@ class SessionFile(QObject):
             if self.store is None:
                 raise StoreError("no session is open")
             return self.store.reader()
-
-    def read(self, fn: Callable[[SessionStore], T]) -> T:
-        """``fn`` on a fresh read-only connection, closed afterwards (worker threads)."""
-        reader = self.reader()
-        try:
-            return fn(reader)
-        finally:
-            reader.close()
 
     def notify_changed(self) -> None:
         self.changed.emit()
