@@ -18,6 +18,8 @@ PLATFORM_SKIPS = {
     "test_x_libs.py": 'not sys.platform.startswith("linux")',
     "test_bundle_sbom.py": 'not sys.platform.startswith("linux")',
     "test_sbom.py": 'not sys.platform.startswith("linux")',
+    "test_bundle_in_debian.py": 'not sys.platform.startswith("linux")',
+    "test_glibc_floor.py": 'not sys.platform.startswith("linux")',
     "test_hardening_sessions.py": 'not Path("/proc/self/fd").is_dir()',
     "test_store_concurrency.py": 'not hasattr(os, "fork")',
 }
