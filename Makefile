@@ -41,8 +41,9 @@ run: install xlibs
 
 # under make test nothing skips (KIIG_REQUIRE_ALL=1, tests/support/require.py): a missing prerequisite
 # (Ray, chromium, Xvfb, root, the bundle `make bundle` leaves in dist/) fails naming it; the archive
-# is cached by a hash of its inputs
-test: install-test browser doctools bundle
+# is cached by a hash of its inputs. The venv gets the [bundle] extra too: the SBOM test reads the
+# frozen executables' module archives with PyInstaller's reader
+test: install-test $(VENV)/.installed-bundle browser doctools bundle
 	$(BIN)/ruff check kiig_desktop tests benchmarks
 	KIIG_REQUIRE_ALL=1 KIIG_REQUIRE_BUNDLE=1 QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PySide6.QtWidgets import QMenu
+
 import kiig_desktop
 from kiig_desktop.gui.shared.help_dialog import MetricHelp, section_anchor
 from kiig_desktop.gui.shared.metric_help import METRICS
@@ -45,7 +47,9 @@ def test_a_more_link_opens_the_section_in_the_app(qtbot, window):
 
 def test_a_missing_file_is_said_not_silent(qtbot, window, tmp_path, monkeypatch):
     monkeypatch.setenv("KIIG_DOCS_DIR", str(tmp_path / "nowhere"))
-    menu = next(a for a in window.menuBar().actions() if a.text() == "&Help").menu()
+    # the menu's own actions, looked up on the QMenu children (QAction.menu() hands out a wrapper
+    # PySide6 6.9 may already have deleted)
+    (menu,) = [m for m in window.menuBar().findChildren(QMenu) if m.title() == "&Help"]
     next(a for a in menu.actions() if a.text() == "&Metric Definitions").trigger()
     dialog = window.findChild(MetricHelp)
     assert dialog.isVisible() and not dialog.loaded
