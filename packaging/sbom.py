@@ -47,18 +47,11 @@ for _path in (ROOT, HERE):  # this checkout's kiig_desktop (GGUF header reader) 
         sys.path.insert(0, str(_path))
 import licenses  # noqa: E402
 import llama_patches  # noqa: E402
+from archive import sha256  # noqa: E402 - one file hash for the manifest and the SBOM
 from cyclonedx import SPEC_VERSION, licence_dirs, serial_number, structure_errors, walk  # noqa: E402, F401
 
 SHARED_LIB = re.compile(r"\.so(\.\d+)*$")
 EMBEDDED = ("PYMODULE", "PYSOURCE")  # compiled into the executables, not files in the folder
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def toc_entries(work: Path) -> list[tuple[str, str, str]]:
     """Every (destination, source, typecode) triple in PyInstaller's TOC files under ``work``."""
     found: set[tuple[str, str, str]] = set()
