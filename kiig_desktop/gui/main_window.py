@@ -327,8 +327,8 @@ class MainWindow(QMainWindow):
             task.cancel()
 
     def _show_result(self, result) -> None:
-        self.results.show_result(result)
-        self.show_view("results")
+        # the tab switch lays out the whole Results page: the first of the view's stages, not in this turn
+        self.results.show_result(result, first=lambda: self.show_view("results"))
 
     def _open_chain(self, run_id: int, chain_id: int) -> None:
         self.results.open_chain(run_id, chain_id)

@@ -116,6 +116,9 @@ class ModelsPanel(QWidget):
         self.progress.setRange(0, 100)
         self.progress.setTextVisible(False)
         self.progress.setMaximumHeight(6)
+        policy = self.progress.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)  # showing it at each load then relays out nothing
+        self.progress.setSizePolicy(policy)
         self.progress.hide()
         oform.addRow(self.progress)
         layout.addWidget(options)

@@ -14,6 +14,7 @@ and links them by step.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -189,10 +190,10 @@ class ResultsView(QWidget):
         self.stack.setCurrentIndex(0)
         self.ki_shown.emit()
 
-    def show_result(self, result: AnalysisResult) -> None:
-        """Show a chain. The work is spread over a few event-loop turns (header, text and table
-        first, then one plot per turn) so the GUI thread never stalls; ``pending`` is True until
-        the last plot is drawn, then ``shown`` is emitted."""
+    def show_result(self, result: AnalysisResult, first: Callable[[], None] | None = None) -> None:
+        """Show a chain. The work is spread over a few event-loop turns (``first``, e.g. the switch
+        to this page, then text and table, then each plot's data and its first paint) so the GUI
+        thread never stalls; ``pending`` is True until the last plot is drawn, then ``shown`` is emitted."""
         self.result = result
         self.selected = self.hovered = None
         self.ki_index = -1
@@ -221,9 +222,11 @@ class ResultsView(QWidget):
         self.stack.setCurrentIndex(1)
         self.pending = True
         stages = [lambda: self._show_text(result), lambda: self.table.set_record(record, self.ki_steps(), self.judge_validation()),
-                  lambda: self._draw(self.answer_fig, record), lambda: self._draw(self.token_fig, record),
-                  lambda: self._draw(self.options_fig, record, letter)]
-        QTimer.singleShot(STAGE_PAUSE_MS, lambda g=self._generation: self._run_stages(g, stages))
+                  *self._draw(self.answer_fig, record), *self._draw(self.token_fig, record),
+                  *self._draw(self.options_fig, record, letter)]
+        if first is not None:
+            stages.insert(0, first)
+        QTimer.singleShot(STAGE_PAUSE_MS, self, lambda g=self._generation: self._run_stages(g, stages))
 
     def _show_text(self, result: AnalysisResult) -> None:
         text, spans = reasoning_of(result)
@@ -235,9 +238,9 @@ class ResultsView(QWidget):
         self.text_view.set_spans(spans)
 
     @staticmethod
-    def _draw(fig: StepFigure, *args) -> None:
-        fig.set_record(*args)
-        fig.show()
+    def _draw(fig: StepFigure, *args) -> list:
+        """Two stages: the data (while hidden), then the first paint, each in its own event-loop turn."""
+        return [lambda: fig.set_record(*args), fig.show_laid_out]
 
     def _run_stages(self, generation: int, stages: list) -> None:
         if generation != self._generation:
@@ -249,7 +252,7 @@ class ResultsView(QWidget):
             return
         stages[0]()
         # a short pause lets Qt paint and other timers run between the plots
-        QTimer.singleShot(STAGE_PAUSE_MS, lambda: self._run_stages(generation, stages[1:]))
+        QTimer.singleShot(STAGE_PAUSE_MS, self, lambda: self._run_stages(generation, stages[1:]))
 
     def warm_up(self) -> None:
         """Draw a tiny chain once, off screen, so the first real result pays no first-use costs

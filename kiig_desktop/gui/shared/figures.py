@@ -23,6 +23,15 @@ def _prefix_values(record: dict, key: str) -> np.ndarray:
     return np.array([_num(base.get(key))] + [_num(s.get(key)) for s in steps])
 
 
+def finite_range(values: np.ndarray) -> tuple[float, float]:
+    """The span of the finite values (a unit span around a single value; 0..1 without any)."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return 0.0, 1.0
+    lo, hi = float(finite.min()), float(finite.max())
+    return (lo - 0.5, hi + 0.5) if hi - lo < 1e-9 else (lo, hi)
+
+
 class PrefixFigure(StepFigure):
     """A figure whose x axis is the prefix: 0 = question only, k = after step k."""
 
@@ -85,14 +94,16 @@ class AnswerFigure(PrefixFigure):
         nll_mode = self.curve_metric == "nll"
         self.curve_panel.setLabel("left", "NLL (nats)" if nll_mode else "Perplexity")
         paper = record.get("mode") == "paper"
-        self._curve(self.curve_panel, "answer", x, nll if nll_mode else ppl,
+        curves = [nll if nll_mode else ppl]
+        self._curve(self.curve_panel, "answer", x, curves[0],
                     name=("Answer NLL" if nll_mode else "Answer perplexity") if paper else None,
                     pen=_pen(SERIES[0], 2.4), symbol="o", symbolSize=7, symbolBrush=SERIES[0],
                     symbolPen=pg.mkPen(c["plot_bg"], width=1.2))
         if paper:
             seq = _prefix_values(record, "seq_ppl")
             self.data["seq_ppl"] = seq
-            self._curve(self.curve_panel, "seq", x, np.log(seq) if nll_mode else seq,
+            curves.append(np.log(seq) if nll_mode else seq)
+            self._curve(self.curve_panel, "seq", x, curves[-1],
                         name="Sequence NLL (paper)" if nll_mode else "Sequence perplexity (paper)",
                         pen=_pen(SERIES[4], 1.6, Qt.PenStyle.DashLine))
         good, bad = QColor(c["good"]), QColor(c["bad"])
@@ -104,7 +115,9 @@ class AnswerFigure(PrefixFigure):
         lim = float(np.max(np.abs(finite))) if finite.size else 1.0
         lim = lim or 1.0
         self.bar_panel.setYRange(-lim * 1.15 if (finite < 0).any() else 0, lim * 1.15 if (finite > 0).any() else lim * 0.1)
-        self.curve_panel.enableAutoRange(axis="y")
+        # set, not auto: auto-range is resolved at the first paint, and its range change then asks
+        # for a second full paint of both panels (twice the GUI-thread time per shown chain)
+        self.curve_panel.setYRange(*finite_range(np.concatenate(curves)))
         self._end()
 
     def redraw(self) -> None:

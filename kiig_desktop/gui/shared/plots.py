@@ -399,6 +399,12 @@ class StepFigure(pg.GraphicsLayoutWidget):
             painter.end()
         return bytes(buffer.data())
 
+    def show_laid_out(self) -> None:
+        """Show the figure with its panels already at their final size: the layout would otherwise
+        settle in a later event-loop turn, and its resize repaint the whole figure a second time."""
+        self.show()
+        self.ci.layout.activate()
+
     def clear_plot(self) -> None:
         """Show nothing (the items stay for the next record)."""
         self.data = {}

@@ -407,7 +407,7 @@ class FormArea(QScrollArea):
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt override
         if obj is self.widget() and event.type() == QEvent.Type.LayoutRequest:
-            QTimer.singleShot(0, self._fit)
+            QTimer.singleShot(0, self, self._fit)  # cancelled with the widget
         return super().eventFilter(obj, event)
 
     def _fit(self) -> None:
@@ -437,7 +437,7 @@ class PageArea(QScrollArea):
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt override
         if obj is self.widget() and event.type() == QEvent.Type.LayoutRequest:
-            QTimer.singleShot(0, self._fit)
+            QTimer.singleShot(0, self, self._fit)  # cancelled with the widget
         return super().eventFilter(obj, event)
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
