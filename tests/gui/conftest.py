@@ -18,11 +18,20 @@ require_module("PySide6", "pip install -e '.[test]' (make test installs it)")
 require_module("pytestqt", "pip install -e '.[test]' (make test installs it)")
 
 
+FRESH_PROCESS = "KIIG_TEST_FRESH_PROCESS"  # set by a test that reruns a check of its module in a new process
+
+
 def pytest_collection_modifyitems(config, items):
     here = Path(__file__).parent
     for item in items:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.gui)
+    # ``fresh_process`` checks run only in the new process their module's own test starts
+    if not os.environ.get(FRESH_PROCESS):
+        later = [item for item in items if item.get_closest_marker("fresh_process")]
+        if later:
+            config.hook.pytest_deselected(items=later)
+            items[:] = [item for item in items if not item.get_closest_marker("fresh_process")]
 
 
 @pytest.fixture(scope="session")
@@ -67,6 +76,12 @@ def make_window(gui_app, qtbot, data_dir):
     yield make
     for window in windows:
         window.close()
+        window.deleteLater()
+    # delete them now: closed windows left alive keep their timers, watchers and plots, and a long
+    # run's later tests (the responsiveness check above all) would share the GUI thread with them
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
 
 
 @pytest.fixture
