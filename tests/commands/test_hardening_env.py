@@ -11,6 +11,8 @@ import stat
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from kiig_desktop.chains.dataset_files import MAX_LINE_BYTES
 from kiig_desktop.config import max_threads
 from tests.support.cli import kiig, one_clear_line
@@ -40,6 +42,7 @@ def _threads_cases(tmp_path: Path) -> dict[str, list]:
     }
 
 
+@pytest.mark.slow
 def test_threads_out_of_range_is_one_line_before_any_model_work(tmp_path):
     top = max_threads()
     assert top == min(256, 4 * (os.cpu_count() or 1))

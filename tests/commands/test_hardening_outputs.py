@@ -106,6 +106,7 @@ def batch_session(path: Path) -> Path:
 # ------------------------------------------------------------------------------ A: session companions
 
 
+@pytest.mark.slow
 def test_export_into_the_wal_of_a_session_being_written_is_refused_and_kill_9_keeps_the_session(tmp_path):
     """The issue's reproduction: ``kiig export --output r.kiig-wal`` while ``kiig score --db r.kiig``
     writes, then kill -9 of the run and its model worker: the session must still read."""
@@ -177,6 +178,7 @@ def test_report_into_the_session_wal_is_refused_and_the_session_opens(tmp_path):
 # ------------------------------------------------------------------------------ F: two writers of one output
 
 
+@pytest.mark.slow
 def test_a_second_writer_of_the_same_output_is_refused_while_the_first_lives(tmp_path):
     src, out = many_chains(tmp_path / "in.jsonl", 3), tmp_path / "out.jsonl"
     part = tmp_path / "out.jsonl.part"

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from kiig_desktop.errors import ContextOverflow
 from kiig_desktop.knowledge import judging
 from kiig_desktop.resources import resource_path
@@ -52,6 +54,7 @@ def _subset(path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_ki_options_reach_the_engine_and_the_stored_provenance(tmp_path):
     db = _session(tmp_path)
     out = tmp_path / "ki.jsonl"
@@ -70,6 +73,7 @@ def test_ki_options_reach_the_engine_and_the_stored_provenance(tmp_path):
     assert {k: stored[k] for k in WANT} == WANT
 
 
+@pytest.mark.slow
 def test_judge_check_options_reach_the_engine_and_the_stored_validation(tmp_path):
     claims = _subset(tmp_path / "claims.jsonl")
     done = _kiig(tmp_path / "data", "judge-check", "--model", "default", "--json", "--claims", claims, "--k", "1", *OPTIONS)
@@ -85,6 +89,7 @@ def test_judge_check_options_reach_the_engine_and_the_stored_validation(tmp_path
     assert again.returncode == 0 and json.loads(again.stdout)["cached"] is True
 
 
+@pytest.mark.slow
 def test_a_judge_prompt_longer_than_the_context_is_one_message_with_both_sizes(tmp_path):
     db = _session(tmp_path)
     out = tmp_path / "ki.jsonl"

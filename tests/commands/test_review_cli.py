@@ -60,6 +60,7 @@ def _review_a(path: Path, run: int) -> None:
         reviews.review_chain(s, run, "q0", "Dr A", verdict="flawed", note="step 2 is wrong")
 
 
+@pytest.mark.slow
 def test_a_second_reviewer_is_imported_matched_by_record_hash_and_stale_ones_are_reported(tmp_path):
     mine, theirs = tmp_path / "mine.kiig", tmp_path / "theirs.kiig"
     run = _session(mine)

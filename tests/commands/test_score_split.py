@@ -28,6 +28,7 @@ def _score(tmp_path: Path, name: str, line: dict, *extra: str) -> dict:
     return record
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("split", ["lines", "sentences"])
 def test_reasoning_split_by_rule_scores_like_the_same_steps_given(tmp_path, split):
     got = _score(tmp_path, split, dict(LINE, reasoning=REASONING), "--split", split)

@@ -39,24 +39,28 @@ def _prompt(path: Path) -> tuple[list, str]:
         return list(info["chat_template_used"]), client.chat_prompt(MESSAGES)
 
 
+@pytest.mark.slow
 def test_a_jinja_template_in_the_gguf_renders_the_prompt(model_with):
     used, prompt = _prompt(model_with(JINJA))
     assert used == ["jinja", JINJA]
     assert prompt == "<<system>>Be brief.\n<<user>>hi\n<<assistant>>"
 
 
+@pytest.mark.slow
 def test_a_builtin_template_named_in_the_gguf_is_llama_cpps(model_with):
     used, prompt = _prompt(model_with("chatml"))
     assert used == ["builtin", "chatml"]
     assert prompt == "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
 
 
+@pytest.mark.slow
 def test_no_template_and_an_unknown_architecture_fall_back_to_plain_turns(model_with):
     used, prompt = _prompt(model_with(None))
     assert used == ["plain", None]
     assert prompt == "System: Be brief.\nUser: hi\nAssistant:"
 
 
+@pytest.mark.slow
 def test_a_broken_jinja_template_is_one_clear_error(model_with):
     broken = "{% for m in messages %}{{ m['content'] }"  # neither the expression nor the loop is closed
     with EngineClient(str(model_with(broken)), EngineOptions(n_ctx=512)) as client:

@@ -32,6 +32,7 @@ def test_tokenize_round_trip(client):
     assert client.tokenize("x", add_bos=False) != client.tokenize("x y")
 
 
+@pytest.mark.slow
 def test_greedy_generation_is_reproducible(client):
     _, a = _run(client.generate(MESSAGES, max_tokens=24, temperature=0.0))
     _, b = _run(client.generate(MESSAGES, max_tokens=24, temperature=0.0, seed=123))
@@ -39,6 +40,7 @@ def test_greedy_generation_is_reproducible(client):
     assert [t["id"] for t in a["tokens"]] == [t["id"] for t in b["tokens"]]
 
 
+@pytest.mark.slow
 def test_sampled_generation_is_reproducible_with_seed(client):
     runs = [_run(client.generate(MESSAGES, max_tokens=24, temperature=1.0, seed=s))[1]["text"] for s in (7, 7, 8)]
     assert runs[0] == runs[1]
@@ -60,6 +62,7 @@ def test_streamed_tokens_carry_logprob_entropy_and_alternatives(client):
     assert max(entropies) > 0.5 and len({round(h, 3) for h in entropies}) > 5  # real, varying entropies
 
 
+@pytest.mark.slow
 def test_streamed_logprobs_equal_a_separate_forward_pass(client):
     _, result = _run(client.generate(MESSAGES, max_tokens=20, top_k=0))
     prompt = client.call("chat_prompt", messages=MESSAGES)
@@ -161,6 +164,7 @@ def test_workers_spin_briefly_then_sleep_unless_the_user_says_otherwise(fresh_cl
     assert "OMP_WAIT_POLICY" not in os.environ  # the caller's environment is left alone
 
 
+@pytest.mark.slow
 def test_kill_9_mid_generation_gives_clear_error_then_recovers(fresh_client):
     fresh_client.start()
     pid = fresh_client.pid
@@ -176,6 +180,7 @@ def test_kill_9_mid_generation_gives_clear_error_then_recovers(fresh_client):
     assert fresh_client.pid != pid
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind,words", [("segv", "segmentation fault"), ("abort", "SIGABRT"), ("exit", "code 3")])
 def test_native_crash_is_reported_and_next_call_works(fresh_client, kind, words):
     fresh_client.start()

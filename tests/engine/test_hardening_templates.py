@@ -60,6 +60,7 @@ def test_a_friendly_template_still_renders(hostile_models):
     assert json.loads(r.stdout)["model"]["path"] == str(path)
 
 
+@pytest.mark.slow
 def test_render_budget_in_process_without_the_alarm():
     """Off the main thread there is no alarm: the sandbox's own deadline and size checks hold."""
     import threading

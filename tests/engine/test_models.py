@@ -159,6 +159,7 @@ def test_cli_models_json_contract(fake_home):
     assert model["id"] == "default" and model["source"] == "builtin" and len(model["sha256"]) == 64
 
 
+@pytest.mark.slow
 def test_cli_generate_json_contract():
     r = kiig("generate", "--model", "default", "--prompt", "Say hello.", "--max-tokens", "6", "--json")
     assert r.returncode == 0, r.stderr

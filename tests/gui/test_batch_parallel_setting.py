@@ -6,6 +6,8 @@ A real batch (embedded model, real Qt offscreen) whose ``iter_batch`` is wrapped
 
 from __future__ import annotations
 
+import pytest
+
 from kiig_desktop.gui.dashboard import batch_task
 from kiig_desktop.runs.batch import BatchSummary
 from kiig_desktop.runs.parallel import SETTING_KEY, default_parallel
@@ -14,6 +16,7 @@ from .conftest import wait_idle
 from .test_dashboard import show_dashboard
 
 
+@pytest.mark.slow
 def test_parallel_items_default_is_kept_and_reaches_the_run(qtbot, make_window, monkeypatch):
     win = make_window()
     form = show_dashboard(qtbot, win).form

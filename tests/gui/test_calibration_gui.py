@@ -28,6 +28,7 @@ def _calibrate(judge: str) -> dict:
     return fit
 
 
+@pytest.mark.slow
 def test_calibrated_ki_is_a_setting_off_by_default_with_its_reliability_diagram(qtbot, window):
     run_id, chain_id = store_fake_chain(window.session, fake_record(STEPS))
     _add_ki(window, chain_id, "5")  # a judge without a calibration

@@ -218,6 +218,7 @@ def test_batch_run_from_the_window_with_cancel_and_resume(qtbot, window, tmp_pat
 # ------------------------------------------------------------------------------------ no model needed
 
 
+@pytest.mark.slow
 def test_dashboard_numbers_pairs_and_drill_down(qtbot, window, tmp_path):
     win = window
     run_id = store_batch_run(win.session, ["base-model", "tuned-model", "third"], n_items=4)
@@ -336,6 +337,7 @@ def test_a_run_under_way_and_a_one_model_run(qtbot, window):
     assert view.report.models[0].name == "solo"
 
 
+@pytest.mark.slow
 def test_dataset_check_lists_bad_rows_and_blocks_the_run(qtbot, window, tmp_path):
     win = window
     view = show_dashboard(qtbot, win)

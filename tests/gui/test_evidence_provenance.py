@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import QUrl
 from PySide6.QtWidgets import QFileDialog
 
@@ -63,6 +64,7 @@ def _chain_citing_the_guideline(window, tmp_path: Path) -> tuple[tuple[int, int]
     return chain, pdf, ki_steps[0]["evidence"]
 
 
+@pytest.mark.slow
 def test_evidence_panel_names_file_and_page_and_opens_the_pdf_at_that_page(qtbot, window, tmp_path, monkeypatch):
     chain, pdf, evidence = _chain_citing_the_guideline(window, tmp_path)
     _open_chain(qtbot, window, chain)

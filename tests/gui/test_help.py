@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from PySide6.QtWidgets import QMenu
 
 import kiig_desktop
@@ -31,6 +32,7 @@ def test_every_more_link_has_its_section():
     assert {anchor for _name, _sentence, anchor in METRICS.values()} <= headings
 
 
+@pytest.mark.slow
 def test_a_more_link_opens_the_section_in_the_app(qtbot, window):
     run_id, chain_id = store_fake_chain(window.session, fake_record(["Metformin is first-line.", "So B."]))
     window.results.open_chain(run_id, chain_id)

@@ -239,6 +239,7 @@ def test_cancelled_import_leaves_the_corpus_unchanged(qtbot, window, tmp_path):
     assert window.corpora.names() == [] and view.stack.currentWidget() is view.empty
 
 
+@pytest.mark.slow
 def test_hostile_passage_text_is_shown_literally(qtbot, window, tmp_path, monkeypatch):
     path = tmp_path / "hostile.jsonl"
     path.write_text(json.dumps({"id": "<b>src</b>", "title": "<i>Title</i>", "text": HOSTILE}) + "\n", encoding="utf-8")

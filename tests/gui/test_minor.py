@@ -3,6 +3,7 @@ bar, which token count is which, one number format for Results and Compare, the 
 
 from __future__ import annotations
 
+import pytest
 from PySide6.QtCore import QPoint, QRect
 from PySide6.QtWidgets import QApplication
 
@@ -86,12 +87,14 @@ def test_status_bar_texts_never_overlap(qtbot, make_window, tmp_path):
         wait_idle(qtbot, window)
 
 
+@pytest.mark.slow
 def test_the_token_counts_say_whose_they_are(window):
     card = window.results.cards["steps"]
     assert card.caption.text() == "Steps · scorer tokens"
     assert "subject model wrote" in card.toolTip() or "subject model wrote" in card.caption.toolTip()
 
 
+@pytest.mark.slow
 def test_results_and_compare_write_a_number_alike(qtbot, window):
     record = fake_record(["Metformin is first-line.", "It lowers glucose.", "So B."])
     record["info_gain_mean"], record["delta_nll_mean"] = -14.384812, 0.0123456

@@ -10,6 +10,7 @@ from tests.gui.conftest import load_default
 pytestmark = pytest.mark.gui
 
 
+@pytest.mark.slow
 def test_models_panel_shows_the_verdict_once_the_model_is_loaded(qtbot, window):
     panel = window.models_panel
     info = window.engines.default_model()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtTest import QTest
 
@@ -50,6 +51,7 @@ def _shown(qtbot, window, chain_id: int) -> None:
                     and not window.results.pending, timeout=20000)
 
 
+@pytest.mark.slow
 def test_a_reviewer_reviews_a_whole_run_by_keyboard(qtbot, make_window, data_dir):
     window = make_window(size=(1366, 768))
     run, ids = _batch_run(window.session)
@@ -120,6 +122,7 @@ def test_a_reviewer_reviews_a_whole_run_by_keyboard(qtbot, make_window, data_dir
     assert "KI vs knowledge AUROC" in window.dashboard.review_note.text()
 
 
+@pytest.mark.slow
 def test_the_queue_filters_a_kept_name_and_a_review_made_on_an_earlier_version(qtbot, make_window, data_dir):
     window = make_window(size=(1366, 768))
     window.qsettings.setValue(SETTINGS_KEY, "Dr Kept")

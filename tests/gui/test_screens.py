@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SIZES = [(1366, 768), (1920, 1080)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
 def test_every_screen_fits_everyday_sizes(qtbot, make_window, size):
     window = make_window(size=size)
@@ -70,6 +71,7 @@ def test_every_screen_fits_everyday_sizes(qtbot, make_window, size):
     qtbot.waitUntil(lambda: dock.width() > 200)
 
 
+@pytest.mark.slow
 def test_every_screen_fits_1920x1080_at_150_percent(tmp_path):
     """The same checks in a subprocess under real 150% scaling (QT_SCALE_FACTOR=1.5)."""
     out = tmp_path / "scaled.json"
@@ -87,6 +89,7 @@ def test_every_screen_fits_1920x1080_at_150_percent(tmp_path):
     assert report["presentation"] == []
 
 
+@pytest.mark.slow
 def test_signed_metrics_use_symbols_and_a_colour_blind_safe_palette(qtbot, window):
     record = fake_record(["a b", "c d", "e f", "g h"], seed=2)
     run_id, chain_id = store_fake_chain(window.session, record)
@@ -142,6 +145,7 @@ def test_an_edited_step_reads_the_same_in_text_and_table(qtbot, window):
     assert "first line." not in results.text_view.toPlainText()
 
 
+@pytest.mark.slow
 def test_small_samples_are_flagged_on_dashboard_intervals(gui_app):
     """Intervals from fewer than 10 paired items carry a ⚠ and say why, in the table and the forest plot."""
     import pyqtgraph as pg
@@ -242,6 +246,7 @@ def gui_style() -> str:
     return QApplication.instance().styleSheet()
 
 
+@pytest.mark.slow
 def test_option_buttons_never_cover_the_options(qtbot, make_window):
     """With four options, after theme switches and at the smallest size, the +/− Option buttons sit
     beside the options table, never over a row."""
@@ -283,6 +288,7 @@ def test_numbers_in_the_steps_table_never_wrap(qtbot, window):
 PRESENT_SIZES = [(1366, 768), (1920, 1080)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", PRESENT_SIZES, ids=[f"{w}x{h}" for w, h in PRESENT_SIZES])
 def test_presentation_fits_everyday_sizes(qtbot, make_window, size):
     """F5 at 1366x768 and 1920x1080: several table rows, plots of a real height, nothing cut off, and the
@@ -299,6 +305,7 @@ def test_presentation_fits_everyday_sizes(qtbot, make_window, size):
         show.close()
 
 
+@pytest.mark.slow
 def test_screens_fit_1311x721_with_the_models_dock_open(qtbot, make_window):
     """The first-start window with the Models dock open: no page scrolls sideways or clips; the Dashboard's
     headline, Export button and ⚠ marks are in view; Compare's summary shows every row."""
@@ -333,6 +340,7 @@ def test_screens_fit_1311x721_with_the_models_dock_open(qtbot, make_window):
     assert summary.columnWidth(0) >= 150  # the chain's name reads
 
 
+@pytest.mark.slow
 def test_mean_ki_card_and_slide_carry_the_judge_caveat(qtbot, window):
     """A judge at chance (AUROC 0.5): the Mean KI card says so in words and in its tooltip, the slide's
     strip and the PDF name it; an unchecked judge points at the GUI's check, not at a command line."""
@@ -411,6 +419,7 @@ def test_tab_leaves_the_question_box_and_the_tables(qtbot, window):
     assert shortcuts["Ctrl+B"] == "Run &Batch" and shortcuts["Ctrl+Shift+H"] == "Export HTML &Report…"
 
 
+@pytest.mark.slow
 def test_current_tab_and_focused_buttons_are_marked(qtbot, window):
     """The current tab is bold over an accent underline (light and dark), its label unclipped; a focused
     primary button shows a ring in another colour and keeps its size."""
@@ -454,6 +463,7 @@ def test_current_tab_and_focused_buttons_are_marked(qtbot, window):
     assert ring.pixelColor(1, y) != theme().color("accent")
 
 
+@pytest.mark.slow
 def test_slide_export_dialog_keeps_the_normal_type(qtbot, window):
     """The F5 window's large type stays on the slide: its export dialog reads at the normal size, no
     column header elided."""

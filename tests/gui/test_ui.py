@@ -7,6 +7,7 @@ import csv
 import re
 import sys
 
+import pytest
 from PySide6.QtCore import QMimeData, Qt
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QApplication, QLabel
@@ -65,6 +66,7 @@ def test_model_and_imported_text_is_shown_as_plain_text(qtbot, window):
     assert window.analyze.steps_editor.steps()[0].text == f"1. {HOSTILE}"
 
 
+@pytest.mark.slow
 def test_ki_column_appears_only_with_ki_data(qtbot, window):
     steps = ["Metformin is first-line.", "It lowers hepatic glucose output.", "So B."]
     run_a, chain_a = store_fake_chain(window.session, fake_record(steps, seed=1))
@@ -106,6 +108,7 @@ def test_steps_table_colour_scale_and_tsv(qtbot, window):
     assert [float(line.split("\t")[2]) for line in tsv[1:]] == [s["delta_nll"] for s in record["steps"]]
 
 
+@pytest.mark.slow
 def test_layout_theme_and_recent_sessions_are_remembered(qtbot, make_window, data_dir, tmp_path):
     first = make_window()
     first.resize(1234, 777)
@@ -133,6 +136,7 @@ def test_layout_theme_and_recent_sessions_are_remembered(qtbot, make_window, dat
     assert second.docks["models"].isVisible()
 
 
+@pytest.mark.slow
 def test_dark_theme_applies_to_palette_and_plots(qtbot, window):
     window.set_theme("dark")
     try:
@@ -146,6 +150,7 @@ def test_dark_theme_applies_to_palette_and_plots(qtbot, window):
     assert window.results.answer_fig.backgroundBrush().color().lightness() > 200
 
 
+@pytest.mark.slow
 def test_menus_shortcuts_and_empty_states(qtbot, window):
     actions = {a.text().replace("&", ""): a for menu in window.menuBar().findChildren(type(window.recent_menu))
                for a in menu.actions()}
@@ -231,6 +236,7 @@ def test_pyside_keeps_none_alive(gui_app):
     assert sys.getrefcount(None) >= before - 50
 
 
+@pytest.mark.slow
 def test_window_fits_a_small_laptop_screen(qtbot, window):
     """Every tab scrolls rather than clipping: the window can shrink to 1024x640 (a 1366x768
     laptop with a panel has about 1366x728), and the first start fits the available screen."""
@@ -262,6 +268,7 @@ def test_window_fits_a_small_laptop_screen(qtbot, window):
         assert page.widget().height() >= hint.height() and page.widget().width() >= hint.width(), key
 
 
+@pytest.mark.slow
 def test_step_buttons_follow_the_selection_and_new_steps_clear_the_score_status(qtbot, window):
     view = window.analyze
     editor = view.steps_editor

@@ -357,6 +357,7 @@ def _import_peak(db, path: Path, name: str) -> tuple[int, corpus.ImportReport]:
     return peak, report
 
 
+@pytest.mark.slow
 def test_huge_single_line_file_streams_in_bounded_memory(db, tmp_path):
     sentence = "Bounded memory import keeps only a small window of this long line in memory. "
     peaks = []

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import sqlite_utils
 
 from kiig_desktop.events import run_to_end
@@ -64,6 +65,7 @@ def _kiig(data_dir: Path, *argv) -> subprocess.CompletedProcess:
                           env=env, timeout=900, cwd=ROOT)
 
 
+@pytest.mark.slow
 def test_judge_check_on_the_users_corpus_with_the_embedded_model(tmp_path):
     docs, claims = _files(tmp_path)
     db, data = tmp_path / "s.kiig", tmp_path / "data"

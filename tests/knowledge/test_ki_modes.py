@@ -150,6 +150,7 @@ def test_kiig_ki_modes_are_separate_runs_and_lines_say_the_judge_is_not_validate
     assert "already done" in err and json.loads((tmp_path / "re2.jsonl").read_text().splitlines()[0])["ki_mode"] == "passages-true-false"
 
 
+@pytest.mark.slow
 def test_reasoningeval_mode_on_the_embedded_model(demo_db):
     """The real engine's greedy True/False reply goes through the rule: each judged step scores exactly 0 or 1."""
     from kiig_desktop.knowledge.judge import open_judge

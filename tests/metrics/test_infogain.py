@@ -53,6 +53,7 @@ def test_incremental_answer_nll_equals_from_scratch(client, scored):
         assert record["n_tokens"] == len(seq)
 
 
+@pytest.mark.slow
 def test_step_metrics_follow_the_definitions(scored):
     for _chain, r in scored:
         prefixes = [r["baseline"]] + r["steps"]
@@ -74,6 +75,7 @@ def test_step_metrics_follow_the_definitions(scored):
         assert r["delta_nll_mean"] == pytest.approx((prefixes[0]["answer_nll"] - prefixes[-1]["answer_nll"]) / n)
 
 
+@pytest.mark.slow
 def test_option_probabilities(client, scored):
     for chain, r in scored:
         if "options" not in chain:
@@ -147,6 +149,7 @@ def test_llm_decomposition_on_the_real_model_is_valid_or_falls_back(client):
         assert all(s.aligned for s in result.steps)
 
 
+@pytest.mark.slow
 def test_scan_scores_multi_token_candidates_like_a_fresh_pass(client):
     q = client.tokenize("Which drug is first-line for type 2 diabetes?" + ANSWER_PREFIX)
     q2 = client.tokenize("Which drug is first-line for type 2 diabetes?\nGuidelines start with a biguanide." + ANSWER_PREFIX)
@@ -182,6 +185,7 @@ def test_exact_when_segments_overrun_a_small_batch(builtin_path):
         assert err["one_pass"] < 1e-4 and err["token_by_token"] < 1e-4, err
 
 
+@pytest.mark.slow
 def test_paper_mode_scores_the_knowledge_field_and_answer_mode_the_steps(client):
     """ReasoningEval's code scores "\\n" + knowledge_i per step; answer mode always reads the steps."""
     chain = ARITH

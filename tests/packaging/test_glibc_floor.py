@@ -35,6 +35,7 @@ def per_file() -> dict[str, dict[str, str]]:
     return glibc_floor.floors(dist_archive())
 
 
+@pytest.mark.slow
 def test_no_bundled_file_needs_a_glibc_newer_than_2_31(per_file):
     assert len(per_file) > 50  # the archive's libraries were read (Python, Qt, llama.cpp, ...)
     assert glibc_floor.above(per_file, "GLIBC_", GLIBC_FLOOR) == {}
@@ -44,6 +45,7 @@ def test_no_bundled_file_needs_a_libstdcxx_newer_than_gcc_10s(per_file):
     assert glibc_floor.above(per_file, "GLIBCXX_", GLIBCXX_FLOOR) == {}
 
 
+@pytest.mark.slow
 def test_the_versions_read_are_those_objdump_lists(tmp_path, per_file):
     """The ELF parser agrees with binutils on the archive's libpython and Qt core library."""
     objdump = shutil.which("objdump")

@@ -90,6 +90,7 @@ def test_the_member_time_comes_from_the_environment_the_last_input_commit_or_198
     assert "no commit time for" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_the_archive_in_dist_is_normalised_and_its_manifest_lists_exactly_its_files():
     path = _dist_archive()
     _gzip_header_is_bare(path)

@@ -75,6 +75,7 @@ def _component(bom: dict, ref_prefix: str) -> dict:
     return next(c for c in bom["components"] if c["bom-ref"].startswith(ref_prefix))
 
 
+@pytest.mark.slow
 def test_the_sbom_lists_what_is_in_the_folder_with_owners_versions_and_licences(fake, capsys):
     app, work, _ = fake
     bom, _, problems = _build(fake)

@@ -204,6 +204,7 @@ def chromium_dom(html_file, tmp_path) -> tuple[str, str]:
     return r.stdout, r.stderr
 
 
+@pytest.mark.slow
 def test_report_opens_in_headless_chromium(html_file, tmp_path):
     flags = chromium_flags(tmp_path)
     dom, stderr = chromium_dom(html_file, tmp_path)

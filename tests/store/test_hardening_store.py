@@ -96,6 +96,7 @@ FOREIGN = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(FOREIGN))
 def test_a_received_session_with_objects_kiig_did_not_create_is_refused_for_writing(tmp_path, name):
     db = session_with(tmp_path / "received.kiig", [make_record(i, n_steps=3, n_tokens=60, curve=False) | {"id": f"q{i}"}
@@ -153,6 +154,7 @@ def test_check_flags_finished_chains_without_steps(tmp_path):
 # ------------------------------------------------------------------------------ N: given steps verbatim
 
 
+@pytest.mark.slow
 def test_given_steps_and_options_are_scored_and_stored_verbatim(tmp_path):
     steps = ["  Metformin lowers hepatic glucose output.\u2028", "\tIt is first-line in type 2 diabetes.  "]
     options = {"A": " Insulin glargine", "B": "Metformin\u2029", "C": "Gliclazide  "}

@@ -4,6 +4,7 @@ of a 45-px panel used to print 2.0, 1.5 and 1.0 on top of each other)."""
 
 from __future__ import annotations
 
+import pytest
 from PySide6.QtGui import QImage, QPainter
 
 from ..conftest import wait_idle
@@ -32,6 +33,7 @@ def label_rects(axis):
     return [rect for rect, _flags, _text in specs[2]] if specs else []
 
 
+@pytest.mark.slow
 def test_legends_lie_inside_their_plots_and_axis_labels_stay_apart(qtbot, window):
     show = presented(qtbot, window)
     try:
