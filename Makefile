@@ -34,7 +34,7 @@ VOCAB_DIR ?= $(HOME)/.cache/kiig-desktop/vocab/$(LLAMA_VERSION)
 VOCAB_FAMILIES := qwen2 llama-bpe llama-spm phi-3 gpt-2
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: run test install install-test install-cluster vocab browser doctools xlibs bundle bundle-host screenshots bench clean
+.PHONY: run test install install-test install-cluster vocab browser doctools xlibs bundle bundle-host debootstrap screenshots bench clean
 
 run: install xlibs
 	$(BIN)/kiig-desktop
@@ -57,11 +57,18 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-$(VENV)/.llama-$(WHEEL_KEY): | $(BIN)/python
+# make test and make bundle (as root, no LLAMA_CMAKE_ARGS) take the wheel the archive's Debian 11 build
+# makes (packaging/compat/build.py --wheel-to): llama.cpp is compiled once, not twice, from a cold
+# cache, and the venv runs the archive's binary; it needs no newer glibc than 2.31, so it serves
+# `make run` here too. Elsewhere this machine's compiler builds it.
+LLAMA_FROM_COMPAT := $(if $(and $(filter test bundle,$(MAKECMDGOALS)),$(filter 0,$(shell id -u)),$(if $(strip $(LLAMA_CMAKE_ARGS)),,1)),1,)
+
+$(VENV)/.llama-$(WHEEL_KEY): | $(BIN)/python $(if $(LLAMA_FROM_COMPAT),debootstrap)
 	@if ! ls $(WHEEL_DIR)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1; then \
-	  echo "building llama-cpp-python $(LLAMA_VERSION) (tens of minutes: each CPU variant is compiled) with: $(LLAMA_BUILD_ARGS), CPU variants: $(LLAMA_CPU_VARIANTS)"; \
+	  echo "building llama-cpp-python $(LLAMA_VERSION) (tens of minutes: each CPU variant is compiled) with: $(LLAMA_BUILD_ARGS), CPU variants: $(LLAMA_CPU_VARIANTS)$(if $(LLAMA_FROM_COMPAT), (in the Debian 11 root the archive is built in))"; \
 	  rm -rf $(WHEEL_DIR).partial && mkdir -p $(WHEEL_DIR).partial && \
-	  packaging/build_llama_wheel.sh $(BIN)/python $(LLAMA_VERSION) $(WHEEL_DIR).partial "$(LLAMA_BUILD_ARGS)" "$(LLAMA_CPU_VARIANTS)" && \
+	  $(if $(LLAMA_FROM_COMPAT),LLAMA_CPU_VARIANTS="$(LLAMA_CPU_VARIANTS)" $(BIN)/python packaging/compat/build.py --stage python --wheel-to $(WHEEL_DIR).partial, \
+	  packaging/build_llama_wheel.sh $(BIN)/python $(LLAMA_VERSION) $(WHEEL_DIR).partial "$(LLAMA_BUILD_ARGS)" "$(LLAMA_CPU_VARIANTS)") && \
 	  rm -rf $(WHEEL_DIR) && mv $(WHEEL_DIR).partial $(WHEEL_DIR); \
 	fi
 	$(BIN)/python -m pip install -q --no-deps --force-reinstall $(WHEEL_DIR)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
@@ -121,11 +128,13 @@ $(VENV)/.installed-bundle: $(VENV)/.installed
 # (packaging/compat/build.py: debootstrap, Python 3.11 from Debian's source, the llama.cpp wheel, a
 # venv, PyInstaller; each stage cached by a hash of its inputs). Needs root and debootstrap (installed
 # here as root). bundle-host freezes this machine's venv instead: its glibc is then the floor.
-bundle: $(BIN)/python xlibs vocab
+bundle: $(BIN)/python xlibs vocab debootstrap
+	KIIG_VOCAB_DIR=$(VOCAB_DIR) LLAMA_CPU_VARIANTS="$(LLAMA_CPU_VARIANTS)" $(BIN)/python packaging/compat/build.py
+
+debootstrap:
 	@command -v debootstrap >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null ; } || \
 	  { echo "make bundle needs root and debootstrap (apt-get install debootstrap); make bundle-host builds without" >&2; exit 1; }
-	KIIG_VOCAB_DIR=$(VOCAB_DIR) $(BIN)/python packaging/compat/build.py
 
 bundle-host: $(VENV)/.installed-bundle xlibs vocab
 	$(BIN)/python packaging/make_bundle.py

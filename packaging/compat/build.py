@@ -1,6 +1,6 @@
 """Build the offline archive inside Debian 11 (bullseye), so it needs no glibc newer than 2.31.
 
-    python packaging/compat/build.py [--force] [--stage root|python|wheel|venv|bundle]
+    python packaging/compat/build.py [--force] [--stage root|python|wheel|venv|bundle] [--wheel-to DIR]
 
 Needs root (debootstrap, chroot, mount namespaces) and the Debian archive and PyPI. Stages, each
 cached under ~/.cache/kiig-desktop/compat/ by a hash of its inputs (a stage whose inputs did not
@@ -24,6 +24,7 @@ import argparse
 import hashlib
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -199,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stage", choices=STAGES, default="bundle", help="stop after this stage (default: bundle)")
     p.add_argument("--dist", type=Path, default=ROOT / "dist",
                    help="folder for the archive, its SBOM and SHA256SUMS (default: dist/)")
+    p.add_argument("--wheel-to", type=Path, metavar="DIR",
+                   help="copy the llama.cpp wheel built in the root into DIR (make test's venv takes it: "
+                        "llama.cpp is compiled once, and the venv and the archive run the same binary)")
     args = p.parse_args(argv)
     if os.geteuid() != 0:
         print("compat: needs root (debootstrap, chroot, unshare -m)", file=sys.stderr)
@@ -207,10 +211,14 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     try:
         root = stage_root()
-        if last >= 1:
+        if last >= 1 or args.wheel_to:
             python = stage_python(root, args.force and last == 1)
-        if last >= 2:
+        if last >= 2 or args.wheel_to:
             wheel = stage_wheel(root, python, args.force and last == 2)
+        if args.wheel_to:
+            args.wheel_to.mkdir(parents=True, exist_ok=True)
+            for whl in wheel.glob("llama_cpp_python-*.whl"):
+                shutil.copy2(whl, args.wheel_to / whl.name)
         if last >= 3:
             venv = stage_venv(root, python, wheel, args.force and last == 3)
         if last >= 4:
