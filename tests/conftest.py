@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,11 @@ def pytest_configure(config):
     os.environ["KIIG_DATA_DIR"] = _DATA_DIR
     os.environ["KIIG_TEST_HOOKS"] = "1"
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    # Started in the background by a non-interactive shell (`make test &` in a script), this process
+    # and every command it starts would ignore SIGINT, and the Ctrl-C tests would see their runs
+    # finish; a handler here is reset to the default by exec in each child
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_unconfigure(config):
