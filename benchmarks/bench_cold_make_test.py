@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import re
 import statistics
@@ -27,6 +26,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+from _util import machine, save
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS_START = re.compile(r"^\S*ruff check ")
@@ -69,8 +70,9 @@ def report(log: str, total_s: float, before_tests_s: float | None, rc: int, load
            commit: str) -> dict:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), "unknown")
-    return {"date": dt.date.today().isoformat(), "commit": commit, "cpu": cpu, "cores": os.cpu_count(),
-            "beside": beside, "rc": rc, "total_s": round(total_s), "before_tests_s": before_tests_s and round(before_tests_s),
+    return {"date": dt.date.today().isoformat(), "commit": commit, "cpu": cpu, **machine(),
+            "beside": beside, "rc": rc, "total_s": round(total_s),
+            "before_tests_s": None if before_tests_s is None else round(before_tests_s),
             **parse_log(log), "load_1min": load_summary(loads)}
 
 
@@ -134,7 +136,7 @@ def main() -> int:
         result = from_log(args)
     else:
         result, _ = run_cold(args.beside)
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    save(args.out, result)
     print(f"cold make test: {result['total_s'] / 60:.1f} min ({result['before_tests_s']} s before the tests), rc {result['rc']}, "
           f"{result['passed']} passed, {result['failed']} failed, {result['skipped']} skipped; load {result['load_1min']}")
     return result["rc"]
